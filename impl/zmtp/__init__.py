@@ -1,0 +1,77 @@
+"""zmtp: a reference implementation of ZMTP 3.1 (RFC 37) and 3.0 (RFC 23) in pure Python.
+
+The wire protocol lives in a sans-I/O core (`zmtp.connection` and the
+modules it uses: greeting, frame, command, metadata, mechanisms); the
+asyncio layer (`Context`, `Socket` and the patterns) runs it over tcp:// and
+ipc://.
+"""
+
+from .bugs import ProtocolBugs
+from .connection import Connection
+from .context import Context
+from .errors import (
+    Again,
+    HandshakeError,
+    HandshakeTimeout,
+    HeartbeatTimeout,
+    HostUnreachable,
+    InvalidState,
+    MessageTooLarge,
+    NotSupported,
+    PeerRefused,
+    ProtocolError,
+    SocketClosed,
+    ZMTPError,
+)
+from .metadata import Metadata
+from .options import SocketOptions
+from .socket import Socket
+from .socket_type import SocketType
+
+__version__ = "0.1.0"
+
+PAIR = SocketType.PAIR
+PUB = SocketType.PUB
+SUB = SocketType.SUB
+REQ = SocketType.REQ
+REP = SocketType.REP
+DEALER = SocketType.DEALER
+ROUTER = SocketType.ROUTER
+PULL = SocketType.PULL
+PUSH = SocketType.PUSH
+XPUB = SocketType.XPUB
+XSUB = SocketType.XSUB
+
+__all__ = [
+    "DEALER",
+    "PAIR",
+    "PUB",
+    "PULL",
+    "PUSH",
+    "REP",
+    "REQ",
+    "ROUTER",
+    "SUB",
+    "XPUB",
+    "XSUB",
+    "Again",
+    "Connection",
+    "Context",
+    "HandshakeError",
+    "HandshakeTimeout",
+    "HeartbeatTimeout",
+    "HostUnreachable",
+    "InvalidState",
+    "MessageTooLarge",
+    "Metadata",
+    "NotSupported",
+    "PeerRefused",
+    "ProtocolBugs",
+    "ProtocolError",
+    "Socket",
+    "SocketClosed",
+    "SocketOptions",
+    "SocketType",
+    "ZMTPError",
+    "__version__",
+]

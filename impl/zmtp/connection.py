@@ -1,0 +1,454 @@
+"""The sans-I/O ZMTP connection: bytes in, events and bytes out.
+
+One `Connection` is one end of one transport connection. It owns the
+greeting, the security handshake (through a `Mechanism`), framing, and the
+commands of the traffic phase. It never touches a socket, a clock or a loop:
+
+    conn = Connection(SocketType.DEALER, as_server=False)
+    transport.write(conn.data_to_send())           # the staged greeting
+    for event in conn.receive_data(chunk): ...     # GreetingReceived, HandshakeComplete, Message, ...
+    conn.send_message([b"hello"]); transport.writelines(conn.take_output())
+
+A protocol violation raises `ProtocolError` (or `HandshakeError`) from
+`receive_data`; anything the connection still had to say (an ERROR command)
+is left in its output, and the caller flushes it and closes. Timers
+(handshake timeout, heartbeats) belong to the I/O layer, which reads the
+`Ping` events to learn a peer's TTL.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+
+from . import command
+from .bugs import NO_BUGS, ProtocolBugs
+from .errors import HandshakeError, InvalidState, PeerRefused, ProtocolError
+from .events import (
+    Cancel,
+    Event,
+    GreetingReceived,
+    HandshakeComplete,
+    Message,
+    Ping,
+    Pong,
+    Subscribe,
+    UnknownCommand,
+)
+from .frame import COMMAND, LONG, MORE, FrameDecoder, encode_message
+from .greeting import GREETING_SIZE, SIGNATURE_SIZE, Greeting, encode_signature
+from .legacy import V1FrameDecoder, encode_message_v1
+from .mechanisms.base import Mechanism
+from .mechanisms.null import NullMechanism
+from .metadata import Metadata
+from .socket_type import SENDS_IDENTITY, ZMTP20_TYPE_NUMBERS, ZMTP20_TYPES_BY_NUMBER, SocketType
+
+MechanismFactory = Callable[..., Mechanism]
+
+GREETING_CLAUSE = "23/ZMTP#version-negotiation"
+LEGACY_CLAUSE = "37/ZMTP#backwards-interoperability"
+TYPE_CLAUSE = "37/ZMTP#the-socket-type-property"
+
+
+class State(enum.Enum):
+    GREETING = "greeting"
+    HANDSHAKE = "handshake"
+    LEGACY_IDENTITY = "legacy-identity"  # ZMTP 1.0/2.0: waiting for the peer's identity frame
+    TRAFFIC = "traffic"
+    CLOSED = "closed"
+
+
+class SocketTypeMismatch(HandshakeError):
+    wire_reason = "Invalid-socket-type"
+
+
+class Connection:
+    def __init__(
+        self,
+        socket_type: SocketType | str,
+        *,
+        as_server: bool,
+        mechanism: MechanismFactory = NullMechanism,
+        identity: bytes = b"",
+        metadata: dict[str, bytes] | None = None,
+        max_msg_size: int | None = None,
+        allow_legacy: bool = True,
+        zap_domain: str = "",
+        bugs: ProtocolBugs = NO_BUGS,
+        peer: str | None = None,
+    ) -> None:
+        self.socket_type = SocketType.parse(socket_type)
+        self.as_server = as_server
+        self.identity = identity
+        self.bugs = bugs
+        self.peer = peer
+        self.allow_legacy = allow_legacy
+        self.zap_domain = zap_domain
+        self.max_msg_size = max_msg_size
+        self.state = State.GREETING
+        self.version: tuple[int, int] | None = None  # version in use on the wire
+        self.peer_greeting: Greeting | None = None
+        self.peer_metadata: Metadata | None = None
+        self.peer_socket_type: str | None = None
+        self.peer_identity = b""
+        self.mechanism = mechanism(
+            as_server=as_server,
+            local_metadata=self._local_metadata(metadata or {}),
+            check_peer=self._check_peer,
+            bugs=bugs,
+        )
+        self._out: list[bytes] = []
+        self._greeting_in = bytearray()
+        self._greeting_sent = 0  # octets of our greeting already queued
+        self._decoder: FrameDecoder | V1FrameDecoder = FrameDecoder(max_msg_size)
+        self._partial: list[bytes] = []
+        self._is_publisher = self.socket_type in (SocketType.PUB, SocketType.XPUB)
+        self._greeting = Greeting(
+            minor=1 if bugs.greeting_minor is None else bugs.greeting_minor,
+            mechanism=self.mechanism.name,
+            as_server=bool(bugs.greeting_as_server)
+            if bugs.greeting_as_server is not None
+            else (as_server and self.mechanism.name != "NULL"),
+            padding=encode_signature(len(identity))[1:9],
+        )
+        self._greeting_bytes = self._encode_greeting()
+        self._queue_greeting(GREETING_SIZE if bugs.greeting_all_at_once else SIGNATURE_SIZE)
+
+    # -- set-up ----------------------------------------------------------
+
+    def _local_metadata(self, extra: dict[str, bytes]) -> list[tuple[str, bytes]]:
+        props: list[tuple[str, bytes]] = []
+        if not self.bugs.ready_omit_socket_type:
+            st = self.bugs.ready_socket_type or self.socket_type.value
+            props.append(("Socket-Type", st.encode("ascii")))
+        if self.socket_type in SENDS_IDENTITY:
+            props.append(("Identity", self.identity))
+        for name, value in extra.items():
+            if not name.lower().startswith("x-"):
+                raise ValueError(f"application metadata name {name!r} must start with 'X-' (RFC 37)")
+            props.append((name, value))
+        return props
+
+    def _encode_greeting(self) -> bytes:
+        raw = bytearray(self._greeting.encode())
+        if self.bugs.greeting_as_server is not None:
+            raw[32] = self.bugs.greeting_as_server
+        if self.bugs.greeting_nonzero_filler:
+            raw[33:64] = b"\xaa" * 31
+        return bytes(raw)
+
+    def _queue_greeting(self, upto: int) -> None:
+        if upto > self._greeting_sent:
+            self._out.append(self._greeting_bytes[self._greeting_sent : upto])
+            self._greeting_sent = upto
+
+    # -- output ----------------------------------------------------------
+
+    def data_to_send(self) -> bytes:
+        """Everything queued for the peer, as one bytes object."""
+        out = b"".join(self._out)
+        self._out.clear()
+        return out
+
+    def take_output(self) -> list[bytes]:
+        """Everything queued for the peer, as chunks for `writelines` (no copying)."""
+        out = self._out
+        self._out = []
+        return out
+
+    def encode_message(self, frames: list[bytes] | tuple[bytes, ...]) -> list[bytes]:
+        """The chunks of one message for the wire, without queuing them."""
+        if self.state is not State.TRAFFIC:
+            raise InvalidState(f"cannot send a message in state {self.state.value}", peer=self.peer)
+        if not frames:
+            raise ValueError("a message has at least one frame")
+        if self.version == (1, 0):
+            return encode_message_v1(frames)
+        bugs = self.bugs
+        if bugs.long_flag_on_short_frames or bugs.reserved_flag_bits:
+            return self._encode_message_buggy(frames)
+        return encode_message(frames)
+
+    def _encode_message_buggy(self, frames: list[bytes] | tuple[bytes, ...]) -> list[bytes]:
+        chunks: list[bytes] = []
+        for i, body in enumerate(frames):
+            flags = MORE if i < len(frames) - 1 else 0
+            if self.bugs.reserved_flag_bits:
+                flags |= 0x80
+            if self.bugs.long_flag_on_short_frames or len(body) > 255:
+                chunks.append(bytes((flags | LONG,)) + len(body).to_bytes(8, "big"))
+            else:
+                chunks.append(bytes((flags, len(body))))
+            chunks.append(body)
+        return chunks
+
+    def send_message(self, frames: list[bytes] | tuple[bytes, ...]) -> None:
+        self._out.extend(self.encode_message(frames))
+
+    def _send_command(self, frame: bytes) -> None:
+        if self.bugs.more_flag_on_commands:
+            frame = bytes((frame[0] | MORE,)) + frame[1:]
+        self._out.append(frame)
+
+    @property
+    def speaks_commands(self) -> bool:
+        """ZMTP 3.x peers take commands; 1.0 and 2.0 have no command frames."""
+        return self.version is not None and self.version[0] >= 3
+
+    def send_subscribe(self, topic: bytes) -> None:
+        self._send_subscription(topic, subscribe=True)
+
+    def send_cancel(self, topic: bytes) -> None:
+        self._send_subscription(topic, subscribe=False)
+
+    def _send_subscription(self, topic: bytes, *, subscribe: bool) -> None:
+        # RFC 37 sends commands; a 3.0 (or older) peer only knows the 01/00 frame form.
+        if self.version is not None and self.version >= (3, 1) and not self.bugs.legacy_subscriptions_always:
+            self._require_traffic()
+            self._send_command(command.subscribe(topic) if subscribe else command.cancel(topic))
+        else:
+            self.send_message([(b"\x01" if subscribe else b"\x00") + topic])
+
+    def send_ping(self, ttl_deciseconds: int = 0, context: bytes = b"") -> None:
+        self._require_traffic()
+        if not self.speaks_commands:
+            raise InvalidState(f"ZMTP {self.version} has no PING command", peer=self.peer)
+        self._send_command(command.ping(ttl_deciseconds, context))
+
+    def _require_traffic(self) -> None:
+        if self.state is not State.TRAFFIC:
+            raise InvalidState(f"not in the traffic phase (state {self.state.value})", peer=self.peer)
+
+    def close(self) -> None:
+        self.state = State.CLOSED
+
+    # -- input -----------------------------------------------------------
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> list[Event]:
+        """Feed bytes from the peer; returns the events they complete.
+
+        Raises ProtocolError / HandshakeError on a violation; the connection
+        is then CLOSED, and its output may still hold an ERROR to flush.
+        """
+        if self.state is State.CLOSED:
+            raise InvalidState("connection is closed", peer=self.peer)
+        events: list[Event] = []
+        try:
+            if self.state is State.GREETING:
+                self._greeting_in += data
+                if not self._receive_greeting(events):
+                    return events
+            else:
+                self._decoder.feed(data)
+            self._receive_frames(events)
+        except ProtocolError as exc:
+            self.state = State.CLOSED
+            if exc.peer is None and self.peer:
+                exc.peer = self.peer
+            raise
+        except HandshakeError:
+            self.state = State.CLOSED
+            raise
+        return events
+
+    def _receive_greeting(self, events: list[Event]) -> bool:
+        """Advance the staged greeting; True once framing starts."""
+        g = self._greeting_in
+        if not g:
+            return False
+        if g[0] != 0xFF:
+            return self._downgrade_v1(events)
+        if len(g) < SIGNATURE_SIZE:
+            return False
+        if not g[9] & 0x01:
+            return self._downgrade_v1(events)
+        self._queue_greeting(SIGNATURE_SIZE + 1)  # our major version
+        if len(g) < SIGNATURE_SIZE + 1:
+            return False
+        revision = g[10]
+        if revision < 3:
+            return self._downgrade_v2(events)
+        self._queue_greeting(GREETING_SIZE)
+        if len(g) < GREETING_SIZE:
+            return False
+        greeting = Greeting.decode(bytes(g[:GREETING_SIZE]))
+        rest = bytes(g[GREETING_SIZE:])
+        self._greeting_in = bytearray()
+        self.peer_greeting = greeting
+        if greeting.mechanism != self.mechanism.name:
+            raise HandshakeError(
+                f"mechanism mismatch: we use {self.mechanism.name}, the peer greeted with {greeting.mechanism}",
+                peer=self.peer,
+            )
+        self.version = (3, 0) if greeting.version == (3, 0) else (3, 1)
+        events.append(GreetingReceived(greeting.version, greeting.mechanism, greeting.as_server))
+        self.state = State.HANDSHAKE
+        self.mechanism.start()
+        self._flush_mechanism()
+        self._decoder.feed(rest)
+        return True
+
+    def _refuse_legacy(self, version: str) -> None:
+        why = None
+        if not self.allow_legacy:
+            why = "legacy peers are not allowed on this socket"
+        elif self.mechanism.name != "NULL":
+            why = f"a {version} peer can only use NULL security, we require {self.mechanism.name}"
+        elif self.zap_domain:
+            why = f"a {version} peer cannot be authenticated and a ZAP domain is set"
+        if why:
+            raise ProtocolError(f"refused {version} peer: {why}", clause=LEGACY_CLAUSE, peer=self.peer)
+
+    def _downgrade_v1(self, events: list[Event]) -> bool:
+        self._refuse_legacy("ZMTP 1.0")
+        # Our 10 octets already read, to the peer, as an identity header with
+        # flags 0x7F: the identity body is all that is left to send.
+        self.version = (1, 0)
+        self._out.append(self.identity)
+        self._greeting_sent = GREETING_SIZE
+        self._decoder = V1FrameDecoder(self.max_msg_size, bytes(self._greeting_in))
+        self._greeting_in = bytearray()
+        events.append(GreetingReceived((1, 0), "NULL"))
+        self.state = State.LEGACY_IDENTITY
+        return True
+
+    def _downgrade_v2(self, events: list[Event]) -> bool:
+        g = self._greeting_in
+        if len(g) < SIGNATURE_SIZE + 2:
+            return False
+        self._refuse_legacy("ZMTP 2.0")
+        number = g[11]
+        peer_type = ZMTP20_TYPES_BY_NUMBER.get(number)
+        if peer_type is None:
+            raise ProtocolError(f"ZMTP 2.0 greeting names unknown socket type {number}", clause="15/ZMTP#greeting")
+        self.version = (2, 0)
+        self.peer_socket_type = peer_type.value
+        # After the major octet we already sent, RFC 15 continues with our type and identity.
+        self._out.append(bytes((ZMTP20_TYPE_NUMBERS[self.socket_type],)))
+        self._out.extend(encode_message([self.identity]))
+        self._greeting_sent = GREETING_SIZE
+        rest = bytes(g[12:])
+        self._greeting_in = bytearray()
+        events.append(GreetingReceived((2, 0), "NULL"))
+        if not self.bugs.skip_socket_type_check and not self.socket_type.can_talk_to(peer_type.value):
+            raise SocketTypeMismatch(
+                f"socket type mismatch: {self.socket_type.value} cannot talk to {peer_type.value}", peer=self.peer
+            )
+        self.state = State.LEGACY_IDENTITY
+        self._decoder.feed(rest)
+        return True
+
+    def _check_peer(self, metadata: Metadata) -> None:
+        peer_type = metadata.get("Socket-Type")
+        identity = metadata.get("Identity", b"")
+        if len(identity) > 255:
+            raise ProtocolError(
+                f"Identity is {len(identity)} octets; at most 255 are allowed", clause="37/ZMTP#the-identity-property"
+            )
+        if peer_type is not None:
+            name = peer_type.decode("ascii", "replace")
+            if not self.bugs.skip_socket_type_check and not self.socket_type.can_talk_to(name):
+                raise SocketTypeMismatch(
+                    f"socket type mismatch: {self.socket_type.value} cannot talk to {name!r} [{TYPE_CLAUSE}]",
+                    peer=self.peer,
+                )
+            self.peer_socket_type = name
+
+    def _flush_mechanism(self) -> None:
+        out = self.mechanism.outgoing
+        if out:
+            for frame in out:
+                self._send_command(frame)
+            out.clear()
+
+    def _receive_frames(self, events: list[Event]) -> None:
+        decoder = self._decoder
+        next_frame = decoder.next_frame
+        while True:
+            if self.state is State.TRAFFIC:
+                self._receive_traffic(events)
+                return
+            frame = next_frame()
+            if frame is None:
+                return
+            flags, body = frame
+            if self.state is State.LEGACY_IDENTITY:
+                self._complete(events, identity=body, metadata=Metadata())
+                continue
+            # Handshake: only commands are allowed until the mechanism is done.
+            if not flags & COMMAND:
+                raise ProtocolError(
+                    f"message frame of {len(body)} octets during the {self.mechanism.name} handshake",
+                    clause="23/ZMTP#authentication-and-confidentiality",
+                )
+            if flags & MORE:
+                raise ProtocolError("command frame has the MORE flag set", clause="23/ZMTP#framing")
+            name, data = command.parse_command(body)
+            try:
+                self.mechanism.receive_command(name, data)
+            finally:
+                self._flush_mechanism()
+            if self.mechanism.complete:
+                md = self.mechanism.peer_metadata or Metadata()
+                self._complete(events, identity=md.get("Identity", b""), metadata=md)
+
+    def _complete(self, events: list[Event], *, identity: bytes, metadata: Metadata) -> None:
+        self.peer_identity = identity
+        self.peer_metadata = metadata
+        self.state = State.TRAFFIC
+        assert self.version is not None
+        events.append(HandshakeComplete(self.version, self.peer_socket_type, identity, metadata))
+
+    def _receive_traffic(self, events: list[Event]) -> None:
+        next_frame = self._decoder.next_frame
+        partial = self._partial
+        append = events.append
+        legacy = not self.speaks_commands
+        while True:
+            frame = next_frame()
+            if frame is None:
+                return
+            flags, body = frame
+            if flags & COMMAND and not legacy:
+                # libzmq may slip a PING between the frames of a multipart
+                # message, so a command does not end the message in progress.
+                self._receive_command(flags, body, events)
+            elif flags & MORE:
+                partial.append(body)
+            else:
+                if partial:
+                    partial.append(body)
+                    frames = partial[:]
+                    partial.clear()
+                else:
+                    frames = [body]
+                if self._is_publisher and len(frames) == 1 and body and body[0] <= 1:
+                    # 3.0-style subscription frame (RFC 23 / RFC 29).
+                    append(Subscribe(body[1:], True) if body[0] == 1 else Cancel(body[1:], True))
+                else:
+                    append(Message(frames))
+
+    def _receive_command(self, flags: int, body: bytes, events: list[Event]) -> None:
+        if flags & MORE:
+            raise ProtocolError("command frame has the MORE flag set", clause="23/ZMTP#framing")
+        name, data = command.parse_command(body)
+        if name == command.PING:
+            ttl, context = command.parse_ping(data)
+            if not self.bugs.ignore_ping:
+                self._send_command(command.pong(b"" if self.bugs.empty_pong else context))
+            events.append(Ping(ttl, context))
+        elif name == command.PONG:
+            events.append(Pong(bytes(data)))
+        elif name == command.SUBSCRIBE:
+            events.append(Subscribe(bytes(data)))
+        elif name == command.CANCEL:
+            events.append(Cancel(bytes(data)))
+        elif name == command.ERROR:
+            raise PeerRefused(command.parse_error(data), peer=self.peer)
+        elif name in (command.READY, b"HELLO", b"WELCOME", b"INITIATE"):
+            raise ProtocolError(
+                f"{name.decode()} command after the handshake completed",
+                clause="23/ZMTP#authentication-and-confidentiality",
+            )
+        else:
+            events.append(UnknownCommand(name, bytes(data)))

@@ -1,0 +1,40 @@
+"""The context: a factory and owner of sockets (and, with security, of the ZAP handler)."""
+
+from __future__ import annotations
+
+from .options import SocketOptions
+from .patterns import SOCKET_CLASSES
+from .socket import Socket
+from .socket_type import SocketType
+
+
+class Context:
+    def __init__(self) -> None:
+        self._sockets: set[Socket] = set()
+        self._terminated = False
+
+    def socket(self, socket_type: SocketType | str, options: SocketOptions | None = None) -> Socket:
+        """A new socket of `socket_type` (a constant such as zmtp.REQ, or its name)."""
+        if self._terminated:
+            from .errors import SocketClosed
+
+            raise SocketClosed("the context has been terminated")
+        cls = SOCKET_CLASSES[SocketType.parse(socket_type)]
+        sock = cls(self, options)
+        self._sockets.add(sock)
+        return sock
+
+    def _forget(self, sock: Socket) -> None:
+        self._sockets.discard(sock)
+
+    async def term(self) -> None:
+        """Close every socket of this context (each lingers as its options say)."""
+        self._terminated = True
+        for sock in list(self._sockets):
+            await sock.close()
+
+    async def __aenter__(self) -> Context:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.term()

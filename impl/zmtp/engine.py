@@ -1,0 +1,309 @@
+"""The connection engine: one asyncio protocol per transport connection.
+
+It feeds the transport's bytes to a sans-I/O `Connection`, writes what the
+connection has to say, runs the timers the core leaves to I/O (handshake
+timeout, heartbeats, the peer's ping TTL), and hands messages and
+subscriptions to the socket through its pipe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket as _socket
+from typing import TYPE_CHECKING
+
+from .connection import Connection, State
+from .errors import HandshakeError, HandshakeTimeout, HeartbeatTimeout, PeerRefused, ProtocolError, ZMTPError
+from .events import Cancel, HandshakeComplete, Message, Ping, Subscribe
+
+if TYPE_CHECKING:
+    from .pipe import Pipe
+    from .socket import Socket
+
+log = logging.getLogger(__name__)
+
+
+class Engine(asyncio.BufferedProtocol):
+    def __init__(self, socket: Socket, *, as_server: bool, endpoint: str, pipe: Pipe | None = None) -> None:
+        self.socket = socket
+        self.options = socket.options
+        self.as_server = as_server
+        self.endpoint = endpoint
+        self.pipe = pipe
+        self.transport: asyncio.Transport | None = None
+        self.conn: Connection | None = None
+        self.peer = endpoint
+        self.ready = False  # handshake complete
+        self.paused = False  # transport asked us to stop writing
+        self.reading_paused = False
+        self.error: BaseException | None = None
+        self.fatal = False  # do not reconnect (protocol error, ERROR received)
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._loop = asyncio.get_running_loop()
+        self._buf = bytearray(self.options.recv_buffer_size)
+        self._view = memoryview(self._buf)
+        self._wchunks: list[bytes] = []
+        self._wsize = 0
+        self._flush_handle: asyncio.Handle | None = None
+        self._timers: list[asyncio.TimerHandle] = []
+        self._hs_timer: asyncio.TimerHandle | None = None
+        self._last_recv = 0.0
+        self._heartbeat = False
+
+    # -- asyncio protocol --------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        opts = self.options
+        peername = transport.get_extra_info("peername")
+        if isinstance(peername, tuple):
+            self.peer = f"{peername[0]}:{peername[1]}"
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (_socket.AF_INET, _socket.AF_INET6):
+            self._set_tcp_options(sock)
+        # Let the transport hold a few buffers of small messages before it pushes back.
+        transport.set_write_buffer_limits(high=max(64 * 1024, opts.send_buffer_size * 8))
+        try:
+            self.conn = Connection(
+                self.socket.type,
+                as_server=self.as_server,
+                identity=opts.routing_id,
+                metadata=opts.metadata,
+                max_msg_size=opts.max_msg_size,
+                allow_legacy=opts.allow_legacy,
+                bugs=opts.bugs,
+                peer=self.peer,
+                **self.socket._mechanism_args(self.as_server),
+            )
+        except ZMTPError as exc:
+            self._fail(exc)
+            return
+        transport.write(self.conn.data_to_send())
+        if opts.handshake_timeout > 0:
+            self._hs_timer = self._loop.call_later(opts.handshake_timeout, self._handshake_expired)
+        log.debug("connection %s %s (%s)", "accepted from" if self.as_server else "made to", self.peer, self.endpoint)
+
+    def _set_tcp_options(self, sock: _socket.socket) -> None:
+        opts = self.options
+        try:
+            sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1 if opts.tcp_nodelay else 0)
+            if opts.tcp_keepalive:
+                sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_KEEPALIVE, 1)
+                if opts.tcp_keepalive_idle is not None and hasattr(_socket, "TCP_KEEPIDLE"):
+                    sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_KEEPIDLE, max(1, int(opts.tcp_keepalive_idle)))
+                if opts.tcp_keepalive_interval is not None and hasattr(_socket, "TCP_KEEPINTVL"):
+                    sock.setsockopt(
+                        _socket.IPPROTO_TCP, _socket.TCP_KEEPINTVL, max(1, int(opts.tcp_keepalive_interval))
+                    )
+        except OSError as exc:  # an option the platform lacks must not cost the connection
+            log.warning("could not set TCP options on %s: %s", self.peer, exc)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        conn = self.conn
+        if conn is None or conn.state is State.CLOSED:
+            return
+        if self._heartbeat:
+            self._last_recv = self._loop.time()
+        try:
+            events = conn.receive_data(self._view[:nbytes])
+        except (ProtocolError, HandshakeError) as exc:
+            self._fail(exc)
+            return
+        out = conn.take_output()
+        if out and self.transport is not None:
+            self._write_now(out)
+        pipe = self.pipe
+        for ev in events:
+            if type(ev) is Message:
+                self.socket._deliver(pipe, ev.frames)  # type: ignore[arg-type]
+            elif type(ev) is HandshakeComplete:
+                self._handshake_complete(ev)
+                pipe = self.pipe
+                if pipe is None:
+                    return
+            elif type(ev) is Subscribe:
+                self.socket._on_subscription(pipe, ev.topic, True)  # type: ignore[arg-type]
+            elif type(ev) is Cancel:
+                self.socket._on_subscription(pipe, ev.topic, False)  # type: ignore[arg-type]
+            elif type(ev) is Ping:
+                if ev.ttl:
+                    self._arm_liveness(ev.ttl / 10.0, "the peer's PING TTL")
+            if self.transport is None or self.transport.is_closing():
+                return
+
+    def eof_received(self) -> bool | None:
+        return None  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
+        if self._hs_timer is not None:
+            self._hs_timer.cancel()
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        if self.conn is not None:
+            self.conn.close()
+        if exc is not None and self.error is None:
+            self.error = exc
+        was_ready = self.ready
+        self.ready = False
+        self.transport = None
+        if was_ready:
+            log.info("disconnected from %s (%s)%s", self.peer, self.endpoint, f": {self.error}" if self.error else "")
+        self.socket._engine_closed(self, was_ready)
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        if self.pipe is not None:
+            self.pipe.flush_pending()
+            self.socket._notify_writable()
+
+    # -- reading flow control ---------------------------------------------
+
+    def pause_reading(self) -> None:
+        if not self.reading_paused and self.transport is not None:
+            self.reading_paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.reading_paused and self.transport is not None:
+            self.reading_paused = False
+            self.transport.resume_reading()
+
+    # -- writing -------------------------------------------------------------
+
+    def write_message(self, frames: list[bytes]) -> None:
+        assert self.conn is not None
+        chunks = self.conn.encode_message(frames)
+        size = 0
+        for f in frames:
+            size += len(f)
+        self._wchunks.extend(chunks)
+        self._wsize += size
+        if self._wsize >= self.options.send_buffer_size:
+            self.flush()
+        elif self._flush_handle is None:
+            # Gather the small messages of this loop iteration into one write.
+            self._flush_handle = self._loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._flush_handle = None
+        if self._wchunks and self.transport is not None:
+            chunks = self._wchunks
+            self._wchunks = []
+            self._wsize = 0
+            self.transport.writelines(chunks)
+
+    def _write_now(self, chunks: list[bytes]) -> None:
+        self.flush()
+        assert self.transport is not None
+        self.transport.writelines(chunks)
+
+    def send_subscription(self, topic: bytes, subscribe: bool) -> None:
+        assert self.conn is not None
+        self.flush()
+        if subscribe:
+            self.conn.send_subscribe(topic)
+        else:
+            self.conn.send_cancel(topic)
+        self._write_now(self.conn.take_output())
+
+    @property
+    def pending_bytes(self) -> int:
+        t = self.transport
+        return self._wsize + (t.get_write_buffer_size() if t is not None else 0)
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def _handshake_complete(self, ev: HandshakeComplete) -> None:
+        if self._hs_timer is not None:
+            self._hs_timer.cancel()
+            self._hs_timer = None
+        self.ready = True
+        log.info(
+            "handshake with %s complete: ZMTP %d.%d, peer %s",
+            self.peer,
+            ev.version[0],
+            ev.version[1],
+            ev.peer_socket_type or "?",
+        )
+        self.socket._engine_ready(self, ev)
+        if self.pipe is None:
+            self.close()
+            return
+        opts = self.options
+        if opts.heartbeat_ivl > 0 and self.conn is not None and self.conn.speaks_commands:
+            self._heartbeat = True
+            self._last_recv = self._loop.time()
+            self._timers.append(self._loop.call_later(opts.heartbeat_ivl, self._send_ping))
+
+    def _send_ping(self) -> None:
+        if self.transport is None or self.conn is None:
+            return
+        opts = self.options
+        self.flush()
+        self.conn.send_ping(min(0xFFFF, round(opts.heartbeat_ttl * 10)))
+        self._write_now(self.conn.take_output())
+        timeout = opts.effective_heartbeat_timeout
+        if timeout > 0:
+            self._arm_liveness(timeout, "heartbeat timeout")
+        self._timers = [t for t in self._timers if not t.cancelled()]
+        self._timers.append(self._loop.call_later(opts.heartbeat_ivl, self._send_ping))
+
+    def _arm_liveness(self, timeout: float, why: str) -> None:
+        self._heartbeat = True
+        since = self._last_recv = self._loop.time()
+
+        def check() -> None:
+            if self.transport is not None and self._last_recv <= since:
+                self._fail(HeartbeatTimeout(f"no traffic for {timeout:g}s ({why})", peer=self.peer), fatal=False)
+
+        self._timers.append(self._loop.call_later(timeout, check))
+
+    def _handshake_expired(self) -> None:
+        self._hs_timer = None
+        if not self.ready and self.transport is not None:
+            state = self.conn.state.value if self.conn is not None else "greeting"
+            self._fail(
+                HandshakeTimeout(
+                    f"handshake not complete after {self.options.handshake_timeout:g}s (stuck in {state})",
+                    peer=self.peer,
+                ),
+                fatal=False,
+            )
+
+    def _fail(self, exc: BaseException, *, fatal: bool = True) -> None:
+        self.error = exc
+        self.fatal = fatal
+        if isinstance(exc, PeerRefused):
+            log.warning("%s refused the handshake: %s", self.peer, exc.reason)
+        else:
+            log.warning("closing connection with %s (%s): %s", self.peer, self.endpoint, exc)
+        self.socket._engine_failed(self, exc)
+        if self.transport is not None:
+            if self.conn is not None:
+                out = self.conn.take_output()
+                if out:
+                    self.transport.writelines(out)  # an ERROR command goes out before we close
+            self.transport.close()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.flush()
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()

@@ -1,0 +1,32 @@
+"""PUB (RFC 29): sends each message to every peer that subscribed to a prefix of it.
+
+Filtering happens here, at the publisher (RFC 37). A peer at its high-water
+mark misses the message rather than slowing the others down. PUB never
+delivers anything to the application.
+"""
+
+from __future__ import annotations
+
+from ..pipe import Pipe
+from ..socket import Socket
+from ..socket_type import SocketType
+
+
+class Pub(Socket):
+    type = SocketType.PUB
+    can_recv = False
+
+    def _deliver(self, pipe: Pipe, frames: list[bytes]) -> None:
+        return  # RFC 29: a PUB drops any data from its subscribers
+
+    def _on_subscription(self, pipe: Pipe, topic: bytes, subscribe: bool) -> None:
+        if subscribe:
+            pipe.subscriptions.add(topic)
+        else:
+            pipe.subscriptions.remove(topic)
+
+    async def _send(self, frames: list[bytes]) -> None:
+        topic = frames[0]
+        for pipe in self._pipes:
+            if pipe.live and pipe.subscriptions.matches(topic):
+                pipe.send(frames)  # False means the peer is full: it misses this one

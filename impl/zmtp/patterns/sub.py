@@ -1,0 +1,57 @@
+"""SUB (RFC 29): subscribes to topics and receives what matches.
+
+Subscriptions are counted here, and only a topic's first subscribe and last
+unsubscribe go on the wire: a publisher that counts (RFC 37) and one that
+keeps a set per peer (libzmq) then agree on what we asked for. Incoming
+messages are filtered again, since a publisher may send more than asked.
+"""
+
+from __future__ import annotations
+
+from ..errors import NotSupported
+from ..pipe import Pipe
+from ..socket import Socket
+from ..socket_type import SocketType
+from ..subscriptions import Subscriptions
+
+
+def _topic(topic: bytes | str) -> bytes:
+    return topic.encode("utf-8") if isinstance(topic, str) else bytes(topic)
+
+
+class Sub(Socket):
+    type = SocketType.SUB
+    can_send = False
+
+    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self._subs = Subscriptions()
+
+    def _broadcast_subscription(self, topic: bytes, subscribe: bool) -> None:
+        for pipe in self._pipes:
+            if pipe.live and pipe.engine is not None:
+                pipe.engine.send_subscription(topic, subscribe)
+
+    def subscribe(self, topic: bytes | str = b"") -> None:
+        self._check_open()
+        topic = _topic(topic)
+        if self._subs.add(topic):
+            self._broadcast_subscription(topic, True)
+
+    def unsubscribe(self, topic: bytes | str = b"") -> None:
+        self._check_open()
+        topic = _topic(topic)
+        if self._subs.remove(topic):
+            self._broadcast_subscription(topic, False)
+
+    def _attach(self, pipe: Pipe) -> bool:
+        assert pipe.engine is not None
+        for topic in self._subs.topics():
+            pipe.engine.send_subscription(topic, True)
+        return True
+
+    def _filter_in(self, pipe: Pipe, frames: list[bytes]) -> list[bytes] | None:
+        return frames if self._subs.matches(frames[0]) else None
+
+    async def _send(self, frames: list[bytes]) -> None:
+        raise NotSupported("SUB sockets cannot send; use subscribe() or an XSUB socket")

@@ -1,0 +1,98 @@
+"""A pipe: the socket's view of one peer.
+
+It holds the messages received from that peer and not yet read, the
+messages for it that the transport could not take yet, and what the pattern
+needs to know about the peer (routing id, subscriptions). A pipe made by
+`connect` outlives its connections, as libzmq's do, so that messages sent
+before the peer is up, or while it reconnects, wait in it.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING
+
+from .subscriptions import Subscriptions
+
+if TYPE_CHECKING:
+    from .engine import Engine
+    from .socket import Socket
+
+
+class Pipe:
+    __slots__ = (
+        "endpoint",
+        "engine",
+        "in_active",
+        "inbound",
+        "live",
+        "metadata",
+        "peer_address",
+        "pending",
+        "persistent",
+        "rcvhwm",
+        "routing_id",
+        "sndhwm",
+        "socket",
+        "subscriptions",
+    )
+
+    def __init__(self, socket: Socket, endpoint: str, *, persistent: bool) -> None:
+        self.socket = socket
+        self.endpoint = endpoint
+        self.engine: Engine | None = None
+        self.inbound: deque[list[bytes]] = deque()
+        self.pending: deque[list[bytes]] = deque()
+        self.routing_id = b""
+        self.metadata: dict[str, bytes] = {}
+        self.subscriptions = Subscriptions()  # what the peer asked for, on PUB/XPUB
+        self.persistent = persistent  # made by connect: survives reconnects
+        self.live = False  # an engine has completed its handshake on it
+        self.in_active = False  # queued in the socket's fair-queue ring
+        self.sndhwm = socket.options.sndhwm
+        self.rcvhwm = socket.options.rcvhwm
+        self.peer_address = ""
+
+    def __repr__(self) -> str:
+        return f"<Pipe {self.endpoint} peer={self.peer_address or '-'} live={self.live}>"
+
+    # -- outbound ----------------------------------------------------------
+
+    @property
+    def writable(self) -> bool:
+        """Can a message be taken now without exceeding the high-water mark?"""
+        engine = self.engine
+        if engine is not None and engine.ready and not engine.paused and not self.pending:
+            return True
+        return not self.sndhwm or len(self.pending) < self.sndhwm
+
+    def send(self, frames: list[bytes]) -> bool:
+        """Queue one whole message for the peer; False when the pipe is full."""
+        engine = self.engine
+        if engine is not None and engine.ready and not engine.paused and not self.pending:
+            engine.write_message(frames)
+            return True
+        if self.sndhwm and len(self.pending) >= self.sndhwm:
+            return False
+        self.pending.append(frames)
+        return True
+
+    def flush_pending(self) -> None:
+        engine = self.engine
+        pending = self.pending
+        while pending and engine is not None and engine.ready and not engine.paused:
+            engine.write_message(pending.popleft())
+
+    # -- inbound -----------------------------------------------------------
+
+    def push_inbound(self, frames: list[bytes]) -> None:
+        self.inbound.append(frames)
+        if self.rcvhwm and len(self.inbound) >= self.rcvhwm and self.engine is not None:
+            self.engine.pause_reading()
+
+    def pop_inbound(self) -> list[bytes]:
+        frames = self.inbound.popleft()
+        engine = self.engine
+        if engine is not None and engine.reading_paused and len(self.inbound) < max(1, self.rcvhwm // 2):
+            engine.resume_reading()
+        return frames

@@ -1,0 +1,431 @@
+"""The asyncio socket: endpoints, pipes, and the public send/recv API.
+
+Patterns (REQ, ROUTER, PUB, ...) subclass `Socket` and decide where a
+message goes and where the next one comes from; this module gives them the
+two classic strategies, load balancing and fair queueing, and the rest of the
+machinery: bind, connect with reconnect and backoff, linger on close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections import deque
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from .endpoint import Endpoint
+from .engine import Engine
+from .errors import NotSupported, SocketClosed
+from .events import HandshakeComplete
+from .options import SocketOptions
+from .pipe import Pipe
+from .socket_type import SocketType
+from .subscriptions import Subscriptions
+
+if TYPE_CHECKING:
+    from .context import Context
+
+log = logging.getLogger(__name__)
+
+
+class Socket:
+    type: SocketType
+    can_send = True
+    can_recv = True
+
+    def __init__(self, context: Context | None = None, options: SocketOptions | None = None) -> None:
+        self.context = context
+        self.options = options or SocketOptions()
+        self._pipes: list[Pipe] = []  # every pipe, live or waiting for its connection
+        self._active: deque[Pipe] = deque()  # pipes holding unread messages, in fair-queue order
+        self._lb_index = 0
+        self._readable = asyncio.Event()
+        self._writable = asyncio.Event()
+        self._servers: dict[str, asyncio.AbstractServer] = {}
+        self._connecters: dict[str, asyncio.Task[None]] = {}
+        self._engines: set[Engine] = set()
+        self._recv_rest: deque[bytes] = deque()
+        self._closed = False
+        self.last_endpoint = ""
+
+    def __repr__(self) -> str:
+        return f"<zmtp.Socket {self.type.value} pipes={len(self._pipes)}{' closed' if self._closed else ''}>"
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _mechanism_args(self, as_server: bool) -> dict[str, Any]:
+        """Keyword arguments for the Connection's mechanism; NULL needs none."""
+        return {}
+
+    # -- endpoints ---------------------------------------------------------
+
+    async def bind(self, endpoint: str) -> str:
+        """Listen on `endpoint`; returns the endpoint actually bound (port 0 resolved)."""
+        self._check_open()
+        ep = Endpoint.parse(endpoint)
+        loop = asyncio.get_running_loop()
+
+        name = [str(ep)]  # filled in with the real port once bound
+
+        def factory() -> Engine:
+            return Engine(self, as_server=True, endpoint=name[0])
+
+        if ep.transport == "tcp":
+            server = await loop.create_server(factory, ep.host, ep.port, reuse_address=True)
+            sockname = server.sockets[0].getsockname()
+            bound = str(Endpoint("tcp", host=ep.host, port=sockname[1]))
+        else:
+            path = ep.path
+            if path.startswith("@"):
+                path = "\0" + path[1:]  # Linux abstract namespace, as libzmq spells it
+            elif os.path.exists(path):
+                os.unlink(path)  # libzmq replaces a stale socket file too
+            server = await loop.create_unix_server(factory, path)
+            bound = str(ep)
+        name[0] = bound
+        self._servers[bound] = server
+        self.last_endpoint = bound
+        log.info("%s bound to %s", self.type.value, bound)
+        return bound
+
+    async def unbind(self, endpoint: str) -> None:
+        server = self._servers.pop(endpoint, None)
+        if server is None:
+            raise ValueError(f"{endpoint!r} is not bound on this socket (bound: {', '.join(self._servers) or 'none'})")
+        server.close()
+
+    async def connect(self, endpoint: str) -> None:
+        """Connect to `endpoint` in the background; reconnects when the connection drops.
+
+        Like libzmq, this returns at once: messages sent before the peer is up
+        wait in the pipe (unless `immediate` is set).
+        """
+        self._check_open()
+        ep = Endpoint.parse(endpoint)
+        key = str(ep)
+        if key in self._connecters:
+            raise ValueError(f"already connected to {key}")
+        pipe = Pipe(self, key, persistent=True)
+        self._pipes.append(pipe)
+        if not self.options.immediate:
+            self._pipe_usable(pipe)
+        self._connecters[key] = asyncio.get_running_loop().create_task(self._connect_loop(ep, pipe))
+
+    async def disconnect(self, endpoint: str) -> None:
+        task = self._connecters.pop(endpoint, None)
+        if task is None:
+            raise ValueError(f"not connected to {endpoint!r}")
+        task.cancel()
+        for pipe in [p for p in self._pipes if p.persistent and p.endpoint == endpoint]:
+            if pipe.engine is not None:
+                pipe.engine.close()
+            self._remove_pipe(pipe)
+
+    async def _connect_loop(self, ep: Endpoint, pipe: Pipe) -> None:
+        loop = asyncio.get_running_loop()
+        opts = self.options
+        delay = opts.reconnect_ivl
+        while not self._closed:
+            try:
+                if ep.transport == "tcp":
+                    coro = loop.create_connection(
+                        lambda: Engine(self, as_server=False, endpoint=str(ep), pipe=pipe), ep.host, ep.port
+                    )
+                else:
+                    path = "\0" + ep.path[1:] if ep.path.startswith("@") else ep.path
+                    coro = loop.create_unix_connection(
+                        lambda: Engine(self, as_server=False, endpoint=str(ep), pipe=pipe), path
+                    )
+                _, engine = await asyncio.wait_for(coro, opts.connect_timeout or None)
+            except (TimeoutError, OSError) as exc:
+                log.debug("connect to %s failed: %s", ep, exc or "timed out")
+            else:
+                await engine.closed
+                if engine.fatal:
+                    log.warning("not reconnecting to %s after %s", ep, engine.error)
+                    return
+                if engine.error is None or isinstance(engine.error, ConnectionError):
+                    delay = opts.reconnect_ivl  # a connection that worked resets the backoff
+            if opts.reconnect_ivl <= 0 or self._closed:
+                return
+            await asyncio.sleep(delay)
+            if opts.reconnect_ivl_max > opts.reconnect_ivl:
+                delay = min(delay * 2, opts.reconnect_ivl_max)
+
+    # -- engine callbacks ------------------------------------------------
+
+    def _engine_ready(self, engine: Engine, ev: HandshakeComplete) -> None:
+        """A handshake completed: give the engine a pipe, or refuse it (engine.pipe = None)."""
+        pipe = engine.pipe
+        if pipe is None:
+            pipe = Pipe(self, engine.endpoint, persistent=False)
+        pipe.engine = engine
+        pipe.routing_id = ev.peer_identity
+        pipe.metadata = dict(ev.metadata.items())
+        pipe.peer_address = engine.peer
+        pipe.subscriptions = Subscriptions()
+        if not self._attach(pipe):
+            pipe.engine = None
+            engine.pipe = None
+            if not pipe.persistent:
+                return
+            engine.fatal = True
+            return
+        engine.pipe = pipe
+        self._engines.add(engine)
+        pipe.live = True
+        if pipe not in self._pipes:
+            self._pipes.append(pipe)
+        self._pipe_usable(pipe)
+        pipe.flush_pending()
+        self._notify_writable()
+
+    def _engine_failed(self, engine: Engine, exc: BaseException) -> None:
+        """Hook for patterns and metrics; the engine closes itself."""
+
+    def _engine_closed(self, engine: Engine, was_ready: bool) -> None:
+        self._engines.discard(engine)
+        pipe = engine.pipe
+        if pipe is None or pipe.engine is not engine:
+            return
+        pipe.engine = None
+        pipe.live = False
+        self._detach(pipe)
+        if not pipe.persistent:
+            self._remove_pipe(pipe)
+        elif self.options.immediate:
+            self._pipe_unusable(pipe)
+
+    def _remove_pipe(self, pipe: Pipe) -> None:
+        if pipe in self._pipes:
+            self._pipes.remove(pipe)
+        self._pipe_unusable(pipe)
+        if pipe.in_active:
+            try:
+                self._active.remove(pipe)
+            except ValueError:
+                pass
+            pipe.in_active = False
+
+    # -- pattern hooks -------------------------------------------------------
+
+    def _attach(self, pipe: Pipe) -> bool:
+        """A peer completed its handshake on `pipe`. Return False to refuse it."""
+        return True
+
+    def _detach(self, pipe: Pipe) -> None:
+        """The peer on `pipe` disconnected."""
+
+    def _pipe_usable(self, pipe: Pipe) -> None:
+        """`pipe` may now be chosen for sending (load balancing)."""
+
+    def _pipe_unusable(self, pipe: Pipe) -> None:
+        """`pipe` must no longer be chosen for sending."""
+
+    def _deliver(self, pipe: Pipe, frames: list[bytes]) -> None:
+        """A whole message arrived on `pipe`. Default: fair-queue it for recv."""
+        pipe.push_inbound(frames)
+        if not pipe.in_active:
+            pipe.in_active = True
+            self._active.append(pipe)
+        self._readable.set()
+
+    def _on_subscription(self, pipe: Pipe, topic: bytes, subscribe: bool) -> None:
+        """A SUBSCRIBE or CANCEL (either form) arrived; only publishers care."""
+
+    def _notify_writable(self) -> None:
+        self._writable.set()
+
+    # -- strategies ----------------------------------------------------------
+
+    def _fq_take(self) -> tuple[Pipe, list[bytes]] | None:
+        """Fair queueing (RFC 28): the next message, taking peers in turn."""
+        active = self._active
+        while active:
+            pipe = active.popleft()
+            if not pipe.inbound:
+                pipe.in_active = False
+                continue
+            frames = pipe.pop_inbound()
+            if pipe.inbound:
+                active.append(pipe)
+            else:
+                pipe.in_active = False
+            return pipe, frames
+        return None
+
+    async def _fq_recv(self) -> tuple[Pipe, list[bytes]]:
+        while True:
+            got = self._fq_take()
+            if got is not None:
+                return got
+            await self._wait(self._readable)
+
+    async def _wait(self, event: asyncio.Event) -> None:
+        self._check_open()
+        event.clear()
+        await event.wait()
+        self._check_open()
+
+    def _lb_try(self, frames: list[bytes], pipes: list[Pipe]) -> Pipe | None:
+        """Load balancing (RFC 28): the next pipe in turn that can take the message."""
+        n = len(pipes)
+        for i in range(n):
+            idx = (self._lb_index + i) % n
+            pipe = pipes[idx]
+            if pipe.send(frames):
+                self._lb_index = idx + 1
+                return pipe
+        return None
+
+    async def _lb_send(self, frames: list[bytes], pipes: list[Pipe]) -> Pipe:
+        while True:
+            pipe = self._lb_try(frames, pipes)
+            if pipe is not None:
+                return pipe
+            await self._wait(self._writable)
+
+    # -- public API ----------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise SocketClosed(f"{self.type.value} socket is closed")
+
+    async def send_multipart(self, frames: Iterable[bytes]) -> None:
+        """Send one message of one or more frames, atomically."""
+        self._check_open()
+        if not self.can_send:
+            raise NotSupported(f"{self.type.value} sockets cannot send")
+        msg = [bytes(f) if not isinstance(f, bytes) else f for f in frames]
+        if not msg:
+            raise ValueError("a message has at least one frame")
+        await self._send(msg)
+
+    async def send(self, data: bytes) -> None:
+        """Send a single-frame message."""
+        await self.send_multipart([data])
+
+    async def send_many(self, messages: Iterable[Iterable[bytes]]) -> int:
+        """Send many messages in one call; returns how many were sent.
+
+        Per-call overhead dominates small messages in Python; this keeps the
+        pattern logic per message but pays the API cost once.
+        """
+        self._check_open()
+        if not self.can_send:
+            raise NotSupported(f"{self.type.value} sockets cannot send")
+        n = 0
+        send = self._send
+        for frames in messages:
+            msg = frames if isinstance(frames, list) else list(frames)
+            await send(msg)
+            n += 1
+        return n
+
+    async def recv_multipart(self) -> list[bytes]:
+        """The next whole message."""
+        self._check_open()
+        if not self.can_recv:
+            raise NotSupported(f"{self.type.value} sockets cannot receive")
+        if self._recv_rest:
+            rest = list(self._recv_rest)
+            self._recv_rest.clear()
+            return rest
+        return await self._recv()
+
+    async def recv(self) -> bytes:
+        """The next frame; the rest of a multipart message follows on later calls."""
+        if self._recv_rest:
+            return self._recv_rest.popleft()
+        frames = await self.recv_multipart()
+        self._recv_rest.extend(frames[1:])
+        return frames[0]
+
+    async def recv_many(self, max_messages: int = 1024) -> list[list[bytes]]:
+        """Wait for at least one message, then return up to `max_messages` that are ready."""
+        out = [await self.recv_multipart()]
+        while len(out) < max_messages:
+            frames = self._recv_nowait()
+            if frames is None:
+                break
+            out.append(frames)
+        return out
+
+    def _recv_nowait(self) -> list[bytes] | None:
+        """A message if one is ready without waiting; patterns with their own queue override."""
+        got = self._fq_take()
+        return None if got is None else self._filter_in(got[0], got[1])
+
+    def _filter_in(self, pipe: Pipe, frames: list[bytes]) -> list[bytes] | None:
+        return frames
+
+    async def _send(self, frames: list[bytes]) -> None:
+        raise NotSupported(f"{self.type.value} sockets cannot send")
+
+    async def _recv(self) -> list[bytes]:
+        while True:
+            pipe, frames = await self._fq_recv()
+            out = self._filter_in(pipe, frames)
+            if out is not None:
+                return out
+
+    def subscribe(self, topic: bytes | str = b"") -> None:
+        raise NotSupported(f"{self.type.value} sockets have no subscriptions")
+
+    def unsubscribe(self, topic: bytes | str = b"") -> None:
+        raise NotSupported(f"{self.type.value} sockets have no subscriptions")
+
+    @property
+    def peers(self) -> list[Pipe]:
+        return [p for p in self._pipes if p.live]
+
+    async def close(self, linger: float | None = ...) -> None:  # type: ignore[assignment]
+        """Close the socket; queued messages get up to `linger` seconds to leave."""
+        if self._closed:
+            return
+        if linger is ...:
+            linger = self.options.linger
+        for server in self._servers.values():
+            server.close()
+        for task in self._connecters.values():
+            task.cancel()
+        if linger is None or linger > 0:
+            await self._linger(linger)
+        self._closed = True
+        for engine in list(self._engines):
+            engine.close()
+        for pipe in self._pipes:
+            if pipe.engine is not None:
+                pipe.engine.close()
+        self._readable.set()
+        self._writable.set()
+        for task in self._connecters.values():
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        self._connecters.clear()
+        self._servers.clear()
+        if self.context is not None:
+            self.context._forget(self)
+
+    async def _linger(self, linger: float | None) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = None if linger is None else loop.time() + linger
+
+        def busy() -> bool:
+            return any(
+                (p.pending and p.engine is not None) or (p.engine is not None and p.engine.pending_bytes)
+                for p in self._pipes
+            )
+
+        for engine in list(self._engines):
+            engine.flush()
+        while busy():
+            if deadline is not None and loop.time() >= deadline:
+                break
+            await asyncio.sleep(0.005)
