@@ -1,0 +1,91 @@
+"""Framing (RFC 23 "Framing"): short/long sizes, flags, the decoder's limits."""
+
+import pytest
+
+from zmtp.errors import MessageTooLarge, ProtocolError
+from zmtp.frame import COMMAND, LONG, MORE, FrameDecoder, encode_frame, encode_message_bytes, frame_header
+
+
+@pytest.mark.parametrize(
+    "size,header",
+    [
+        (0, b"\x00\x00"),
+        (255, b"\x00\xff"),
+        (256, b"\x02" + (256).to_bytes(8, "big")),
+        (70000, b"\x02" + (70000).to_bytes(8, "big")),
+    ],
+)
+def test_short_long_boundary(size, header):
+    assert frame_header(size) == header
+    assert encode_frame(b"x" * size)[: len(header)] == header
+
+
+def test_flags_more_and_command():
+    assert encode_frame(b"a", more=True)[:2] == b"\x01\x01"
+    assert encode_frame(b"a" * 300, more=True)[0] == MORE | LONG
+    assert encode_frame(b"a", command=True)[0] == COMMAND
+
+
+def test_multipart_sets_more_on_all_but_last():
+    raw = encode_message_bytes([b"a", b"", b"c"])
+    assert raw == b"\x01\x01a" + b"\x01\x00" + b"\x00\x01c"
+
+
+def test_decoder_roundtrip_across_boundaries():
+    dec = FrameDecoder()
+    bodies = [b"", b"x" * 255, b"y" * 256, b"z" * 100000]
+    data = b"".join(encode_frame(b) for b in bodies)
+    out = []
+    for i in range(0, len(data), 997):
+        dec.feed(data[i : i + 997])
+        while (f := dec.next_frame()) is not None:
+            out.append(f[1])
+    assert out == bodies
+
+
+def test_decoder_accepts_long_encoding_of_small_frames():
+    # libzmq accepts it; RFC says SHOULD use short, so it is not an error.
+    dec = FrameDecoder()
+    dec.feed(b"\x02" + (3).to_bytes(8, "big") + b"abc")
+    assert dec.next_frame() == (LONG, b"abc")
+
+
+@pytest.mark.parametrize("flags", [0x08, 0x10, 0x80, 0xFF])
+def test_reserved_bits_are_a_protocol_error(flags):
+    dec = FrameDecoder()
+    dec.feed(bytes((flags, 0)))
+    with pytest.raises(ProtocolError, match="reserved"):
+        dec.next_frame()
+
+
+def test_size_over_2_63_is_refused_from_the_header_alone():
+    dec = FrameDecoder()
+    dec.feed(b"\x02" + b"\xff" * 8)
+    with pytest.raises(ProtocolError, match="2\\^63"):
+        dec.next_frame()
+
+
+def test_max_size_is_checked_before_the_body_arrives():
+    dec = FrameDecoder(max_size=100)
+    dec.feed(b"\x02" + (1 << 40).to_bytes(8, "big"))  # a terabyte announced, nothing sent
+    with pytest.raises(MessageTooLarge):
+        dec.next_frame()
+
+
+def test_max_size_exactly_is_allowed():
+    dec = FrameDecoder(max_size=100)
+    dec.feed(encode_frame(b"x" * 100))
+    assert dec.next_frame()[1] == b"x" * 100
+    dec.feed(encode_frame(b"x" * 101))
+    with pytest.raises(MessageTooLarge):
+        dec.next_frame()
+
+
+def test_incomplete_frames_wait():
+    dec = FrameDecoder()
+    dec.feed(b"\x02\x00\x00")
+    assert dec.next_frame() is None
+    dec.feed(b"\x00\x00\x00\x00\x00\x01")
+    assert dec.next_frame() is None
+    dec.feed(b"!")
+    assert dec.next_frame() == (LONG, b"!")
