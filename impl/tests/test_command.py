@@ -71,8 +71,8 @@ def test_ping_context_is_cut_to_16_for_the_pong():
     # libzmq test_heartbeats: a 65-octet PING body gets a 21-octet PONG body.
     body = b"\x04PING" + b"\x00\x00" + b"LOL" + b"z" * 55
     assert len(body) == 65
-    name, data = command.parse_command(body)
-    ttl, ctx = command.parse_ping(data)
+    _name, data = command.parse_command(body)
+    _ttl, ctx = command.parse_ping(data)
     assert command.pong(ctx) == b"\x04\x15\x04PONG" + b"LOL" + b"z" * 13
 
 

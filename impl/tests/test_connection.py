@@ -71,9 +71,19 @@ def test_client_closes_without_error_on_bad_server_type():
 @pytest.mark.parametrize(
     "client,server",
     [
-        ("REQ", "REP"), ("REQ", "ROUTER"), ("DEALER", "REP"), ("DEALER", "DEALER"), ("DEALER", "ROUTER"),
-        ("ROUTER", "ROUTER"), ("SUB", "PUB"), ("SUB", "XPUB"), ("XSUB", "PUB"), ("XSUB", "XPUB"),
-        ("PUSH", "PULL"), ("PULL", "PUSH"), ("PAIR", "PAIR"),
+        ("REQ", "REP"),
+        ("REQ", "ROUTER"),
+        ("DEALER", "REP"),
+        ("DEALER", "DEALER"),
+        ("DEALER", "ROUTER"),
+        ("ROUTER", "ROUTER"),
+        ("SUB", "PUB"),
+        ("SUB", "XPUB"),
+        ("XSUB", "PUB"),
+        ("XSUB", "XPUB"),
+        ("PUSH", "PULL"),
+        ("PULL", "PUSH"),
+        ("PAIR", "PAIR"),
     ],
 )
 def test_every_valid_pair_completes(client, server):
@@ -90,7 +100,7 @@ def test_skip_socket_type_check_bug_lets_a_bad_pair_through():
 
 
 def test_property_names_are_case_insensitive_on_receive():
-    client, server = handshake("DEALER", "ROUTER")
+    _client, _server = handshake("DEALER", "ROUTER")
     weird = Connection("ROUTER", as_server=True)
     weird.receive_data(Greeting().encode())
     weird.data_to_send()
@@ -143,7 +153,7 @@ def test_empty_pong_bug():
 
 
 def test_ping_between_frames_of_a_message_does_not_break_it():
-    client, server = handshake("PUSH", "PULL")
+    _client, server = handshake("PUSH", "PULL")
     raw = encode_frame(b"a", more=True) + command.ping(0, b"x") + encode_frame(b"b")
     events = server.receive_data(raw)
     assert events == [Ping(0, b"x"), Message([b"a", b"b"])]
@@ -173,32 +183,32 @@ def test_subscriptions_use_frames_with_3_0():
 
 
 def test_publisher_accepts_both_forms_on_3_1():
-    sub, pub = handshake("XSUB", "XPUB")
+    _sub, pub = handshake("XSUB", "XPUB")
     assert pub.receive_data(b"\x00\x02\x01A") == [Subscribe(b"A", legacy=True)]
     assert pub.receive_data(command.subscribe(b"B")) == [Subscribe(b"B")]
 
 
 def test_unknown_command_after_handshake_is_reported_not_fatal():
-    client, server = handshake("PUSH", "PULL")
+    _client, server = handshake("PUSH", "PULL")
     events = server.receive_data(encode_frame(b"\x06FOOBARworld", command=True))
     assert events == [UnknownCommand(b"FOOBAR", b"world")]
     assert server.state is State.TRAFFIC
 
 
 def test_handshake_command_after_handshake_is_an_error():
-    client, server = handshake("PUSH", "PULL")
+    _client, server = handshake("PUSH", "PULL")
     with pytest.raises(ProtocolError, match="HELLO command after"):
         server.receive_data(encode_frame(b"\x05HELLOworld", command=True))
 
 
 def test_ready_after_handshake_is_an_error():
-    client, server = handshake("PUSH", "PULL")
+    _client, server = handshake("PUSH", "PULL")
     with pytest.raises(ProtocolError, match="READY command after"):
         server.receive_data(command.ready([("Socket-Type", b"PUSH")]))
 
 
 def test_more_flag_on_command_is_an_error():
-    client, server = handshake("PUSH", "PULL")
+    _client, server = handshake("PUSH", "PULL")
     with pytest.raises(ProtocolError, match="MORE"):
         server.receive_data(b"\x05\x06\x04PING\x00\x00")
 
@@ -210,7 +220,7 @@ def test_send_before_handshake_is_invalid_state():
 
 
 def test_max_msg_size_from_the_header():
-    client, server = handshake("PUSH", "PULL", server={"max_msg_size": 10})
+    _client, server = handshake("PUSH", "PULL", server={"max_msg_size": 10})
     with pytest.raises(ProtocolError, match="max_msg_size"):
         server.receive_data(b"\x02" + (1 << 50).to_bytes(8, "big"))
 

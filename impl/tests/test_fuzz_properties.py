@@ -6,7 +6,17 @@ from hypothesis import strategies as st
 from zmtp import command
 from zmtp.connection import Connection, State
 from zmtp.errors import HandshakeError, ProtocolError
-from zmtp.events import Cancel, Event, GreetingReceived, HandshakeComplete, Message, Ping, Pong, Subscribe, UnknownCommand
+from zmtp.events import (
+    Cancel,
+    Event,
+    GreetingReceived,
+    HandshakeComplete,
+    Message,
+    Ping,
+    Pong,
+    Subscribe,
+    UnknownCommand,
+)
 from zmtp.frame import encode_message_bytes
 from zmtp.greeting import Greeting
 
@@ -49,7 +59,10 @@ def test_arbitrary_bytes(chunks, socket_type):
 @given(st.binary(max_size=400), st.sampled_from(["PULL", "XPUB"]))
 def test_arbitrary_bytes_after_a_valid_greeting(tail, socket_type):
     conn = Connection(socket_type, as_server=True)
-    feed(conn, [Greeting().encode(), command.ready([("Socket-Type", b"PUSH" if socket_type == "PULL" else b"SUB")]), tail])
+    feed(
+        conn,
+        [Greeting().encode(), command.ready([("Socket-Type", b"PUSH" if socket_type == "PULL" else b"SUB")]), tail],
+    )
 
 
 @FUZZ

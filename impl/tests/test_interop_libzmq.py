@@ -15,9 +15,18 @@ pytestmark = pytest.mark.interop
 
 # RFC 37's valid pairs; each is run with either type as the binding side.
 PAIRS = [
-    ("REQ", "REP"), ("REQ", "ROUTER"), ("DEALER", "REP"), ("DEALER", "DEALER"), ("DEALER", "ROUTER"),
-    ("ROUTER", "ROUTER"), ("PUB", "SUB"), ("PUB", "XSUB"), ("XPUB", "SUB"), ("XPUB", "XSUB"),
-    ("PUSH", "PULL"), ("PAIR", "PAIR"),
+    ("REQ", "REP"),
+    ("REQ", "ROUTER"),
+    ("DEALER", "REP"),
+    ("DEALER", "DEALER"),
+    ("DEALER", "ROUTER"),
+    ("ROUTER", "ROUTER"),
+    ("PUB", "SUB"),
+    ("PUB", "XSUB"),
+    ("XPUB", "SUB"),
+    ("XPUB", "XSUB"),
+    ("PUSH", "PULL"),
+    ("PAIR", "PAIR"),
 ]
 CASES = sorted({(a, b) for a, b in PAIRS} | {(b, a) for a, b in PAIRS})
 BIG = b"L" * 300  # a long frame in every exchange

@@ -204,12 +204,8 @@ class Socket:
         if pipe in self._pipes:
             self._pipes.remove(pipe)
         self._pipe_unusable(pipe)
-        if pipe.in_active:
-            try:
-                self._active.remove(pipe)
-            except ValueError:
-                pass
-            pipe.in_active = False
+        # Messages that arrived before the peer left are still delivered (as
+        # libzmq does): the pipe leaves the fair-queue ring once drained.
 
     # -- pattern hooks -------------------------------------------------------
 
@@ -391,10 +387,12 @@ class Socket:
             linger = self.options.linger
         for server in self._servers.values():
             server.close()
+        if linger is None or linger > 0:
+            # Connecters keep running meanwhile: queued messages may still
+            # be waiting for their peer to come up.
+            await self._linger(linger)
         for task in self._connecters.values():
             task.cancel()
-        if linger is None or linger > 0:
-            await self._linger(linger)
         self._closed = True
         for engine in list(self._engines):
             engine.close()
@@ -418,10 +416,7 @@ class Socket:
         deadline = None if linger is None else loop.time() + linger
 
         def busy() -> bool:
-            return any(
-                (p.pending and p.engine is not None) or (p.engine is not None and p.engine.pending_bytes)
-                for p in self._pipes
-            )
+            return any(p.pending or (p.engine is not None and p.engine.pending_bytes) for p in self._pipes)
 
         for engine in list(self._engines):
             engine.flush()

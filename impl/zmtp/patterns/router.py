@@ -62,8 +62,7 @@ class Router(Socket):
             del self._routes[pipe.routing_id]
 
     def _filter_in(self, pipe: Pipe, frames: list[bytes]) -> list[bytes] | None:
-        if self._routes.get(pipe.routing_id) is not pipe:
-            return None  # the peer left (or was handed over) while its message waited
+        # Also for a peer that has left since: its messages still count.
         return [pipe.routing_id, *frames]
 
     async def _send(self, frames: list[bytes]) -> None:

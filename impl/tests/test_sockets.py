@@ -1,0 +1,422 @@
+"""Socket semantics of the asyncio layer (RFC 28-31), impl against impl."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import pytest
+
+import zmtp
+
+T = 5.0
+
+
+def opts(**kw) -> zmtp.SocketOptions:
+    return zmtp.SocketOptions(linger=0, **kw)
+
+
+async def recv(sock, timeout: float = T):
+    return await asyncio.wait_for(sock.recv_multipart(), timeout)
+
+
+async def nothing_arrives(sock, within: float = 0.2) -> bool:
+    try:
+        await asyncio.wait_for(sock.recv_multipart(), within)
+    except TimeoutError:
+        return True
+    return False
+
+
+async def pair(ctx, btype, ctype, bopts=None, copts=None):
+    b = ctx.socket(btype, bopts or opts())
+    c = ctx.socket(ctype, copts or opts())
+    ep = await b.bind("tcp://127.0.0.1:0")
+    await c.connect(ep)
+    return b, c, ep
+
+
+async def until_connected(sock, n: int = 1) -> None:
+    async with asyncio.timeout(T):
+        while len(sock.peers) < n:
+            await asyncio.sleep(0.005)
+
+
+# -- REQ / REP -------------------------------------------------------------------
+
+
+async def test_req_rep_strict_alternation(ctx):
+    rep, req, _ = await pair(ctx, zmtp.REP, zmtp.REQ)
+    with pytest.raises(zmtp.InvalidState, match="send a request"):
+        await req.recv_multipart()
+    await req.send(b"one")
+    with pytest.raises(zmtp.InvalidState, match="receive the reply"):
+        await req.send(b"two")
+    assert await recv(rep) == [b"one"]
+    with pytest.raises(zmtp.InvalidState, match="send the reply"):
+        await rep.recv_multipart()
+    await rep.send(b"ONE")
+    assert await recv(req) == [b"ONE"]
+    with pytest.raises(zmtp.InvalidState, match="receive a request"):
+        await rep.send(b"unasked")
+
+
+async def test_rep_keeps_the_envelope(ctx):
+    rep, dealer, _ = await pair(ctx, zmtp.REP, zmtp.DEALER)
+    await dealer.send_multipart([b"hop2", b"hop1", b"", b"body", b"more"])
+    assert await recv(rep) == [b"body", b"more"]
+    await rep.send_multipart([b"reply"])
+    assert await recv(dealer) == [b"hop2", b"hop1", b"", b"reply"]
+
+
+async def test_rep_discards_requests_without_delimiter(ctx):
+    rep, dealer, _ = await pair(ctx, zmtp.REP, zmtp.DEALER)
+    await dealer.send_multipart([b"no-delimiter"])
+    await dealer.send_multipart([b"", b"good"])
+    assert await recv(rep) == [b"good"]
+
+
+async def test_req_discards_replies_without_delimiter(ctx):
+    router, req, _ = await pair(ctx, zmtp.ROUTER, zmtp.REQ)
+    await req.send(b"q")
+    rid, _delim, _body = await recv(router)
+    await router.send_multipart([rid, b"bad-no-delimiter"])
+    await router.send_multipart([rid, b"", b"good"])
+    assert await recv(req) == [b"good"]
+
+
+async def test_req_round_robin_and_replies_only_from_that_peer(ctx):
+    r1 = ctx.socket(zmtp.ROUTER, opts())
+    r2 = ctx.socket(zmtp.ROUTER, opts())
+    req = ctx.socket(zmtp.REQ, opts())
+    await req.connect(await r1.bind("tcp://127.0.0.1:0"))
+    await req.connect(await r2.bind("tcp://127.0.0.1:0"))
+    await until_connected(req, 2)
+    await req.send(b"first")
+    rid1, _, _ = await recv(r1)
+    # A reply from the other peer is dropped: REQ only listens to r1 now.
+    await r2.send_multipart([b"ghost", b"", b"nope"])
+    await r1.send_multipart([rid1, b"", b"from-r1"])
+    assert await recv(req) == [b"from-r1"]
+    await req.send(b"second")
+    _rid2, _, body = await recv(r2)
+    assert body == b"second"
+
+
+async def test_req_relaxed_and_correlate(ctx):
+    router = ctx.socket(zmtp.ROUTER, opts())
+    req = ctx.socket(zmtp.REQ, opts(req_relaxed=True, req_correlate=True))
+    await req.connect(await router.bind("tcp://127.0.0.1:0"))
+    await req.send(b"a")
+    rid, reqid_a, _, _ = await recv(router)
+    await req.send(b"b")  # relaxed: allowed before the reply
+    rid, reqid_b, _, _ = await recv(router)
+    assert len(reqid_a) == 4 and reqid_a != reqid_b
+    await router.send_multipart([rid, reqid_a, b"", b"stale"])
+    await router.send_multipart([rid, reqid_b, b"", b"fresh"])
+    assert await recv(req) == [b"fresh"]
+
+
+# -- ROUTER -----------------------------------------------------------------------
+
+
+async def test_router_generates_ids_and_honours_announced_ones(ctx):
+    router = ctx.socket(zmtp.ROUTER, opts())
+    ep = await router.bind("tcp://127.0.0.1:0")
+    anon = ctx.socket(zmtp.DEALER, opts())
+    named = ctx.socket(zmtp.DEALER, opts(routing_id=b"named"))
+    await anon.connect(ep)
+    await named.connect(ep)
+    await anon.send(b"from-anon")
+    await named.send(b"from-named")
+    got = {}
+    for _ in range(2):
+        rid, body = await recv(router)
+        got[body] = rid
+    assert got[b"from-named"] == b"named"
+    generated = got[b"from-anon"]
+    assert len(generated) == 5 and generated[0] == 0
+    await router.send_multipart([generated, b"to-anon"])
+    await router.send_multipart([b"named", b"to-named"])
+    assert await recv(anon) == [b"to-anon"]
+    assert await recv(named) == [b"to-named"]
+
+
+async def test_router_mandatory_raises_on_unknown_id(ctx):
+    router = ctx.socket(zmtp.ROUTER, opts(router_mandatory=True))
+    await router.bind("tcp://127.0.0.1:0")
+    with pytest.raises(zmtp.HostUnreachable, match="nobody"):
+        await router.send_multipart([b"nobody", b"x"])
+
+
+async def test_router_drops_unknown_id_silently_by_default(ctx):
+    router = ctx.socket(zmtp.ROUTER, opts())
+    await router.bind("tcp://127.0.0.1:0")
+    await router.send_multipart([b"nobody", b"x"])  # no error
+
+
+async def test_router_refuses_duplicate_id_unless_handover(ctx):
+    for handover in (False, True):
+        router = ctx.socket(zmtp.ROUTER, opts(router_handover=handover))
+        ep = await router.bind("tcp://127.0.0.1:0")
+        first = ctx.socket(zmtp.DEALER, opts(routing_id=b"dup", reconnect_ivl=0))
+        await first.connect(ep)
+        await first.send(b"1")
+        assert await recv(router) == [b"dup", b"1"]
+        second = ctx.socket(zmtp.DEALER, opts(routing_id=b"dup", reconnect_ivl=0))
+        await second.connect(ep)
+        await asyncio.sleep(0.2)
+        await router.send_multipart([b"dup", b"who"])
+        winner, loser = (second, first) if handover else (first, second)
+        assert await recv(winner) == [b"who"]
+        assert await nothing_arrives(loser)
+        for s in (router, first, second):
+            await s.close()
+
+
+# -- PUB / SUB ---------------------------------------------------------------------
+
+
+async def subscribed(pub, sub, topic_probe: bytes) -> None:
+    """Publish `topic_probe` until the subscriber sees it (the slow-joiner dance)."""
+    async with asyncio.timeout(T):
+        while True:
+            await pub.send(topic_probe)
+            try:
+                got = await asyncio.wait_for(sub.recv_multipart(), 0.02)
+            except TimeoutError:
+                continue
+            assert got == [topic_probe]
+            return
+
+
+async def drain(sock) -> list[list[bytes]]:
+    out = []
+    while not await nothing_arrives(sock, 0.1):
+        pass
+    return out
+
+
+async def test_pub_sub_prefix_matching(ctx):
+    pub, sub, _ = await pair(ctx, zmtp.PUB, zmtp.SUB)
+    sub.subscribe(b"weather.")
+    await subscribed(pub, sub, b"weather.probe")
+    for topic in (b"weather.paris", b"news.paris", b"weather", b"weather.oslo"):
+        await pub.send_multipart([topic, b"payload"])
+    assert await recv(sub) == [b"weather.paris", b"payload"]
+    assert await recv(sub) == [b"weather.oslo", b"payload"]
+    assert await nothing_arrives(sub)
+
+
+async def test_subscriptions_are_counted(ctx):
+    pub, sub, _ = await pair(ctx, zmtp.PUB, zmtp.SUB)
+    sub.subscribe(b"A")
+    sub.subscribe(b"A")
+    await subscribed(pub, sub, b"A-probe")
+    sub.unsubscribe(b"A")
+    await asyncio.sleep(0.1)
+    await pub.send(b"A-still")
+    assert await recv(sub) == [b"A-still"]
+    sub.unsubscribe(b"A")
+    sub.subscribe(b"Z")
+    await subscribed(pub, sub, b"Z-probe")  # CANCEL A was sent before SUBSCRIBE Z
+    await pub.send(b"A-gone")
+    assert await nothing_arrives(sub)
+
+
+async def test_empty_subscription_matches_everything(ctx):
+    pub, sub, _ = await pair(ctx, zmtp.PUB, zmtp.SUB)
+    sub.subscribe(b"")
+    await subscribed(pub, sub, b"anything")
+    await pub.send(b"")
+    assert await recv(sub) == [b""]
+
+
+async def test_xpub_sees_subscriptions_and_their_end(ctx):
+    xpub, sub, _ = await pair(ctx, zmtp.XPUB, zmtp.SUB)
+    sub.subscribe(b"T")
+    assert await recv(xpub) == [b"\x01T"]
+    sub2 = ctx.socket(zmtp.SUB, opts())
+    await sub2.connect(xpub.last_endpoint)
+    sub2.subscribe(b"T")  # not new: only xpub_verbose would report it
+    await until_connected(xpub, 2)
+    assert await nothing_arrives(xpub)
+    sub.unsubscribe(b"T")
+    assert await nothing_arrives(xpub)  # sub2 still holds T
+    await sub2.close()  # the last holder leaves: XPUB reports the topic gone
+    assert await recv(xpub) == [b"\x00T"]
+
+
+async def test_xpub_verbose_reports_every_subscribe(ctx):
+    xpub, sub, _ = await pair(ctx, zmtp.XPUB, zmtp.XSUB, bopts=opts(xpub_verbose=True))
+    await until_connected(sub)  # before that, XSUB keeps one copy to replay
+    await sub.send(b"\x01T")
+    await sub.send(b"\x01T")
+    assert await recv(xpub) == [b"\x01T"]
+    assert await recv(xpub) == [b"\x01T"]
+
+
+async def test_xsub_sends_plain_messages_upstream(ctx):
+    xpub, xsub, _ = await pair(ctx, zmtp.XPUB, zmtp.XSUB)
+    await until_connected(xsub)
+    await xsub.send(b"\x02hello-upstream")
+    assert await recv(xpub) == [b"\x02hello-upstream"]
+
+
+async def test_sub_cannot_send_and_pub_cannot_recv(ctx):
+    pub = ctx.socket(zmtp.PUB, opts())
+    sub = ctx.socket(zmtp.SUB, opts())
+    with pytest.raises(zmtp.NotSupported):
+        await sub.send(b"x")
+    with pytest.raises(zmtp.NotSupported):
+        await pub.recv_multipart()
+
+
+# -- PUSH / PULL / PAIR -------------------------------------------------------------
+
+
+async def test_push_round_robin(ctx):
+    push = ctx.socket(zmtp.PUSH, opts())
+    pulls = [ctx.socket(zmtp.PULL, opts()) for _ in range(3)]
+    for p in pulls:
+        await push.connect(await p.bind("tcp://127.0.0.1:0"))
+    await until_connected(push, 3)
+    for i in range(30):
+        await push.send(b"%d" % i)
+    counts = Counter()
+    for i, p in enumerate(pulls):
+        for _ in range(10):
+            await recv(p)
+            counts[i] += 1
+    assert counts == {0: 10, 1: 10, 2: 10}
+
+
+async def test_pull_fair_queues(ctx):
+    pull = ctx.socket(zmtp.PULL, opts())
+    ep = await pull.bind("tcp://127.0.0.1:0")
+    a = ctx.socket(zmtp.PUSH, opts())
+    b = ctx.socket(zmtp.PUSH, opts())
+    await a.connect(ep)
+    await b.connect(ep)
+    await until_connected(pull, 2)
+    for i in range(20):
+        await a.send(b"a%d" % i)
+        await b.send(b"b%d" % i)
+    await asyncio.sleep(0.2)  # both queues full before the first read
+    got = [(await recv(pull))[0][:1] for _ in range(20)]
+    assert got.count(b"a") == 10 and got.count(b"b") == 10
+
+
+async def test_pair_refuses_a_second_peer(ctx):
+    p1, p2, ep = await pair(ctx, zmtp.PAIR, zmtp.PAIR)
+    intruder = ctx.socket(zmtp.PAIR, opts(reconnect_ivl=0))
+    await intruder.connect(ep)
+    await p2.send(b"hi")
+    assert await recv(p1) == [b"hi"]
+    await asyncio.sleep(0.2)
+    await p1.send(b"to-my-peer")
+    assert await recv(p2) == [b"to-my-peer"]
+    assert await nothing_arrives(intruder)
+
+
+# -- queues, reconnects, lifecycle ----------------------------------------------------
+
+
+async def test_send_before_the_peer_exists_is_queued(ctx):
+    push = ctx.socket(zmtp.PUSH, opts())
+    pull = ctx.socket(zmtp.PULL, opts())
+    ep = await pull.bind("tcp://127.0.0.1:0")
+    await pull.close()
+    await push.connect(ep)
+    for i in range(5):
+        await push.send(b"%d" % i)
+    pull = ctx.socket(zmtp.PULL, opts())
+    await pull.bind(ep)
+    assert [(await recv(pull))[0] for _ in range(5)] == [b"0", b"1", b"2", b"3", b"4"]
+
+
+async def test_sndhwm_blocks_push(ctx):
+    push = ctx.socket(zmtp.PUSH, opts(sndhwm=10))
+    await push.connect("tcp://127.0.0.1:1")  # nobody there: the pipe fills
+    for i in range(10):
+        await push.send(b"%d" % i)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(push.send(b"one-too-many"), 0.2)
+
+
+async def test_pub_drops_for_a_slow_subscriber_at_hwm(ctx):
+    pub = ctx.socket(zmtp.PUB, opts(sndhwm=5))
+    sub = ctx.socket(zmtp.SUB, opts(rcvhwm=5, recv_buffer_size=4096))
+    await sub.connect(await pub.bind("tcp://127.0.0.1:0"))
+    sub.subscribe(b"")
+    await subscribed(pub, sub, b"probe")
+    payload = b"x" * 60000
+    for _ in range(2000):
+        await pub.send(payload)  # never blocks
+    received = 0
+    while not await nothing_arrives(sub, 0.3):
+        received += 1
+    assert 0 < received < 2000
+
+
+async def test_reconnect_after_the_server_restarts(ctx):
+    pull = ctx.socket(zmtp.PULL, opts())
+    ep = await pull.bind("tcp://127.0.0.1:0")
+    push = ctx.socket(zmtp.PUSH, opts(reconnect_ivl=0.02, reconnect_ivl_max=0.2))
+    await push.connect(ep)
+    await push.send(b"before")
+    assert await recv(pull) == [b"before"]
+    await pull.close()
+    pull = ctx.socket(zmtp.PULL, opts())
+    await pull.bind(ep)
+    await push.send(b"after")
+    assert await recv(pull) == [b"after"]
+
+
+async def test_linger_flushes_queued_messages_on_close(ctx):
+    pull = ctx.socket(zmtp.PULL, opts())
+    ep = await pull.bind("tcp://127.0.0.1:0")
+    push = ctx.socket(zmtp.PUSH, zmtp.SocketOptions(linger=5.0))
+    await push.connect(ep)
+    for i in range(500):
+        await push.send(b"m%d" % i + b"." * 1000)
+    await push.close()
+    for i in range(500):
+        assert (await recv(pull))[0].startswith(b"m%d." % i)
+
+
+async def test_closed_socket_raises(ctx):
+    s = ctx.socket(zmtp.PULL, opts())
+    await s.close()
+    with pytest.raises(zmtp.SocketClosed):
+        await s.recv_multipart()
+
+
+async def test_recv_frame_by_frame_and_batches(ctx):
+    pull, push, _ = await pair(ctx, zmtp.PULL, zmtp.PUSH)
+    await push.send_multipart([b"a", b"b"])
+    assert await asyncio.wait_for(pull.recv(), T) == b"a"
+    assert await asyncio.wait_for(pull.recv(), T) == b"b"
+    n = await push.send_many([[b"%d" % i] for i in range(100)])
+    assert n == 100
+    got = []
+    while len(got) < 100:
+        got += await asyncio.wait_for(pull.recv_many(64), T)
+    assert got == [[b"%d" % i] for i in range(100)]
+
+
+async def test_socket_type_names_as_strings(ctx):
+    s = ctx.socket("dealer")
+    assert s.type is zmtp.DEALER
+    with pytest.raises(ValueError, match="unknown socket type"):
+        ctx.socket("CLIENTX")
+
+
+async def test_ipc_transport(ctx, tmp_path):
+    pull = ctx.socket(zmtp.PULL, opts())
+    push = ctx.socket(zmtp.PUSH, opts())
+    ep = await pull.bind(f"ipc://{tmp_path}/sock")
+    assert ep == f"ipc://{tmp_path}/sock"
+    await push.connect(ep)
+    await push.send(b"over-ipc")
+    assert await recv(pull) == [b"over-ipc"]
