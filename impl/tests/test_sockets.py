@@ -88,14 +88,17 @@ async def test_req_discards_replies_without_delimiter(ctx):
 async def test_req_round_robin_and_replies_only_from_that_peer(ctx):
     r1 = ctx.socket(zmtp.ROUTER, opts())
     r2 = ctx.socket(zmtp.ROUTER, opts())
-    req = ctx.socket(zmtp.REQ, opts())
+    req = ctx.socket(zmtp.REQ, opts(routing_id=b"req"))
     await req.connect(await r1.bind("tcp://127.0.0.1:0"))
     await req.connect(await r2.bind("tcp://127.0.0.1:0"))
     await until_connected(req, 2)
+    await until_connected(r2)
     await req.send(b"first")
     rid1, _, _ = await recv(r1)
-    # A reply from the other peer is dropped: REQ only listens to r1 now.
-    await r2.send_multipart([b"ghost", b"", b"nope"])
+    assert rid1 == b"req"
+    # A well-formed reply from the other peer is dropped: REQ only listens to r1 now.
+    await r2.send_multipart([b"req", b"", b"not-from-r1"])
+    await asyncio.sleep(0.05)
     await r1.send_multipart([rid1, b"", b"from-r1"])
     assert await recv(req) == [b"from-r1"]
     await req.send(b"second")

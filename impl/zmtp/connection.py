@@ -280,7 +280,10 @@ class Connection:
                 f"mechanism mismatch: we use {self.mechanism.name}, the peer greeted with {greeting.mechanism}",
                 peer=self.peer,
             )
-        self.version = (3, 0) if greeting.version == (3, 0) else (3, 1)
+        # Both sides speak the lower of the two versions (only ours can be 3.0
+        # when a ProtocolBugs knob makes us play a 3.0 peer).
+        lower = greeting.version == (3, 0) or self._greeting.minor == 0
+        self.version = (3, 0) if lower else (3, 1)
         events.append(GreetingReceived(greeting.version, greeting.mechanism, greeting.as_server))
         self.state = State.HANDSHAKE
         self.mechanism.start()

@@ -263,8 +263,8 @@ class Engine(asyncio.BufferedProtocol):
         self._timers.append(self._loop.call_later(opts.heartbeat_ivl, self._send_ping))
 
     def _arm_liveness(self, timeout: float, why: str) -> None:
-        self._heartbeat = True
-        since = self._last_recv = self._loop.time()
+        self._heartbeat = True  # from now on every read stamps _last_recv
+        since = self._loop.time()
 
         def check() -> None:
             if self.transport is not None and self._last_recv <= since:
