@@ -89,3 +89,30 @@ def test_incomplete_frames_wait():
     assert dec.next_frame() is None
     dec.feed(b"!")
     assert dec.next_frame() == (LONG, b"!")
+
+
+def test_huge_announced_size_allocates_only_what_arrives():
+    # No max_msg_size: the frame is legal, but memory follows the bytes that
+    # actually arrive, never the size a 9-octet header claims.
+    dec = FrameDecoder()
+    dec.feed(b"\x02" + (1 << 60).to_bytes(8, "big") + b"x" * 1000)
+    assert dec.next_frame() is None
+    view = dec.big_buffer()
+    assert view is not None and len(view) <= 1 << 20
+
+
+def test_large_frame_read_in_place_through_big_buffer():
+    body = bytes(range(256)) * 1024  # 256 KiB
+    raw = encode_frame(body)
+    dec = FrameDecoder()
+    dec.feed(raw[:1000])
+    assert dec.next_frame() is None
+    pos = 1000
+    while (view := dec.big_buffer()) is not None:
+        n = min(len(view), 50000, len(raw) - pos)
+        view[:n] = raw[pos : pos + n]
+        dec.big_filled(n)
+        pos += n
+    assert dec.next_frame() == (LONG, body)
+    dec.feed(encode_frame(b"after"))
+    assert dec.read_frames() == [(0, b"after")]

@@ -251,6 +251,28 @@ class Connection:
             raise
         return events
 
+    def receive_buffer(self) -> memoryview | None:
+        """A buffer the next bytes from the peer may be read into directly, or None.
+
+        Offered while a large frame body is under way, so an I/O layer can
+        read it in place; after writing n bytes there, call `receive_into(n)`.
+        """
+        if self.state is State.CLOSED or not isinstance(self._decoder, FrameDecoder):
+            return None
+        return self._decoder.big_buffer()
+
+    def receive_into(self, nbytes: int) -> list[Event]:
+        """Like `receive_data`, for bytes written into `receive_buffer()`."""
+        assert isinstance(self._decoder, FrameDecoder)
+        self._decoder.big_filled(nbytes)
+        events: list[Event] = []
+        try:
+            self._receive_frames(events)
+        except (ProtocolError, HandshakeError):
+            self.state = State.CLOSED
+            raise
+        return events
+
     def _receive_greeting(self, events: list[Event]) -> bool:
         """Advance the staged greeting; True once framing starts."""
         g = self._greeting_in
@@ -403,33 +425,31 @@ class Connection:
         events.append(HandshakeComplete(self.version, self.peer_socket_type, identity, metadata))
 
     def _receive_traffic(self, events: list[Event]) -> None:
-        next_frame = self._decoder.next_frame
         partial = self._partial
         append = events.append
         legacy = not self.speaks_commands
-        while True:
-            frame = next_frame()
-            if frame is None:
-                return
-            flags, body = frame
-            if flags & COMMAND and not legacy:
+        publisher = self._is_publisher
+        for flags, body in self._decoder.read_frames():
+            if flags & COMMAND:
+                if legacy:
+                    raise ProtocolError(
+                        f"ZMTP {self.version} frame sets flag bit 2, reserved before ZMTP 3.0",
+                        clause="15/ZMTP#framing",
+                    )
                 # libzmq may slip a PING between the frames of a multipart
                 # message, so a command does not end the message in progress.
                 self._receive_command(flags, body, events)
             elif flags & MORE:
                 partial.append(body)
+            elif partial:
+                partial.append(body)
+                append(Message(partial[:]))
+                partial.clear()
+            elif publisher and body and body[0] <= 1:
+                # 3.0-style subscription frame (RFC 23 / RFC 29).
+                append(Subscribe(body[1:], True) if body[0] == 1 else Cancel(body[1:], True))
             else:
-                if partial:
-                    partial.append(body)
-                    frames = partial[:]
-                    partial.clear()
-                else:
-                    frames = [body]
-                if self._is_publisher and len(frames) == 1 and body and body[0] <= 1:
-                    # 3.0-style subscription frame (RFC 23 / RFC 29).
-                    append(Subscribe(body[1:], True) if body[0] == 1 else Cancel(body[1:], True))
-                else:
-                    append(Message(frames))
+                append(Message([body]))
 
     def _receive_command(self, flags: int, body: bytes, events: list[Event]) -> None:
         if flags & MORE:

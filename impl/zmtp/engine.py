@@ -43,6 +43,7 @@ class Engine(asyncio.BufferedProtocol):
         self._loop = asyncio.get_running_loop()
         self._buf = bytearray(self.options.recv_buffer_size)
         self._view = memoryview(self._buf)
+        self._direct = False
         self._wchunks: list[bytes] = []
         self._wsize = 0
         self._flush_handle: asyncio.Handle | None = None
@@ -101,7 +102,10 @@ class Engine(asyncio.BufferedProtocol):
             log.warning("could not set TCP options on %s: %s", self.peer, exc)
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        return self._view
+        # A large frame under way is read straight into its own buffer.
+        direct = self.conn.receive_buffer() if self.conn is not None else None
+        self._direct = direct is not None
+        return direct if direct is not None else self._view
 
     def buffer_updated(self, nbytes: int) -> None:
         conn = self.conn
@@ -110,7 +114,10 @@ class Engine(asyncio.BufferedProtocol):
         if self._heartbeat:
             self._last_recv = self._loop.time()
         try:
-            events = conn.receive_data(self._view[:nbytes])
+            if self._direct:
+                events = conn.receive_into(nbytes)
+            else:
+                events = conn.receive_data(self._view[:nbytes])
         except (ProtocolError, HandshakeError) as exc:
             self._fail(exc)
             return

@@ -18,6 +18,8 @@ COMMAND = 0x04
 RESERVED_MASK = 0xF8
 
 MAX_LONG_SIZE = (1 << 63) - 1
+BIG_FRAME = 65536  # bodies this large are gathered in place (FrameDecoder.big_buffer)
+KEEP_BIG_STORE = 4 << 20  # a connection keeps its large-frame buffer up to this size
 CLAUSE = "23/ZMTP#framing"
 
 _pack_long = struct.Struct(">Q").pack
@@ -78,18 +80,56 @@ class FrameDecoder:
     one the decoder must not be fed again.
     """
 
-    __slots__ = ("_buf", "_pos", "max_size")
+    __slots__ = ("_big", "_big_filled", "_big_flags", "_big_size", "_big_store", "_buf", "_pos", "max_size")
 
     def __init__(self, max_size: int | None = None) -> None:
         self._buf = bytearray()
         self._pos = 0
         self.max_size = max_size
+        # A large frame body is gathered in a buffer of its final size, which
+        # the I/O layer may read into directly (see `big_buffer`): no growing
+        # buffer, no shifting, one copy at the end.
+        self._big: bytearray | None = None
+        self._big_store: bytearray | None = None
+        self._big_size = 0
+        self._big_filled = 0
+        self._big_flags = 0
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
+        while self._big is not None and self._big_filled < self._big_size and len(data):
+            if self._big_filled == len(self._big):
+                self._grow_big()
+            take = min(len(self._big), self._big_size) - self._big_filled
+            take = min(take, len(data))
+            self._big[self._big_filled : self._big_filled + take] = data[:take]
+            self._big_filled += take
+            data = data[take:]
+        if not len(data):
+            return
         if self._pos and self._pos == len(self._buf):
             self._buf.clear()
             self._pos = 0
         self._buf += data
+
+    def big_buffer(self) -> memoryview | None:
+        """Where the rest of a large frame body can be read to directly, if one is under way."""
+        if self._big is None or self._big_filled == self._big_size:
+            return None
+        if self._big_filled == len(self._big):
+            self._grow_big()
+        return memoryview(self._big)[self._big_filled : min(len(self._big), self._big_size)]
+
+    def _grow_big(self) -> None:
+        # The store grows with the bytes that actually arrive, never ahead to
+        # the announced size: a 9-octet header must not cost gigabytes.
+        assert self._big is not None
+        bigger = bytearray(min(self._big_size, max(BIG_FRAME * 4, len(self._big) * 2)))
+        bigger[: self._big_filled] = self._big[: self._big_filled]
+        self._big = self._big_store = bigger
+
+    def big_filled(self, n: int) -> None:
+        """`n` bytes were written into the view `big_buffer` returned."""
+        self._big_filled += n
 
     @property
     def buffered(self) -> int:
@@ -104,8 +144,51 @@ class FrameDecoder:
         self._pos += n
         return out
 
+    def read_frames(self) -> list[tuple[int, bytes]]:
+        """Every whole frame buffered so far (the fast path for many small frames).
+
+        Short frames are cut out inline; anything else (a long frame, a flag
+        error, a size over the limit) goes through `next_frame`, which has
+        the checks and the error messages.
+        """
+        out: list[tuple[int, bytes]] = []
+        append = out.append
+        limit = self.max_size if self.max_size is not None else 255
+        while True:
+            if self._big is None:
+                buf = self._buf
+                pos = self._pos
+                n = len(buf)
+                while pos + 2 <= n:
+                    flags = buf[pos]
+                    if flags & (RESERVED_MASK | LONG):
+                        break
+                    size = buf[pos + 1]
+                    end = pos + 2 + size
+                    if end > n or size > limit:
+                        break
+                    append((flags, bytes(buf[pos + 2 : end])))
+                    pos = end
+                if pos == n:
+                    buf.clear()
+                    pos = 0
+                self._pos = pos
+            frame = self.next_frame()
+            if frame is None:
+                return out
+            append(frame)
+
     def next_frame(self) -> tuple[int, bytes] | None:
         """The next whole frame, or None until more bytes arrive."""
+        if self._big is not None:
+            if self._big_filled < self._big_size:
+                return None
+            with memoryview(self._big) as view:
+                body = bytes(view[: self._big_size])
+            if self._big_size > KEEP_BIG_STORE:
+                self._big_store = None
+            self._big = None
+            return self._big_flags, body
         buf = self._buf
         pos = self._pos
         avail = len(buf) - pos
@@ -139,8 +222,21 @@ class FrameDecoder:
                 )
         end = start + size
         if end > len(buf):
+            if size >= BIG_FRAME:
+                have = len(buf) - start
+                # Reuse one store per connection: fresh memory costs a page
+                # fault per 4 KiB, which dominates large frames.
+                big = self._big_store
+                if big is None or len(big) < have:
+                    big = self._big_store = bytearray(max(have, BIG_FRAME))
+                with memoryview(buf) as view:
+                    big[:have] = view[start:]
+                buf.clear()
+                self._pos = 0
+                self._big, self._big_size, self._big_filled, self._big_flags = big, size, have, flags
             return None
-        body = bytes(buf[start:end])
+        with memoryview(buf) as view:
+            body = bytes(view[start:end])
         if end == len(buf):
             buf.clear()
             self._pos = 0

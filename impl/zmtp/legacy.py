@@ -44,6 +44,12 @@ class V1FrameDecoder:
     def feed(self, data: bytes) -> None:
         self._buf += data
 
+    def read_frames(self) -> list[tuple[int, bytes]]:
+        out = []
+        while (frame := self.next_frame()) is not None:
+            out.append(frame)
+        return out
+
     def next_frame(self) -> tuple[int, bytes] | None:
         buf = self._buf
         if not buf:
