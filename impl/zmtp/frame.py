@@ -18,7 +18,7 @@ COMMAND = 0x04
 RESERVED_MASK = 0xF8
 
 MAX_LONG_SIZE = (1 << 63) - 1
-BIG_FRAME = 65536  # bodies this large are gathered in place (FrameDecoder.big_buffer)
+BIG_FRAME = 256 * 1024  # bodies this large are gathered in place (FrameDecoder.big_buffer)
 KEEP_BIG_STORE = 4 << 20  # a connection keeps its large-frame buffer up to this size
 CLAUSE = "23/ZMTP#framing"
 
