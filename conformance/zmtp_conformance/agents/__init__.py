@@ -1,0 +1,1 @@
+"""Peer agents shipped with the harness: one per implementation under test."""

@@ -1,0 +1,133 @@
+"""Agent for `zmtp`, the reference implementation in impl/.
+
+    python -m zmtp_conformance.agents.impl_agent [--bug NAME[=VALUE]]...
+
+`--bug` switches on one of zmtp.ProtocolBugs for every socket, so the agent
+plays a known-broken peer (the harness's own tests use this to prove that
+its checks can fail).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import asyncio
+import dataclasses
+import sys
+from typing import Any
+
+import zmtp
+
+from .. import protocol
+from .loop import Unsupported, run
+
+# Options the control protocol carries, and how each becomes a SocketOptions field.
+BYTES_OPTIONS = {"routing_id"}
+
+
+class ImplAgent:
+    def __init__(self, bugs: zmtp.ProtocolBugs) -> None:
+        self.ctx = zmtp.Context()
+        self.bugs = bugs
+        self.sockets: dict[str, zmtp.Socket] = {}
+        self.n = 0
+
+    def _sock(self, socket: str) -> zmtp.Socket:
+        try:
+            return self.sockets[socket]
+        except KeyError:
+            raise TypeError(f"no socket {socket!r}") from None
+
+    async def op_hello(self) -> dict[str, Any]:
+        import platform
+
+        return {
+            "peer": "impl",
+            "protocol": protocol.PROTOCOL_VERSION,
+            "versions": {"zmtp": zmtp.__version__, "python": platform.python_version()},
+            "bugs": {k: repr(v) for k, v in self.bugs.active().items()},
+        }
+
+    async def op_socket(self, type: str, options: dict[str, Any] | None = None, mechanism: str = "NULL") -> dict:
+        if mechanism != "NULL":
+            raise Unsupported(f"mechanism {mechanism} is not implemented in zmtp yet")
+        fields = {f.name for f in dataclasses.fields(zmtp.SocketOptions)}
+        kwargs: dict[str, Any] = {"linger": 0, "bugs": self.bugs}
+        for key, value in (options or {}).items():
+            if key not in fields or key == "bugs":
+                raise Unsupported(f"option {key!r} is not supported by zmtp")
+            kwargs[key] = bytes.fromhex(value) if key in BYTES_OPTIONS else value
+        if kwargs.get("metadata"):
+            kwargs["metadata"] = {k: v.encode() for k, v in kwargs["metadata"].items()}
+        try:
+            sock = self.ctx.socket(type, zmtp.SocketOptions(**kwargs))
+        except KeyError:
+            raise Unsupported(f"socket type {type} is not implemented in zmtp") from None
+        self.n += 1
+        name = f"s{self.n}"
+        self.sockets[name] = sock
+        return {"socket": name}
+
+    async def op_bind(self, socket: str, endpoint: str) -> dict:
+        return {"endpoint": await self._sock(socket).bind(endpoint)}
+
+    async def op_connect(self, socket: str, endpoint: str) -> dict:
+        await self._sock(socket).connect(endpoint)
+        return {}
+
+    async def op_send(self, socket: str, frames: list[str], timeout: float = 5.0) -> dict:
+        await asyncio.wait_for(self._sock(socket).send_multipart(protocol.decode_frames(frames)), timeout)
+        return {}
+
+    async def op_recv(self, socket: str, timeout: float = 2.0) -> dict:
+        frames = await asyncio.wait_for(self._sock(socket).recv_multipart(), timeout)
+        return {"frames": protocol.encode_frames(frames)}
+
+    async def op_subscribe(self, socket: str, topic: str = "") -> dict:
+        self._sock(socket).subscribe(bytes.fromhex(topic))
+        return {}
+
+    async def op_unsubscribe(self, socket: str, topic: str = "") -> dict:
+        self._sock(socket).unsubscribe(bytes.fromhex(topic))
+        return {}
+
+    async def op_close(self, socket: str) -> dict:
+        sock = self.sockets.pop(socket, None)
+        if sock is not None:
+            await sock.close(linger=0)
+        return {}
+
+    async def op_quit(self) -> dict:
+        await self.ctx.term()
+        return {}
+
+
+def parse_bugs(items: list[str]) -> zmtp.ProtocolBugs:
+    values: dict[str, Any] = {}
+    known = zmtp.ProtocolBugs.names()
+    for item in items:
+        name, _, raw = item.partition("=")
+        if name not in known:
+            sys.exit(f"impl_agent: unknown bug {name!r}; known: {', '.join(known)}")
+        if not raw:
+            values[name] = True
+        else:
+            try:
+                values[name] = ast.literal_eval(raw)
+            except (ValueError, SyntaxError):
+                values[name] = raw
+    return zmtp.ProtocolBugs(**values)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="zmtp conformance agent for the impl/ reference implementation")
+    ap.add_argument(
+        "--bug", action="append", default=[], help="a zmtp.ProtocolBugs field to switch on (NAME or NAME=VALUE)"
+    )
+    args = ap.parse_args()
+    bugs = parse_bugs(args.bug)
+    run(lambda: ImplAgent(bugs))
+
+
+if __name__ == "__main__":
+    main()

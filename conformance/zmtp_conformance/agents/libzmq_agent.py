@@ -1,0 +1,150 @@
+"""Agent for libzmq, through pyzmq (whichever libzmq pyzmq is linked with).
+
+python -m zmtp_conformance.agents.libzmq_agent
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import zmq
+import zmq.asyncio
+
+from .. import protocol
+from .loop import Unsupported, run
+
+SECONDS_TO_MS = {
+    "heartbeat_ivl",
+    "heartbeat_ttl",
+    "heartbeat_timeout",
+    "reconnect_ivl",
+    "reconnect_ivl_max",
+    "handshake_timeout",
+    "connect_timeout",
+    "linger",
+}
+# zmtp option name -> libzmq option name, where they differ.
+RENAMES = {
+    "handshake_timeout": "HANDSHAKE_IVL",
+    "max_msg_size": "MAXMSGSIZE",
+    "routing_id": "ROUTING_ID",
+}
+BYTES_OPTIONS = {"routing_id"}
+BOOL_OPTIONS = {
+    "router_mandatory",
+    "router_handover",
+    "req_relaxed",
+    "req_correlate",
+    "xpub_verbose",
+    "immediate",
+    "tcp_keepalive",
+}
+UNSUPPORTED = {"allow_legacy", "send_buffer_size", "recv_buffer_size", "metadata", "tcp_nodelay"}
+
+
+class LibzmqAgent:
+    def __init__(self) -> None:
+        self.ctx = zmq.asyncio.Context()
+        self.sockets: dict[str, zmq.asyncio.Socket] = {}
+        self.n = 0
+        self._poker: asyncio.Task[None] | None = None
+
+    async def _poke(self) -> None:
+        # libzmq attaches new pipes only when the application calls into the
+        # socket; an agent idle between requests would hide subscriptions a
+        # bound SUB owes its new peers. Poll like a live application does.
+        while True:
+            await asyncio.sleep(0.01)
+            for sock in list(self.sockets.values()):
+                try:
+                    sock.getsockopt(zmq.EVENTS)
+                except zmq.ZMQError:
+                    pass
+
+    def _sock(self, socket: str) -> zmq.asyncio.Socket:
+        try:
+            return self.sockets[socket]
+        except KeyError:
+            raise TypeError(f"no socket {socket!r}") from None
+
+    async def op_hello(self) -> dict[str, Any]:
+        return {
+            "peer": "libzmq",
+            "protocol": protocol.PROTOCOL_VERSION,
+            "versions": {"libzmq": zmq.zmq_version(), "pyzmq": zmq.__version__},
+        }
+
+    async def op_socket(self, type: str, options: dict[str, Any] | None = None, mechanism: str = "NULL") -> dict:
+        if mechanism != "NULL":
+            raise Unsupported(f"mechanism {mechanism} is not wired into this agent yet")
+        try:
+            sock = self.ctx.socket(getattr(zmq, type.upper()))
+        except AttributeError:
+            raise Unsupported(f"socket type {type} is unknown to pyzmq") from None
+        sock.linger = 0
+        for key, value in (options or {}).items():
+            if key in UNSUPPORTED:
+                raise Unsupported(f"option {key!r} has no libzmq equivalent in this agent")
+            name = RENAMES.get(key, key.upper())
+            opt = getattr(zmq, name, None)
+            if opt is None:
+                raise Unsupported(f"option {key!r} is unknown to libzmq")
+            if key in SECONDS_TO_MS and value is not None:
+                value = int(value * 1000)
+            elif key in BYTES_OPTIONS:
+                value = bytes.fromhex(value)
+            elif key in BOOL_OPTIONS:
+                value = int(bool(value))
+            elif key == "max_msg_size" and value is None:
+                value = -1
+            sock.setsockopt(opt, value)
+        self.n += 1
+        name = f"s{self.n}"
+        self.sockets[name] = sock
+        if self._poker is None:
+            self._poker = asyncio.get_running_loop().create_task(self._poke())
+        return {"socket": name}
+
+    async def op_bind(self, socket: str, endpoint: str) -> dict:
+        sock = self._sock(socket)
+        sock.bind(endpoint)
+        return {"endpoint": sock.last_endpoint.decode()}
+
+    async def op_connect(self, socket: str, endpoint: str) -> dict:
+        self._sock(socket).connect(endpoint)
+        return {}
+
+    async def op_send(self, socket: str, frames: list[str], timeout: float = 5.0) -> dict:
+        await asyncio.wait_for(self._sock(socket).send_multipart(protocol.decode_frames(frames)), timeout)
+        return {}
+
+    async def op_recv(self, socket: str, timeout: float = 2.0) -> dict:
+        frames = await asyncio.wait_for(self._sock(socket).recv_multipart(), timeout)
+        return {"frames": protocol.encode_frames(frames)}
+
+    async def op_subscribe(self, socket: str, topic: str = "") -> dict:
+        self._sock(socket).subscribe(bytes.fromhex(topic))
+        return {}
+
+    async def op_unsubscribe(self, socket: str, topic: str = "") -> dict:
+        self._sock(socket).unsubscribe(bytes.fromhex(topic))
+        return {}
+
+    async def op_close(self, socket: str) -> dict:
+        sock = self.sockets.pop(socket, None)
+        if sock is not None:
+            sock.close(0)
+        return {}
+
+    async def op_quit(self) -> dict:
+        self.ctx.destroy(0)
+        return {}
+
+
+def main() -> None:
+    run(LibzmqAgent)
+
+
+if __name__ == "__main__":
+    main()

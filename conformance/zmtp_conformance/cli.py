@@ -1,0 +1,127 @@
+"""zmtp-conformance: run the matrix, list scenarios, find peers.
+
+zmtp-conformance run [--peers impl,libzmq] [--scenario ID]... [-n auto] [--shard i/n]
+zmtp-conformance peers
+zmtp-conformance list [--scenario ID]...
+zmtp-conformance validate [FILE]...
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from . import peers
+from .scenario import SCENARIO_DIR, ScenarioError, load_all, load_file
+
+
+def cmd_peers(args: argparse.Namespace) -> int:
+    registry = peers.load_registry()
+
+    async def probe_all() -> list[tuple[str, dict[str, str] | None, str | None]]:
+        return [(name, *await peers.probe(spec)) for name, spec in registry.items()]
+
+    found = 0
+    for name, versions, why in asyncio.run(probe_all()):
+        if versions is not None:
+            found += 1
+            print(f"{name:<10} available  {', '.join(f'{k} {v}' for k, v in versions.items())}")
+        else:
+            print(f"{name:<10} missing    {why}")
+    return 0 if found else 1
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    try:
+        scenarios = load_all(Path(args.dir), args.scenario or None)
+    except ScenarioError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    for sc in scenarios:
+        print(f"{sc.id:<50} {sc.level:<6} {sc.title}")
+    print(f"{len(scenarios)} scenarios", file=sys.stderr)
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    files = [Path(f) for f in args.files] or sorted(Path(args.dir).rglob("*.yaml"))
+    bad = 0
+    for f in files:
+        try:
+            load_file(f)
+        except ScenarioError as exc:
+            bad += 1
+            print(exc, file=sys.stderr)
+    print(f"{len(files) - bad} of {len(files)} scenario files are valid", file=sys.stderr)
+    return 1 if bad else 0
+
+
+def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
+    import pytest
+
+    report = Path(args.report_dir)
+    argv = [
+        str(args.dir),
+        "--report-dir",
+        str(report),
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-o",
+        "testpaths=",
+        "--junitxml",
+        str(report / "junit.xml"),
+    ]
+    if args.peers:
+        argv += ["--peers", args.peers]
+    for sc in args.scenario:
+        argv += ["--scenario", sc]
+    if args.shard:
+        argv += ["--shard", args.shard]
+    if args.workers:
+        argv += ["-n", args.workers]
+    if not args.no_allure:
+        try:
+            import allure_pytest  # noqa: F401
+
+            argv += ["--alluredir", str(report / "allure-results")]
+        except ImportError:
+            print("allure-pytest is not installed: no allure results (pip install allure-pytest)", file=sys.stderr)
+    for pa in args.peer_args:
+        argv += ["--peer-args", pa]
+    return int(pytest.main(argv + extra))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="zmtp-conformance", description="ZMTP conformance and interop harness")
+    ap.add_argument("--dir", default=str(SCENARIO_DIR), help="scenario folder (default: the project's scenarios/)")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    run = sub.add_parser("run", help="run the matrix (extra arguments go to pytest)")
+    run.add_argument("--peers", help="comma-separated peers (default: all in peers.yaml)")
+    run.add_argument("--scenario", action="append", default=[], help="scenario id, prefix or glob (repeatable)")
+    run.add_argument("--shard", help="i/n: run one shard of the matrix")
+    run.add_argument("-n", "--workers", help="parallel workers (pytest-xdist), e.g. auto")
+    run.add_argument("--report-dir", default="reports")
+    run.add_argument("--no-allure", action="store_true")
+    run.add_argument("--peer-args", action="append", default=[], help="PEER=ARG passed to that peer's agent")
+    sub.add_parser("peers", help="list the peers found on this machine, with versions")
+    ls = sub.add_parser("list", help="list scenarios")
+    ls.add_argument("--scenario", action="append", default=[])
+    val = sub.add_parser("validate", help="check scenario files against the schema")
+    val.add_argument("files", nargs="*")
+    args, extra = ap.parse_known_args(argv)
+    if args.cmd != "run" and extra:
+        ap.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.cmd == "peers":
+        return cmd_peers(args)
+    if args.cmd == "list":
+        return cmd_list(args)
+    if args.cmd == "validate":
+        return cmd_validate(args)
+    return cmd_run(args, extra)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

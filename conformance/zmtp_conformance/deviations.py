@@ -1,0 +1,57 @@
+"""The reviewed table of known deviations (conformance/deviations.yaml).
+
+A cell that fails where the table says a peer departs from the spec is
+reported as "deviates", not "failed": the report still shows it, with the
+reason and a reference, but it does not fail the build.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+TABLE = HERE.parent / "deviations.yaml"
+
+
+@dataclass(frozen=True)
+class Deviation:
+    scenario: str  # id or glob
+    peer: str
+    side: str  # server, client or any
+    reason: str
+    reference: str = ""
+
+    def applies(self, scenario_id: str, server_peer: str, client_peer: str) -> bool:
+        if not fnmatch.fnmatchcase(scenario_id, self.scenario):
+            return False
+        if self.side in ("server", "any") and server_peer == self.peer:
+            return True
+        return self.side in ("client", "any") and client_peer == self.peer
+
+
+def load(path: Path = TABLE) -> list[Deviation]:
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except OSError as exc:
+        raise SystemExit(f"cannot read the deviation table {path}: {exc}") from None
+    out = []
+    for i, entry in enumerate(raw.get("deviations") or []):
+        missing = {"scenario", "peer", "reason"} - set(entry or {})
+        if missing:
+            raise SystemExit(f"{path}: entry {i + 1} lacks {', '.join(sorted(missing))}")
+        side = entry.get("side", "any")
+        if side not in ("server", "client", "any"):
+            raise SystemExit(f"{path}: entry {i + 1}: side must be server, client or any, not {side!r}")
+        out.append(Deviation(entry["scenario"], entry["peer"], side, entry["reason"], entry.get("reference", "")))
+    return out
+
+
+def find(table: list[Deviation], scenario_id: str, server_peer: str, client_peer: str) -> Deviation | None:
+    for dev in table:
+        if dev.applies(scenario_id, server_peer, client_peer):
+            return dev
+    return None

@@ -1,0 +1,186 @@
+"""Peers: the implementations under test, and the agent processes that drive them.
+
+The registry is conformance/peers.yaml: one entry per peer, naming the
+command that starts its agent and what it needs. Plugging in another
+implementation is one agent program and one entry there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import os
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import protocol
+
+HERE = Path(__file__).resolve().parent
+REGISTRY = HERE.parent / "peers.yaml"
+
+
+@dataclass
+class PeerSpec:
+    name: str
+    command: list[str]
+    description: str = ""
+    requires_modules: list[str] = field(default_factory=list)
+    requires_commands: list[str] = field(default_factory=list)
+    requires_files: list[str] = field(default_factory=list)
+
+    def argv(self) -> list[str]:
+        return [
+            sys.executable if part == "{python}" else part.replace("{root}", str(HERE.parent)) for part in self.command
+        ]
+
+    def missing(self) -> str | None:
+        """Why this peer cannot run here, or None when it can."""
+        for mod in self.requires_modules:
+            if importlib.util.find_spec(mod) is None:
+                return f"Python module {mod!r} is not installed (pip install {mod})"
+        for cmd in self.requires_commands:
+            if shutil.which(cmd) is None:
+                return f"command {cmd!r} is not on PATH"
+        for f in self.requires_files:
+            path = f.replace("{root}", str(HERE.parent))
+            if not os.path.exists(path):
+                return f"{path} does not exist"
+        return None
+
+
+def load_registry(path: Path = REGISTRY) -> dict[str, PeerSpec]:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise SystemExit(f"cannot read the peer registry {path}: {exc}") from None
+    peers = {}
+    for name, entry in (raw.get("peers") or {}).items():
+        if not isinstance(entry, dict) or "command" not in entry:
+            raise SystemExit(f"{path}: peer {name!r} needs a 'command' list")
+        req = entry.get("requires") or {}
+        peers[name] = PeerSpec(
+            name=name,
+            command=list(entry["command"]),
+            description=entry.get("description", ""),
+            requires_modules=list(req.get("modules", [])),
+            requires_commands=list(req.get("commands", [])),
+            requires_files=list(req.get("files", [])),
+        )
+    return peers
+
+
+class AgentProcess:
+    """One running agent; requests go one at a time, each with a deadline."""
+
+    def __init__(self, spec: PeerSpec, name: str | None = None, extra_args: list[str] | None = None) -> None:
+        self.spec = spec
+        self.name = name or spec.name
+        self.extra_args = extra_args or []
+        self.proc: asyncio.subprocess.Process | None = None
+        self.hello: dict[str, Any] = {}
+        self._id = 0
+        self._lock = asyncio.Lock()
+        self.stderr_tail: list[str] = []
+
+    async def start(self) -> dict[str, Any]:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(HERE.parent), str(HERE.parent.parent / "impl"), env.get("PYTHONPATH", "")]
+        )
+        self.proc = await asyncio.create_subprocess_exec(
+            *self.spec.argv(),
+            *self.extra_args,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+            limit=1 << 26,
+        )
+        asyncio.get_running_loop().create_task(self._drain_stderr())
+        self.hello = await self.request("hello", deadline=20.0)
+        return self.hello
+
+    async def _drain_stderr(self) -> None:
+        assert self.proc is not None and self.proc.stderr is not None
+        while line := await self.proc.stderr.readline():
+            self.stderr_tail = [*self.stderr_tail[-40:], line.decode(errors="replace").rstrip()]
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.returncode is None
+
+    @property
+    def versions(self) -> dict[str, str]:
+        return dict(self.hello.get("versions", {}))
+
+    async def request(self, op: str, deadline: float | None = None, **fields: Any) -> dict[str, Any]:
+        """Send one request; `deadline` bounds our wait (default: the op's own timeout + 10 s)."""
+        timeout = deadline if deadline is not None else float(fields.get("timeout") or 0) + 10.0
+        if not self.alive:
+            raise protocol.AgentError(protocol.FAILED, f"agent is not running{self._stderr_hint()}", self.name)
+        async with self._lock:
+            self._id += 1
+            req = {"id": self._id, "op": op, **fields}
+            assert self.proc is not None and self.proc.stdin is not None and self.proc.stdout is not None
+            self.proc.stdin.write(protocol.dump(req))
+            try:
+                await self.proc.stdin.drain()
+                line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
+            except (TimeoutError, ConnectionError) as exc:
+                await self.stop()
+                raise protocol.AgentError(
+                    protocol.FAILED, f"no answer to {op} within {timeout:g}s ({exc!r}){self._stderr_hint()}", self.name
+                ) from None
+            if not line:
+                raise protocol.AgentError(protocol.FAILED, f"agent exited during {op}{self._stderr_hint()}", self.name)
+            try:
+                resp = json.loads(line)
+            except ValueError:
+                raise protocol.AgentError(
+                    protocol.INVALID, f"agent answered {op} with a line that is not JSON: {line[:200]!r}", self.name
+                ) from None
+            if resp.get("id") != self._id:
+                raise protocol.AgentError(
+                    protocol.INVALID, f"answer id {resp.get('id')} for request {self._id}", self.name
+                )
+            if not resp.get("ok"):
+                err = resp.get("error") or {}
+                raise protocol.AgentError(err.get("kind", protocol.FAILED), err.get("message", "?"), self.name)
+            return resp
+
+    def _stderr_hint(self) -> str:
+        return ("; agent stderr: " + " | ".join(self.stderr_tail[-5:])) if self.stderr_tail else ""
+
+    async def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.returncode is None:
+            try:
+                if self.proc.stdin is not None:
+                    self.proc.stdin.write(protocol.dump({"id": 0, "op": "quit"}))
+                    await self.proc.stdin.drain()
+                await asyncio.wait_for(self.proc.wait(), 2)
+            except (TimeoutError, ConnectionError):
+                self.proc.kill()
+                await self.proc.wait()
+
+
+async def probe(spec: PeerSpec) -> tuple[dict[str, str] | None, str | None]:
+    """(versions, None) when the peer runs here, or (None, why not)."""
+    why = spec.missing()
+    if why:
+        return None, why
+    agent = AgentProcess(spec)
+    try:
+        await agent.start()
+        return agent.versions, None
+    except (protocol.AgentError, OSError) as exc:
+        return None, f"agent did not start: {exc}"
+    finally:
+        await agent.stop()

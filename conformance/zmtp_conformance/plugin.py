@@ -1,0 +1,276 @@
+"""The matrix runner as a pytest plugin: one test item per matrix cell.
+
+pytest collects scenario YAML files under a `scenarios` folder and makes an
+item for each cell, so -k, -m, xdist (-n) and sharding (--shard i/n) all
+work. Outcomes map onto pytest's: passed; failed; deviates -> xfail (a known
+deviation, listed with its reason); unsupported and missing peers -> skip.
+matrix.json and matrix.html are written at the end of the session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from . import __version__, deviations, matrix, peers
+from .runner import DEVIATES, FAILED, PASSED, RAW, SKIPPED, UNSUPPORTED, AgentPool, Cell, CellResult, run_cell
+from .scenario import Scenario, ScenarioError, load_file
+
+RECORD_KEY = "zmtp_cell"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    g = parser.getgroup("zmtp-conformance")
+    g.addoption("--peers", default=None, help="comma-separated peers to pair (default: every peer in peers.yaml)")
+    g.addoption("--scenario", action="append", default=[], help="scenario id or glob to run (repeatable)")
+    g.addoption("--shard", default=None, help="run only shard i of n (i/n), for splitting across CI machines")
+    g.addoption("--report-dir", default="reports", help="where matrix.json and matrix.html go (default: reports)")
+    g.addoption(
+        "--peer-args",
+        action="append",
+        default=[],
+        help="extra agent arguments, PEER=ARG (e.g. impl=--bug=skip_socket_type_check)",
+    )
+    g.addoption("--deviations", default=None, help="deviation table to use (default: conformance/deviations.yaml)")
+
+
+class State:
+    """Per-process state: the agent pool and its event loop, the peers found here."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.loop = asyncio.new_event_loop()
+        self.registry = peers.load_registry()
+        wanted = config.getoption("peers")
+        names = [p.strip() for p in wanted.split(",")] if wanted else list(self.registry)
+        unknown = [p for p in names if p not in self.registry]
+        if unknown:
+            raise pytest.UsageError(f"unknown peer(s) {', '.join(unknown)}; peers.yaml has {', '.join(self.registry)}")
+        self.peers = names
+        self.missing = {name: self.registry[name].missing() for name in names}
+        extra: dict[str, list[str]] = {}
+        for item in config.getoption("peer_args"):
+            peer, _, arg = item.partition("=")
+            extra.setdefault(peer, []).append(arg)
+        self.pool = AgentPool(self.registry, extra)
+        path = config.getoption("deviations")
+        self.deviations = deviations.load(Path(path)) if path else deviations.load()
+        self.select = config.getoption("scenario") or None
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.pool.close())
+        self.loop.close()
+
+
+def _state(config: pytest.Config) -> State:
+    st = getattr(config, "_zmtp_state", None)
+    if st is None:
+        st = State(config)
+        config._zmtp_state = st  # type: ignore[attr-defined]
+    return st
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config._zmtp_records = []  # type: ignore[attr-defined]
+    config._zmtp_start = time.time()  # type: ignore[attr-defined]
+    config.addinivalue_line("markers", "zmtp_cell: a ZMTP conformance matrix cell")
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if file_path.suffix == ".yaml" and "scenarios" in file_path.parts:
+        return ScenarioFile.from_parent(parent, path=file_path)
+    return None
+
+
+class ScenarioFile(pytest.File):
+    def collect(self):  # type: ignore[no-untyped-def]
+        st = _state(self.config)
+        try:
+            sc = load_file(self.path)
+        except ScenarioError as exc:
+            raise self.CollectError(str(exc)) from None
+        if st.select and not _selected(sc, st.select):
+            return
+        cells = matrix.expand([sc], st.peers)
+        cells = matrix.shard(cells, self.config.getoption("shard"))
+        for cell in cells:
+            yield CellItem.from_parent(self, name=f"{sc.id}[{cell.params}]", cell=cell)
+
+
+def _selected(sc: Scenario, select: list[str]) -> bool:
+    import fnmatch
+
+    return any(sc.id == p or sc.id.startswith(p.rstrip("/") + "/") or fnmatch.fnmatchcase(sc.id, p) for p in select)
+
+
+class CellFailed(Exception):
+    def __init__(self, result: CellResult) -> None:
+        self.result = result
+        super().__init__(result.reason)
+
+
+class CellItem(pytest.Item):
+    def __init__(self, *, cell: Cell, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.cell = cell
+        self.add_marker("zmtp_cell")
+        for tag in cell.scenario.tags:
+            marker = tag.replace(":", "_").replace("-", "_").replace(".", "_")
+            self.config.addinivalue_line("markers", f"{marker}: scenarios tagged {tag}")
+            self.add_marker(marker)
+        st = _state(self.config)
+        for side in (cell.server, cell.client):
+            why = st.missing.get(side) if side != RAW else None
+            if why:
+                self.add_marker(pytest.mark.skip(reason=f"peer {side} is not available: {why}"))
+                rec = CellResult(cell, SKIPPED, reason=f"peer {side} is not available: {why}").record()
+                self.user_properties.append((RECORD_KEY, json.dumps(rec)))
+                break
+
+    def runtest(self) -> None:
+        st = _state(self.config)
+        result = st.loop.run_until_complete(run_cell(self.cell, st.pool, st.deviations))
+        self.user_properties.append((RECORD_KEY, json.dumps(result.record())))
+        self._allure(result)
+        if result.outcome == PASSED:
+            return
+        if result.outcome == DEVIATES:
+            assert result.deviation is not None
+            pytest.xfail(f"known deviation: {result.deviation.reason} ({result.reason})")
+        if result.outcome == UNSUPPORTED:
+            pytest.skip(f"unsupported: {result.reason}")
+        raise CellFailed(result)
+
+    def _allure(self, result: CellResult) -> None:
+        try:
+            import allure
+        except ImportError:
+            return
+        sc = self.cell.scenario
+        clause = sc.rfc[0]
+        allure.dynamic.epic(f"RFC {clause.split('/')[0]}")
+        allure.dynamic.feature(next((t.split(":", 1)[1] for t in sc.tags if t.startswith("pattern:")), "protocol"))
+        allure.dynamic.story(clause)
+        allure.dynamic.title(f"{sc.title} [{self.cell.params}]")
+        allure.dynamic.description(
+            f"{sc.requirement}\n\nScenario {sc.id} ({sc.path}); RFC clauses: {', '.join(sc.rfc)}"
+        )
+        for key, value in (
+            ("server", self.cell.server),
+            ("client", self.cell.client),
+            ("transport", self.cell.transport),
+            ("mechanism", self.cell.mechanism),
+        ):
+            allure.dynamic.parameter(key, value)
+        for side, vers in result.versions.items():
+            allure.dynamic.parameter(f"{side} versions", ", ".join(f"{k} {v}" for k, v in vers.items()), excluded=True)
+        allure.attach(result.transcript, name="transcript", attachment_type=allure.attachment_type.TEXT)
+        if result.outcome == FAILED:
+            allure.attach(
+                f"expected: {result.expected}\nseen:     {result.seen}",
+                name="expected vs seen",
+                attachment_type=allure.attachment_type.TEXT,
+            )
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, CellFailed):
+            r = excinfo.value.result
+            sc = self.cell.scenario
+            return "\n".join(
+                [
+                    f"{sc.id}: {sc.title}",
+                    f"  requirement: {sc.requirement}",
+                    f"  rfc:         {', '.join(sc.rfc)}   ({sc.path})",
+                    f"  cell:        server={self.cell.server} client={self.cell.client} "
+                    f"transport={self.cell.transport} mechanism={self.cell.mechanism}",
+                    f"  failure:     {r.reason}",
+                    f"  expected:    {r.expected}",
+                    f"  seen:        {r.seen}",
+                    "  transcript:",
+                    *("    " + line for line in r.transcript.splitlines()),
+                ]
+            )
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self):  # type: ignore[no-untyped-def]
+        return self.path, None, self.name
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    for key, value in report.user_properties:
+        if key == RECORD_KEY and (report.when == "call" or report.skipped):
+            rec = json.loads(value)
+            if rec["id"] not in {r["id"] for r in _records_seen}:
+                _records_seen.append(rec)
+
+
+_records_seen: list[dict[str, Any]] = []
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    st = getattr(config, "_zmtp_state", None)
+    is_worker = hasattr(config, "workerinput")
+    versions = {}
+    if st is not None:
+        for (peer, _side), agent in st.pool.agents.items():
+            versions[peer] = agent.versions
+        st.close()
+    if is_worker or not _records_seen:
+        return
+    from .report import html, jsonfile
+
+    out = Path(config.getoption("report_dir"))
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "project_version": __version__,
+        "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "wall_time": round(time.time() - config._zmtp_start, 2),  # type: ignore[attr-defined]
+        "machine": {
+            "node": platform.node(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+        },
+        "backend": "local",
+        "peer_versions": versions or _versions_from_records(_records_seen),
+        "shard": config.getoption("shard"),
+        "scenario_selection": config.getoption("scenario") or None,
+    }
+    records = sorted(_records_seen, key=lambda r: r["id"])
+    jsonfile.write(out / "matrix.json", meta, records)
+    html.write(out / "matrix.html", meta, records)
+    config._zmtp_written = out  # type: ignore[attr-defined]
+
+
+def _versions_from_records(records: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for r in records:
+        for side in ("server", "client"):
+            if r[side]["versions"]:
+                out[r[side]["peer"]] = r[side]["versions"]
+    return out
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    if not _records_seen or hasattr(config, "workerinput"):
+        return
+    counts: dict[str, int] = {}
+    for r in _records_seen:
+        counts[r["outcome"]] = counts.get(r["outcome"], 0) + 1
+    tr = terminalreporter
+    tr.section("ZMTP conformance matrix")
+    order = (PASSED, FAILED, DEVIATES, UNSUPPORTED, SKIPPED)
+    tr.write_line("  ".join(f"{o}: {counts.get(o, 0)}" for o in order))
+    wall = time.time() - config._zmtp_start  # type: ignore[attr-defined]
+    tr.write_line(f"cells: {len(_records_seen)}   wall time: {wall:.1f}s")
+    written = getattr(config, "_zmtp_written", None)
+    if written:
+        tr.write_line(f"reports: {written / 'matrix.json'}  {written / 'matrix.html'}")

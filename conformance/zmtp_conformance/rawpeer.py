@@ -1,0 +1,262 @@
+"""The raw peer: the harness itself as a scripted, byte-level ZMTP peer.
+
+It sends exact bytes and expects exact bytes (with `??` for octets that may
+legitimately vary), and can also complete a handshake through the sans-I/O
+core of impl/ and then exchange whole messages, for malformed input that
+only makes sense after a handshake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from typing import Any
+
+from zmtp import command
+from zmtp.connection import Connection, State
+from zmtp.events import Event, Message
+from zmtp.frame import COMMAND, LONG, encode_message_bytes
+from zmtp.greeting import Greeting, encode_mechanism
+
+from .trace import Transcript, show
+
+
+class RawFailure(Exception):
+    def __init__(self, message: str, expected: str | None = None, seen: bytes | None = None) -> None:
+        self.expected = expected
+        self.seen = seen
+        super().__init__(message)
+
+
+def parse_hex(text: str) -> bytes:
+    try:
+        return bytes.fromhex(re.sub(r"\s+", "", text))
+    except ValueError:
+        raise ValueError(f"{text!r} is not hex octets") from None
+
+
+def build(piece: Any, frame_bytes) -> bytes:  # type: ignore[no-untyped-def]
+    """Bytes for one `send_raw` piece (see the scenario schema)."""
+    if isinstance(piece, list):
+        return b"".join(build(p, frame_bytes) for p in piece)
+    if isinstance(piece, str):
+        return parse_hex(piece)
+    if "text" in piece:
+        return piece["text"].encode()
+    if "greeting" in piece:
+        g = piece["greeting"]
+        raw = bytearray(Greeting().encode())
+        raw[10] = g.get("major", 3)
+        raw[11] = g.get("minor", 1)
+        raw[12:32] = encode_mechanism(g.get("mechanism", "NULL"))
+        raw[32] = g.get("as_server", 0)
+        return bytes(raw[: g.get("upto", 64)])
+    if "ready" in piece:
+        return command.ready([(k, v.encode()) for k, v in piece["ready"].items()])
+    if "command" in piece:
+        from zmtp.frame import encode_command
+
+        return encode_command(piece["command"].encode(), parse_hex(piece.get("data", "")))
+    if "message" in piece:
+        return encode_message_bytes(frame_bytes(piece["message"]))
+    raise ValueError(f"unknown raw piece {piece!r}")
+
+
+def matches(pattern: str, data: bytes) -> bool:
+    octets = pattern.split()
+    if len(octets) == 1 and len(pattern) > 2:  # no spaces: pairs of hex digits
+        octets = [pattern[i : i + 2] for i in range(0, len(pattern), 2)]
+    if len(octets) != len(data):
+        return False
+    return all(o == "??" or int(o, 16) == b for o, b in zip(octets, data, strict=True))
+
+
+def pattern_length(pattern: str) -> int:
+    octets = pattern.split()
+    return len(octets) if len(octets) > 1 or len(pattern) <= 2 else len(pattern) // 2
+
+
+class RawPeer:
+    def __init__(self, name: str, transcript: Transcript) -> None:
+        self.name = name
+        self.t = transcript
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.buf = bytearray()
+        self.conn: Connection | None = None
+        self.messages: list[list[bytes]] = []
+        self.events: list[Event] = []
+
+    async def connect(self, endpoint: str, timeout: float = 5.0) -> None:
+        async with asyncio.timeout(timeout):
+            if endpoint.startswith("tcp://"):
+                host, port = endpoint[6:].rsplit(":", 1)
+                self.reader, self.writer = await asyncio.open_connection(host.strip("[]"), int(port))
+            else:
+                self.reader, self.writer = await asyncio.open_unix_connection(endpoint[6:])
+        self.t.add(self.name, "connect", endpoint)
+
+    def attach(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.t.add(self.name, "accepted", "")
+
+    async def write(self, data: bytes) -> None:
+        assert self.writer is not None
+        self.t.add(self.name, "send_raw", show(data))
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def _read_more(self, deadline: float) -> bytes:
+        assert self.reader is not None
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError
+        data = await asyncio.wait_for(self.reader.read(65536), left)
+        if not data:
+            raise ConnectionResetError("closed by peer")
+        # After a handshake the bytes go both to the core (for messages) and
+        # to the raw buffer, so expect_raw still sees exactly what arrived.
+        self.buf += data
+        if self.conn is not None:
+            self._feed(data)
+        return data
+
+    def _feed(self, data: bytes) -> None:
+        assert self.conn is not None
+        for ev in self.conn.receive_data(data):
+            self.events.append(ev)
+            if isinstance(ev, Message):
+                self.messages.append(ev.frames)
+
+    async def read_exactly(self, n: int, timeout: float) -> bytes:
+        deadline = time.monotonic() + timeout
+        try:
+            while len(self.buf) < n:
+                await self._read_more(deadline)
+        except (TimeoutError, ConnectionError) as exc:
+            got = bytes(self.buf)
+            raise RawFailure(
+                f"expected {n} octets, got {len(got)} before {'the timeout' if isinstance(exc, TimeoutError) else 'the peer closed'}",
+                seen=got,
+            ) from None
+        out = bytes(self.buf[:n])
+        del self.buf[:n]
+        return out
+
+    async def expect(self, spec: Any) -> None:
+        if isinstance(spec, str):
+            spec = {"pattern": spec}
+        timeout = spec.get("timeout", 2.0)
+        if "pattern" in spec:
+            data = await self.read_exactly(pattern_length(spec["pattern"]), timeout)
+            self.t.add(self.name, "expect_raw", show(data))
+            if not matches(spec["pattern"], data):
+                raise RawFailure("octets differ from the expected pattern", expected=spec["pattern"], seen=data)
+        if spec.get("greeting"):
+            data = await self.read_exactly(64, timeout)
+            self.t.add(self.name, "expect_raw", f"greeting {show(data)}")
+            try:
+                Greeting.decode(data)
+            except Exception as exc:
+                raise RawFailure(
+                    f"not a valid ZMTP 3.x greeting: {exc}", expected="a 64-octet greeting", seen=data
+                ) from None
+        if "command" in spec:
+            head = await self.read_exactly(2, timeout)
+            if head[0] & LONG:
+                head += await self.read_exactly(7, timeout)
+                size = int.from_bytes(head[1:9], "big")
+            else:
+                size = head[1]
+            body = await self.read_exactly(size, timeout)
+            self.t.add(self.name, "expect_raw", show(head + body))
+            if not head[0] & COMMAND or body[1 : 1 + body[0]] != spec["command"].encode():
+                raise RawFailure(f"expected a {spec['command']} command", expected=spec["command"], seen=head + body)
+
+    async def handshake(
+        self,
+        socket_type: str,
+        *,
+        as_server: bool,
+        minor: int | None = None,
+        identity: bytes = b"",
+        timeout: float = 5.0,
+    ) -> None:
+        from zmtp.bugs import ProtocolBugs
+
+        bugs = ProtocolBugs(greeting_minor=minor) if minor is not None else ProtocolBugs()
+        self.conn = Connection(socket_type, as_server=as_server, identity=identity, bugs=bugs)
+        pending = bytes(self.buf)
+        self.buf.clear()
+        await self.flush()
+        if pending:
+            self._feed(pending)
+            await self.flush()
+        deadline = time.monotonic() + timeout
+        try:
+            while self.conn.state is not State.TRAFFIC:
+                await self._read_more(deadline)
+                await self.flush()
+        except (TimeoutError, ConnectionError) as exc:
+            raise RawFailure(f"handshake as {socket_type} did not complete: {exc or 'timed out'}") from None
+        self.buf.clear()  # the handshake's own bytes are not for expect_raw
+        self.t.add(
+            self.name, "handshake", f"as {socket_type}, ZMTP {self.conn.version}, peer {self.conn.peer_socket_type}"
+        )
+
+    async def flush(self) -> None:
+        assert self.conn is not None and self.writer is not None
+        data = self.conn.data_to_send()
+        if data:
+            self.writer.write(data)
+            await self.writer.drain()
+
+    async def send_message(self, frames: list[bytes]) -> None:
+        if self.conn is None:
+            await self.write(encode_message_bytes(frames))
+            return
+        self.conn.send_message(frames)
+        self.t.add(self.name, "send", show(frames))
+        await self.flush()
+
+    async def recv_message(self, timeout: float) -> list[bytes]:
+        if self.conn is None:
+            raise RawFailure("a raw role must complete a handshake before it can expect messages")
+        deadline = time.monotonic() + timeout
+        while not self.messages:
+            await self._read_more(deadline)
+            await self.flush()  # PONGs
+        return self.messages.pop(0)
+
+    async def expect_close(self, timeout: float) -> bytes:
+        """Wait for the peer to close; returns what it sent meanwhile."""
+        deadline = time.monotonic() + timeout
+        seen = bytearray()
+        try:
+            while True:
+                data = await self._read_more(deadline)
+                seen += data
+        except ConnectionError:
+            self.t.add(self.name, "closed by peer", show(bytes(seen)) if seen else "")
+            return bytes(seen)
+        except TimeoutError:
+            raise RawFailure(
+                f"the peer kept the connection open for {timeout:g}s", expected="close", seen=bytes(seen)
+            ) from None
+        except Exception as exc:  # a protocol error in what the peer sent before closing
+            raise RawFailure(f"peer sent bytes our decoder refused before closing: {exc}", seen=bytes(seen)) from None
+
+    async def expect_open(self, duration: float) -> None:
+        deadline = time.monotonic() + duration
+        try:
+            while True:
+                await self._read_more(deadline)
+        except TimeoutError:
+            return
+        except ConnectionError:
+            raise RawFailure(f"the peer closed the connection within {duration:g}s", expected="open") from None
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()

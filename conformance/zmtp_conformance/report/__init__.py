@@ -1,0 +1,1 @@
+"""Report writers: matrix.json (machines) and matrix.html (people)."""

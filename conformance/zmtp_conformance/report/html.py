@@ -1,0 +1,112 @@
+"""matrix.html: a self-contained page with the pairing matrix.
+
+Rows are server peers, columns client peers; each cell shows its counts and
+is green (all passed), amber (deviations or unsupported only) or red (any
+failure). Clicking a cell jumps to the list of its non-passing results,
+each with the reason and expected-vs-seen bytes.
+"""
+
+from __future__ import annotations
+
+import html
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+ORDER = ("passed", "failed", "deviates", "unsupported", "skipped")
+
+CSS = """
+body{font-family:system-ui,sans-serif;margin:2em;color:#222}
+table.matrix{border-collapse:collapse;margin:1em 0}
+table.matrix th,table.matrix td{border:1px solid #999;padding:.5em .8em;text-align:center}
+td.pair a{color:inherit;text-decoration:none;display:block}
+td.green{background:#bfe8bf} td.red{background:#f4b4b4} td.amber{background:#f7e1a1} td.grey{background:#ddd}
+.outcome-failed{color:#a00} .outcome-deviates{color:#a60} .outcome-unsupported{color:#666} .outcome-skipped{color:#888}
+pre{background:#f6f6f6;padding:.5em;overflow:auto;font-size:85%}
+.meta td{padding:.1em .8em}
+details{margin:.3em 0}
+"""
+
+
+def colour(counts: dict[str, int]) -> str:
+    if counts.get("failed"):
+        return "red"
+    if counts.get("passed") and not any(counts.get(k) for k in ("deviates", "unsupported")):
+        return "green"
+    if counts.get("passed") or counts.get("deviates") or counts.get("unsupported"):
+        return "amber"
+    return "grey"
+
+
+def anchor(server: str, client: str) -> str:
+    return f"pair-{server}-{client}"
+
+
+def write(path: Path, meta: dict[str, Any], records: list[dict[str, Any]]) -> None:
+    e = html.escape
+    by_pair: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        by_pair[(r["server"]["peer"], r["client"]["peer"])].append(r)
+    servers = sorted({s for s, _ in by_pair})
+    clients = sorted({c for _, c in by_pair})
+    totals = {o: sum(1 for r in records if r["outcome"] == o) for o in ORDER}
+
+    out = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>ZMTP conformance matrix</title><style>{CSS}</style></head><body>"
+    ]
+    out.append("<h1>ZMTP conformance matrix</h1>")
+    out.append("<table class='meta'>")
+    for key in ("generated", "wall_time", "backend", "project_version", "shard"):
+        out.append(f"<tr><td>{e(key)}</td><td>{e(str(meta.get(key)))}</td></tr>")
+    m = meta.get("machine", {})
+    out.append(
+        f"<tr><td>machine</td><td>{e(str(m.get('node')))} {e(str(m.get('platform')))} python {e(str(m.get('python')))}, {m.get('cpus')} cpus</td></tr>"
+    )
+    for peer, vers in sorted((meta.get("peer_versions") or {}).items()):
+        out.append(f"<tr><td>peer {e(peer)}</td><td>{e(', '.join(f'{k} {v}' for k, v in vers.items()))}</td></tr>")
+    out.append("</table>")
+    out.append(
+        "<p id='totals'>"
+        + " &middot; ".join(f"<span class='outcome-{o}'>{o}: {totals[o]}</span>" for o in ORDER)
+        + "</p>"
+    )
+
+    out.append("<table class='matrix' id='matrix'><tr><th>server \\ client</th>")
+    out += [f"<th>{e(c)}</th>" for c in clients]
+    out.append("</tr>")
+    for s in servers:
+        out.append(f"<tr><th>{e(s)}</th>")
+        for c in clients:
+            cell = by_pair.get((s, c))
+            if not cell:
+                out.append("<td class='empty'>&ndash;</td>")
+                continue
+            counts = {o: sum(1 for r in cell if r["outcome"] == o) for o in ORDER}
+            label = "<br>".join(f"{o} {n}" for o, n in counts.items() if n)
+            out.append(
+                f"<td class='pair {colour(counts)}' data-server='{e(s)}' data-client='{e(c)}' "
+                f"data-failed='{counts['failed']}'><a href='#{anchor(s, c)}'>{label}</a></td>"
+            )
+        out.append("</tr>")
+    out.append("</table>")
+
+    for (s, c), cell in sorted(by_pair.items()):
+        out.append(f"<h2 id='{anchor(s, c)}'>server {e(s)} &times; client {e(c)}</h2>")
+        bad = [r for r in cell if r["outcome"] != "passed"]
+        out.append(f"<p>{len(cell) - len(bad)} of {len(cell)} cells passed.</p>")
+        for r in bad:
+            out.append(
+                f"<details class='result outcome-{r['outcome']}' id='{e(r['id'])}'><summary>"
+                f"<b class='outcome-{r['outcome']}'>{e(r['outcome'])}</b> {e(r['id'])} &mdash; {e(r['title'])}</summary>"
+            )
+            out.append(f"<p>RFC {e(', '.join(r['rfc']))} ({e(r['level'])})</p>")
+            out.append(f"<pre>{e(r['reason'] or '')}")
+            if r.get("expected") is not None or r.get("seen") is not None:
+                out.append(f"\nexpected: {e(str(r.get('expected')))}\nseen:     {e(str(r.get('seen')))}")
+            if r.get("deviation"):
+                out.append(
+                    f"\nknown deviation: {e(r['deviation']['reason'])} {e(r['deviation'].get('reference') or '')}"
+                )
+            out.append("</pre></details>")
+    out.append("</body></html>")
+    path.write_text("\n".join(out))

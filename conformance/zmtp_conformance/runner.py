@@ -1,0 +1,483 @@
+"""Running one matrix cell: one scenario, one pairing of peers, one transport and mechanism."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import protocol
+from .deviations import Deviation, find
+from .peers import AgentProcess, PeerSpec
+from .rawpeer import RawFailure, RawPeer, build
+from .scenario import Role, Scenario, Step
+from .trace import Transcript, show
+
+PASSED, FAILED, DEVIATES, UNSUPPORTED, SKIPPED = "passed", "failed", "deviates", "unsupported", "skipped"
+OUTCOMES = (PASSED, FAILED, DEVIATES, UNSUPPORTED, SKIPPED)
+RAW = "raw"
+DEFAULT_TIMEOUT = 2.0
+
+
+@dataclass(frozen=True)
+class Cell:
+    scenario: Scenario
+    server: str  # peer name, or "raw"
+    client: str
+    transport: str
+    mechanism: str
+
+    @property
+    def params(self) -> str:
+        return f"{self.server}-{self.client}-{self.transport}-{self.mechanism}"
+
+    @property
+    def id(self) -> str:
+        return f"{self.scenario.id}[{self.params}]"
+
+
+@dataclass
+class CellResult:
+    cell: Cell
+    outcome: str
+    reason: str = ""
+    duration: float = 0.0
+    transcript: str = ""
+    expected: str | None = None
+    seen: str | None = None
+    versions: dict[str, dict[str, str]] = field(default_factory=dict)
+    deviation: Deviation | None = None
+
+    def record(self) -> dict[str, Any]:
+        c = self.cell
+        return {
+            "id": c.id,
+            "scenario": c.scenario.id,
+            "title": c.scenario.title,
+            "rfc": c.scenario.rfc,
+            "level": c.scenario.level,
+            "server": {"peer": c.server, "versions": self.versions.get("server", {})},
+            "client": {"peer": c.client, "versions": self.versions.get("client", {})},
+            "transport": c.transport,
+            "mechanism": c.mechanism,
+            "outcome": self.outcome,
+            "reason": self.reason,
+            "expected": self.expected,
+            "seen": self.seen,
+            "deviation": None
+            if self.deviation is None
+            else {"reason": self.deviation.reason, "reference": self.deviation.reference},
+            "duration": round(self.duration, 4),
+        }
+
+
+class StepFailed(Exception):
+    def __init__(self, message: str, expected: str | None = None, seen: str | None = None) -> None:
+        self.expected = expected
+        self.seen = seen
+        super().__init__(message)
+
+
+class Unsupported(Exception):
+    pass
+
+
+class AgentPool:
+    """Agents kept running across cells: one process per (peer, side), restarted if it dies."""
+
+    def __init__(self, specs: dict[str, PeerSpec], extra_args: dict[str, list[str]] | None = None) -> None:
+        self.specs = specs
+        self.extra_args = extra_args or {}
+        self.agents: dict[tuple[str, str], AgentProcess] = {}
+
+    async def get(self, peer: str, side: str) -> AgentProcess:
+        key = (peer, side)
+        agent = self.agents.get(key)
+        if agent is None or not agent.alive:
+            agent = AgentProcess(self.specs[peer], name=f"{peer}/{side}", extra_args=self.extra_args.get(peer))
+            await agent.start()
+            self.agents[key] = agent
+        return agent
+
+    async def close(self) -> None:
+        for agent in self.agents.values():
+            await agent.stop()
+        self.agents.clear()
+
+
+def frame_bytes(frames: list[Any], vars: dict[str, bytes]) -> list[bytes]:
+    out = []
+    for f in frames:
+        if isinstance(f, str):
+            out.append(f.encode())
+        elif "hex" in f:
+            out.append(bytes.fromhex(f["hex"].replace(" ", "")))
+        elif "ref" in f:
+            if f["ref"] not in vars:
+                raise StepFailed(f"{{ref: {f['ref']}}} used before a {{capture: {f['ref']}}} filled it")
+            out.append(vars[f["ref"]])
+        elif "repeat" in f:
+            out.append((f["repeat"].encode() * (f["count"] // max(1, len(f["repeat"])) + 1))[: f["count"]])
+        else:
+            raise StepFailed(f"frame {f!r} cannot be sent")
+    return out
+
+
+def describe_matchers(frames: list[Any]) -> str:
+    parts = []
+    for f in frames:
+        if isinstance(f, str):
+            parts.append(repr(f))
+        elif "hex" in f:
+            parts.append(f"hex {f['hex']}")
+        elif "any" in f:
+            parts.append("<any>")
+        elif "capture" in f:
+            parts.append(f"<any, as {f['capture']}>")
+        elif "ref" in f:
+            parts.append(f"<{f['ref']}>")
+        elif "prefix" in f:
+            parts.append(f"{f['prefix']!r}...")
+        elif "repeat" in f:
+            parts.append(f"{f['repeat']!r} x {f['count']}")
+    return "[" + ", ".join(parts) + "]"
+
+
+def match(frames_spec: list[Any], got: list[bytes], vars: dict[str, bytes]) -> bool:
+    if len(frames_spec) != len(got):
+        return False
+    captured = {}
+    for spec, frame in zip(frames_spec, got, strict=True):
+        if isinstance(spec, str):
+            ok = frame == spec.encode()
+        elif "any" in spec:
+            ok = True
+        elif "capture" in spec:
+            captured[spec["capture"]] = frame
+            ok = True
+        elif "prefix" in spec:
+            ok = frame.startswith(spec["prefix"].encode())
+        else:
+            ok = frame == frame_bytes([spec], vars)[0]
+        if not ok:
+            return False
+    vars.update(captured)
+    return True
+
+
+def endpoint_for(transport: str) -> str:
+    if transport == "tcp":
+        return "tcp://127.0.0.1:0"
+    return f"ipc://{tempfile.gettempdir()}/zmtp-conf-{os.getpid()}-{uuid.uuid4().hex[:10]}.ipc"
+
+
+# What a fresh partner does to prove a peer still serves after hostile input.
+SANITY_PARTNER = {
+    "PULL": "PUSH",
+    "PUSH": "PULL",
+    "REP": "REQ",
+    "REQ": "REP",
+    "ROUTER": "DEALER",
+    "DEALER": "DEALER",
+    "PAIR": "PAIR",
+    "PUB": "SUB",
+    "XPUB": "SUB",
+    "SUB": "PUB",
+    "XSUB": "PUB",
+}
+
+
+class CellRun:
+    def __init__(self, cell: Cell, pool: AgentPool) -> None:
+        self.cell = cell
+        self.pool = pool
+        self.t = Transcript()
+        self.vars: dict[str, bytes] = {}
+        self.agents: dict[str, AgentProcess] = {}  # role -> agent
+        self.sockets: dict[str, str] = {}  # role -> socket id in its agent
+        self.raws: dict[str, RawPeer] = {}
+        self.endpoints: dict[str, str] = {}  # server role -> endpoint
+        self.servers: list[asyncio.AbstractServer] = []
+        self.versions: dict[str, dict[str, str]] = {}
+
+    def peer_of(self, role: Role) -> str:
+        return self.cell.server if role.side == "server" else self.cell.client
+
+    async def setup(self) -> None:
+        sc = self.cell.scenario
+        ordered = sorted(sc.roles.values(), key=lambda r: r.side != "server")
+        for role in ordered:
+            if role.raw:
+                self.raws[role.name] = RawPeer(role.name, self.t)
+                if role.side == "server":
+                    await self._raw_listen(role)
+                continue
+            agent = await self.pool.get(self.peer_of(role), role.side)
+            self.agents[role.name] = agent
+            self.versions[role.side] = agent.versions
+            try:
+                resp = await agent.request(
+                    "socket", type=role.type, options=role.options, mechanism=self.cell.mechanism
+                )
+            except protocol.AgentError as exc:
+                if exc.kind == protocol.UNSUPPORTED:
+                    raise Unsupported(f"{agent.name}: {exc.message}") from None
+                raise
+            self.sockets[role.name] = resp["socket"]
+            self.t.add(role.name, "socket", f"{role.type} on {agent.name} {role.options or ''}".rstrip())
+            if role.side == "server":
+                resp = await agent.request("bind", socket=resp["socket"], endpoint=endpoint_for(self.cell.transport))
+                self.endpoints[role.name] = resp["endpoint"]
+                self.t.add(role.name, "bind", resp["endpoint"])
+        for role in ordered:
+            if role.side != "client":
+                continue
+            targets = role.connect or tuple(r.name for r in sc.roles.values() if r.side == "server")
+            for target in targets:
+                ep = self.endpoints[target]
+                if role.raw:
+                    await self.raws[role.name].connect(ep)
+                else:
+                    await self.agents[role.name].request("connect", socket=self.sockets[role.name], endpoint=ep)
+                    self.t.add(role.name, "connect", ep)
+
+    async def _raw_listen(self, role: Role) -> None:
+        raw = self.raws[role.name]
+        accepted = asyncio.Event()
+
+        async def on_conn(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            if raw.writer is None:
+                raw.attach(reader, writer)
+                accepted.set()
+            else:
+                writer.close()
+
+        if self.cell.transport == "tcp":
+            server = await asyncio.start_server(on_conn, "127.0.0.1", 0)
+            ep = f"tcp://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        else:
+            ep = endpoint_for("ipc")
+            server = await asyncio.start_unix_server(on_conn, ep[6:])
+        self.servers.append(server)
+        self.endpoints[role.name] = ep
+        raw._accepted = accepted  # type: ignore[attr-defined]
+        self.t.add(role.name, "listen", ep)
+
+    async def raw(self, role: str) -> RawPeer:
+        peer = self.raws[role]
+        accepted = getattr(peer, "_accepted", None)
+        if accepted is not None and peer.writer is None:
+            try:
+                await asyncio.wait_for(accepted.wait(), 5)
+            except TimeoutError:
+                raise StepFailed(
+                    f"nobody connected to raw server {role!r} within 5s", expected="a connection"
+                ) from None
+        return peer
+
+    async def step(self, st: Step) -> None:
+        if st.action == "wait":
+            await asyncio.sleep(st.arg)
+            return
+        role = self.cell.scenario.roles[st.role]  # type: ignore[index]
+        if role.raw:
+            await self.raw_step(st, await self.raw(role.name), role)
+        else:
+            await self.agent_step(st, role)
+
+    async def agent_step(self, st: Step, role: Role) -> None:
+        agent = self.agents[role.name]
+        sock = self.sockets[role.name]
+        a = st.arg
+        if st.action == "send":
+            frames = frame_bytes(a, self.vars)
+            self.t.add(role.name, "send", show(frames))
+            await agent.request("send", socket=sock, frames=protocol.encode_frames(frames), timeout=DEFAULT_TIMEOUT)
+        elif st.action == "expect":
+            spec, timeout = (
+                (a["message"], a.get("timeout", DEFAULT_TIMEOUT)) if isinstance(a, dict) else (a, DEFAULT_TIMEOUT)
+            )
+            try:
+                resp = await agent.request("recv", socket=sock, timeout=timeout)
+            except protocol.AgentError as exc:
+                if exc.kind == protocol.TIMEOUT:
+                    raise StepFailed(
+                        f"{role.name} received nothing within {timeout:g}s",
+                        expected=describe_matchers(spec),
+                        seen="nothing",
+                    ) from None
+                raise
+            got = protocol.decode_frames(resp["frames"])
+            self.t.add(role.name, "recv", show(got))
+            if not match(spec, got, self.vars):
+                raise StepFailed(
+                    f"{role.name} received a different message", expected=describe_matchers(spec), seen=show(got)
+                )
+        elif st.action == "expect_nothing":
+            try:
+                resp = await agent.request("recv", socket=sock, timeout=a)
+            except protocol.AgentError as exc:
+                if exc.kind == protocol.TIMEOUT:
+                    self.t.add(role.name, "recv", f"nothing for {a:g}s, as expected")
+                    return
+                raise
+            got = protocol.decode_frames(resp["frames"])
+            raise StepFailed(f"{role.name} received a message where none was due", expected="nothing", seen=show(got))
+        elif st.action in ("subscribe", "unsubscribe"):
+            topic = a.encode() if isinstance(a, str) else bytes.fromhex(a["hex"])
+            self.t.add(role.name, st.action, show(topic))
+            await agent.request(st.action, socket=sock, topic=topic.hex())
+        elif st.action == "send_expect_error":
+            frames = frame_bytes(a["message"], self.vars)
+            try:
+                await agent.request("send", socket=sock, frames=protocol.encode_frames(frames), timeout=DEFAULT_TIMEOUT)
+            except protocol.AgentError as exc:
+                self.t.add(role.name, "send failed", f"{exc.kind}: {exc.message}")
+                if exc.kind != a["error"]:
+                    raise StepFailed(
+                        f"{role.name}'s send failed with {exc.kind}", expected=a["error"], seen=exc.kind
+                    ) from None
+                return
+            raise StepFailed(f"{role.name}'s send succeeded", expected=f"error {a['error']}", seen="success")
+        else:
+            raise StepFailed(f"action {st.action} is not available for peer roles")
+
+    async def raw_step(self, st: Step, raw: RawPeer, role: Role) -> None:
+        a = st.arg
+        try:
+            if st.action == "send_raw":
+                await raw.write(build(a, lambda frames: frame_bytes(frames, self.vars)))
+            elif st.action == "expect_raw":
+                await raw.expect(a)
+            elif st.action == "handshake":
+                await raw.handshake(
+                    a["type"],
+                    as_server=role.side == "server",
+                    minor=a.get("minor"),
+                    identity=a.get("identity", "").encode(),
+                )
+            elif st.action == "send":
+                await raw.send_message(frame_bytes(a, self.vars))
+            elif st.action == "expect":
+                spec, timeout = (
+                    (a["message"], a.get("timeout", DEFAULT_TIMEOUT)) if isinstance(a, dict) else (a, DEFAULT_TIMEOUT)
+                )
+                try:
+                    got = await raw.recv_message(timeout)
+                except TimeoutError:
+                    raise StepFailed(
+                        f"{role.name} received nothing within {timeout:g}s",
+                        expected=describe_matchers(spec),
+                        seen="nothing",
+                    ) from None
+                self.t.add(role.name, "recv", show(got))
+                if not match(spec, got, self.vars):
+                    raise StepFailed(
+                        f"{role.name} received a different message", expected=describe_matchers(spec), seen=show(got)
+                    )
+            elif st.action == "expect_nothing":
+                try:
+                    got = await raw.recv_message(a)
+                except TimeoutError:
+                    return
+                raise StepFailed(
+                    f"{role.name} received a message where none was due", expected="nothing", seen=show(got)
+                )
+            elif st.action == "expect_close":
+                await raw.expect_close(a)
+            elif st.action == "expect_open":
+                await raw.expect_open(a)
+            else:
+                raise StepFailed(f"action {st.action} is not available for raw roles")
+        except RawFailure as exc:
+            raise StepFailed(
+                f"{role.name}: {exc}", expected=exc.expected, seen=show(exc.seen) if exc.seen is not None else None
+            ) from None
+        except ConnectionError as exc:
+            raise StepFailed(f"{role.name}: connection lost: {exc}", seen="connection closed") from None
+
+    async def sanity(self) -> None:
+        """After hostile input: a fresh connection still gets served."""
+        server = next(r for r in self.cell.scenario.roles.values() if r.side == "server" and not r.raw)
+        partner_type = SANITY_PARTNER[server.type or ""]
+        raw = RawPeer("sanity", self.t)
+        try:
+            await raw.connect(self.endpoints[server.name])
+            await raw.handshake(partner_type, as_server=False)
+            agent, sock = self.agents[server.name], self.sockets[server.name]
+            if server.type in ("PULL", "ROUTER", "DEALER", "PAIR", "REP", "XSUB", "SUB"):
+                await raw.send_message([b"", b"sanity"] if server.type == "REP" else [b"sanity"])
+                resp = await agent.request("recv", socket=sock, timeout=DEFAULT_TIMEOUT)
+                got = protocol.decode_frames(resp["frames"])
+                if got[-1] != b"sanity":
+                    raise StepFailed(
+                        "sanity exchange: the peer delivered something else", expected="[sanity]", seen=show(got)
+                    )
+            else:  # PUSH, PUB, XPUB, REQ send first
+                if server.type in ("PUB", "XPUB"):
+                    raw.conn.send_subscribe(b"")  # type: ignore[union-attr]
+                    await raw.flush()
+                    await asyncio.sleep(0.1)
+                await agent.request("send", socket=sock, frames=[b"sanity".hex()], timeout=DEFAULT_TIMEOUT)
+                got = await raw.recv_message(DEFAULT_TIMEOUT)
+                if got[-1] != b"sanity":
+                    raise StepFailed("sanity exchange: unexpected message", expected="[sanity]", seen=show(got))
+            self.t.add("sanity", "ok", "the peer still serves a fresh connection")
+        except (TimeoutError, RawFailure, protocol.AgentError) as exc:
+            raise StepFailed(
+                f"sanity exchange after hostile input failed: {exc or 'timed out'}",
+                expected="the peer serves a fresh connection",
+                seen=str(exc) or "timeout",
+            ) from None
+        finally:
+            raw.close()
+
+    async def teardown(self) -> None:
+        for raw in self.raws.values():
+            raw.close()
+        for server in self.servers:
+            server.close()
+        for role, sock in self.sockets.items():
+            agent = self.agents[role]
+            if agent.alive:
+                try:
+                    await agent.request("close", socket=sock, deadline=5)
+                except protocol.AgentError:
+                    pass
+
+
+async def run_cell(cell: Cell, pool: AgentPool, deviations: list[Deviation]) -> CellResult:
+    start = time.monotonic()
+    run = CellRun(cell, pool)
+    result = CellResult(cell, PASSED)
+    try:
+        await run.setup()
+        for st in cell.scenario.steps:
+            await run.step(st)
+        if cell.scenario.hostile:
+            await run.sanity()
+    except Unsupported as exc:
+        result.outcome, result.reason = UNSUPPORTED, str(exc)
+    except StepFailed as exc:
+        result.outcome, result.reason, result.expected, result.seen = FAILED, str(exc), exc.expected, exc.seen
+    except protocol.AgentError as exc:
+        kind = UNSUPPORTED if exc.kind == protocol.UNSUPPORTED else FAILED
+        result.outcome, result.reason = kind, str(exc)
+    except (OSError, TimeoutError) as exc:
+        result.outcome, result.reason = FAILED, f"{type(exc).__name__}: {exc}"
+    finally:
+        await run.teardown()
+    if result.outcome == FAILED:
+        dev = find(deviations, cell.scenario.id, cell.server, cell.client)
+        if dev is not None:
+            result.outcome, result.deviation = DEVIATES, dev
+    if result.reason:
+        run.t.add("harness", result.outcome.upper(), result.reason)
+    result.duration = time.monotonic() - start
+    result.transcript = run.t.text()
+    result.versions = run.versions
+    return result

@@ -1,0 +1,221 @@
+"""Scenarios: YAML files in scenarios/, checked against schema/scenario.schema.json.
+
+A schema error names the file, the line and the field, e.g.
+
+    scenarios/null/ready.yaml:14: steps[2]: 'client.sendd' is not a known action
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+HERE = Path(__file__).resolve().parent
+SCENARIO_DIR = HERE.parent.parent / "scenarios"
+SCHEMA_PATH = HERE / "schema" / "scenario.schema.json"
+
+
+class ScenarioError(Exception):
+    """A scenario file that cannot be used; the message says where and why."""
+
+    def __init__(self, path: Path | str, line: int | None, where: str, message: str) -> None:
+        self.path = str(path)
+        self.line = line
+        self.where = where
+        loc = f"{self.path}:{line}" if line else self.path
+        super().__init__(f"{loc}: {where + ': ' if where else ''}{message}")
+
+
+@dataclass(frozen=True)
+class Role:
+    name: str
+    side: str  # "server" binds, "client" connects
+    type: str | None = None
+    raw: bool = False
+    options: dict[str, Any] = field(default_factory=dict)
+    connect: tuple[str, ...] = ()  # for clients: which server roles (empty = all)
+
+
+@dataclass(frozen=True)
+class Step:
+    role: str | None  # None for harness actions such as wait
+    action: str
+    arg: Any
+    line: int | None = None
+
+
+@dataclass
+class Scenario:
+    id: str
+    title: str
+    rfc: list[str]
+    requirement: str
+    roles: dict[str, Role]
+    steps: list[Step]
+    path: str
+    level: str = "MUST"
+    tags: list[str] = field(default_factory=list)
+    transports: list[str] = field(default_factory=lambda: ["tcp", "ipc"])
+    mechanisms: list[str] = field(default_factory=lambda: ["NULL"])
+    hostile: bool = False
+    peers: dict[str, list[str]] = field(default_factory=dict)
+
+    def sides(self) -> dict[str, bool]:
+        """For each side, whether it is played by the raw peer only."""
+        out = {}
+        for side in ("server", "client"):
+            roles = [r for r in self.roles.values() if r.side == side]
+            if roles:
+                out[side] = all(r.raw for r in roles)
+        return out
+
+    @property
+    def rfc_number(self) -> str:
+        return self.id.split("/", 1)[0]
+
+
+@cache
+def schema() -> dict[str, Any]:
+    return json.loads(SCHEMA_PATH.read_text())
+
+
+def _line_index(node: yaml.Node, path: tuple = ()) -> dict[tuple, int]:
+    """Map each path (keys and indexes) in the document to its 1-based line."""
+    out = {path: node.start_mark.line + 1}
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            out[(*path, key.value)] = key.start_mark.line + 1
+            for sub, line in _line_index(value, (*path, key.value)).items():
+                out.setdefault(sub, line)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            out.update(_line_index(item, (*path, i)))
+    return out
+
+
+def _where(path: tuple) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _explain(err: jsonschema.ValidationError) -> str:
+    # For oneOf failures the most specific sub-error says more than "is not valid under any".
+    if (
+        err.validator == "additionalProperties"
+        and err.path
+        and err.path[-1] != "roles"
+        and isinstance(err.instance, dict)
+    ):
+        extra = [k for k in err.instance if k not in err.schema.get("properties", {})]
+        if len(err.path) == 2 and err.path[0] == "steps":
+            return f"{', '.join(map(repr, extra))} is not a known action (role.send, role.expect, wait, ...)"
+    if err.context:
+        best = jsonschema.exceptions.best_match(err.context)
+        return best.message
+    return err.message
+
+
+def load_file(path: Path) -> Scenario:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ScenarioError(path, None, "", f"cannot read: {exc}") from None
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise ScenarioError(path, mark.line + 1 if mark else None, "", f"not valid YAML: {exc}") from None
+    if node is None or not isinstance(data, dict):
+        raise ScenarioError(path, 1, "", "expected a mapping with id, title, rfc, requirement, roles, steps")
+    lines = _line_index(node)
+    validator = jsonschema.Draft202012Validator(schema())
+    errors = sorted(validator.iter_errors(data), key=lambda e: (lines.get(tuple(e.absolute_path), 0), e.message))
+    if errors:
+        err = errors[0]
+        p = tuple(err.absolute_path)
+        raise ScenarioError(path, lines.get(p) or lines.get(p[:-1]), _where(p), _explain(err))
+    roles = {
+        name: Role(
+            name,
+            r["side"],
+            r.get("type"),
+            bool(r.get("raw")),
+            dict(r.get("options") or {}),
+            tuple(r.get("connect", ())),
+        )
+        for name, r in data["roles"].items()
+    }
+    for role in roles.values():
+        for target in role.connect:
+            if target not in roles or roles[target].side != "server":
+                raise ScenarioError(
+                    path,
+                    lines.get(("roles", role.name, "connect")),
+                    f"roles.{role.name}.connect",
+                    f"{target!r} is not a server role",
+                )
+    steps = []
+    for i, raw_step in enumerate(data["steps"]):
+        ((key, arg),) = raw_step.items()
+        line = lines.get(("steps", i))
+        if key == "wait":
+            steps.append(Step(None, "wait", arg, line))
+            continue
+        role, action = key.split(".", 1)
+        if role not in roles:
+            raise ScenarioError(
+                path, line, f"steps[{i}]", f"role {role!r} is not declared in roles ({', '.join(roles)})"
+            )
+        raw_only = action in ("send_raw", "expect_raw", "handshake", "expect_close", "expect_open")
+        if raw_only and not roles[role].raw:
+            raise ScenarioError(
+                path, line, f"steps[{i}]", f"{action} needs a raw role; {role!r} is a {roles[role].type} peer"
+            )
+        if roles[role].raw and action in ("subscribe", "unsubscribe", "expect_error", "send_expect_error"):
+            raise ScenarioError(path, line, f"steps[{i}]", f"{action} is for peer roles; {role!r} is raw")
+        steps.append(Step(role, action, arg, line))
+    sc = Scenario(
+        id=data["id"],
+        title=data["title"],
+        rfc=list(data["rfc"]),
+        requirement=data["requirement"],
+        roles=roles,
+        steps=steps,
+        path=str(path),
+        level=data.get("level", "MUST"),
+        tags=list(data.get("tags", [])),
+        transports=list(data.get("transports", ["tcp", "ipc"])),
+        mechanisms=list(data.get("mechanisms", ["NULL"])),
+        hostile=bool(data.get("hostile", False)),
+        peers={k: list(v) for k, v in (data.get("peers") or {}).items()},
+    )
+    if not any(r.side == "server" for r in roles.values()):
+        raise ScenarioError(path, lines.get(("roles",)), "roles", "at least one role must have side: server")
+    return sc
+
+
+def load_all(directory: Path = SCENARIO_DIR, select: list[str] | None = None) -> list[Scenario]:
+    """Every scenario under `directory`, sorted by id; `select` keeps ids matching any glob."""
+    scenarios = []
+    seen: dict[str, str] = {}
+    for path in sorted(directory.rglob("*.yaml")):
+        sc = load_file(path)
+        if sc.id in seen:
+            raise ScenarioError(path, 1, "id", f"{sc.id!r} is already used by {seen[sc.id]}")
+        seen[sc.id] = str(path)
+        if select and not any(
+            fnmatch.fnmatchcase(sc.id, pat) or sc.id.startswith(pat.rstrip("/") + "/") or sc.id == pat for pat in select
+        ):
+            continue
+        scenarios.append(sc)
+    return sorted(scenarios, key=lambda s: s.id)
