@@ -39,6 +39,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="extra agent arguments, PEER=ARG (e.g. impl=--bug=skip_socket_type_check)",
     )
     g.addoption("--deviations", default=None, help="deviation table to use (default: conformance/deviations.yaml)")
+    g.addoption("--registry", default=None, help="peer registry to use (default: conformance/peers.yaml)")
 
 
 class State:
@@ -47,7 +48,8 @@ class State:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.loop = asyncio.new_event_loop()
-        self.registry = peers.load_registry()
+        reg = config.getoption("registry")
+        self.registry = peers.load_registry(Path(reg)) if reg else peers.load_registry()
         wanted = config.getoption("peers")
         names = [p.strip() for p in wanted.split(",")] if wanted else list(self.registry)
         unknown = [p for p in names if p not in self.registry]
@@ -78,9 +80,8 @@ def _state(config: pytest.Config) -> State:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config._zmtp_records = []  # type: ignore[attr-defined]
-    config._zmtp_start = time.time()  # type: ignore[attr-defined]
     config.addinivalue_line("markers", "zmtp_cell: a ZMTP conformance matrix cell")
+    config.pluginmanager.register(Recorder(config), "zmtp_conformance_recorder")
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -200,54 +201,70 @@ class CellItem(pytest.Item):
         return super().repr_failure(excinfo)
 
     def reportinfo(self):  # type: ignore[no-untyped-def]
-        return self.path, None, self.name
+        return self.path, 0, self.name
 
 
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    for key, value in report.user_properties:
-        if key == RECORD_KEY and (report.when == "call" or report.skipped):
-            rec = json.loads(value)
-            if rec["id"] not in {r["id"] for r in _records_seen}:
-                _records_seen.append(rec)
+class Recorder:
+    """Collects one record per cell from the test reports (which xdist ships to the controller)."""
 
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.records: dict[str, dict[str, Any]] = {}
+        self.start = time.time()
+        self.written: Path | None = None
 
-_records_seen: list[dict[str, Any]] = []
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        for key, value in report.user_properties:
+            if key == RECORD_KEY and (report.when == "call" or report.skipped):
+                rec = json.loads(value)
+                self.records.setdefault(rec["id"], rec)
 
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        config = self.config
+        st = getattr(config, "_zmtp_state", None)
+        versions = {}
+        if st is not None:
+            for (peer, _side), agent in st.pool.agents.items():
+                versions[peer] = agent.versions
+            st.close()
+        if hasattr(config, "workerinput") or not self.records:
+            return
+        from .report import html, jsonfile
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    config = session.config
-    st = getattr(config, "_zmtp_state", None)
-    is_worker = hasattr(config, "workerinput")
-    versions = {}
-    if st is not None:
-        for (peer, _side), agent in st.pool.agents.items():
-            versions[peer] = agent.versions
-        st.close()
-    if is_worker or not _records_seen:
-        return
-    from .report import html, jsonfile
+        out = Path(config.getoption("report_dir"))
+        out.mkdir(parents=True, exist_ok=True)
+        records = sorted(self.records.values(), key=lambda r: r["id"])
+        meta = {
+            "project_version": __version__,
+            "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "wall_time": round(time.time() - self.start, 2),
+            "machine": {
+                "node": platform.node(),
+                "platform": platform.platform(),
+                "python": platform.python_version(),
+                "cpus": os.cpu_count(),
+            },
+            "backend": "local",
+            "peer_versions": versions or _versions_from_records(records),
+            "shard": config.getoption("shard"),
+            "scenario_selection": config.getoption("scenario") or None,
+        }
+        jsonfile.write(out / "matrix.json", meta, records)
+        html.write(out / "matrix.html", meta, records)
+        self.written = out
 
-    out = Path(config.getoption("report_dir"))
-    out.mkdir(parents=True, exist_ok=True)
-    meta = {
-        "project_version": __version__,
-        "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "wall_time": round(time.time() - config._zmtp_start, 2),  # type: ignore[attr-defined]
-        "machine": {
-            "node": platform.node(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-        },
-        "backend": "local",
-        "peer_versions": versions or _versions_from_records(_records_seen),
-        "shard": config.getoption("shard"),
-        "scenario_selection": config.getoption("scenario") or None,
-    }
-    records = sorted(_records_seen, key=lambda r: r["id"])
-    jsonfile.write(out / "matrix.json", meta, records)
-    html.write(out / "matrix.html", meta, records)
-    config._zmtp_written = out  # type: ignore[attr-defined]
+    def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+        if not self.records or hasattr(config, "workerinput"):
+            return
+        counts: dict[str, int] = {}
+        for r in self.records.values():
+            counts[r["outcome"]] = counts.get(r["outcome"], 0) + 1
+        tr = terminalreporter
+        tr.section("ZMTP conformance matrix")
+        tr.write_line("  ".join(f"{o}: {counts.get(o, 0)}" for o in (PASSED, FAILED, DEVIATES, UNSUPPORTED, SKIPPED)))
+        tr.write_line(f"cells: {len(self.records)}   wall time: {time.time() - self.start:.1f}s")
+        if self.written:
+            tr.write_line(f"reports: {self.written / 'matrix.json'}  {self.written / 'matrix.html'}")
 
 
 def _versions_from_records(records: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
@@ -257,20 +274,3 @@ def _versions_from_records(records: list[dict[str, Any]]) -> dict[str, dict[str,
             if r[side]["versions"]:
                 out[r[side]["peer"]] = r[side]["versions"]
     return out
-
-
-def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    if not _records_seen or hasattr(config, "workerinput"):
-        return
-    counts: dict[str, int] = {}
-    for r in _records_seen:
-        counts[r["outcome"]] = counts.get(r["outcome"], 0) + 1
-    tr = terminalreporter
-    tr.section("ZMTP conformance matrix")
-    order = (PASSED, FAILED, DEVIATES, UNSUPPORTED, SKIPPED)
-    tr.write_line("  ".join(f"{o}: {counts.get(o, 0)}" for o in order))
-    wall = time.time() - config._zmtp_start  # type: ignore[attr-defined]
-    tr.write_line(f"cells: {len(_records_seen)}   wall time: {wall:.1f}s")
-    written = getattr(config, "_zmtp_written", None)
-    if written:
-        tr.write_line(f"reports: {written / 'matrix.json'}  {written / 'matrix.html'}")

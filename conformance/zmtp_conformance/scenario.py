@@ -118,10 +118,17 @@ def _explain(err: jsonschema.ValidationError) -> str:
         extra = [k for k in err.instance if k not in err.schema.get("properties", {})]
         if len(err.path) == 2 and err.path[0] == "steps":
             return f"{', '.join(map(repr, extra))} is not a known action (role.send, role.expect, wait, ...)"
-    if err.context:
-        best = jsonschema.exceptions.best_match(err.context)
-        return best.message
     return err.message
+
+
+def _deepest(err: jsonschema.ValidationError) -> jsonschema.ValidationError:
+    """Inside oneOf/anyOf, the alternative that got furthest names the real problem."""
+    while err.context:
+        deeper = max(err.context, key=lambda e: len(e.absolute_path))
+        if len(deeper.absolute_path) <= len(err.absolute_path):
+            break
+        err = deeper
+    return err
 
 
 def load_file(path: Path) -> Scenario:
@@ -141,7 +148,7 @@ def load_file(path: Path) -> Scenario:
     validator = jsonschema.Draft202012Validator(schema())
     errors = sorted(validator.iter_errors(data), key=lambda e: (lines.get(tuple(e.absolute_path), 0), e.message))
     if errors:
-        err = errors[0]
+        err = _deepest(errors[0])
         p = tuple(err.absolute_path)
         raise ScenarioError(path, lines.get(p) or lines.get(p[:-1]), _where(p), _explain(err))
     roles = {

@@ -60,9 +60,10 @@ class ImplAgent:
         if kwargs.get("metadata"):
             kwargs["metadata"] = {k: v.encode() for k, v in kwargs["metadata"].items()}
         try:
-            sock = self.ctx.socket(type, zmtp.SocketOptions(**kwargs))
-        except KeyError:
+            zmtp.SocketType.parse(type)
+        except ValueError:
             raise Unsupported(f"socket type {type} is not implemented in zmtp") from None
+        sock = self.ctx.socket(type, zmtp.SocketOptions(**kwargs))
         self.n += 1
         name = f"s{self.n}"
         self.sockets[name] = sock

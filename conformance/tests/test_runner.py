@@ -1,0 +1,134 @@
+"""The cell runner against real agents, including peers broken on purpose."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from zmtp_conformance import peers, protocol
+from zmtp_conformance.deviations import Deviation
+from zmtp_conformance.rawpeer import matches
+from zmtp_conformance.runner import DEVIATES, FAILED, PASSED, UNSUPPORTED, AgentPool, Cell, match, run_cell
+from zmtp_conformance.scenario import load_all
+
+
+def scenario(sid: str):
+    (sc,) = [s for s in load_all() if s.id == sid]
+    return sc
+
+
+def run(sid: str, server: str, client: str, extra: dict | None = None, devs: list | None = None, transport="tcp"):
+    async def go():
+        pool = AgentPool(peers.load_registry(), extra)
+        try:
+            return await run_cell(Cell(scenario(sid), server, client, transport, "NULL"), pool, devs or [])
+        finally:
+            await pool.close()
+
+    return asyncio.run(go())
+
+
+def test_raw_pattern_matching():
+    assert matches("ff ?? 7f", b"\xff\x00\x7f")
+    assert matches("ff??7f", b"\xff\x12\x7f")
+    assert not matches("ff ?? 7f", b"\xff\x00\x7e")
+    assert not matches("ff ?? 7f", b"\xff\x00")
+
+
+def test_frame_matchers():
+    vars: dict[str, bytes] = {}
+    assert match([{"capture": "rid"}, "hi"], [b"\x00\x01", b"hi"], vars)
+    assert vars["rid"] == b"\x00\x01"
+    assert match([{"ref": "rid"}, {"prefix": "h"}], [b"\x00\x01", b"hello"], vars)
+    assert not match([{"ref": "rid"}], [b"other"], vars)
+    assert not match(["a", "b"], [b"a"], vars)
+    assert match([{"repeat": "ab", "count": 5}], [b"ababa"], vars)
+
+
+def test_a_good_pair_passes():
+    r = run("28/req-rep/round-trip", "impl", "libzmq")
+    assert r.outcome == PASSED, r.reason
+    assert "send" in r.transcript and r.versions["client"]["libzmq"]
+
+
+def test_peer_that_skips_the_socket_type_check_turns_red():
+    sid = "37/socket-type/mismatch-error-command/pull-vs-sub"
+    assert run(sid, "impl", "raw").outcome == PASSED
+    broken = run(sid, "impl", "raw", {"impl": ["--bug", "skip_socket_type_check"]})
+    assert broken.outcome == FAILED
+    assert "ERROR" in (broken.expected or "")
+
+
+def test_peer_with_a_wrong_ready_turns_red():
+    broken = run("37/null/ready/pull", "impl", "raw", {"impl": ["--bug", "ready_command_name=b'READX'"]})
+    assert broken.outcome == FAILED
+    assert "52 45 41 44 58" in (broken.seen or "")  # READX, in the bytes shown
+
+
+def test_peer_with_an_empty_pong_turns_red():
+    assert run("37/heartbeat/ping-echoes-context", "impl", "raw", {"impl": ["--bug", "empty_pong"]}).outcome == FAILED
+
+
+def test_broken_peer_fails_peer_to_peer_cells_too():
+    # A client that announces the wrong socket type never gets its messages through.
+    r = run("30/push-pull/in-order", "libzmq", "impl", {"impl": ["--bug", "ready_socket_type='PUB'"]})
+    assert r.outcome == FAILED
+
+
+def test_known_deviation_is_reported_as_deviates():
+    dev = Deviation("28/req-rep/round-trip", "impl", "client", "pretend")
+    r = run("28/req-rep/round-trip", "libzmq", "impl", {"impl": ["--bug", "ready_socket_type='PUB'"]}, [dev])
+    assert r.outcome == DEVIATES and r.deviation is dev
+
+
+def test_unsupported_option_is_unsupported_not_failed():
+    # libzmq's agent has no equivalent of allow_legacy.
+    from dataclasses import replace
+
+    from zmtp_conformance.scenario import Role
+
+    sc = scenario("30/push-pull/in-order")
+    roles = dict(sc.roles)
+    roles["server"] = Role("server", "server", "PULL", options={"allow_legacy": False})
+    sc2 = replace(sc, roles=roles)
+
+    async def go():
+        pool = AgentPool(peers.load_registry())
+        try:
+            return await run_cell(Cell(sc2, "libzmq", "impl", "tcp", "NULL"), pool, [])
+        finally:
+            await pool.close()
+
+    r = asyncio.run(go())
+    assert r.outcome == UNSUPPORTED and "allow_legacy" in r.reason
+
+
+@pytest.mark.parametrize("peer", ["impl", "libzmq"])
+def test_agent_protocol_errors(peer):
+    async def go():
+        agent = peers.AgentProcess(peers.load_registry()[peer])
+        await agent.start()
+        try:
+            assert agent.hello["protocol"] == protocol.PROTOCOL_VERSION
+            with pytest.raises(protocol.AgentError) as e:
+                await agent.request("teleport")
+            assert e.value.kind == protocol.UNSUPPORTED
+            with pytest.raises(protocol.AgentError) as e:
+                await agent.request("socket", type="CLIENTX")
+            assert e.value.kind == protocol.UNSUPPORTED
+            s = (await agent.request("socket", type="PULL"))["socket"]
+            await agent.request("bind", socket=s, endpoint="tcp://127.0.0.1:0")
+            with pytest.raises(protocol.AgentError) as e:
+                await agent.request("recv", socket=s, timeout=0.1)
+            assert e.value.kind == protocol.TIMEOUT
+            with pytest.raises(protocol.AgentError) as e:
+                await agent.request("send", socket=s, frames=["00"])
+            assert e.value.kind == protocol.FAILED  # PULL cannot send
+            with pytest.raises(protocol.AgentError) as e:
+                await agent.request("recv", socket="nope")
+            assert e.value.kind == protocol.INVALID
+        finally:
+            await agent.stop()
+
+    asyncio.run(go())

@@ -1,0 +1,94 @@
+"""The scenario loader and its schema errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from zmtp_conformance.scenario import SCENARIO_DIR, ScenarioError, load_all, load_file
+
+GOOD = """\
+id: 99/test/ok
+title: a test scenario
+rfc: ["37/ZMTP#framing"]
+requirement: something that must hold for this test
+roles:
+  server: {side: server, type: PULL}
+  client: {side: client, type: PUSH}
+steps:
+  - client.send: [hi]
+  - server.expect: [hi]
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "s.yaml") -> Path:
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def test_every_shipped_scenario_loads_and_ids_are_unique():
+    scenarios = load_all()
+    assert len(scenarios) >= 80
+    ids = [s.id for s in scenarios]
+    assert len(ids) == len(set(ids))
+    for sc in scenarios:
+        assert sc.rfc and sc.requirement
+        assert sc.id.split("/")[0].isdigit()
+
+
+def test_every_rfc_clause_names_a_spec_we_ship():
+    specs = {p.stem.removeprefix("rfc") for p in (SCENARIO_DIR.parent.parent / "shared" / "specs").glob("rfc*.md")}
+    if not specs:
+        pytest.skip("shared/specs is not beside this checkout")
+    for sc in load_all():
+        for clause in sc.rfc:
+            assert clause.split("/")[0] in specs, f"{sc.id}: {clause}"
+
+
+def test_good_file(tmp_path):
+    sc = load_file(write(tmp_path, GOOD))
+    assert sc.id == "99/test/ok"
+    assert [s.action for s in sc.steps] == ["send", "expect"]
+    assert sc.transports == ["tcp", "ipc"] and sc.mechanisms == ["NULL"]
+
+
+@pytest.mark.parametrize(
+    "change,line,where,message",
+    [
+        (("  - client.send: [hi]", "  - client.sendd: [hi]"), 9, "steps[0]", "'client.sendd' is not a known action"),
+        (('rfc: ["37/ZMTP#framing"]', 'rfc: ["ZMTP framing"]'), 3, "rfc[0]", "does not match"),
+        (("title: a test scenario\n", ""), 1, "", "'title' is a required property"),
+        (("type: PULL}", "type: PULLL}"), 6, "roles.server.type", "is not one of"),
+        (("  - server.expect: [hi]", "  - other.expect: [hi]"), 10, "steps[1]", "role 'other' is not declared"),
+        (("  - server.expect: [hi]", "  - server.expect_raw: 'ff'"), 10, "steps[1]", "needs a raw role"),
+        (("  - server.expect: [hi]", "  - server.expect: [{nope: 1}]"), 10, "steps[1].server.expect[0]", "not valid"),
+    ],
+)
+def test_schema_errors_name_file_line_and_field(tmp_path, change, line, where, message):
+    path = write(tmp_path, GOOD.replace(*change))
+    with pytest.raises(ScenarioError) as err:
+        load_file(path)
+    text = str(err.value)
+    assert text.startswith(f"{path}:{line}"), text
+    assert where in text and message in text
+
+
+def test_invalid_yaml(tmp_path):
+    with pytest.raises(ScenarioError, match=r"s\.yaml:2: not valid YAML"):
+        load_file(write(tmp_path, "id: x\n  bad: [indent\n"))
+
+
+def test_duplicate_ids_are_refused(tmp_path):
+    write(tmp_path, GOOD, "a.yaml")
+    write(tmp_path, GOOD, "b.yaml")
+    with pytest.raises(ScenarioError, match="already used by"):
+        load_all(tmp_path)
+
+
+def test_selection_by_prefix_and_glob(tmp_path):
+    write(tmp_path, GOOD, "a.yaml")
+    write(tmp_path, GOOD.replace("99/test/ok", "99/other/x"), "b.yaml")
+    assert [s.id for s in load_all(tmp_path, ["99/test"])] == ["99/test/ok"]
+    assert [s.id for s in load_all(tmp_path, ["99/*/x"])] == ["99/other/x"]
