@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from scenario_samples import GOOD, write
 
 from zmtp_conformance import deviations, matrix
 from zmtp_conformance.scenario import load_file
-
-from .test_scenarios import GOOD, write
 
 RAW_SCENARIO = """\
 id: 99/test/raw

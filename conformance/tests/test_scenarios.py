@@ -2,30 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from scenario_samples import GOOD, write
 
 from zmtp_conformance.scenario import SCENARIO_DIR, ScenarioError, load_all, load_file
-
-GOOD = """\
-id: 99/test/ok
-title: a test scenario
-rfc: ["37/ZMTP#framing"]
-requirement: something that must hold for this test
-roles:
-  server: {side: server, type: PULL}
-  client: {side: client, type: PUSH}
-steps:
-  - client.send: [hi]
-  - server.expect: [hi]
-"""
-
-
-def write(tmp_path: Path, text: str, name: str = "s.yaml") -> Path:
-    p = tmp_path / name
-    p.write_text(text)
-    return p
 
 
 def test_every_shipped_scenario_loads_and_ids_are_unique():
