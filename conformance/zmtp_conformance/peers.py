@@ -12,6 +12,7 @@ import importlib.util
 import json
 import os
 import shutil
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,15 @@ from . import protocol
 
 HERE = Path(__file__).resolve().parent
 REGISTRY = HERE.parent / "peers.yaml"
+BUILD_DIR = HERE.parent / ".build"
+
+
+def _expand(part: str) -> str:
+    return (
+        part.replace("{root}", str(HERE.parent))
+        .replace("{build}", str(BUILD_DIR))
+        .replace("{agents}", str(HERE / "agents"))
+    )
 
 
 @dataclass
@@ -33,11 +43,31 @@ class PeerSpec:
     requires_modules: list[str] = field(default_factory=list)
     requires_commands: list[str] = field(default_factory=list)
     requires_files: list[str] = field(default_factory=list)
+    build: list[str] = field(default_factory=list)  # command that compiles the agent
+    build_output: str = ""  # what it makes; rebuilt when older than build_sources
+    build_sources: list[str] = field(default_factory=list)
 
     def argv(self) -> list[str]:
-        return [
-            sys.executable if part == "{python}" else part.replace("{root}", str(HERE.parent)) for part in self.command
-        ]
+        return [sys.executable if part == "{python}" else _expand(part) for part in self.command]
+
+    def ensure_built(self) -> str | None:
+        """Compile the agent if it is missing or stale; None, or why it could not be built."""
+        if not self.build:
+            return None
+        out = Path(_expand(self.build_output))
+        sources = [Path(_expand(s)) for s in self.build_sources]
+        if out.exists() and all(out.stat().st_mtime >= s.stat().st_mtime for s in sources if s.exists()):
+            return None
+        out.parent.mkdir(parents=True, exist_ok=True)
+        # Build beside the target and rename, so parallel workers never run a half-written file.
+        tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
+        cmd = [_expand(p).replace(str(out), str(tmp)) for p in self.build]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            tmp.unlink(missing_ok=True)
+            return f"building the {self.name} agent failed ({' '.join(cmd)}): {proc.stderr.strip()[-500:]}"
+        tmp.replace(out)
+        return None
 
     def missing(self) -> str | None:
         """Why this peer cannot run here, or None when it can."""
@@ -48,10 +78,14 @@ class PeerSpec:
             if shutil.which(cmd) is None:
                 return f"command {cmd!r} is not on PATH"
         for f in self.requires_files:
-            path = f.replace("{root}", str(HERE.parent))
+            path = _expand(f)
             if not os.path.exists(path):
-                return f"{path} does not exist"
+                return f"{path} does not exist{self.hint}"
         return None
+
+    @property
+    def hint(self) -> str:
+        return f" ({self.description})" if self.description else ""
 
 
 def load_registry(path: Path = REGISTRY) -> dict[str, PeerSpec]:
@@ -64,6 +98,7 @@ def load_registry(path: Path = REGISTRY) -> dict[str, PeerSpec]:
         if not isinstance(entry, dict) or "command" not in entry:
             raise SystemExit(f"{path}: peer {name!r} needs a 'command' list")
         req = entry.get("requires") or {}
+        build = entry.get("build") or {}
         peers[name] = PeerSpec(
             name=name,
             command=list(entry["command"]),
@@ -71,6 +106,9 @@ def load_registry(path: Path = REGISTRY) -> dict[str, PeerSpec]:
             requires_modules=list(req.get("modules", [])),
             requires_commands=list(req.get("commands", [])),
             requires_files=list(req.get("files", [])),
+            build=list(build.get("command", [])),
+            build_output=build.get("output", ""),
+            build_sources=list(build.get("sources", [])),
         )
     return peers
 
@@ -89,6 +127,9 @@ class AgentProcess:
         self.stderr_tail: list[str] = []
 
     async def start(self) -> dict[str, Any]:
+        why = self.spec.ensure_built()
+        if why:
+            raise protocol.AgentError(protocol.FAILED, why, self.name)
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
             [str(HERE.parent), str(HERE.parent.parent / "impl"), env.get("PYTHONPATH", "")]

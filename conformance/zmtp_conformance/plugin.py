@@ -56,7 +56,8 @@ class State:
         if unknown:
             raise pytest.UsageError(f"unknown peer(s) {', '.join(unknown)}; peers.yaml has {', '.join(self.registry)}")
         self.peers = names
-        self.missing = {name: self.registry[name].missing() for name in names}
+        # A peer whose agent cannot be found or built is skipped, with the reason.
+        self.missing = {name: self.registry[name].missing() or self.registry[name].ensure_built() for name in names}
         extra: dict[str, list[str]] = {}
         for item in config.getoption("peer_args"):
             peer, _, arg = item.partition("=")

@@ -169,6 +169,13 @@ def match(frames_spec: list[Any], got: list[bytes], vars: dict[str, bytes]) -> b
     return True
 
 
+def expect_args(arg: Any) -> tuple[list[Any], float]:
+    """An `expect` argument is a message, or {message, timeout}."""
+    if isinstance(arg, dict):
+        return arg["message"], arg.get("timeout", DEFAULT_TIMEOUT)
+    return arg, DEFAULT_TIMEOUT
+
+
 def endpoint_for(transport: str) -> str:
     if transport == "tcp":
         return "tcp://127.0.0.1:0"
@@ -298,9 +305,7 @@ class CellRun:
             self.t.add(role.name, "send", show(frames))
             await agent.request("send", socket=sock, frames=protocol.encode_frames(frames), timeout=DEFAULT_TIMEOUT)
         elif st.action == "expect":
-            spec, timeout = (
-                (a["message"], a.get("timeout", DEFAULT_TIMEOUT)) if isinstance(a, dict) else (a, DEFAULT_TIMEOUT)
-            )
+            spec, timeout = expect_args(a)
             try:
                 resp = await agent.request("recv", socket=sock, timeout=timeout)
             except protocol.AgentError as exc:
@@ -363,9 +368,7 @@ class CellRun:
             elif st.action == "send":
                 await raw.send_message(frame_bytes(a, self.vars))
             elif st.action == "expect":
-                spec, timeout = (
-                    (a["message"], a.get("timeout", DEFAULT_TIMEOUT)) if isinstance(a, dict) else (a, DEFAULT_TIMEOUT)
-                )
+                spec, timeout = expect_args(a)
                 try:
                     got = await raw.recv_message(timeout)
                 except TimeoutError:

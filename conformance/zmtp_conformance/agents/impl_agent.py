@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import asyncio
 import dataclasses
 import sys
 from typing import Any
@@ -19,24 +18,18 @@ from typing import Any
 import zmtp
 
 from .. import protocol
+from .base import SocketTableAgent
 from .loop import Unsupported, run
 
 # Options the control protocol carries, and how each becomes a SocketOptions field.
 BYTES_OPTIONS = {"routing_id"}
 
 
-class ImplAgent:
+class ImplAgent(SocketTableAgent):
     def __init__(self, bugs: zmtp.ProtocolBugs) -> None:
         self.ctx = zmtp.Context()
         self.bugs = bugs
-        self.sockets: dict[str, zmtp.Socket] = {}
-        self.n = 0
-
-    def _sock(self, socket: str) -> zmtp.Socket:
-        try:
-            return self.sockets[socket]
-        except KeyError:
-            raise TypeError(f"no socket {socket!r}") from None
+        super().__init__()
 
     async def op_hello(self) -> dict[str, Any]:
         import platform
@@ -64,32 +57,14 @@ class ImplAgent:
         except ValueError:
             raise Unsupported(f"socket type {type} is not implemented in zmtp") from None
         sock = self.ctx.socket(type, zmtp.SocketOptions(**kwargs))
-        self.n += 1
-        name = f"s{self.n}"
-        self.sockets[name] = sock
-        return {"socket": name}
+        answer = self._add(sock)
+        return answer
 
     async def op_bind(self, socket: str, endpoint: str) -> dict:
         return {"endpoint": await self._sock(socket).bind(endpoint)}
 
     async def op_connect(self, socket: str, endpoint: str) -> dict:
         await self._sock(socket).connect(endpoint)
-        return {}
-
-    async def op_send(self, socket: str, frames: list[str], timeout: float = 5.0) -> dict:
-        await asyncio.wait_for(self._sock(socket).send_multipart(protocol.decode_frames(frames)), timeout)
-        return {}
-
-    async def op_recv(self, socket: str, timeout: float = 2.0) -> dict:
-        frames = await asyncio.wait_for(self._sock(socket).recv_multipart(), timeout)
-        return {"frames": protocol.encode_frames(frames)}
-
-    async def op_subscribe(self, socket: str, topic: str = "") -> dict:
-        self._sock(socket).subscribe(bytes.fromhex(topic))
-        return {}
-
-    async def op_unsubscribe(self, socket: str, topic: str = "") -> dict:
-        self._sock(socket).unsubscribe(bytes.fromhex(topic))
         return {}
 
     async def op_close(self, socket: str) -> dict:

@@ -12,6 +12,7 @@ import zmq
 import zmq.asyncio
 
 from .. import protocol
+from .base import SocketTableAgent
 from .loop import Unsupported, run
 
 SECONDS_TO_MS = {
@@ -43,11 +44,10 @@ BOOL_OPTIONS = {
 UNSUPPORTED = {"allow_legacy", "send_buffer_size", "recv_buffer_size", "metadata", "tcp_nodelay"}
 
 
-class LibzmqAgent:
+class LibzmqAgent(SocketTableAgent):
     def __init__(self) -> None:
         self.ctx = zmq.asyncio.Context()
-        self.sockets: dict[str, zmq.asyncio.Socket] = {}
-        self.n = 0
+        super().__init__()
         self._poker: asyncio.Task[None] | None = None
 
     async def _poke(self) -> None:
@@ -61,12 +61,6 @@ class LibzmqAgent:
                     sock.getsockopt(zmq.EVENTS)
                 except zmq.ZMQError:
                     pass
-
-    def _sock(self, socket: str) -> zmq.asyncio.Socket:
-        try:
-            return self.sockets[socket]
-        except KeyError:
-            raise TypeError(f"no socket {socket!r}") from None
 
     async def op_hello(self) -> dict[str, Any]:
         return {
@@ -99,12 +93,10 @@ class LibzmqAgent:
             elif key == "max_msg_size" and value is None:
                 value = -1
             sock.setsockopt(opt, value)
-        self.n += 1
-        name = f"s{self.n}"
-        self.sockets[name] = sock
+        answer = self._add(sock)
         if self._poker is None:
             self._poker = asyncio.get_running_loop().create_task(self._poke())
-        return {"socket": name}
+        return answer
 
     async def op_bind(self, socket: str, endpoint: str) -> dict:
         sock = self._sock(socket)
@@ -113,22 +105,6 @@ class LibzmqAgent:
 
     async def op_connect(self, socket: str, endpoint: str) -> dict:
         self._sock(socket).connect(endpoint)
-        return {}
-
-    async def op_send(self, socket: str, frames: list[str], timeout: float = 5.0) -> dict:
-        await asyncio.wait_for(self._sock(socket).send_multipart(protocol.decode_frames(frames)), timeout)
-        return {}
-
-    async def op_recv(self, socket: str, timeout: float = 2.0) -> dict:
-        frames = await asyncio.wait_for(self._sock(socket).recv_multipart(), timeout)
-        return {"frames": protocol.encode_frames(frames)}
-
-    async def op_subscribe(self, socket: str, topic: str = "") -> dict:
-        self._sock(socket).subscribe(bytes.fromhex(topic))
-        return {}
-
-    async def op_unsubscribe(self, socket: str, topic: str = "") -> dict:
-        self._sock(socket).unsubscribe(bytes.fromhex(topic))
         return {}
 
     async def op_close(self, socket: str) -> dict:

@@ -1,0 +1,348 @@
+/*  Agent for czmq (and the libzmq it links), speaking the harness's control
+    protocol: JSON lines on stdin and stdout (docs/agent-protocol.md).
+
+    Built by the harness with the system compiler:
+        cc -O2 -o czmq_agent czmq_agent.c -lczmq -lzmq -ljansson
+
+    Sockets are czmq zsock_t objects; options the zsock API takes as C
+    strings (routing ids, subscriptions) go through zmq_setsockopt on the
+    resolved handle, so binary values survive.
+*/
+
+#include <czmq.h>
+#include <jansson.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_SOCKETS 4096
+
+static zsock_t *sockets[MAX_SOCKETS];
+static int socket_count = 0;
+
+static void reply (json_t *obj)
+{
+    char *text = json_dumps (obj, JSON_COMPACT);
+    fputs (text, stdout);
+    fputc ('\n', stdout);
+    fflush (stdout);
+    free (text);
+    json_decref (obj);
+}
+
+static void ok (json_int_t id, json_t *fields)
+{
+    json_t *obj = fields ? fields : json_object ();
+    json_object_set_new (obj, "id", json_integer (id));
+    json_object_set_new (obj, "ok", json_true ());
+    reply (obj);
+}
+
+static void fail (json_int_t id, const char *kind, const char *message)
+{
+    json_t *err = json_pack ("{s:s, s:s}", "kind", kind, "message", message);
+    reply (json_pack ("{s:I, s:b, s:o}", "id", id, "ok", 0, "error", err));
+}
+
+static int hex_value (char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/*  Decodes hex into a new buffer; returns its length, or -1 on bad hex.  */
+static long unhex (const char *text, byte **out)
+{
+    size_t n = strlen (text);
+    if (n % 2) return -1;
+    *out = (byte *) malloc (n / 2 + 1);
+    for (size_t i = 0; i < n / 2; i++) {
+        int hi = hex_value (text [2 * i]), lo = hex_value (text [2 * i + 1]);
+        if (hi < 0 || lo < 0) { free (*out); return -1; }
+        (*out) [i] = (byte) (hi * 16 + lo);
+    }
+    return (long) (n / 2);
+}
+
+static char *tohex (const byte *data, size_t size)
+{
+    static const char digits [] = "0123456789abcdef";
+    char *out = (char *) malloc (size * 2 + 1);
+    for (size_t i = 0; i < size; i++) {
+        out [2 * i] = digits [data [i] >> 4];
+        out [2 * i + 1] = digits [data [i] & 15];
+    }
+    out [size * 2] = 0;
+    return out;
+}
+
+static int socket_type (const char *name)
+{
+    static const struct { const char *name; int type; } types [] = {
+        {"PAIR", ZMQ_PAIR}, {"PUB", ZMQ_PUB}, {"SUB", ZMQ_SUB}, {"REQ", ZMQ_REQ}, {"REP", ZMQ_REP},
+        {"DEALER", ZMQ_DEALER}, {"ROUTER", ZMQ_ROUTER}, {"PULL", ZMQ_PULL}, {"PUSH", ZMQ_PUSH},
+        {"XPUB", ZMQ_XPUB}, {"XSUB", ZMQ_XSUB}, {NULL, 0}
+    };
+    for (int i = 0; types [i].name; i++)
+        if (streq (types [i].name, name))
+            return types [i].type;
+    return -1;
+}
+
+static zsock_t *lookup (json_t *req)
+{
+    const char *name = json_string_value (json_object_get (req, "socket"));
+    if (!name || name [0] != 's') return NULL;
+    int index = atoi (name + 1);
+    if (index < 1 || index > socket_count) return NULL;
+    return sockets [index - 1];
+}
+
+/*  Applies one option; returns NULL on success or a message for "unsupported".  */
+static const char *set_option (zsock_t *sock, const char *key, json_t *value, char *why, size_t whylen)
+{
+    void *handle = zsock_resolve (sock);
+    static const struct { const char *name; int option; int millis; } ints [] = {
+        {"sndhwm", ZMQ_SNDHWM, 0}, {"rcvhwm", ZMQ_RCVHWM, 0},
+        {"handshake_timeout", ZMQ_HANDSHAKE_IVL, 1}, {"heartbeat_ivl", ZMQ_HEARTBEAT_IVL, 1},
+        {"heartbeat_ttl", ZMQ_HEARTBEAT_TTL, 1}, {"heartbeat_timeout", ZMQ_HEARTBEAT_TIMEOUT, 1},
+        {"reconnect_ivl", ZMQ_RECONNECT_IVL, 1}, {"reconnect_ivl_max", ZMQ_RECONNECT_IVL_MAX, 1},
+        {"linger", ZMQ_LINGER, 1}, {"connect_timeout", ZMQ_CONNECT_TIMEOUT, 1},
+        {"router_mandatory", ZMQ_ROUTER_MANDATORY, 0}, {"router_handover", ZMQ_ROUTER_HANDOVER, 0},
+        {"req_relaxed", ZMQ_REQ_RELAXED, 0}, {"req_correlate", ZMQ_REQ_CORRELATE, 0},
+        {"xpub_verbose", ZMQ_XPUB_VERBOSE, 0}, {"immediate", ZMQ_IMMEDIATE, 0},
+        {"tcp_keepalive", ZMQ_TCP_KEEPALIVE, 0}, {NULL, 0, 0}
+    };
+    for (int i = 0; ints [i].name; i++) {
+        if (!streq (ints [i].name, key)) continue;
+        int v;
+        if (json_is_boolean (value)) v = json_is_true (value);
+        else if (ints [i].millis) v = (int) (json_number_value (value) * 1000.0 + 0.5);
+        else v = (int) json_integer_value (value);
+        if (zmq_setsockopt (handle, ints [i].option, &v, sizeof v)) {
+            snprintf (why, whylen, "option %s: %s", key, zmq_strerror (errno));
+            return why;
+        }
+        return NULL;
+    }
+    if (streq (key, "max_msg_size")) {
+        int64_t v = json_is_null (value) ? -1 : (int64_t) json_integer_value (value);
+        zmq_setsockopt (handle, ZMQ_MAXMSGSIZE, &v, sizeof v);
+        return NULL;
+    }
+    if (streq (key, "routing_id")) {
+        byte *data;
+        long n = unhex (json_string_value (value) ? json_string_value (value) : "", &data);
+        if (n < 0) { snprintf (why, whylen, "routing_id is not hex"); return why; }
+        zmq_setsockopt (handle, ZMQ_ROUTING_ID, data, (size_t) n);
+        free (data);
+        return NULL;
+    }
+    snprintf (why, whylen, "option %s has no czmq equivalent in this agent", key);
+    return why;
+}
+
+static void op_socket (json_int_t id, json_t *req)
+{
+    const char *type = json_string_value (json_object_get (req, "type"));
+    const char *mechanism = json_string_value (json_object_get (req, "mechanism"));
+    if (mechanism && !streq (mechanism, "NULL")) {
+        fail (id, "unsupported", "only the NULL mechanism is wired into the czmq agent so far");
+        return;
+    }
+    int t = type ? socket_type (type) : -1;
+    if (t < 0) { fail (id, "unsupported", "unknown socket type"); return; }
+    if (socket_count == MAX_SOCKETS) { fail (id, "failed", "too many sockets"); return; }
+    zsock_t *sock = zsock_new (t);
+    if (!sock) { fail (id, "failed", zmq_strerror (errno)); return; }
+    zsock_set_linger (sock, 0);
+    json_t *options = json_object_get (req, "options");
+    const char *key;
+    json_t *value;
+    char why [256];
+    json_object_foreach (options, key, value) {
+        if (set_option (sock, key, value, why, sizeof why)) {
+            zsock_destroy (&sock);
+            fail (id, "unsupported", why);
+            return;
+        }
+    }
+    sockets [socket_count++] = sock;
+    char name [32];
+    snprintf (name, sizeof name, "s%d", socket_count);
+    ok (id, json_pack ("{s:s}", "socket", name));
+}
+
+static void op_send (json_int_t id, json_t *req, zsock_t *sock)
+{
+    json_t *frames = json_object_get (req, "frames");
+    json_t *timeout = json_object_get (req, "timeout");
+    if (!json_is_array (frames) || json_array_size (frames) == 0) { fail (id, "invalid", "frames must be a non-empty list"); return; }
+    zmsg_t *msg = zmsg_new ();
+    size_t i;
+    json_t *frame;
+    json_array_foreach (frames, i, frame) {
+        byte *data;
+        long n = unhex (json_string_value (frame) ? json_string_value (frame) : "?", &data);
+        if (n < 0) { zmsg_destroy (&msg); fail (id, "invalid", "frame is not hex"); return; }
+        zmsg_addmem (msg, data, (size_t) n);
+        free (data);
+    }
+    zsock_set_sndtimeo (sock, timeout ? (int) (json_number_value (timeout) * 1000) : 5000);
+    if (zmsg_send (&msg, sock)) {
+        int err = errno;
+        zmsg_destroy (&msg);
+        fail (id, err == EAGAIN ? "timeout" : "failed", zmq_strerror (err));
+        return;
+    }
+    ok (id, NULL);
+}
+
+static void op_recv (json_int_t id, json_t *req, zsock_t *sock)
+{
+    json_t *timeout = json_object_get (req, "timeout");
+    zsock_set_rcvtimeo (sock, timeout ? (int) (json_number_value (timeout) * 1000) : 2000);
+    zmsg_t *msg = zmsg_recv (sock);
+    if (!msg) {
+        fail (id, errno == EAGAIN ? "timeout" : "failed", errno == EAGAIN ? "nothing arrived in time" : zmq_strerror (errno));
+        return;
+    }
+    json_t *frames = json_array ();
+    for (zframe_t *f = zmsg_first (msg); f; f = zmsg_next (msg)) {
+        char *hex = tohex (zframe_data (f), zframe_size (f));
+        json_array_append_new (frames, json_string (hex));
+        free (hex);
+    }
+    zmsg_destroy (&msg);
+    ok (id, json_pack ("{s:o}", "frames", frames));
+}
+
+static void op_subscription (json_int_t id, json_t *req, zsock_t *sock, int option)
+{
+    byte *data;
+    const char *topic = json_string_value (json_object_get (req, "topic"));
+    long n = unhex (topic ? topic : "", &data);
+    if (n < 0) { fail (id, "invalid", "topic is not hex"); return; }
+    int rc = zmq_setsockopt (zsock_resolve (sock), option, data, (size_t) n);
+    free (data);
+    if (rc) fail (id, "failed", zmq_strerror (errno));
+    else ok (id, NULL);
+}
+
+static int handle (const char *line)
+{
+    json_error_t error;
+    json_t *req = json_loads (line, 0, &error);
+    json_int_t id = 0;
+    if (!req || !json_is_integer (json_object_get (req, "id")) || !json_is_string (json_object_get (req, "op"))) {
+        char msg [300];
+        snprintf (msg, sizeof msg, "bad request line: %s", req ? "needs integer id and string op" : error.text);
+        json_t *err = json_pack ("{s:s, s:s}", "kind", "invalid", "message", msg);
+        reply (json_pack ("{s:n, s:b, s:o}", "id", "ok", 0, "error", err));
+        json_decref (req);
+        return 0;
+    }
+    id = json_integer_value (json_object_get (req, "id"));
+    const char *op = json_string_value (json_object_get (req, "op"));
+    int quit = 0;
+    if (streq (op, "hello")) {
+        int major, minor, patch;
+        zmq_version (&major, &minor, &patch);
+        char czmq_v [32], zmq_v [32];
+        snprintf (czmq_v, sizeof czmq_v, "%d.%d.%d", CZMQ_VERSION_MAJOR, CZMQ_VERSION_MINOR, CZMQ_VERSION_PATCH);
+        snprintf (zmq_v, sizeof zmq_v, "%d.%d.%d", major, minor, patch);
+        ok (id, json_pack ("{s:s, s:i, s:{s:s, s:s}}", "peer", "czmq", "protocol", 1,
+                           "versions", "czmq", czmq_v, "libzmq", zmq_v));
+    }
+    else if (streq (op, "socket"))
+        op_socket (id, req);
+    else if (streq (op, "quit")) {
+        ok (id, NULL);
+        quit = 1;
+    }
+    else if (streq (op, "bind") || streq (op, "connect") || streq (op, "send") || streq (op, "recv")
+             || streq (op, "subscribe") || streq (op, "unsubscribe") || streq (op, "close")) {
+        zsock_t *sock = lookup (req);
+        const char *endpoint = json_string_value (json_object_get (req, "endpoint"));
+        if (!sock)
+            fail (id, "invalid", "no such socket");
+        else if (streq (op, "bind")) {
+            if (!endpoint || zsock_bind (sock, "%s", endpoint) < 0)
+                fail (id, "failed", zmq_strerror (errno));
+            else {
+                char *last = zsock_last_endpoint (sock);
+                ok (id, json_pack ("{s:s}", "endpoint", last));
+                free (last);
+            }
+        }
+        else if (streq (op, "connect")) {
+            if (!endpoint || zsock_connect (sock, "%s", endpoint))
+                fail (id, "failed", zmq_strerror (errno));
+            else
+                ok (id, NULL);
+        }
+        else if (streq (op, "send"))
+            op_send (id, req, sock);
+        else if (streq (op, "recv"))
+            op_recv (id, req, sock);
+        else if (streq (op, "subscribe"))
+            op_subscription (id, req, sock, ZMQ_SUBSCRIBE);
+        else if (streq (op, "unsubscribe"))
+            op_subscription (id, req, sock, ZMQ_UNSUBSCRIBE);
+        else {
+            int index = atoi (json_string_value (json_object_get (req, "socket")) + 1);
+            zsock_destroy (&sockets [index - 1]);
+            ok (id, NULL);
+        }
+    }
+    else {
+        char msg [200];
+        snprintf (msg, sizeof msg, "op '%s' is not supported by the czmq agent", op);
+        fail (id, "unsupported", msg);
+    }
+    json_decref (req);
+    return quit;
+}
+
+int main (void)
+{
+    zsys_handler_set (NULL);  //  the harness stops us with quit or a signal
+    char *buffer = NULL;
+    size_t size = 0, used = 0;
+    int quit = 0;
+    while (!quit) {
+        //  Wait for stdin, but keep calling into every socket meanwhile:
+        //  libzmq attaches new pipes (and sends a bound SUB's subscriptions)
+        //  only when the application does, as a live application would.
+        struct pollfd pfd = {0, POLLIN, 0};
+        int rc = poll (&pfd, 1, 10);
+        for (int i = 0; i < socket_count; i++)
+            if (sockets [i])
+                zsock_events (sockets [i]);
+        if (rc <= 0) continue;
+        if (used + 65536 > size) {
+            size = (size + 65536) * 2;
+            buffer = (char *) realloc (buffer, size);
+        }
+        ssize_t n = read (0, buffer + used, size - used - 1);
+        if (n <= 0) break;
+        used += (size_t) n;
+        char *start = buffer, *nl;
+        while (!quit && (nl = memchr (start, '\n', used - (size_t) (start - buffer)))) {
+            *nl = 0;
+            if (nl > start) quit = handle (start);
+            start = nl + 1;
+        }
+        used -= (size_t) (start - buffer);
+        memmove (buffer, start, used);
+    }
+    for (int i = 0; i < socket_count; i++)
+        if (sockets [i])
+            zsock_destroy (&sockets [i]);
+    free (buffer);
+    return 0;
+}
