@@ -63,12 +63,15 @@ def test_deviation_matching(tmp_path):
         "deviations:\n"
         "  - {scenario: '37/x/*', peer: libzmq, side: server, reason: r}\n"
         "  - {scenario: '28/y', peer: libzmq, side: client, reason: q}\n"
+        "  - {scenario: '29/z', peer: [libzmq, czmq], reason: both}\n"
     )
     devs = deviations.load(table)
     assert deviations.find(devs, "37/x/a", "libzmq", "impl").reason == "r"
     assert deviations.find(devs, "37/x/a", "impl", "libzmq") is None  # wrong side
     assert deviations.find(devs, "28/y", "impl", "libzmq").reason == "q"
     assert deviations.find(devs, "28/z", "libzmq", "libzmq") is None
+    assert deviations.find(devs, "29/z", "impl", "czmq").reason == "both"
+    assert deviations.find(devs, "29/z", "impl", "impl") is None
 
 
 def test_deviation_table_errors(tmp_path):
