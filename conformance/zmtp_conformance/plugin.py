@@ -158,7 +158,8 @@ class CellItem(pytest.Item):
         sc = self.cell.scenario
         clause = sc.rfc[0]
         allure.dynamic.epic(f"RFC {clause.split('/')[0]}")
-        allure.dynamic.feature(next((t.split(":", 1)[1] for t in sc.tags if t.startswith("pattern:")), "protocol"))
+        feature = next((t.split(":", 1)[1] for t in sc.tags if t.startswith(("pattern:", "area:"))), "protocol")
+        allure.dynamic.feature(feature)
         allure.dynamic.story(clause)
         allure.dynamic.title(f"{sc.title} [{self.cell.params}]")
         allure.dynamic.description(
@@ -263,9 +264,35 @@ class Recorder:
         tr = terminalreporter
         tr.section("ZMTP conformance matrix")
         tr.write_line("  ".join(f"{o}: {counts.get(o, 0)}" for o in (PASSED, FAILED, DEVIATES, UNSUPPORTED, SKIPPED)))
+        for line in pairing_table(list(self.records.values())):
+            tr.write_line(line)
         tr.write_line(f"cells: {len(self.records)}   wall time: {time.time() - self.start:.1f}s")
         if self.written:
             tr.write_line(f"reports: {self.written / 'matrix.json'}  {self.written / 'matrix.html'}")
+
+
+def pairing_table(records: list[dict[str, Any]]) -> list[str]:
+    """Rows are server peers, columns client peers; each cell 'passed/total' and what did not pass."""
+    servers = sorted({r["server"]["peer"] for r in records})
+    clients = sorted({r["client"]["peer"] for r in records})
+    cells: dict[tuple[str, str], str] = {}
+    for s in servers:
+        for c in clients:
+            rs = [r for r in records if r["server"]["peer"] == s and r["client"]["peer"] == c]
+            if not rs:
+                cells[s, c] = "-"
+                continue
+            n = {o: sum(1 for r in rs if r["outcome"] == o) for o in (PASSED, FAILED, DEVIATES, UNSUPPORTED, SKIPPED)}
+            text = f"{n[PASSED]}/{len(rs)}"
+            extra = [f"{n[o]}{o[0].upper()}" for o in (FAILED, DEVIATES, UNSUPPORTED, SKIPPED) if n[o]]
+            cells[s, c] = text + (" " + " ".join(extra) if extra else "")
+    width = max([len(v) for v in cells.values()] + [len(c) for c in clients] + [6]) + 2
+    head = "server \\ client".ljust(16) + "".join(c.rjust(width) for c in clients)
+    lines = [head]
+    for s in servers:
+        lines.append(s.ljust(16) + "".join(cells[s, c].rjust(width) for c in clients))
+    lines.append("(passed/total; F failed, D deviates, U unsupported, S skipped)")
+    return lines
 
 
 def _versions_from_records(records: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
