@@ -240,7 +240,7 @@ def main() -> None:
     args = ap.parse_args()
     reps = args.repeat or (1 if args.quick else 3)
     print(f"PUSH/PULL throughput over {args.transport}, msgs/s (median of {reps}; spread in brackets)")
-    print(f"{'size':>8} {'libzmq':>18} {'zmtp per-msg':>18} {'ratio':>6} {'zmtp batch':>18} {'ratio':>6}")
+    print(f"{'size':>8} {'libzmq':>24} {'zmtp per-msg':>24} {'ratio':>6} {'zmtp batch':>24} {'ratio':>6}")
     for size in SIZES:
         n = count_for(size, args.quick)
         row = {}
@@ -250,7 +250,7 @@ def main() -> None:
         z = statistics.median(row[("libzmq", False)])
 
         def cell(runs: list[float]) -> str:
-            return f"{statistics.median(runs):>9.0f} [{min(runs):.0f}-{max(runs):.0f}]"[:18].rjust(18)
+            return f"{statistics.median(runs):.0f} [{min(runs):.0f}-{max(runs):.0f}]".rjust(24)
 
         per = statistics.median(row[("impl", False)])
         bat = statistics.median(row[("impl", True)])

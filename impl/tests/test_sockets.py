@@ -423,3 +423,13 @@ async def test_ipc_transport(ctx, tmp_path):
     await push.connect(ep)
     await push.send(b"over-ipc")
     assert await recv(pull) == [b"over-ipc"]
+
+
+async def test_send_many_keeps_pattern_rules(ctx):
+    rep, req, _ = await pair(ctx, zmtp.REP, zmtp.REQ)
+    assert await req.send_many([[b"only"]]) == 1
+    assert await recv(rep) == [b"only"]  # the REQ delimiter was added and stripped
+    await rep.send(b"ok")
+    assert await recv(req) == [b"ok"]
+    with pytest.raises(zmtp.InvalidState):
+        await req.send_many([[b"a"], [b"b"]])  # strict alternation still holds

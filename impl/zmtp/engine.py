@@ -125,10 +125,15 @@ class Engine(asyncio.BufferedProtocol):
         if out and self.transport is not None:
             self._write_now(out)
         pipe = self.pipe
+        batch: list[list[bytes]] = []  # consecutive messages go to the socket in one call
         for ev in events:
             if type(ev) is Message:
-                self.socket._deliver(pipe, ev.frames)  # type: ignore[arg-type]
-            elif type(ev) is HandshakeComplete:
+                batch.append(ev.frames)
+                continue
+            if batch:
+                self.socket._deliver_many(pipe, batch)  # type: ignore[arg-type]
+                batch = []
+            if type(ev) is HandshakeComplete:
                 self._handshake_complete(ev)
                 pipe = self.pipe
                 if pipe is None:
@@ -142,6 +147,8 @@ class Engine(asyncio.BufferedProtocol):
                     self._arm_liveness(ev.ttl / 10.0, "the peer's PING TTL")
             if self.transport is None or self.transport.is_closing():
                 return
+        if batch and pipe is not None:
+            self.socket._deliver_many(pipe, batch)
 
     def eof_received(self) -> bool | None:
         return None  # close our side too

@@ -90,6 +90,19 @@ class Pipe:
         if self.rcvhwm and len(self.inbound) >= self.rcvhwm and self.engine is not None:
             self.engine.pause_reading()
 
+    def push_inbound_many(self, messages: list[list[bytes]]) -> None:
+        self.inbound.extend(messages)
+        if self.rcvhwm and len(self.inbound) >= self.rcvhwm and self.engine is not None:
+            self.engine.pause_reading()
+
+    def pop_inbound_many(self, n: int) -> list[list[bytes]]:
+        inbound = self.inbound
+        out = [inbound.popleft() for _ in range(n)]
+        engine = self.engine
+        if engine is not None and engine.reading_paused and len(inbound) < max(1, self.rcvhwm // 2):
+            engine.resume_reading()
+        return out
+
     def pop_inbound(self) -> list[bytes]:
         frames = self.inbound.popleft()
         engine = self.engine

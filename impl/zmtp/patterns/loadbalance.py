@@ -23,3 +23,6 @@ class LoadBalanced(Socket):
 
     async def _send(self, frames: list[bytes]) -> None:
         await self._lb_send(frames, self._out_pipes)
+
+    def _send_nowait(self, frames: list[bytes]) -> bool:
+        return self._lb_try(frames, self._out_pipes) is not None

@@ -43,6 +43,9 @@ class Req(LoadBalanced):
         self._waiting_reply = True
         self._reply_pipe = await self._lb_send(msg, self._out_pipes)
 
+    def _send_nowait(self, frames: list[bytes]) -> bool:
+        return False  # every request goes through _send: delimiter, state, reply pipe
+
     def _deliver(self, pipe: Pipe, frames: list[bytes]) -> None:
         if not self._waiting_reply or pipe is not self._reply_pipe:
             log.debug("REQ dropped a message from %s: no request is pending with that peer", pipe.peer_address)
