@@ -11,6 +11,7 @@ from .connection import Connection
 from .context import Context
 from .errors import (
     Again,
+    AuthenticationFailed,
     HandshakeError,
     HandshakeTimeout,
     HeartbeatTimeout,
@@ -23,10 +24,12 @@ from .errors import (
     SocketClosed,
     ZMTPError,
 )
+from .keys import CurveKeyPair
 from .metadata import Metadata
 from .options import SocketOptions
 from .socket import Socket
 from .socket_type import SocketType
+from .zap import ZapHandler, ZapRequest, ZapResponse
 
 __version__ = "0.1.0"
 
@@ -55,8 +58,10 @@ __all__ = [
     "XPUB",
     "XSUB",
     "Again",
+    "AuthenticationFailed",
     "Connection",
     "Context",
+    "CurveKeyPair",
     "HandshakeError",
     "HandshakeTimeout",
     "HeartbeatTimeout",
@@ -73,5 +78,8 @@ __all__ = [
     "SocketOptions",
     "SocketType",
     "ZMTPError",
+    "ZapHandler",
+    "ZapRequest",
+    "ZapResponse",
     "__version__",
 ]

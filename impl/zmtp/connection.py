@@ -25,6 +25,7 @@ from . import command
 from .bugs import NO_BUGS, ProtocolBugs
 from .errors import HandshakeError, InvalidState, PeerRefused, ProtocolError
 from .events import (
+    AuthenticationRequested,
     Cancel,
     Event,
     GreetingReceived,
@@ -38,10 +39,11 @@ from .events import (
 from .frame import COMMAND, LONG, MORE, FrameDecoder, encode_message
 from .greeting import GREETING_SIZE, SIGNATURE_SIZE, Greeting, encode_signature
 from .legacy import V1FrameDecoder, encode_message_v1
-from .mechanisms.base import Mechanism
+from .mechanisms.base import Mechanism, ZapSettings
 from .mechanisms.null import NullMechanism
 from .metadata import Metadata
 from .socket_type import SENDS_IDENTITY, ZMTP20_TYPE_NUMBERS, ZMTP20_TYPES_BY_NUMBER, SocketType
+from .zap import ZapResponse
 
 MechanismFactory = Callable[..., Mechanism]
 
@@ -74,6 +76,7 @@ class Connection:
         max_msg_size: int | None = None,
         allow_legacy: bool = True,
         zap_domain: str = "",
+        zap: ZapSettings | None = None,
         bugs: ProtocolBugs = NO_BUGS,
         peer: str | None = None,
     ) -> None:
@@ -96,6 +99,7 @@ class Connection:
             local_metadata=self._local_metadata(metadata or {}),
             check_peer=self._check_peer,
             bugs=bugs,
+            zap=zap if as_server else None,
         )
         self._out: list[bytes] = []
         self._greeting_in = bytearray()
@@ -393,6 +397,8 @@ class Connection:
             if self.state is State.TRAFFIC:
                 self._receive_traffic(events)
                 return
+            if self.mechanism.pending_zap is not None:
+                return  # nothing more is read until the ZAP answer is in
             frame = next_frame()
             if frame is None:
                 return
@@ -413,16 +419,54 @@ class Connection:
                 self.mechanism.receive_command(name, data)
             finally:
                 self._flush_mechanism()
-            if self.mechanism.complete:
-                md = self.mechanism.peer_metadata or Metadata()
-                self._complete(events, identity=md.get("Identity", b""), metadata=md)
+            if self.mechanism.pending_zap is not None:
+                events.append(AuthenticationRequested(self.mechanism.pending_zap))
+                return
+            self._maybe_complete(events)
+
+    def _maybe_complete(self, events: list[Event]) -> None:
+        if self.mechanism.complete and self.state is State.HANDSHAKE:
+            md = self.mechanism.peer_metadata or Metadata()
+            self._complete(events, identity=md.get("Identity", b""), metadata=md)
+
+    def authenticate(self, response: ZapResponse) -> list[Event]:
+        """The ZAP answer to the last AuthenticationRequested; returns the events it unblocks.
+
+        A refusal raises AuthenticationFailed, with an ERROR command (for 400
+        and 500) left in the output to flush before closing.
+        """
+        request = self.mechanism.pending_zap
+        if request is None:
+            raise InvalidState("no authentication is pending on this connection", peer=self.peer)
+        self.mechanism.pending_zap = None
+        events: list[Event] = []
+        try:
+            try:
+                self.mechanism.zap_result(response)
+            finally:
+                self._flush_mechanism()
+            self._maybe_complete(events)
+            self._receive_frames(events)
+        except (ProtocolError, HandshakeError):
+            self.state = State.CLOSED
+            raise
+        return events
 
     def _complete(self, events: list[Event], *, identity: bytes, metadata: Metadata) -> None:
         self.peer_identity = identity
         self.peer_metadata = metadata
         self.state = State.TRAFFIC
         assert self.version is not None
-        events.append(HandshakeComplete(self.version, self.peer_socket_type, identity, metadata))
+        events.append(
+            HandshakeComplete(
+                self.version,
+                self.peer_socket_type,
+                identity,
+                metadata,
+                self.mechanism.user_id,
+                dict(self.mechanism.zap_metadata),
+            )
+        )
 
     def _receive_traffic(self, events: list[Event]) -> None:
         partial = self._partial

@@ -6,12 +6,20 @@ from .options import SocketOptions
 from .patterns import SOCKET_CLASSES
 from .socket import Socket
 from .socket_type import SocketType
+from .zap import ZapHandler
 
 
 class Context:
     def __init__(self) -> None:
         self._sockets: set[Socket] = set()
         self._terminated = False
+        self.zap_handler: ZapHandler | None = None
+
+    def set_zap_handler(self, handler: ZapHandler | None) -> None:
+        """Install the ZAP handler (RFC 27) every server socket of this context asks."""
+        if handler is not None and not callable(getattr(handler, "authenticate", None)):
+            raise TypeError("a ZAP handler needs an async authenticate(request) method")
+        self.zap_handler = handler
 
     def socket(self, socket_type: SocketType | str, options: SocketOptions | None = None) -> Socket:
         """A new socket of `socket_type` (a constant such as zmtp.REQ, or its name)."""

@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING
 
 from .connection import Connection, State
 from .errors import HandshakeError, HandshakeTimeout, HeartbeatTimeout, PeerRefused, ProtocolError, ZMTPError
-from .events import Cancel, HandshakeComplete, Message, Ping, Subscribe
+from .events import AuthenticationRequested, Cancel, HandshakeComplete, Message, Ping, Subscribe
+from .zap import ERROR as ZAP_ERROR
+from .zap import ZapRequest, ZapResponse
 
 if TYPE_CHECKING:
     from .pipe import Pipe
@@ -67,16 +69,16 @@ class Engine(asyncio.BufferedProtocol):
         # Let the transport hold a few buffers of small messages before it pushes back.
         transport.set_write_buffer_limits(high=max(64 * 1024, opts.send_buffer_size * 8))
         try:
+            peer_ip = peername[0] if isinstance(peername, tuple) else ""
             self.conn = Connection(
                 self.socket.type,
-                as_server=self.as_server,
                 identity=opts.routing_id,
                 metadata=opts.metadata,
                 max_msg_size=opts.max_msg_size,
                 allow_legacy=opts.allow_legacy,
                 bugs=opts.bugs,
                 peer=self.peer,
-                **self.socket._mechanism_args(self.as_server),
+                **self.socket._mechanism_args(self.as_server, peer_ip),
             )
         except ZMTPError as exc:
             self._fail(exc)
@@ -124,6 +126,10 @@ class Engine(asyncio.BufferedProtocol):
         out = conn.take_output()
         if out and self.transport is not None:
             self._write_now(out)
+        self._dispatch(events)
+
+    def _dispatch(self, events: list) -> None:  # type: ignore[type-arg]
+        """Hand the connection's events to the socket."""
         pipe = self.pipe
         batch: list[list[bytes]] = []  # consecutive messages go to the socket in one call
         for ev in events:
@@ -145,10 +151,53 @@ class Engine(asyncio.BufferedProtocol):
             elif type(ev) is Ping:
                 if ev.ttl:
                     self._arm_liveness(ev.ttl / 10.0, "the peer's PING TTL")
+            elif type(ev) is AuthenticationRequested:
+                self._loop.create_task(self._authenticate(ev.request))
             if self.transport is None or self.transport.is_closing():
                 return
         if batch and pipe is not None:
             self.socket._deliver_many(pipe, batch)
+
+    async def _authenticate(self, request: ZapRequest) -> None:
+        """Ask the context's ZAP handler, then resume the handshake with its answer."""
+        handler = self.socket.context.zap_handler if self.socket.context is not None else None
+        try:
+            if handler is None:
+                raise RuntimeError("no ZAP handler is installed")
+            response = await asyncio.wait_for(handler.authenticate(request), self.options.zap_timeout)
+            if not isinstance(response, ZapResponse):
+                raise TypeError(f"authenticate returned {type(response).__name__}, not a ZapResponse")
+        except Exception as exc:  # a broken handler is an internal error (500), never a crash
+            log.warning(
+                "ZAP handler failed for %s (%s): %s",
+                request.address or self.peer,
+                request.mechanism,
+                exc or type(exc).__name__,
+            )
+            response = ZapResponse.failure(request.request_id, "handler error", ZAP_ERROR)
+        who = f" user={request.username!r}" if request.username is not None else ""
+        level = logging.INFO if response.ok else logging.WARNING
+        log.log(
+            level,
+            "authentication %s: domain=%r address=%s mechanism=%s%s status=%d",
+            "accepted" if response.ok else "refused",
+            request.domain,
+            request.address or self.peer,
+            request.mechanism,
+            who,
+            response.status_code,
+        )
+        if self.conn is None or self.transport is None or self.transport.is_closing():
+            return
+        try:
+            events = self.conn.authenticate(response)
+        except (ProtocolError, HandshakeError) as exc:
+            self._fail(exc)
+            return
+        out = self.conn.take_output()
+        if out:
+            self._write_now(out)
+        self._dispatch(events)
 
     def eof_received(self) -> bool | None:
         return None  # close our side too

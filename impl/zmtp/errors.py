@@ -69,3 +69,12 @@ class SocketClosed(ZMTPError):
 
 class Again(ZMTPError):
     """A non-blocking call could not complete now (libzmq's EAGAIN)."""
+
+
+class AuthenticationFailed(HandshakeError):
+    """ZAP refused the peer (status 300, 400 or 500)."""
+
+    def __init__(self, status_code: int, text: str, *, peer: str | None = None) -> None:
+        self.status_code = status_code
+        self.text = text
+        super().__init__(f"authentication refused: ZAP status {status_code} {text!r}".rstrip(), peer=peer)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .metadata import Metadata
+from .zap import ZapRequest
 
 
 class Event:
@@ -33,6 +34,8 @@ class HandshakeComplete(Event):
     peer_socket_type: str | None
     peer_identity: bytes
     metadata: Metadata = field(default_factory=Metadata)
+    user_id: str = ""  # from ZAP, on a server
+    zap_metadata: dict[str, bytes] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -75,3 +78,13 @@ class UnknownCommand(Event):
 
     name: bytes
     data: bytes
+
+
+@dataclass(slots=True)
+class AuthenticationRequested(Event):
+    """The server side needs a ZAP decision; answer with `Connection.authenticate`.
+
+    Nothing more is read from the peer until the answer is in.
+    """
+
+    request: ZapRequest

@@ -50,6 +50,12 @@ class SocketOptions:
     router_handover: bool = False
     xpub_verbose: bool = False
     immediate: bool = False  # queue only to completed connections (libzmq ZMQ_IMMEDIATE)
+    # Security (RFC 24, 27): PLAIN roles come from these options, not from who binds
+    zap_domain: str = ""
+    zap_timeout: float = 10.0  # a ZAP handler that takes longer counts as status 500
+    plain_server: bool = False
+    plain_username: str | bytes | None = None  # set on a PLAIN client (with plain_password)
+    plain_password: str | bytes = ""
     # Compatibility
     allow_legacy: bool = True  # downgrade to ZMTP 1.0/2.0 peers (NULL only)
     # Testing: deliberate protocol bugs (see zmtp.bugs)
@@ -73,6 +79,7 @@ class SocketOptions:
             "heartbeat_ivl",
             "heartbeat_ttl",
             "reconnect_ivl_max",
+            "zap_timeout",
         ):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
@@ -113,6 +120,25 @@ class SocketOptions:
                 fail(name, "True or False")
         if not isinstance(self.bugs, ProtocolBugs):
             fail("bugs", "a zmtp.ProtocolBugs")
+        if not isinstance(self.zap_domain, str) or len(self.zap_domain) > 255:
+            fail("zap_domain", "a string of at most 255 characters")
+        if not isinstance(self.plain_server, bool):
+            fail("plain_server", "True or False")
+        for name in ("plain_username", "plain_password"):
+            v = getattr(self, name)
+            if v is None and name == "plain_username":
+                continue
+            if not isinstance(v, (str, bytes)) or len(v.encode() if isinstance(v, str) else v) > 255:
+                fail(name, "str or bytes of at most 255 octets")
+        if self.plain_server and self.plain_username is not None:
+            fail("plain_username", "None on a PLAIN server (plain_server=True)")
+
+    @property
+    def mechanism(self) -> str:
+        """The security mechanism these options select."""
+        if self.plain_server or self.plain_username is not None:
+            return "PLAIN"
+        return "NULL"
 
     @property
     def effective_heartbeat_timeout(self) -> float:

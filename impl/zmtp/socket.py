@@ -13,12 +13,15 @@ import logging
 import os
 from collections import deque
 from collections.abc import Iterable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from .endpoint import Endpoint
 from .engine import Engine
 from .errors import NotSupported, SocketClosed
 from .events import HandshakeComplete
+from .mechanisms.base import ZapSettings
+from .mechanisms.plain import PlainMechanism
 from .options import SocketOptions
 from .pipe import Pipe
 from .socket_type import SocketType
@@ -57,9 +60,27 @@ class Socket:
     def closed(self) -> bool:
         return self._closed
 
-    def _mechanism_args(self, as_server: bool) -> dict[str, Any]:
-        """Keyword arguments for the Connection's mechanism; NULL needs none."""
-        return {}
+    def _mechanism_args(self, bound: bool, peer_ip: str) -> dict[str, Any]:
+        """Connection arguments for the mechanism these options select.
+
+        NULL makes the binding side the server (RFC 37); PLAIN takes its role
+        from plain_server. A server gets ZAP settings when the context has a handler.
+        """
+        opts = self.options
+        handler = self.context.zap_handler if self.context is not None else None
+        mech = opts.mechanism
+        as_server = bound if mech == "NULL" else opts.plain_server
+        zap = ZapSettings(opts.zap_domain, peer_ip, opts.routing_id) if handler is not None and as_server else None
+        args: dict[str, Any] = {"as_server": as_server, "zap": zap, "zap_domain": opts.zap_domain}
+        if mech == "PLAIN":
+
+            def enc(v: str | bytes | None) -> bytes:
+                return v.encode() if isinstance(v, str) else (v or b"")
+
+            args["mechanism"] = partial(
+                PlainMechanism, username=enc(opts.plain_username), password=enc(opts.plain_password)
+            )
+        return args
 
     # -- endpoints ---------------------------------------------------------
 

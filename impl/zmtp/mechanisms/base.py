@@ -1,20 +1,35 @@
 """What a security mechanism is, to the connection (RFC 23, "Authentication and Confidentiality").
 
 A mechanism sees the commands of the handshake and answers with commands of
-its own. When it is done it hands over the peer's metadata. Mechanisms that
-encrypt (CURVE) also wrap and unwrap every frame of the traffic phase.
+its own. When it is done it hands over the peer's metadata. A server-side
+mechanism may ask for a ZAP decision (`pending_zap`); the connection reports
+it and hands the answer back through `zap_result`. Mechanisms that encrypt
+(CURVE) also wrap and unwrap every frame of the traffic phase.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
+from .. import command
 from ..bugs import NO_BUGS, ProtocolBugs
+from ..errors import AuthenticationFailed
 from ..metadata import Metadata
+from ..zap import SUCCESS, TEMPORARY, ZapRequest, ZapResponse
 
 # Called with the peer's metadata as soon as it is known, before we answer:
 # raises HandshakeError (whose text becomes the ERROR reason) to refuse.
 PeerCheck = Callable[[Metadata], None]
+
+
+@dataclass(frozen=True)
+class ZapSettings:
+    """What a server needs to build ZAP requests; None on a socket without a handler."""
+
+    domain: str
+    address: str
+    identity: bytes
 
 
 class Mechanism:
@@ -28,18 +43,52 @@ class Mechanism:
         local_metadata: list[tuple[str, bytes]],
         check_peer: PeerCheck,
         bugs: ProtocolBugs = NO_BUGS,
+        zap: ZapSettings | None = None,
     ) -> None:
         self.as_server = as_server
         self.local_metadata = local_metadata
         self.check_peer = check_peer
         self.bugs = bugs
+        self.zap = zap
         self.outgoing: list[bytes] = []  # encoded command frames waiting to be sent
         self.peer_metadata: Metadata | None = None  # set when the handshake is complete
         self.complete = False
+        self.pending_zap: ZapRequest | None = None
+        self.user_id = ""  # from a successful ZAP reply
+        self.zap_metadata: dict[str, bytes] = {}
 
     def start(self) -> None:
         """Called once both greetings are in; may queue the first command."""
 
     def receive_command(self, name: bytes, data: bytes) -> None:
         """One handshake command from the peer."""
+        raise NotImplementedError
+
+    def request_zap(self, credentials: tuple[bytes, ...] = ()) -> None:
+        assert self.zap is not None
+        self.pending_zap = ZapRequest(
+            domain=self.zap.domain,
+            address=self.zap.address,
+            identity=self.zap.identity,
+            mechanism=self.name,
+            credentials=credentials,
+        )
+
+    def zap_result(self, response: ZapResponse) -> None:
+        """Apply a ZAP answer: remember who the peer is, or refuse it (RFC 27).
+
+        300 closes without ERROR, as libzmq does (a temporary failure the
+        client may retry); 400 and 500 answer ERROR with the status code.
+        """
+        if response.status_code == SUCCESS:
+            self.user_id = response.user_id
+            self.zap_metadata = dict(response.metadata)
+            self.zap_accepted()
+            return
+        if response.status_code != TEMPORARY:
+            self.outgoing.append(command.error(str(response.status_code)))
+        raise AuthenticationFailed(response.status_code, response.status_text)
+
+    def zap_accepted(self) -> None:
+        """Continue the handshake after a ZAP success."""
         raise NotImplementedError

@@ -3,7 +3,9 @@
 The client sends READY and waits; the server reads the client's READY,
 checks it, and answers READY, or ERROR when it refuses. RFC 23 (3.0) made
 the exchange symmetric and libzmq still sends READY without waiting; both
-orders work here because the client never waits before sending.
+orders work here because the client never waits before sending. With a ZAP
+domain and handler, the server asks ZAP (mechanism NULL, no credentials)
+before it answers, to filter clients by address.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ class NullMechanism(Mechanism):
             self.outgoing.append(self._ready())
 
     def receive_command(self, name: bytes, data: bytes) -> None:
-        if self.complete:
+        if self.complete or self.pending_zap is not None:
             raise ProtocolError(f"{name.decode()} command after the NULL handshake completed", clause=CLAUSE)
         if name == command.ERROR:
             raise PeerRefused(command.parse_error(data))
@@ -45,7 +47,13 @@ class NullMechanism(Mechanism):
                 # leaves it no ERROR to send, so it just closes.
                 self.outgoing.append(command.error(getattr(exc, "wire_reason", "Invalid-metadata")))
             raise
+        self.peer_metadata = metadata
+        if self.as_server and self.zap is not None and self.zap.domain:
+            self.request_zap()
+            return
+        self.zap_accepted()
+
+    def zap_accepted(self) -> None:
         if self.as_server:
             self.outgoing.append(self._ready())
-        self.peer_metadata = metadata
         self.complete = True
