@@ -168,6 +168,10 @@ class Connection:
             raise ValueError("a message has at least one frame")
         if self.version == (1, 0):
             return encode_message_v1(frames)
+        if self.mechanism.encrypts:
+            last = len(frames) - 1
+            encrypt = self.mechanism.encrypt  # type: ignore[attr-defined]
+            return [encrypt(1 if i < last else 0, f) for i, f in enumerate(frames)]
         bugs = self.bugs
         if bugs.long_flag_on_short_frames or bugs.reserved_flag_bits:
             return self._encode_message_buggy(frames)
@@ -190,6 +194,10 @@ class Connection:
         self._out.extend(self.encode_message(frames))
 
     def _send_command(self, frame: bytes) -> None:
+        if self.mechanism.encrypts and self.state is State.TRAFFIC:
+            # Under CURVE every command travels inside a MESSAGE box, flagged 02 (libzmq >= 4.2).
+            body = frame[9:] if frame[0] & LONG else frame[2:]
+            frame = self.mechanism.encrypt(0x02, body)  # type: ignore[attr-defined]
         if self.bugs.more_flag_on_commands:
             frame = bytes((frame[0] | MORE,)) + frame[1:]
         self._out.append(frame)
@@ -473,7 +481,10 @@ class Connection:
         append = events.append
         legacy = not self.speaks_commands
         publisher = self._is_publisher
+        encrypted = self.mechanism.encrypts
         for flags, body in self._decoder.read_frames():
+            if encrypted:
+                flags, body = self._decrypt(flags, body)
             if flags & COMMAND:
                 if legacy:
                     raise ProtocolError(
@@ -494,6 +505,22 @@ class Connection:
                 append(Subscribe(body[1:], True) if body[0] == 1 else Cancel(body[1:], True))
             else:
                 append(Message([body]))
+
+    def _decrypt(self, flags: int, body: bytes) -> tuple[int, bytes]:
+        """A MESSAGE command's frame, with its inner flags mapped to frame flags."""
+        if not flags & COMMAND and not body.startswith(b"\x07MESSAGE"):
+            raise ProtocolError(
+                f"cleartext message frame of {len(body)} octets after the {self.mechanism.name} handshake",
+                clause="23/ZMTP#wire-analysis",
+            )
+        # libzmq sends MESSAGE in a plain data frame (flags 00), not as the
+        # command RFC 25 describes; we send commands and accept both. The
+        # MORE flag that counts is the one inside the box.
+        if flags & COMMAND and flags & MORE:
+            raise ProtocolError("command frame has the MORE flag set", clause="23/ZMTP#framing")
+        name, data = command.parse_command(body)
+        inner, frame = self.mechanism.decrypt(name, data)  # type: ignore[attr-defined]
+        return (MORE if inner & 0x01 else 0) | (COMMAND if inner & 0x02 else 0), frame
 
     def _receive_command(self, flags: int, body: bytes, events: list[Event]) -> None:
         if flags & MORE:

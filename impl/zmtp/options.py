@@ -56,6 +56,11 @@ class SocketOptions:
     plain_server: bool = False
     plain_username: str | bytes | None = None  # set on a PLAIN client (with plain_password)
     plain_password: str | bytes = ""
+    # CURVE (RFC 25/26): keys as 32 bytes, 40 Z85 characters or 64 hex digits
+    curve_server: bool = False
+    curve_secretkey: bytes | str | None = None  # our long-term secret key (server and client)
+    curve_publickey: bytes | str | None = None  # optional: checked against the secret key
+    curve_serverkey: bytes | str | None = None  # on a client: the server's public key
     # Compatibility
     allow_legacy: bool = True  # downgrade to ZMTP 1.0/2.0 peers (NULL only)
     # Testing: deliberate protocol bugs (see zmtp.bugs)
@@ -132,10 +137,36 @@ class SocketOptions:
                 fail(name, "str or bytes of at most 255 octets")
         if self.plain_server and self.plain_username is not None:
             fail("plain_username", "None on a PLAIN server (plain_server=True)")
+        from .keys import CurveKeyPair, parse_key
+
+        for name in ("curve_secretkey", "curve_publickey", "curve_serverkey"):
+            v = getattr(self, name)
+            if v is not None:
+                try:
+                    parse_key(v, f"SocketOptions.{name}")
+                except (ValueError, TypeError) as exc:
+                    raise ValueError(str(exc)) from None
+        if self.curve_server or self.curve_serverkey is not None:
+            if self.curve_secretkey is None:
+                fail("curve_secretkey", "our secret key, whenever CURVE is used")
+            pair = CurveKeyPair.from_secret(self.curve_secretkey)
+            if self.curve_publickey is not None and parse_key(self.curve_publickey) != pair.public:
+                fail("curve_publickey", "the public key that belongs to curve_secretkey")
+        if self.curve_server and self.curve_serverkey is not None:
+            fail("curve_serverkey", "None on a CURVE server (curve_server=True)")
+        if self.mechanism_conflict():
+            fail("curve_server", "one mechanism per socket: not PLAIN and CURVE options together")
+
+    def mechanism_conflict(self) -> bool:
+        plain = self.plain_server or self.plain_username is not None
+        curve = self.curve_server or self.curve_serverkey is not None
+        return plain and curve
 
     @property
     def mechanism(self) -> str:
         """The security mechanism these options select."""
+        if self.curve_server or self.curve_serverkey is not None:
+            return "CURVE"
         if self.plain_server or self.plain_username is not None:
             return "PLAIN"
         return "NULL"

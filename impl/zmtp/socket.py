@@ -20,7 +20,9 @@ from .endpoint import Endpoint
 from .engine import Engine
 from .errors import NotSupported, SocketClosed
 from .events import HandshakeComplete
+from .keys import parse_key
 from .mechanisms.base import ZapSettings
+from .mechanisms.curve import CurveMechanism
 from .mechanisms.plain import PlainMechanism
 from .options import SocketOptions
 from .pipe import Pipe
@@ -69,7 +71,7 @@ class Socket:
         opts = self.options
         handler = self.context.zap_handler if self.context is not None else None
         mech = opts.mechanism
-        as_server = bound if mech == "NULL" else opts.plain_server
+        as_server = {"NULL": bound, "PLAIN": opts.plain_server, "CURVE": opts.curve_server}[mech]
         zap = ZapSettings(opts.zap_domain, peer_ip, opts.routing_id) if handler is not None and as_server else None
         args: dict[str, Any] = {"as_server": as_server, "zap": zap, "zap_domain": opts.zap_domain}
         if mech == "PLAIN":
@@ -79,6 +81,12 @@ class Socket:
 
             args["mechanism"] = partial(
                 PlainMechanism, username=enc(opts.plain_username), password=enc(opts.plain_password)
+            )
+        if mech == "CURVE":
+            args["mechanism"] = partial(
+                CurveMechanism,
+                secret_key=parse_key(opts.curve_secretkey or b"", "curve_secretkey"),
+                server_key=None if opts.curve_serverkey is None else parse_key(opts.curve_serverkey, "curve_serverkey"),
             )
         return args
 

@@ -1,0 +1,302 @@
+"""The CURVE mechanism (RFC 25, RFC 26 CurveZMQ), with PyNaCl's crypto_box and secretbox.
+
+    C: HELLO    version, 72 zeros, C', nonce, Box[64 zeros](C'->S)            (200 octets)
+    S: WELCOME  long nonce, Box[S' + cookie](S->C')                           (168 octets)
+    C: INITIATE cookie, nonce, Box[C + vouch + metadata](C'->S')              (>= 257 octets)
+    S: READY    nonce, Box[metadata](S'->C')
+    then MESSAGE nonce, Box[flags + frame] both ways
+
+The cookie is secretbox[C' + s'] under a server cookie key: after WELCOME
+the server forgets both transient keys and gets them back from the cookie
+in INITIATE, so it keeps no per-connection state before INITIATE. The
+cookie key is rotated every COOKIE_KEY_LIFETIME seconds (the previous one
+stays valid, for handshakes in flight). Short nonces start at 1 and must
+strictly increase in each direction.
+
+RFC 26 disagrees with itself: HELLO padding is 72 octets in the grammar and
+70 in the prose, and the MESSAGE nonce prefix is "CurveZMQMESSAGE-" in the
+grammar but C/S in the prose. libzmq uses 72 and "CurveZMQMESSAGEC" for
+client-to-server, "CurveZMQMESSAGES" for server-to-client; so do we. Like
+libzmq >= 4.2, the flags octet inside a MESSAGE box carries 02 for a command
+(PING, SUBSCRIBE, ...), and MESSAGE itself travels in a data frame with
+flags 00, which is the only form libzmq reads correctly.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import time
+
+from nacl.exceptions import CryptoError
+from nacl.public import Box, PrivateKey, PublicKey
+from nacl.secret import SecretBox
+
+from .. import command
+from ..errors import HandshakeError, PeerRefused, ProtocolError
+from ..frame import encode_command, frame_header
+from ..metadata import decode_properties, encode_properties
+from .base import Mechanism
+
+CLAUSE = "26/CURVEZMQ"
+HELLO, WELCOME, INITIATE, MESSAGE = b"HELLO", b"WELCOME", b"INITIATE", b"MESSAGE"
+COOKIE_KEY_LIFETIME = 60.0
+MSG_MORE, MSG_COMMAND = 0x01, 0x02
+
+_pack_nonce = struct.Struct(">Q").pack
+_unpack_nonce = struct.Struct(">Q").unpack
+
+
+class CookieKeys:
+    """The server's rotating cookie keys, shared by all its connections in this process."""
+
+    def __init__(self, lifetime: float = COOKIE_KEY_LIFETIME) -> None:
+        self.lifetime = lifetime
+        self._current = SecretBox(os.urandom(32))
+        self._previous: SecretBox | None = None
+        self._since = time.monotonic()
+
+    def current(self) -> SecretBox:
+        if time.monotonic() - self._since > self.lifetime:
+            self.rotate()
+        return self._current
+
+    def rotate(self) -> None:
+        self._previous, self._current = self._current, SecretBox(os.urandom(32))
+        self._since = time.monotonic()
+
+    def open(self, nonce: bytes, box: bytes) -> bytes:
+        for key in (self.current(), self._previous):
+            if key is None:
+                continue
+            try:
+                return key.decrypt(box, nonce)
+            except CryptoError:
+                continue
+        raise CryptoError("cookie does not open with the current or previous cookie key")
+
+
+COOKIE_KEYS = CookieKeys()
+
+
+def _box(sk: PrivateKey, pk: bytes, nonce: bytes, plaintext: bytes) -> bytes:
+    return Box(sk, PublicKey(pk)).encrypt(plaintext, nonce).ciphertext
+
+
+def _open(sk: PrivateKey, pk: bytes, nonce: bytes, box: bytes, what: str) -> bytes:
+    try:
+        return Box(sk, PublicKey(pk)).decrypt(box, nonce)
+    except CryptoError:
+        raise ProtocolError(f"{what} box does not open (wrong key or tampered)", clause=CLAUSE) from None
+
+
+class CurveMechanism(Mechanism):
+    name = "CURVE"
+    encrypts = True
+
+    def __init__(
+        self,
+        *,
+        secret_key: bytes,
+        server_key: bytes | None = None,  # the server's long-term public key (clients)
+        transient: PrivateKey | None = None,  # injectable for tests
+        cookie_keys: CookieKeys = COOKIE_KEYS,
+        **kw,  # type: ignore[no-untyped-def]
+    ) -> None:
+        super().__init__(**kw)
+        self.long_sk = PrivateKey(secret_key)
+        self.long_pk = bytes(self.long_sk.public_key)
+        self.server_key = server_key
+        if not self.as_server and (server_key is None or len(server_key) != 32):
+            raise ValueError("a CURVE client needs the server's 32-byte public key (curve_serverkey)")
+        self.transient = transient or PrivateKey.generate()
+        self.cookie_keys = cookie_keys
+        self.peer_transient: bytes | None = None
+        self.client_key: bytes | None = None  # the client's long-term key, on a server
+        self._send_nonce = 1
+        self._recv_nonce = 0
+        self._state = "start"
+        self._box: Box | None = None  # precomputed transient box for the traffic phase
+
+    def __repr__(self) -> str:
+        return f"<CurveMechanism {'server' if self.as_server else 'client'} {self._state}>"
+
+    # -- nonces ----------------------------------------------------------
+
+    def _next_nonce(self) -> bytes:
+        n = self._send_nonce
+        if not self.bugs.curve_repeat_nonce:
+            self._send_nonce += 1
+        return _pack_nonce(n)
+
+    def _check_nonce(self, short: bytes) -> None:
+        n = _unpack_nonce(short)[0]
+        if n <= self._recv_nonce:
+            raise ProtocolError(
+                f"short nonce {n} does not increase (last was {self._recv_nonce}): replayed or reordered",
+                clause="26/CURVEZMQ#nonces",
+            )
+        self._recv_nonce = n
+
+    # -- handshake -----------------------------------------------------------
+
+    def start(self) -> None:
+        if self.as_server:
+            self._state = "expect-hello"
+            return
+        nonce = self._next_nonce()
+        assert self.server_key is not None
+        box = _box(self.transient, self.server_key, b"CurveZMQHELLO---" + nonce, b"\x00" * 64)
+        body = b"\x01\x00" + b"\x00" * 72 + bytes(self.transient.public_key) + nonce + box
+        self.outgoing.append(encode_command(HELLO, body))
+        self._state = "expect-welcome"
+
+    def receive_command(self, name: bytes, data: bytes) -> None:
+        if name == command.ERROR:
+            if self.as_server:
+                raise ProtocolError("a CURVE client never sends ERROR", clause=CLAUSE)
+            raise PeerRefused(command.parse_error(data))
+        handler = {
+            ("expect-hello", HELLO): self._on_hello,
+            ("expect-welcome", WELCOME): self._on_welcome,
+            ("expect-initiate", INITIATE): self._on_initiate,
+            ("expect-ready", command.READY): self._on_ready,
+        }.get((self._state, name))
+        if handler is None:
+            raise ProtocolError(
+                f"unexpected {name.decode()} command in the CURVE handshake ({self._state})", clause=CLAUSE
+            )
+        handler(data)
+
+    def _on_hello(self, data: bytes) -> None:
+        if len(data) != 194:
+            raise ProtocolError(f"HELLO is {len(data) + 6} octets; CURVE's is exactly 200", clause=CLAUSE)
+        if data[0:2] != b"\x01\x00":
+            raise ProtocolError(f"HELLO version {data[0]}.{data[1]}; this server speaks CurveZMQ 1.0", clause=CLAUSE)
+        c_prime = data[74:106]
+        short = data[106:114]
+        self._check_nonce(short)
+        plain = _open(self.long_sk, c_prime, b"CurveZMQHELLO---" + short, data[114:194], "HELLO")
+        if plain != b"\x00" * 64:
+            raise ProtocolError("HELLO signature box does not hold 64 zero octets", clause=CLAUSE)
+        # WELCOME: S' and a cookie holding C' and s'; then forget both (statelessness).
+        cookie_nonce = os.urandom(16)
+        cookie = (
+            cookie_nonce
+            + self.cookie_keys.current().encrypt(c_prime + bytes(self.transient), b"COOKIE--" + cookie_nonce).ciphertext
+        )
+        long_nonce = os.urandom(16)
+        box = _box(self.long_sk, c_prime, b"WELCOME-" + long_nonce, bytes(self.transient.public_key) + cookie)
+        self.outgoing.append(encode_command(WELCOME, long_nonce + box))
+        self.transient = None  # type: ignore[assignment]
+        self._state = "expect-initiate"
+
+    def _on_welcome(self, data: bytes) -> None:
+        if len(data) != 160:
+            raise ProtocolError(f"WELCOME is {len(data) + 8} octets; CURVE's is exactly 168", clause=CLAUSE)
+        assert self.server_key is not None
+        plain = _open(self.transient, self.server_key, b"WELCOME-" + data[:16], data[16:], "WELCOME")
+        s_prime, cookie = plain[:32], plain[32:]
+        self.peer_transient = s_prime
+        vouch_nonce = os.urandom(16)
+        vouch = vouch_nonce + _box(
+            self.long_sk, s_prime, b"VOUCH---" + vouch_nonce, bytes(self.transient.public_key) + self.server_key
+        )
+        nonce = self._next_nonce()
+        inner = self.long_pk + vouch + encode_properties(self.local_metadata)
+        box = _box(self.transient, s_prime, b"CurveZMQINITIATE" + nonce, inner)
+        self.outgoing.append(encode_command(INITIATE, cookie + nonce + box))
+        self._state = "expect-ready"
+
+    def _on_initiate(self, data: bytes) -> None:
+        if len(data) < 248:
+            raise ProtocolError(f"INITIATE is {len(data) + 9} octets; CURVE's is at least 257", clause=CLAUSE)
+        cookie, short, box = data[:96], data[96:104], data[104:]
+        try:
+            keys = self.cookie_keys.open(b"COOKIE--" + cookie[:16], cookie[16:])
+        except CryptoError:
+            raise ProtocolError("INITIATE cookie does not open: forged, tampered or expired", clause=CLAUSE) from None
+        c_prime, s_prime_secret = keys[:32], PrivateKey(keys[32:])
+        self._check_nonce(short)
+        plain = _open(s_prime_secret, c_prime, b"CurveZMQINITIATE" + short, box, "INITIATE")
+        if len(plain) < 128:
+            raise ProtocolError("INITIATE box is too short for the client key and vouch", clause=CLAUSE)
+        client_key, vouch_nonce, vouch_box = plain[:32], plain[32:48], plain[48:128]
+        vouch = _open(s_prime_secret, client_key, b"VOUCH---" + vouch_nonce, vouch_box, "vouch")
+        if vouch != c_prime + self.long_pk:
+            raise ProtocolError("vouch does not bind the client's transient key to this server", clause=CLAUSE)
+        self.transient, self.peer_transient, self.client_key = s_prime_secret, c_prime, client_key
+        metadata = decode_properties(plain[128:], command="INITIATE")
+        try:
+            self.check_peer(metadata)
+        except HandshakeError as exc:
+            self.outgoing.append(command.error(getattr(exc, "wire_reason", "Invalid-metadata")))
+            raise
+        self.peer_metadata = metadata
+        if self.zap is not None:
+            self._state = "zap"
+            self.request_zap((client_key,))
+            return
+        self.zap_accepted()
+
+    def zap_accepted(self) -> None:
+        assert self.peer_transient is not None
+        nonce = self._next_nonce()
+        box = _box(
+            self.transient, self.peer_transient, b"CurveZMQREADY---" + nonce, encode_properties(self.local_metadata)
+        )
+        self.outgoing.append(encode_command(command.READY, nonce + box))
+        self._finish()
+
+    def _on_ready(self, data: bytes) -> None:
+        if len(data) < 24:
+            raise ProtocolError(f"READY is {len(data) + 6} octets; CURVE's is at least 30", clause=CLAUSE)
+        self._check_nonce(data[:8])
+        assert self.peer_transient is not None
+        plain = _open(self.transient, self.peer_transient, b"CurveZMQREADY---" + data[:8], data[8:], "READY")
+        metadata = decode_properties(plain)
+        self.check_peer(metadata)
+        self.peer_metadata = metadata
+        self._finish()
+
+    def _finish(self) -> None:
+        assert self.peer_transient is not None
+        self._box = Box(self.transient, PublicKey(self.peer_transient))
+        self._out_prefix = b"CurveZMQMESSAGES" if self.as_server else b"CurveZMQMESSAGEC"
+        self._in_prefix = b"CurveZMQMESSAGEC" if self.as_server else b"CurveZMQMESSAGES"
+        self._state = "traffic"
+        self.complete = True
+
+    # -- traffic ---------------------------------------------------------------
+
+    def encrypt(self, flags: int, body: bytes) -> bytes:
+        """One frame (flags: MORE 01, COMMAND 02, as inside the box) as a MESSAGE command."""
+        assert self._box is not None
+        nonce = self._next_nonce()
+        box = self._box.encrypt(bytes((flags,)) + body, self._out_prefix + nonce).ciphertext
+        payload = b"\x07MESSAGE" + nonce + box
+        # libzmq sends MESSAGE in a data frame (flags 00) and treats a MESSAGE
+        # that arrives in a command frame as a command, dropping the data in
+        # it; RFC 25 calls MESSAGE a command. We send what libzmq reads, and
+        # accept both forms (see Connection._decrypt).
+        return frame_header(len(payload), 0) + payload
+
+    def decrypt(self, name: bytes, data: bytes) -> tuple[int, bytes]:
+        """A MESSAGE command's (inner flags, body)."""
+        if name != MESSAGE:
+            raise ProtocolError(
+                f"cleartext {name.decode()} command after the CURVE handshake; everything travels in MESSAGE",
+                clause="23/ZMTP#wire-analysis",
+            )
+        if len(data) < 25:
+            raise ProtocolError(f"MESSAGE is {len(data) + 8} octets; CURVE's is at least 33", clause=CLAUSE)
+        self._check_nonce(data[:8])
+        assert self._box is not None
+        try:
+            plain = self._box.decrypt(data[8:], self._in_prefix + data[:8])
+        except CryptoError:
+            raise ProtocolError("MESSAGE box does not open (tampered)", clause=CLAUSE) from None
+        flags = plain[0]
+        if flags & ~(MSG_MORE | MSG_COMMAND):
+            raise ProtocolError(f"MESSAGE flags 0x{flags:02x} set reserved bits", clause=CLAUSE)
+        return flags, plain[1:]
