@@ -335,3 +335,16 @@ async def test_impl_zap_denies_a_libzmq_client_key(ctx, zctx):
         else:
             with pytest.raises(TimeoutError):
                 await asyncio.wait_for(pull.recv_multipart(), 0.5)
+
+
+def test_key_tool(tmp_path, capsys):
+    from zmtp.keytool import main
+
+    assert main(["public", SERVER_SECRET]) == 0
+    assert SERVER_PUBLIC in capsys.readouterr().out
+    assert main(["generate", "--zcert", str(tmp_path / "c")]) == 0
+    assert main(["show", str(tmp_path / "c")]) == 0
+    out = capsys.readouterr().out
+    assert "secret-key  z85" in out
+    assert main(["public", "not-a-key"]) == 2
+    assert "40 Z85 characters" in capsys.readouterr().err

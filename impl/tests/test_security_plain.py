@@ -175,3 +175,23 @@ async def test_null_with_zap_domain_filters_by_address(ctx):
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(server.recv_multipart(), 0.5)
     assert deny.seen and deny.seen[0].mechanism == "NULL" and deny.seen[0].domain == "strict"
+
+
+async def test_user_id_and_zap_metadata_reach_the_application(ctx):
+    class WithMetadata(Users):
+        async def authenticate(self, request):
+            resp = await super().authenticate(request)
+            return ZapResponse.success(request.request_id, resp.user_id, {"X-Role": b"admin"}) if resp.ok else resp
+
+    ctx.set_zap_handler(WithMetadata({"admin": "secret"}))
+    server = ctx.socket(zmtp.PULL, zmtp.SocketOptions(linger=0, plain_server=True))
+    ep = await server.bind("tcp://127.0.0.1:0")
+    client = ctx.socket(zmtp.PUSH, zmtp.SocketOptions(linger=0, plain_username="admin", plain_password="secret"))
+    await client.connect(ep)
+    await client.send(b"who am i")
+    msg = await asyncio.wait_for(server.recv_message(), T)
+    assert msg.frames == [b"who am i"]
+    assert msg.properties["User-Id"] == b"user:admin"
+    assert msg.properties["x-role"] == b"admin"
+    assert msg.properties["Socket-Type"] == b"PUSH"
+    assert msg.properties["Peer-Address"] == b"127.0.0.1"

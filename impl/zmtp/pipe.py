@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING
 
+from .metadata import Metadata
 from .subscriptions import Subscriptions
 
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ class Pipe:
         "peer_address",
         "pending",
         "persistent",
+        "properties",
         "rcvhwm",
         "routing_id",
         "sndhwm",
@@ -52,6 +54,7 @@ class Pipe:
         self.sndhwm = socket.options.sndhwm
         self.rcvhwm = socket.options.rcvhwm
         self.peer_address = ""
+        self.properties = Metadata()  # per-message properties (Socket-Type, User-Id, ...)
 
     def __repr__(self) -> str:
         return f"<Pipe {self.endpoint} peer={self.peer_address or '-'} live={self.live}>"

@@ -13,6 +13,7 @@ import logging
 import os
 from collections import deque
 from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ from .keys import parse_key
 from .mechanisms.base import ZapSettings
 from .mechanisms.curve import CurveMechanism
 from .mechanisms.plain import PlainMechanism
+from .metadata import Metadata
 from .options import SocketOptions
 from .pipe import Pipe
 from .socket_type import SocketType
@@ -31,6 +33,13 @@ from .subscriptions import Subscriptions
 
 if TYPE_CHECKING:
     from .context import Context
+
+
+@dataclass(frozen=True)
+class ReceivedMessage:
+    frames: list[bytes]
+    properties: Metadata
+
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +62,7 @@ class Socket:
         self._engines: set[Engine] = set()
         self._recv_rest: deque[bytes] = deque()
         self._closed = False
+        self._last_pipe: Pipe | None = None  # where the last message came from
         self.last_endpoint = ""
 
     def __repr__(self) -> str:
@@ -195,6 +205,14 @@ class Socket:
         pipe.engine = engine
         pipe.routing_id = ev.peer_identity
         pipe.metadata = dict(ev.metadata.items())
+        # What libzmq's zmq_msg_gets offers with each message: the peer's
+        # READY properties, its address, and what ZAP said about it.
+        props = dict(pipe.metadata)
+        props["Peer-Address"] = engine.peer.rsplit(":", 1)[0].encode() if ":" in engine.peer else engine.peer.encode()
+        if ev.user_id:
+            props["User-Id"] = ev.user_id.encode()
+        props.update(ev.zap_metadata)
+        pipe.properties = Metadata(props)
         pipe.peer_address = engine.peer
         pipe.subscriptions = Subscriptions()
         if not self._attach(pipe):
@@ -411,7 +429,10 @@ class Socket:
     def _recv_nowait(self) -> list[bytes] | None:
         """A message if one is ready without waiting; patterns with their own queue override."""
         got = self._fq_take()
-        return None if got is None else self._filter_in(got[0], got[1])
+        if got is None:
+            return None
+        self._last_pipe = got[0]
+        return self._filter_in(got[0], got[1])
 
     def _filter_in(self, pipe: Pipe, frames: list[bytes]) -> list[bytes] | None:
         return frames
@@ -434,7 +455,15 @@ class Socket:
             pipe, frames = await self._fq_recv()
             out = self._filter_in(pipe, frames)
             if out is not None:
+                self._last_pipe = pipe
                 return out
+
+    async def recv_message(self) -> ReceivedMessage:
+        """The next message with the properties of the peer it came from
+        (Socket-Type, Identity, Peer-Address, and User-Id and metadata from ZAP)."""
+        frames = await self.recv_multipart()
+        pipe = self._last_pipe
+        return ReceivedMessage(frames, pipe.properties if pipe is not None else Metadata())
 
     def subscribe(self, topic: bytes | str = b"") -> None:
         raise NotSupported(f"{self.type.value} sockets have no subscriptions")

@@ -65,6 +65,7 @@ class Req(LoadBalanced):
                     continue  # RFC 28: replies without the delimiter are discarded
                 body = frames[1:]
             self._waiting_reply = False
+            self._last_pipe = self._reply_pipe
             self._reply_pipe = None
             return body
         return None
