@@ -39,12 +39,21 @@ def endpoint(transport: str) -> str:
 # -- libzmq ------------------------------------------------------------------------
 
 
-def zmq_pull(ep: str, count: int, q: mp.Queue) -> None:
+# libzmq's documented test keys: benchmarks only, never for real traffic.
+SERVER_PUBLIC = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"
+SERVER_SECRET = "JTKVSB%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh6"
+CLIENT_PUBLIC = "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID"
+CLIENT_SECRET = "D:)Q[IlAW!ahhC2ac:9*A}h:p?([4%wOTJ%JR%cs"
+
+
+def zmq_pull(ep: str, count: int, q: mp.Queue, curve: bool = False) -> None:
     import zmq
 
     ctx = zmq.Context()
     s = ctx.socket(zmq.PULL)
     s.rcvhwm = 10000
+    if curve:
+        s.curve_server, s.curve_secretkey = True, SERVER_SECRET.encode()
     s.bind(ep)
     q.put(s.last_endpoint.decode())
     s.recv()
@@ -56,12 +65,15 @@ def zmq_pull(ep: str, count: int, q: mp.Queue) -> None:
     ctx.term()
 
 
-def zmq_push(ep: str, count: int, size: int, batch: bool) -> None:
+def zmq_push(ep: str, count: int, size: int, batch: bool, curve: bool = False) -> None:
     import zmq
 
     ctx = zmq.Context()
     s = ctx.socket(zmq.PUSH)
     s.sndhwm = 10000
+    if curve:
+        s.curve_secretkey, s.curve_publickey = CLIENT_SECRET.encode(), CLIENT_PUBLIC.encode()
+        s.curve_serverkey = SERVER_PUBLIC.encode()
     s.connect(ep)
     msg = b"x" * size
     for _ in range(count):
@@ -110,12 +122,14 @@ def zmq_req_latencies(ep: str, count: int, size: int) -> list[float]:
 # -- zmtp ----------------------------------------------------------------------------
 
 
-def impl_pull(ep: str, count: int, q: mp.Queue, batch: bool) -> None:
+def impl_pull(ep: str, count: int, q: mp.Queue, batch: bool, curve: bool = False) -> None:
     import zmtp
+
+    sec = {"curve_server": True, "curve_secretkey": SERVER_SECRET} if curve else {}
 
     async def main() -> None:
         ctx = zmtp.Context()
-        s = ctx.socket(zmtp.PULL, zmtp.SocketOptions(rcvhwm=10000, recv_buffer_size=256 * 1024, linger=0))
+        s = ctx.socket(zmtp.PULL, zmtp.SocketOptions(rcvhwm=10000, recv_buffer_size=256 * 1024, linger=0, **sec))
         q.put(await s.bind(ep))
         await s.recv_multipart()
         t0 = time.perf_counter()
@@ -132,12 +146,14 @@ def impl_pull(ep: str, count: int, q: mp.Queue, batch: bool) -> None:
     asyncio.run(main())
 
 
-def impl_push(ep: str, count: int, size: int, batch: bool) -> None:
+def impl_push(ep: str, count: int, size: int, batch: bool, curve: bool = False) -> None:
     import zmtp
+
+    sec = {"curve_secretkey": CLIENT_SECRET, "curve_serverkey": SERVER_PUBLIC} if curve else {}
 
     async def main() -> None:
         ctx = zmtp.Context()
-        s = ctx.socket(zmtp.PUSH, zmtp.SocketOptions(sndhwm=10000, send_buffer_size=64 * 1024, linger=None))
+        s = ctx.socket(zmtp.PUSH, zmtp.SocketOptions(sndhwm=10000, send_buffer_size=64 * 1024, linger=None, **sec))
         await s.connect(ep)
         msg = [b"x" * size]
         if batch:
@@ -196,16 +212,17 @@ def impl_req_latencies(ep: str, count: int, size: int) -> list[float]:
 # -- runner -----------------------------------------------------------------------------
 
 
-def throughput(kind: str, size: int, count: int, transport: str, batch: bool) -> float:
+def throughput(kind: str, size: int, count: int, transport: str, batch: bool, curve: bool = False) -> float:
     """Messages per second seen by the receiver."""
     q: mp.Queue = mp.Queue()
     pull = zmq_pull if kind == "libzmq" else impl_pull
     push = zmq_push if kind == "libzmq" else impl_push
-    args = (endpoint(transport), count, q) if kind == "libzmq" else (endpoint(transport), count, q, batch)
+    ep0 = endpoint(transport)
+    args = (ep0, count, q, curve) if kind == "libzmq" else (ep0, count, q, batch, curve)
     rx = mp.Process(target=pull, args=args)
     rx.start()
     ep = q.get(timeout=30)
-    tx = mp.Process(target=push, args=(ep, count, size, batch))
+    tx = mp.Process(target=push, args=(ep, count, size, batch, curve))
     tx.start()
     elapsed = q.get(timeout=600)
     tx.join(60)
@@ -221,6 +238,10 @@ def latency(kind: str, size: int, count: int, transport: str) -> list[float]:
     lat = (zmq_req_latencies if kind == "libzmq" else impl_req_latencies)(ep, count, size)
     server.join(30)
     return lat
+
+
+def cell(runs: list[float]) -> str:
+    return f"{statistics.median(runs):.0f} [{min(runs):.0f}-{max(runs):.0f}]".rjust(24)
 
 
 def pct(values: list[float], p: float) -> float:
@@ -249,11 +270,23 @@ def main() -> None:
             row[(kind, batch)] = runs
         z = statistics.median(row[("libzmq", False)])
 
-        def cell(runs: list[float]) -> str:
-            return f"{statistics.median(runs):.0f} [{min(runs):.0f}-{max(runs):.0f}]".rjust(24)
-
         per = statistics.median(row[("impl", False)])
         bat = statistics.median(row[("impl", True)])
+        print(
+            f"{human(size):>8} {cell(row[('libzmq', False)])} {cell(row[('impl', False)])} {per / z:>6.2f}"
+            f" {cell(row[('impl', True)])} {bat / z:>6.2f}"
+        )
+    print()
+    print(f"PUSH/PULL throughput with CURVE over {args.transport}, msgs/s")
+    print(f"{'size':>8} {'libzmq':>24} {'zmtp per-msg':>24} {'ratio':>6} {'zmtp batch':>24} {'ratio':>6}")
+    for size in (1024, 64 * 1024):
+        n = count_for(size, True)
+        row = {
+            (kind, batch): [throughput(kind, size, n, args.transport, batch, curve=True) for _ in range(reps)]
+            for kind, batch in (("libzmq", False), ("impl", False), ("impl", True))
+        }
+        z = statistics.median(row[("libzmq", False)])
+        per, bat = statistics.median(row[("impl", False)]), statistics.median(row[("impl", True)])
         print(
             f"{human(size):>8} {cell(row[('libzmq', False)])} {cell(row[('impl', False)])} {per / z:>6.2f}"
             f" {cell(row[('impl', True)])} {bat / z:>6.2f}"
