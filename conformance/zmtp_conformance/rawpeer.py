@@ -181,12 +181,19 @@ class RawPeer:
         as_server: bool,
         minor: int | None = None,
         identity: bytes = b"",
+        mechanism: Any = None,
         timeout: float = 5.0,
     ) -> None:
+        """Greeting and security handshake through impl's sans-I/O core.
+
+        `mechanism` is a mechanism factory (a partial of PlainMechanism or
+        CurveMechanism) for a secured peer; None is NULL.
+        """
         from zmtp.bugs import ProtocolBugs
 
         bugs = ProtocolBugs(greeting_minor=minor) if minor is not None else ProtocolBugs()
-        self.conn = Connection(socket_type, as_server=as_server, identity=identity, bugs=bugs)
+        extra = {"mechanism": mechanism} if mechanism is not None else {}
+        self.conn = Connection(socket_type, as_server=as_server, identity=identity, bugs=bugs, **extra)
         pending = bytes(self.buf)
         self.buf.clear()
         await self.flush()

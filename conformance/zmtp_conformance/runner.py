@@ -182,6 +182,51 @@ def endpoint_for(transport: str) -> str:
     return f"ipc://{tempfile.gettempdir()}/zmtp-conf-{os.getpid()}-{uuid.uuid4().hex[:10]}.ipc"
 
 
+# Test credentials for cells run under PLAIN and CURVE (libzmq's documented test keys).
+PLAIN_USER, PLAIN_PASSWORD = "admin", "secret"
+CURVE_SERVER_PUBLIC = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"
+CURVE_SERVER_SECRET = "JTKVSB%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh6"
+CURVE_CLIENT_PUBLIC = "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID"
+CURVE_CLIENT_SECRET = "D:)Q[IlAW!ahhC2ac:9*A}h:p?([4%wOTJ%JR%cs"
+MECHANISM_OPTIONS: dict[str, dict[str, dict[str, Any]]] = {
+    "NULL": {"server": {}, "client": {}},
+    "PLAIN": {
+        "server": {"plain_server": True},
+        "client": {"plain_username": PLAIN_USER, "plain_password": PLAIN_PASSWORD},
+    },
+    "CURVE": {
+        "server": {"curve_server": True, "curve_secretkey": CURVE_SERVER_SECRET},
+        "client": {
+            "curve_secretkey": CURVE_CLIENT_SECRET,
+            "curve_publickey": CURVE_CLIENT_PUBLIC,
+            "curve_serverkey": CURVE_SERVER_PUBLIC,
+        },
+    },
+}
+
+
+def client_mechanism(mechanism: str) -> Any:
+    """The sans-I/O mechanism a raw client uses with the test credentials (None for NULL)."""
+    from functools import partial
+
+    from zmtp.keys import parse_key
+    from zmtp.mechanisms.curve import CurveMechanism
+    from zmtp.mechanisms.plain import PlainMechanism
+
+    if mechanism == "PLAIN":
+        return partial(PlainMechanism, username=PLAIN_USER.encode(), password=PLAIN_PASSWORD.encode())
+    if mechanism == "CURVE":
+        return partial(
+            CurveMechanism, secret_key=parse_key(CURVE_CLIENT_SECRET), server_key=parse_key(CURVE_SERVER_PUBLIC)
+        )
+    return None
+
+
+def role_options(role: Role, mechanism: str) -> dict[str, Any]:
+    """The scenario's options over the mechanism's defaults for the role's side."""
+    return {**MECHANISM_OPTIONS[mechanism][role.side], **role.options}
+
+
 # What a fresh partner does to prove a peer still serves after hostile input.
 SANITY_PARTNER = {
     "PULL": "PUSH",
@@ -226,16 +271,20 @@ class CellRun:
             agent = await self.pool.get(self.peer_of(role), role.side)
             self.agents[role.name] = agent
             self.versions[role.side] = agent.versions
+            mechanism = self.cell.mechanism
+            options = role_options(role, mechanism)
             try:
-                resp = await agent.request(
-                    "socket", type=role.type, options=role.options, mechanism=self.cell.mechanism
-                )
+                if role.side == "server" and mechanism != "NULL":
+                    # The server side authenticates through ZAP: allow the test
+                    # user and the test client key, nobody else.
+                    await agent.request("zap", users={PLAIN_USER: PLAIN_PASSWORD}, curve_keys=[CURVE_CLIENT_PUBLIC])
+                resp = await agent.request("socket", type=role.type, options=options, mechanism=mechanism)
             except protocol.AgentError as exc:
                 if exc.kind == protocol.UNSUPPORTED:
                     raise Unsupported(f"{agent.name}: {exc.message}") from None
                 raise
             self.sockets[role.name] = resp["socket"]
-            self.t.add(role.name, "socket", f"{role.type} on {agent.name} {role.options or ''}".rstrip())
+            self.t.add(role.name, "socket", f"{role.type} on {agent.name} {mechanism} {options or ''}".rstrip())
             if role.side == "server":
                 resp = await agent.request("bind", socket=resp["socket"], endpoint=endpoint_for(self.cell.transport))
                 self.endpoints[role.name] = resp["endpoint"]
@@ -410,7 +459,7 @@ class CellRun:
         raw = RawPeer("sanity", self.t)
         try:
             await raw.connect(self.endpoints[server.name])
-            await raw.handshake(partner_type, as_server=False)
+            await raw.handshake(partner_type, as_server=False, mechanism=client_mechanism(self.cell.mechanism))
             agent, sock = self.agents[server.name], self.sockets[server.name]
             if server.type in ("PULL", "ROUTER", "DEALER", "PAIR", "REP", "XSUB", "SUB"):
                 await raw.send_message([b"", b"sanity"] if server.type == "REP" else [b"sanity"])

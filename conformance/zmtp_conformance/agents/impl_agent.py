@@ -16,6 +16,7 @@ import sys
 from typing import Any
 
 import zmtp
+import zmtp.keys
 
 from .. import protocol
 from .base import SocketTableAgent
@@ -23,6 +24,25 @@ from .loop import Unsupported, run
 
 # Options the control protocol carries, and how each becomes a SocketOptions field.
 BYTES_OPTIONS = {"routing_id"}
+
+
+class AllowList:
+    """A ZAP handler for the harness: fixed PLAIN users, CURVE keys (or any key), every NULL peer."""
+
+    def __init__(self, users: dict[str, str], keys: set[bytes] | None) -> None:
+        self.users = users
+        self.keys = keys
+
+    async def authenticate(self, request: zmtp.ZapRequest) -> zmtp.ZapResponse:
+        if request.mechanism == "PLAIN":
+            ok = self.users.get(request.username or "") == request.password
+        elif request.mechanism == "CURVE":
+            ok = self.keys is None or request.client_key in self.keys
+        else:
+            ok = True
+        if ok:
+            return zmtp.ZapResponse.success(request.request_id, request.username or "")
+        return zmtp.ZapResponse.failure(request.request_id, "not on the allow list")
 
 
 class ImplAgent(SocketTableAgent):
@@ -41,9 +61,15 @@ class ImplAgent(SocketTableAgent):
             "bugs": {k: repr(v) for k, v in self.bugs.active().items()},
         }
 
+    async def op_zap(self, users: dict[str, str] | None = None, curve_keys: list[str] | None = None) -> dict:
+        """Install a ZAP handler allowing these PLAIN users and CURVE client keys (None: any key)."""
+        allowed = None if curve_keys is None else {zmtp.keys.parse_key(k) for k in curve_keys}
+        self.ctx.set_zap_handler(AllowList(users or {}, allowed))
+        return {}
+
     async def op_socket(self, type: str, options: dict[str, Any] | None = None, mechanism: str = "NULL") -> dict:
-        if mechanism != "NULL":
-            raise Unsupported(f"mechanism {mechanism} is not implemented in zmtp yet")
+        if mechanism not in ("NULL", "PLAIN", "CURVE"):
+            raise Unsupported(f"mechanism {mechanism} is not implemented in zmtp")
         fields = {f.name for f in dataclasses.fields(zmtp.SocketOptions)}
         kwargs: dict[str, Any] = {"linger": 0, "bugs": self.bugs}
         for key, value in (options or {}).items():

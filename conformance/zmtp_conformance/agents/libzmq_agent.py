@@ -32,7 +32,17 @@ RENAMES = {
     "routing_id": "ROUTING_ID",
 }
 BYTES_OPTIONS = {"routing_id"}
+TEXT_OPTIONS = {
+    "plain_username",
+    "plain_password",
+    "curve_secretkey",
+    "curve_publickey",
+    "curve_serverkey",
+    "zap_domain",
+}
 BOOL_OPTIONS = {
+    "plain_server",
+    "curve_server",
     "router_mandatory",
     "router_handover",
     "req_relaxed",
@@ -49,6 +59,7 @@ class LibzmqAgent(SocketTableAgent):
         self.ctx = zmq.asyncio.Context()
         super().__init__()
         self._poker: asyncio.Task[None] | None = None
+        self._auth: Any = None
 
     async def _poke(self) -> None:
         # libzmq attaches new pipes only when the application calls into the
@@ -69,9 +80,26 @@ class LibzmqAgent(SocketTableAgent):
             "versions": {"libzmq": zmq.zmq_version(), "pyzmq": zmq.__version__},
         }
 
+    async def op_zap(self, users: dict[str, str] | None = None, curve_keys: list[str] | None = None) -> dict:
+        """Start pyzmq's ZAP authenticator with these PLAIN users and CURVE keys (None: any key)."""
+        from zmq.auth.asyncio import AsyncioAuthenticator
+
+        if self._auth is None:
+            self._auth = AsyncioAuthenticator(self.ctx)
+            self._auth.start()
+        self._auth.configure_plain(domain="*", passwords=dict(users or {}))
+        allowed = None if curve_keys is None else {k.encode() for k in curve_keys}
+
+        class Keys:
+            def callback(self, domain: str, key: bytes) -> bool:
+                return allowed is None or key in allowed
+
+        self._auth.configure_curve_callback(domain="*", credentials_provider=Keys())
+        return {}
+
     async def op_socket(self, type: str, options: dict[str, Any] | None = None, mechanism: str = "NULL") -> dict:
-        if mechanism != "NULL":
-            raise Unsupported(f"mechanism {mechanism} is not wired into this agent yet")
+        if mechanism not in ("NULL", "PLAIN", "CURVE"):
+            raise Unsupported(f"mechanism {mechanism} is not supported by libzmq")
         try:
             sock = self.ctx.socket(getattr(zmq, type.upper()))
         except AttributeError:
@@ -88,6 +116,8 @@ class LibzmqAgent(SocketTableAgent):
                 value = int(value * 1000)
             elif key in BYTES_OPTIONS:
                 value = bytes.fromhex(value)
+            elif key in TEXT_OPTIONS:
+                value = value.encode()
             elif key in BOOL_OPTIONS:
                 value = int(bool(value))
             elif key == "max_msg_size" and value is None:
@@ -114,6 +144,8 @@ class LibzmqAgent(SocketTableAgent):
         return {}
 
     async def op_quit(self) -> dict:
+        if self._auth is not None:
+            self._auth.stop()
         self.ctx.destroy(0)
         return {}
 

@@ -142,16 +142,72 @@ static const char *set_option (zsock_t *sock, const char *key, json_t *value, ch
         free (data);
         return NULL;
     }
+    //  Security options: zsock's setters take C strings (Z85 keys, names)
+    const char *text = json_string_value (value);
+    if (streq (key, "plain_server"))   { zsock_set_plain_server (sock, json_is_true (value)); return NULL; }
+    if (streq (key, "curve_server"))   { zsock_set_curve_server (sock, json_is_true (value)); return NULL; }
+    if (text && streq (key, "plain_username"))  { zsock_set_plain_username (sock, text); return NULL; }
+    if (text && streq (key, "plain_password"))  { zsock_set_plain_password (sock, text); return NULL; }
+    if (text && streq (key, "curve_secretkey")) { zsock_set_curve_secretkey (sock, text); return NULL; }
+    if (text && streq (key, "curve_publickey")) { zsock_set_curve_publickey (sock, text); return NULL; }
+    if (text && streq (key, "curve_serverkey")) { zsock_set_curve_serverkey (sock, text); return NULL; }
+    if (text && streq (key, "zap_domain"))      { zsock_set_zap_domain (sock, text); return NULL; }
     snprintf (why, whylen, "option %s has no czmq equivalent in this agent", key);
     return why;
+}
+
+static zactor_t *auth = NULL;
+static char auth_dir [256] = "";
+
+//  Starts czmq's zauth actor: PLAIN users from a password file, CURVE keys
+//  from a folder of public certificates (or any key, for curve_keys null).
+static void op_zap (json_int_t id, json_t *req)
+{
+    if (!auth) {
+        auth = zactor_new (zauth, NULL);
+        snprintf (auth_dir, sizeof auth_dir, "/tmp/czmq-agent-%d", (int) getpid ());
+        zsys_dir_create ("%s/keys", auth_dir);
+    }
+    char path [300];
+    snprintf (path, sizeof path, "%s/passwords", auth_dir);
+    FILE *f = fopen (path, "w");
+    if (!f) { fail (id, "failed", "cannot write the password file"); return; }
+    const char *user;
+    json_t *password;
+    json_object_foreach (json_object_get (req, "users"), user, password)
+        fprintf (f, "%s=%s\n", user, json_string_value (password) ? json_string_value (password) : "");
+    fclose (f);
+    zstr_sendx (auth, "PLAIN", path, NULL);
+    zsock_wait (auth);
+    json_t *keys = json_object_get (req, "curve_keys");
+    if (json_is_array (keys)) {
+        char dir [300];
+        snprintf (dir, sizeof dir, "%s/keys", auth_dir);
+        size_t i;
+        json_t *key;
+        json_array_foreach (keys, i, key) {
+            byte public_key [32], secret_key [32] = {0};
+            if (!json_string_value (key) || !zmq_z85_decode (public_key, json_string_value (key))) continue;
+            zcert_t *cert = zcert_new_from (public_key, secret_key);
+            char file [400];
+            snprintf (file, sizeof file, "%s/client-%zu.key", dir, i);
+            zcert_save_public (cert, file);
+            zcert_destroy (&cert);
+        }
+        zstr_sendx (auth, "CURVE", dir, NULL);
+    }
+    else
+        zstr_sendx (auth, "CURVE", CURVE_ALLOW_ANY, NULL);
+    zsock_wait (auth);
+    ok (id, NULL);
 }
 
 static void op_socket (json_int_t id, json_t *req)
 {
     const char *type = json_string_value (json_object_get (req, "type"));
     const char *mechanism = json_string_value (json_object_get (req, "mechanism"));
-    if (mechanism && !streq (mechanism, "NULL")) {
-        fail (id, "unsupported", "only the NULL mechanism is wired into the czmq agent so far");
+    if (mechanism && !streq (mechanism, "NULL") && !streq (mechanism, "PLAIN") && !streq (mechanism, "CURVE")) {
+        fail (id, "unsupported", "unknown mechanism");
         return;
     }
     int t = type ? socket_type (type) : -1;
@@ -260,6 +316,8 @@ static int handle (const char *line)
     }
     else if (streq (op, "socket"))
         op_socket (id, req);
+    else if (streq (op, "zap"))
+        op_zap (id, req);
     else if (streq (op, "quit")) {
         ok (id, NULL);
         quit = 1;
@@ -343,6 +401,12 @@ int main (void)
     for (int i = 0; i < socket_count; i++)
         if (sockets [i])
             zsock_destroy (&sockets [i]);
+    if (auth) {
+        zactor_destroy (&auth);
+        char cmd [300];
+        snprintf (cmd, sizeof cmd, "rm -rf %s", auth_dir);
+        if (system (cmd)) {}
+    }
     free (buffer);
     return 0;
 }
