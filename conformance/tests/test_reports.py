@@ -61,12 +61,13 @@ def test_plugin_runs_a_scenario_dir_and_writes_reports(pytester):
     shutil.copy(ROOT / "scenarios/28/req-rep-round-trip.yaml", d / "a.yaml")
     shutil.copy(ROOT / "scenarios/37/greeting/staged-signature.yaml", d / "b.yaml")
     result = pytester.runpytest("scenarios", "--peers", "impl", "--report-dir", "out", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=4)
+    result.assert_outcomes(passed=8)  # 2 transports x (3 mechanisms + 1 raw probe)
     doc = json.loads((pytester.path / "out/matrix.json").read_text())
     assert {c["outcome"] for c in doc["cells"]} == {"passed"}
-    assert len(doc["cells"]) == 4
+    assert len(doc["cells"]) == 8
+    assert {c["mechanism"] for c in doc["cells"]} == {"NULL", "PLAIN", "CURVE"}
     assert doc["meta"]["peer_versions"]["impl"]["zmtp"]
-    result.stdout.fnmatch_lines(["*ZMTP conformance matrix*", "passed: 4*"])
+    result.stdout.fnmatch_lines(["*ZMTP conformance matrix*", "passed: 8*"])
 
 
 def test_plugin_reports_a_missing_peer_as_skipped(pytester):
@@ -78,7 +79,7 @@ def test_plugin_reports_a_missing_peer_as_skipped(pytester):
     result = pytester.runpytest(
         "scenarios", "--peers", "ghost", "--report-dir", "out", "-p", "no:cacheprovider", "--registry", str(reg)
     )
-    result.assert_outcomes(skipped=2)
+    result.assert_outcomes(skipped=6)
     doc = json.loads((pytester.path / "out/matrix.json").read_text())
     assert {c["outcome"] for c in doc["cells"]} == {"skipped"}
     assert "no-such-command-here" in doc["cells"][0]["reason"]
