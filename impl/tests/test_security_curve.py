@@ -348,3 +348,65 @@ def test_key_tool(tmp_path, capsys):
     assert "secret-key  z85" in out
     assert main(["public", "not-a-key"]) == 2
     assert "40 Z85 characters" in capsys.readouterr().err
+
+
+def test_cookie_key_rotation_keeps_one_previous_key():
+    keys = CookieKeys()
+    client = Connection(
+        "DEALER",
+        as_server=False,
+        mechanism=partial(CurveMechanism, secret_key=parse_key(CLIENT_SECRET), server_key=parse_key(SERVER_PUBLIC)),
+    )
+    server = Connection(
+        "ROUTER",
+        as_server=True,
+        mechanism=partial(CurveMechanism, secret_key=parse_key(SERVER_SECRET), cookie_keys=keys),
+    )
+    for _ in range(3):  # up to WELCOME
+        server.receive_data(client.data_to_send())
+        client.receive_data(server.data_to_send())
+    keys.rotate()  # a rotation while INITIATE is in flight: the previous key still opens the cookie
+    _ec, es = pump(client, server)
+    assert isinstance(es[-1], HandshakeComplete)
+
+    client2 = Connection(
+        "DEALER",
+        as_server=False,
+        mechanism=partial(CurveMechanism, secret_key=parse_key(CLIENT_SECRET), server_key=parse_key(SERVER_PUBLIC)),
+    )
+    server2 = Connection(
+        "ROUTER",
+        as_server=True,
+        mechanism=partial(CurveMechanism, secret_key=parse_key(SERVER_SECRET), cookie_keys=keys),
+    )
+    for _ in range(3):
+        server2.receive_data(client2.data_to_send())
+        client2.receive_data(server2.data_to_send())
+    keys.rotate()
+    keys.rotate()  # two rotations: the cookie's key is gone
+    with pytest.raises(ProtocolError, match="cookie does not open"):
+        pump(client2, server2)
+
+
+async def test_libzmq_client_sees_the_zap_refusal(ctx, zctx):
+    from zmq.utils.monitor import recv_monitor_message
+
+    class DenyAll:
+        async def authenticate(self, request):
+            return zmtp.ZapResponse.failure(request.request_id, "denied")
+
+    ctx.set_zap_handler(DenyAll())
+    pull = ctx.socket(zmtp.PULL, zmtp.SocketOptions(**SERVER_OPTS))
+    ep = await pull.bind("tcp://127.0.0.1:0")
+    push = zctx.socket(zmq.PUSH)
+    push.curve_secretkey, push.curve_publickey = CLIENT_SECRET.encode(), CLIENT_PUBLIC.encode()
+    push.curve_serverkey, push.linger = SERVER_PUBLIC.encode(), 0
+    monitor = push.get_monitor_socket()
+    push.connect(ep)
+    events = []
+    async with asyncio.timeout(T):
+        while zmq.EVENT_HANDSHAKE_FAILED_AUTH not in events:
+            events.append((await recv_monitor_message(monitor))["event"])
+    # libzmq reads our ERROR "400" as an authentication failure
+    assert zmq.EVENT_HANDSHAKE_FAILED_AUTH in events
+    monitor.close(0)

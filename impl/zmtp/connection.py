@@ -518,7 +518,10 @@ class Connection:
         # MORE flag that counts is the one inside the box.
         if flags & COMMAND and flags & MORE:
             raise ProtocolError("command frame has the MORE flag set", clause="23/ZMTP#framing")
-        name, data = command.parse_command(body)
+        if body[:8] == b"\x07MESSAGE":  # the common case, without the general command parser
+            name, data = b"MESSAGE", body[8:]
+        else:
+            name, data = command.parse_command(body)
         inner, frame = self.mechanism.decrypt(name, data)  # type: ignore[attr-defined]
         return (MORE if inner & 0x01 else 0) | (COMMAND if inner & 0x02 else 0), frame
 
