@@ -216,10 +216,17 @@ class Recorder:
         self.written: Path | None = None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        for key, value in report.user_properties:
+        # With --reruns a cell reports once per attempt; the last attempt
+        # counts, and an earlier failure stays visible as "flaky".
+        for key, value in reversed(report.user_properties):
             if key == RECORD_KEY and (report.when == "call" or report.skipped):
                 rec = json.loads(value)
-                self.records.setdefault(rec["id"], rec)
+                earlier = self.records.get(rec["id"])
+                if earlier is not None and earlier["outcome"] != rec["outcome"]:
+                    rec["flaky"] = True
+                    rec["reason"] = f"{rec['reason']} (an earlier attempt {earlier['outcome']}: {earlier['reason']})"
+                self.records[rec["id"]] = rec
+                break
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         config = self.config
