@@ -345,6 +345,11 @@ class CellRun:
         else:
             await self.agent_step(st, role)
 
+    def check_received(self, role: str, spec: list[Any], got: list[bytes]) -> None:
+        self.t.add(role, "recv", show(got))
+        if not match(spec, got, self.vars):
+            raise StepFailed(f"{role} received a different message", expected=describe_matchers(spec), seen=show(got))
+
     async def agent_step(self, st: Step, role: Role) -> None:
         agent = self.agents[role.name]
         sock = self.sockets[role.name]
@@ -365,12 +370,7 @@ class CellRun:
                         seen="nothing",
                     ) from None
                 raise
-            got = protocol.decode_frames(resp["frames"])
-            self.t.add(role.name, "recv", show(got))
-            if not match(spec, got, self.vars):
-                raise StepFailed(
-                    f"{role.name} received a different message", expected=describe_matchers(spec), seen=show(got)
-                )
+            self.check_received(role.name, spec, protocol.decode_frames(resp["frames"]))
         elif st.action == "expect_nothing":
             try:
                 resp = await agent.request("recv", socket=sock, timeout=a)
@@ -426,11 +426,7 @@ class CellRun:
                         expected=describe_matchers(spec),
                         seen="nothing",
                     ) from None
-                self.t.add(role.name, "recv", show(got))
-                if not match(spec, got, self.vars):
-                    raise StepFailed(
-                        f"{role.name} received a different message", expected=describe_matchers(spec), seen=show(got)
-                    )
+                self.check_received(role.name, spec, got)
             elif st.action == "expect_nothing":
                 try:
                     got = await raw.recv_message(a)

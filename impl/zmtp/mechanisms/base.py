@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from .. import command
 from ..bugs import NO_BUGS, ProtocolBugs
-from ..errors import AuthenticationFailed
+from ..errors import AuthenticationFailed, HandshakeError
 from ..metadata import Metadata
 from ..zap import SUCCESS, TEMPORARY, ZapRequest, ZapResponse
 
@@ -56,6 +56,20 @@ class Mechanism:
         self.pending_zap: ZapRequest | None = None
         self.user_id = ""  # from a successful ZAP reply
         self.zap_metadata: dict[str, bytes] = {}
+
+    def accept_metadata(self, metadata: Metadata) -> None:
+        """Check the peer's metadata; a server refusing it answers ERROR first (RFC 37).
+
+        A client has already sent its own READY/INITIATE by then, and the
+        handshake grammars leave it no ERROR to send, so it just closes.
+        """
+        try:
+            self.check_peer(metadata)
+        except HandshakeError as exc:
+            if self.as_server:
+                self.outgoing.append(command.error(getattr(exc, "wire_reason", "Invalid-metadata")))
+            raise
+        self.peer_metadata = metadata
 
     def start(self) -> None:
         """Called once both greetings are in; may queue the first command."""

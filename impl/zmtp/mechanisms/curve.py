@@ -34,7 +34,7 @@ from nacl.public import Box, PrivateKey, PublicKey
 from nacl.secret import SecretBox
 
 from .. import command
-from ..errors import HandshakeError, PeerRefused, ProtocolError
+from ..errors import PeerRefused, ProtocolError
 from ..frame import encode_command, frame_header
 from ..metadata import decode_properties, encode_properties
 from .base import Mechanism
@@ -227,13 +227,7 @@ class CurveMechanism(Mechanism):
         if vouch != c_prime + self.long_pk:
             raise ProtocolError("vouch does not bind the client's transient key to this server", clause=CLAUSE)
         self.transient, self.peer_transient, self.client_key = s_prime_secret, c_prime, client_key
-        metadata = decode_properties(plain[128:], command="INITIATE")
-        try:
-            self.check_peer(metadata)
-        except HandshakeError as exc:
-            self.outgoing.append(command.error(getattr(exc, "wire_reason", "Invalid-metadata")))
-            raise
-        self.peer_metadata = metadata
+        self.accept_metadata(decode_properties(plain[128:], command="INITIATE"))
         if self.zap is not None:
             self._state = "zap"
             self.request_zap((client_key,))
@@ -255,9 +249,7 @@ class CurveMechanism(Mechanism):
         self._check_nonce(data[:8])
         assert self.peer_transient is not None
         plain = _open(self.transient, self.peer_transient, b"CurveZMQREADY---" + data[:8], data[8:], "READY")
-        metadata = decode_properties(plain)
-        self.check_peer(metadata)
-        self.peer_metadata = metadata
+        self.accept_metadata(decode_properties(plain))
         self._finish()
 
     def _finish(self) -> None:

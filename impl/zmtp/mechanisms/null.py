@@ -11,7 +11,7 @@ before it answers, to filter clients by address.
 from __future__ import annotations
 
 from .. import command
-from ..errors import HandshakeError, PeerRefused, ProtocolError
+from ..errors import PeerRefused, ProtocolError
 from ..frame import encode_command
 from ..metadata import decode_properties, encode_properties
 from .base import Mechanism
@@ -37,17 +37,7 @@ class NullMechanism(Mechanism):
             raise PeerRefused(command.parse_error(data))
         if name != command.READY:
             raise ProtocolError(f"expected READY or ERROR in the NULL handshake, got {name.decode()!r}", clause=CLAUSE)
-        metadata = decode_properties(data)
-        try:
-            self.check_peer(metadata)
-        except HandshakeError as exc:
-            if self.as_server:
-                # RFC 37: reply ERROR instead of READY. A client has already
-                # sent its READY, and the grammar (ready *message | error)
-                # leaves it no ERROR to send, so it just closes.
-                self.outgoing.append(command.error(getattr(exc, "wire_reason", "Invalid-metadata")))
-            raise
-        self.peer_metadata = metadata
+        self.accept_metadata(decode_properties(data))
         if self.as_server and self.zap is not None and self.zap.domain:
             self.request_zap()
             return

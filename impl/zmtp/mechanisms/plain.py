@@ -97,11 +97,4 @@ class PlainMechanism(Mechanism):
         self._state = "expect-initiate"
 
     def _receive_metadata(self, data: bytes, name: bytes) -> None:
-        metadata = decode_properties(data, command=name.decode())
-        try:
-            self.check_peer(metadata)
-        except HandshakeError as exc:
-            if self.as_server:
-                self.outgoing.append(command.error(getattr(exc, "wire_reason", "Invalid-metadata")))
-            raise
-        self.peer_metadata = metadata
+        self.accept_metadata(decode_properties(data, command=name.decode()))
