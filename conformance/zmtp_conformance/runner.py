@@ -358,6 +358,15 @@ class CellRun:
             frames = frame_bytes(a, self.vars)
             self.t.add(role.name, "send", show(frames))
             await agent.request("send", socket=sock, frames=protocol.encode_frames(frames), timeout=DEFAULT_TIMEOUT)
+        elif st.action == "try_send":
+            frames = frame_bytes(a, self.vars)
+            try:
+                await agent.request("send", socket=sock, frames=protocol.encode_frames(frames), timeout=0.5)
+                self.t.add(role.name, "send", show(frames))
+            except protocol.AgentError as exc:
+                if exc.kind not in (protocol.TIMEOUT, protocol.FAILED):
+                    raise
+                self.t.add(role.name, "send refused", f"{exc.kind}: {exc.message} (allowed here)")
         elif st.action == "expect":
             spec, timeout = expect_args(a)
             try:

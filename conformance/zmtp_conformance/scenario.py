@@ -188,7 +188,7 @@ def load_file(path: Path) -> Scenario:
             raise ScenarioError(
                 path, line, f"steps[{i}]", f"{action} needs a raw role; {role!r} is a {roles[role].type} peer"
             )
-        if roles[role].raw and action in ("subscribe", "unsubscribe", "expect_error", "send_expect_error"):
+        if roles[role].raw and action in ("subscribe", "unsubscribe", "expect_error", "send_expect_error", "try_send"):
             raise ScenarioError(path, line, f"steps[{i}]", f"{action} is for peer roles; {role!r} is raw")
         steps.append(Step(role, action, arg, line))
     sc = Scenario(
