@@ -195,3 +195,12 @@ async def test_user_id_and_zap_metadata_reach_the_application(ctx):
     assert msg.properties["x-role"] == b"admin"
     assert msg.properties["Socket-Type"] == b"PUSH"
     assert msg.properties["Peer-Address"] == b"127.0.0.1"
+
+
+def test_error_from_a_plain_client_is_a_protocol_error():
+    from zmtp.greeting import Greeting
+
+    server = Connection("ROUTER", as_server=True, mechanism=PlainMechanism, zap=ZapSettings("", "", b""))
+    server.receive_data(Greeting(mechanism="PLAIN").encode())
+    with pytest.raises(ProtocolError, match="never sends ERROR"):
+        server.receive_data(command.error("nope"))

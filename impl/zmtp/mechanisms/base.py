@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from .. import command
 from ..bugs import NO_BUGS, ProtocolBugs
-from ..errors import AuthenticationFailed, HandshakeError
+from ..errors import AuthenticationFailed, HandshakeError, PeerRefused, ProtocolError
 from ..metadata import Metadata
 from ..zap import SUCCESS, TEMPORARY, ZapRequest, ZapResponse
 
@@ -70,6 +70,14 @@ class Mechanism:
                 self.outgoing.append(command.error(getattr(exc, "wire_reason", "Invalid-metadata")))
             raise
         self.peer_metadata = metadata
+
+    def check_error(self, name: bytes, data: bytes) -> None:
+        """An ERROR in a PLAIN or CURVE handshake: fatal from a server, illegal from a client."""
+        if name != command.ERROR:
+            return
+        if self.as_server:
+            raise ProtocolError(f"a {self.name} client never sends ERROR", clause=f"{self.name} handshake grammar")
+        raise PeerRefused(command.parse_error(data))
 
     def start(self) -> None:
         """Called once both greetings are in; may queue the first command."""

@@ -34,7 +34,7 @@ from nacl.public import Box, PrivateKey, PublicKey
 from nacl.secret import SecretBox
 
 from .. import command
-from ..errors import PeerRefused, ProtocolError
+from ..errors import ProtocolError
 from ..frame import encode_command, frame_header
 from ..metadata import decode_properties, encode_properties
 from .base import Mechanism
@@ -153,10 +153,7 @@ class CurveMechanism(Mechanism):
         self._state = "expect-welcome"
 
     def receive_command(self, name: bytes, data: bytes) -> None:
-        if name == command.ERROR:
-            if self.as_server:
-                raise ProtocolError("a CURVE client never sends ERROR", clause=CLAUSE)
-            raise PeerRefused(command.parse_error(data))
+        self.check_error(name, data)
         handler = {
             ("expect-hello", HELLO): self._on_hello,
             ("expect-welcome", WELCOME): self._on_welcome,

@@ -12,7 +12,7 @@ length-prefixed like every ZMTP 3 command, which is what libzmq sends.
 from __future__ import annotations
 
 from .. import command
-from ..errors import HandshakeError, PeerRefused, ProtocolError
+from ..errors import HandshakeError, ProtocolError
 from ..frame import encode_command
 from ..metadata import decode_properties, encode_properties
 from .base import Mechanism
@@ -50,10 +50,7 @@ class PlainMechanism(Mechanism):
             self._state = "expect-welcome"
 
     def receive_command(self, name: bytes, data: bytes) -> None:
-        if name == command.ERROR:
-            if self.as_server:
-                raise ProtocolError("a PLAIN client never sends ERROR", clause=CLAUSE)
-            raise PeerRefused(command.parse_error(data))
+        self.check_error(name, data)
         state = self._state
         if state == "expect-hello" and name == HELLO:
             self._receive_hello(data)
