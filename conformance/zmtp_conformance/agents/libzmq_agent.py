@@ -60,6 +60,7 @@ class LibzmqAgent(SocketTableAgent):
         super().__init__()
         self._poker: asyncio.Task[None] | None = None
         self._auth: Any = None
+        self._busy: set[str] = set()  # sockets with a send or recv in progress
 
     async def _poke(self) -> None:
         # libzmq attaches new pipes only when the application calls into the
@@ -67,7 +68,12 @@ class LibzmqAgent(SocketTableAgent):
         # bound SUB owes its new peers. Poll like a live application does.
         while True:
             await asyncio.sleep(0.01)
-            for sock in list(self.sockets.values()):
+            for name, sock in list(self.sockets.items()):
+                # Never touch a socket with a send or recv waiting on it:
+                # reading ZMQ_EVENTS resets the edge-triggered ZMQ_FD that
+                # pyzmq's asyncio future is waiting for, and it would stall.
+                if name in self._busy:
+                    continue
                 try:
                     sock.getsockopt(zmq.EVENTS)
                 except zmq.ZMQError:
@@ -79,6 +85,20 @@ class LibzmqAgent(SocketTableAgent):
             "protocol": protocol.PROTOCOL_VERSION,
             "versions": {"libzmq": zmq.zmq_version(), "pyzmq": zmq.__version__},
         }
+
+    async def op_send(self, socket: str, frames: list[str], timeout: float = 5.0) -> dict:
+        self._busy.add(socket)
+        try:
+            return await super().op_send(socket, frames, timeout)
+        finally:
+            self._busy.discard(socket)
+
+    async def op_recv(self, socket: str, timeout: float = 2.0) -> dict:
+        self._busy.add(socket)
+        try:
+            return await super().op_recv(socket, timeout)
+        finally:
+            self._busy.discard(socket)
 
     async def op_zap(self, users: dict[str, str] | None = None, curve_keys: list[str] | None = None) -> dict:
         """Start pyzmq's ZAP authenticator with these PLAIN users and CURVE keys (None: any key)."""
