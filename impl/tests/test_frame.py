@@ -116,3 +116,10 @@ def test_large_frame_read_in_place_through_big_buffer():
     assert dec.next_frame() == (LONG, body)
     dec.feed(encode_frame(b"after"))
     assert dec.read_frames() == [(0, b"after")]
+
+
+def test_batch_encoding_equals_one_by_one():
+    from zmtp.frame import encode_message, encode_messages
+
+    messages = [[b""], [b"a", b"b" * 300], [b"x" * 255, b"", b"y" * 256]]
+    assert b"".join(encode_messages(messages)) == b"".join(b"".join(encode_message(m)) for m in messages)

@@ -36,7 +36,7 @@ from .events import (
     Subscribe,
     UnknownCommand,
 )
-from .frame import COMMAND, LONG, MORE, FrameDecoder, encode_message
+from .frame import COMMAND, LONG, MORE, FrameDecoder, encode_message, encode_messages
 from .greeting import GREETING_SIZE, SIGNATURE_SIZE, Greeting, encode_signature
 from .legacy import V1FrameDecoder, encode_message_v1
 from .mechanisms.base import Mechanism, ZapSettings
@@ -176,6 +176,23 @@ class Connection:
         if bugs.long_flag_on_short_frames or bugs.reserved_flag_bits:
             return self._encode_message_buggy(frames)
         return encode_message(frames)
+
+    def encode_messages(self, messages: list[list[bytes]]) -> list[bytes]:
+        """The chunks of many messages; the same bytes as encoding them one by one."""
+        if (
+            self.state is not State.TRAFFIC
+            or self.version == (1, 0)
+            or self.mechanism.encrypts
+            or (self.bugs.long_flag_on_short_frames or self.bugs.reserved_flag_bits)
+        ):
+            chunks: list[bytes] = []
+            for frames in messages:
+                chunks.extend(self.encode_message(frames))
+            return chunks
+        for frames in messages:
+            if not frames:
+                raise ValueError("a message has at least one frame")
+        return encode_messages(messages)
 
     def _encode_message_buggy(self, frames: list[bytes] | tuple[bytes, ...]) -> list[bytes]:
         chunks: list[bytes] = []

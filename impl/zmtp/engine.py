@@ -261,6 +261,19 @@ class Engine(asyncio.BufferedProtocol):
             # Gather the small messages of this loop iteration into one write.
             self._flush_handle = self._loop.call_soon(self.flush)
 
+    def write_messages(self, messages: list[list[bytes]]) -> None:
+        assert self.conn is not None
+        self._wchunks.extend(self.conn.encode_messages(messages))
+        size = self._wsize
+        for frames in messages:
+            for f in frames:
+                size += len(f)
+        self._wsize = size
+        if size >= self.options.send_buffer_size:
+            self.flush()
+        elif self._flush_handle is None:
+            self._flush_handle = self._loop.call_soon(self.flush)
+
     def flush(self) -> None:
         self._flush_handle = None
         if self._wchunks and self.transport is not None:

@@ -80,6 +80,16 @@ class Pipe:
         self.pending.append(frames)
         return True
 
+    def send_many(self, messages: list[list[bytes]]) -> int:
+        """Queue as many of `messages` as the pipe takes now; returns how many."""
+        engine = self.engine
+        if engine is not None and engine.ready and not engine.paused and not self.pending:
+            engine.write_messages(messages)
+            return len(messages)
+        room = len(messages) if not self.sndhwm else max(0, self.sndhwm - len(self.pending))
+        self.pending.extend(messages[:room])
+        return min(room, len(messages))
+
     def flush_pending(self) -> None:
         engine = self.engine
         pending = self.pending

@@ -11,9 +11,11 @@ from __future__ import annotations
 import logging
 import struct
 from collections import deque
+from collections.abc import Iterable
 
 from ..errors import InvalidState
 from ..pipe import Pipe
+from ..socket import Socket
 from ..socket_type import SocketType
 from .loadbalance import LoadBalanced
 
@@ -45,6 +47,9 @@ class Req(LoadBalanced):
 
     def _send_nowait(self, frames: list[bytes]) -> bool:
         return False  # every request goes through _send: delimiter, state, reply pipe
+
+    async def send_many(self, messages: Iterable[Iterable[bytes]]) -> int:
+        return await Socket.send_many(self, messages)  # one request at a time, by the rules
 
     def _deliver(self, pipe: Pipe, frames: list[bytes]) -> None:
         if not self._waiting_reply or pipe is not self._reply_pipe:
