@@ -19,7 +19,7 @@ RESERVED_MASK = 0xF8
 
 MAX_LONG_SIZE = (1 << 63) - 1
 BIG_FRAME = 256 * 1024  # bodies this large are gathered in place (FrameDecoder.big_buffer)
-SHORT_WINDOW = 65536  # octets copied at a time for cutting out short frames
+SHORT_WINDOW = 65536  # octets copied at a time for cutting out small frames
 KEEP_BIG_STORE = 4 << 20  # a connection keeps its large-frame buffer up to this size
 CLAUSE = "23/ZMTP#framing"
 
@@ -163,18 +163,19 @@ class FrameDecoder:
     def read_frames(self) -> list[tuple[int, bytes]]:
         """Every whole frame buffered so far (the fast path for many small frames).
 
-        Short frames are cut out inline; anything else (a long frame, a flag
-        error, a size over the limit) goes through `next_frame`, which has
-        the checks and the error messages.
+        Frames that lie wholly within a window of the buffer are cut out
+        inline; anything else (a frame larger than the window, a flag error,
+        a size over the limit) goes through `next_frame`, which has the
+        checks and the error messages.
         """
         out: list[tuple[int, bytes]] = []
         append = out.append
-        limit = self.max_size if self.max_size is not None else 255
+        limit = self.max_size if self.max_size is not None else MAX_LONG_SIZE
         while True:
             buf = self._buf
             pos = self._pos
             n = len(buf)
-            if self._big is None and n - pos >= 2 and not buf[pos] & (RESERVED_MASK | LONG):
+            if self._big is None and n - pos >= 2 and not buf[pos] & RESERVED_MASK:
                 # Slicing one bytes copy of a window is three times cheaper
                 # than cutting each small frame out of the bytearray.
                 with memoryview(buf) as view:
@@ -183,13 +184,20 @@ class FrameDecoder:
                 i = 0
                 while i + 2 <= dn:
                     flags = data[i]
-                    if flags & (RESERVED_MASK | LONG):
+                    if flags & RESERVED_MASK:
                         break
-                    size = data[i + 1]
-                    end = i + 2 + size
+                    if flags & LONG:
+                        if i + 9 > dn:
+                            break
+                        size = _unpack_long_from(data, i + 1)[0]
+                        start = i + 9
+                    else:
+                        size = data[i + 1]
+                        start = i + 2
+                    end = start + size
                     if end > dn or size > limit:
                         break
-                    append((flags, data[i + 2 : end]))
+                    append((flags, data[start:end]))
                     i = end
                 pos += i
                 if pos == n:
