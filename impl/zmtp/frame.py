@@ -175,7 +175,7 @@ class FrameDecoder:
             buf = self._buf
             pos = self._pos
             n = len(buf)
-            if self._big is None and n - pos >= 2 and not buf[pos] & RESERVED_MASK:
+            if self._big is None and n - pos >= 2 and self._fits_window(buf, pos, n):
                 # Slicing one bytes copy of a window is three times cheaper
                 # than cutting each small frame out of the bytearray.
                 with memoryview(buf) as view:
@@ -208,6 +208,17 @@ class FrameDecoder:
             if frame is None:
                 return out
             append(frame)
+
+    @staticmethod
+    def _fits_window(buf: bytearray, pos: int, n: int) -> bool:
+        """Is the next frame small enough for the inline path? (Copying a
+        window for a frame that does not fit in it would be wasted.)"""
+        flags = buf[pos]
+        if flags & RESERVED_MASK:
+            return False
+        if not flags & LONG:
+            return True
+        return n - pos >= 9 and _unpack_long_from(buf, pos + 1)[0] + 9 <= SHORT_WINDOW
 
     def next_frame(self) -> tuple[int, bytes] | None:
         """The next whole frame, or None until more bytes arrive."""
