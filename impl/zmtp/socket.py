@@ -359,7 +359,9 @@ class Socket:
         msg = [bytes(f) if not isinstance(f, bytes) else f for f in frames]
         if not msg:
             raise ValueError("a message has at least one frame")
-        await self._send(msg)
+        # Most sends complete at once; only wait (a coroutine deeper) when they cannot.
+        if not self._send_nowait(msg):
+            await self._send(msg)
 
     async def send(self, data: bytes) -> None:
         """Send a single-frame message."""
