@@ -83,12 +83,18 @@ class Pipe:
     def send_many(self, messages: list[list[bytes]]) -> int:
         """Queue as many of `messages` as the pipe takes now; returns how many."""
         engine = self.engine
-        if engine is not None and engine.ready and not engine.paused and not self.pending:
-            engine.write_messages(messages)
-            return len(messages)
-        room = len(messages) if not self.sndhwm else max(0, self.sndhwm - len(self.pending))
-        self.pending.extend(messages[:room])
-        return min(room, len(messages))
+        taken, total = 0, len(messages)
+        # Slices, so that the transport can push back (pause_writing) part
+        # way through a batch of large messages instead of taking it whole.
+        while taken < total and engine is not None and engine.ready and not engine.paused and not self.pending:
+            chunk = messages[taken : taken + 64]
+            engine.write_messages(chunk)
+            taken += len(chunk)
+        if taken < total:
+            room = total - taken if not self.sndhwm else max(0, self.sndhwm - len(self.pending))
+            self.pending.extend(messages[taken : taken + room])
+            taken += min(room, total - taken)
+        return taken
 
     def flush_pending(self) -> None:
         engine = self.engine
