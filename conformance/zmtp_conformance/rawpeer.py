@@ -87,6 +87,7 @@ class RawPeer:
         self.conn: Connection | None = None
         self.messages: list[list[bytes]] = []
         self.events: list[Event] = []
+        self.accepted: asyncio.Event | None = None  # set when a raw server role gets its connection
 
     async def connect(self, endpoint: str, timeout: float = 5.0) -> None:
         async with asyncio.timeout(timeout):
@@ -100,6 +101,8 @@ class RawPeer:
     def attach(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
         self.t.add(self.name, "accepted", "")
+        if self.accepted is not None:
+            self.accepted.set()
 
     async def write(self, data: bytes) -> None:
         assert self.writer is not None

@@ -303,12 +303,11 @@ class CellRun:
 
     async def _raw_listen(self, role: Role) -> None:
         raw = self.raws[role.name]
-        accepted = asyncio.Event()
+        raw.accepted = asyncio.Event()
 
         async def on_conn(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             if raw.writer is None:
                 raw.attach(reader, writer)
-                accepted.set()
             else:
                 writer.close()
 
@@ -320,15 +319,13 @@ class CellRun:
             server = await asyncio.start_unix_server(on_conn, ep[6:])
         self.servers.append(server)
         self.endpoints[role.name] = ep
-        raw._accepted = accepted  # type: ignore[attr-defined]
         self.t.add(role.name, "listen", ep)
 
     async def raw(self, role: str) -> RawPeer:
         peer = self.raws[role]
-        accepted = getattr(peer, "_accepted", None)
-        if accepted is not None and peer.writer is None:
+        if peer.accepted is not None and peer.writer is None:
             try:
-                await asyncio.wait_for(accepted.wait(), 5)
+                await asyncio.wait_for(peer.accepted.wait(), 5)
             except TimeoutError:
                 raise StepFailed(
                     f"nobody connected to raw server {role!r} within 5s", expected="a connection"

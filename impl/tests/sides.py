@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import os
 import tempfile
+from typing import Any
 
 import zmq
 import zmq.asyncio
@@ -22,7 +23,22 @@ def endpoint_for(transport: str) -> str:
     return f"ipc://{path}"
 
 
-class LibzmqSide:
+class Side:
+    """What both sides do the same way: the socket call names match."""
+
+    sock: Any
+
+    async def send_multipart(self, frames: list[bytes]) -> None:
+        await self.sock.send_multipart(frames)
+
+    async def recv_multipart(self) -> list[bytes]:
+        return await self.sock.recv_multipart()
+
+    def subscribe(self, topic: bytes) -> None:
+        self.sock.subscribe(topic)
+
+
+class LibzmqSide(Side):
     """A pyzmq asyncio socket with the zmtp.Socket method names."""
 
     name = "libzmq"
@@ -40,15 +56,6 @@ class LibzmqSide:
     async def connect(self, endpoint: str) -> None:
         self.sock.connect(endpoint)
 
-    async def send_multipart(self, frames: list[bytes]) -> None:
-        await self.sock.send_multipart(frames)
-
-    async def recv_multipart(self) -> list[bytes]:
-        return await self.sock.recv_multipart()
-
-    def subscribe(self, topic: bytes) -> None:
-        self.sock.subscribe(topic)
-
     def poke(self) -> None:
         """Make libzmq process its pending commands (attach new pipes)."""
         self.sock.getsockopt(zmq.EVENTS)
@@ -57,7 +64,7 @@ class LibzmqSide:
         self.sock.close(0)
 
 
-class ImplSide:
+class ImplSide(Side):
     name = "impl"
 
     def __init__(self, ctx: zmtp.Context, socket_type: str, **opts: object) -> None:
@@ -68,15 +75,6 @@ class ImplSide:
 
     async def connect(self, endpoint: str) -> None:
         await self.sock.connect(endpoint)
-
-    async def send_multipart(self, frames: list[bytes]) -> None:
-        await self.sock.send_multipart(frames)
-
-    async def recv_multipart(self) -> list[bytes]:
-        return await self.sock.recv_multipart()
-
-    def subscribe(self, topic: bytes) -> None:
-        self.sock.subscribe(topic)
 
     def poke(self) -> None:
         pass

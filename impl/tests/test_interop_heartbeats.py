@@ -22,6 +22,16 @@ T = 5.0
 ZMQ_HB = {"heartbeat_ivl": 20, "heartbeat_timeout": 200, "heartbeat_ttl": 500}  # milliseconds
 
 
+def heartbeating_router() -> tuple[zmq.Context, zmq.Socket, zmq.Socket]:
+    """A libzmq ROUTER with heartbeats on, and a monitor socket on it."""
+    sync = zmq.Context()
+    router = sync.socket(zmq.ROUTER)
+    router.linger = 0
+    for k, v in ZMQ_HB.items():
+        router.setsockopt(getattr(zmq, k.upper()), v)
+    return sync, router, router.get_monitor_socket()
+
+
 def disconnects(monitor: zmq.Socket) -> int:
     n = 0
     while monitor.poll(0):
@@ -32,12 +42,7 @@ def disconnects(monitor: zmq.Socket) -> int:
 
 @pytest.mark.parametrize("impl_binds", [True, False], ids=["impl-binds", "libzmq-binds"])
 async def test_heartbeats_on_both_sides_over_many_round_trips(ctx, caplog, impl_binds):
-    sync = zmq.Context()
-    router = sync.socket(zmq.ROUTER)
-    router.linger = 0
-    for k, v in ZMQ_HB.items():
-        router.setsockopt(getattr(zmq, k.upper()), v)
-    monitor = router.get_monitor_socket()
+    sync, router, monitor = heartbeating_router()
     dealer = ctx.socket(
         zmtp.DEALER,
         zmtp.SocketOptions(linger=0, heartbeat_ivl=0.02, heartbeat_timeout=0.2, heartbeat_ttl=0.5),
@@ -67,12 +72,7 @@ async def test_heartbeats_on_both_sides_over_many_round_trips(ctx, caplog, impl_
 
 
 async def test_libzmq_drops_a_peer_that_ignores_pings(ctx):
-    sync = zmq.Context()
-    router = sync.socket(zmq.ROUTER)
-    router.linger = 0
-    for k, v in ZMQ_HB.items():
-        router.setsockopt(getattr(zmq, k.upper()), v)
-    monitor = router.get_monitor_socket()
+    sync, router, monitor = heartbeating_router()
     router.bind("tcp://127.0.0.1:0")
     deaf = ctx.socket(zmtp.DEALER, zmtp.SocketOptions(linger=0, reconnect_ivl=0, bugs=ProtocolBugs(ignore_ping=True)))
     try:

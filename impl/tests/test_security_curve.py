@@ -76,7 +76,7 @@ def test_zcert_roundtrip_and_public_only(tmp_path):
 # -- the handshake, box by box ---------------------------------------------------------
 
 
-def curve_pair(client_transient=None, server_transient=None, client_bugs=NO_BUGS, zap=None):
+def curve_pair(client_transient=None, server_transient=None, client_bugs=NO_BUGS, zap=None, cookie_keys=None):
     client = Connection(
         "DEALER",
         as_server=False,
@@ -93,7 +93,10 @@ def curve_pair(client_transient=None, server_transient=None, client_bugs=NO_BUGS
         as_server=True,
         zap=zap,
         mechanism=partial(
-            CurveMechanism, secret_key=parse_key(SERVER_SECRET), transient=server_transient, cookie_keys=CookieKeys()
+            CurveMechanism,
+            secret_key=parse_key(SERVER_SECRET),
+            transient=server_transient,
+            cookie_keys=cookie_keys or CookieKeys(),
         ),
     )
     return client, server
@@ -351,37 +354,20 @@ def test_key_tool(tmp_path, capsys):
 
 
 def test_cookie_key_rotation_keeps_one_previous_key():
+    def up_to_welcome(keys):
+        client, server = curve_pair(cookie_keys=keys)
+        for _ in range(3):  # greeting stages, then HELLO -> WELCOME
+            server.receive_data(client.data_to_send())
+            client.receive_data(server.data_to_send())
+        return client, server
+
     keys = CookieKeys()
-    client = Connection(
-        "DEALER",
-        as_server=False,
-        mechanism=partial(CurveMechanism, secret_key=parse_key(CLIENT_SECRET), server_key=parse_key(SERVER_PUBLIC)),
-    )
-    server = Connection(
-        "ROUTER",
-        as_server=True,
-        mechanism=partial(CurveMechanism, secret_key=parse_key(SERVER_SECRET), cookie_keys=keys),
-    )
-    for _ in range(3):  # up to WELCOME
-        server.receive_data(client.data_to_send())
-        client.receive_data(server.data_to_send())
+    client, server = up_to_welcome(keys)
     keys.rotate()  # a rotation while INITIATE is in flight: the previous key still opens the cookie
     _ec, es = pump(client, server)
     assert isinstance(es[-1], HandshakeComplete)
 
-    client2 = Connection(
-        "DEALER",
-        as_server=False,
-        mechanism=partial(CurveMechanism, secret_key=parse_key(CLIENT_SECRET), server_key=parse_key(SERVER_PUBLIC)),
-    )
-    server2 = Connection(
-        "ROUTER",
-        as_server=True,
-        mechanism=partial(CurveMechanism, secret_key=parse_key(SERVER_SECRET), cookie_keys=keys),
-    )
-    for _ in range(3):
-        server2.receive_data(client2.data_to_send())
-        client2.receive_data(server2.data_to_send())
+    client2, server2 = up_to_welcome(keys)
     keys.rotate()
     keys.rotate()  # two rotations: the cookie's key is gone
     with pytest.raises(ProtocolError, match="cookie does not open"):
