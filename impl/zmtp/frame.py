@@ -147,19 +147,6 @@ class FrameDecoder:
         """`n` bytes were written into the view `big_buffer` returned."""
         self._big_filled += n
 
-    @property
-    def buffered(self) -> int:
-        return len(self._buf) - self._pos
-
-    def take_raw(self, n: int) -> bytes | None:
-        """Up to n raw bytes that precede framing (used by the greeting stage)."""
-        avail = len(self._buf) - self._pos
-        if avail < n:
-            return None
-        out = bytes(self._buf[self._pos : self._pos + n])
-        self._pos += n
-        return out
-
     def read_frames(self) -> list[tuple[int, bytes]]:
         """Every whole frame buffered so far (the fast path for many small frames).
 

@@ -117,7 +117,7 @@ class CurveMechanism(Mechanism):
         self._send_nonce = 1
         self._recv_nonce = 0
         self._state = "start"
-        self._box: Box | None = None  # precomputed transient box for the traffic phase
+        self._shared = b""  # transient shared key for the traffic phase, set by _finish
 
     def __repr__(self) -> str:
         return f"<CurveMechanism {'server' if self.as_server else 'client'} {self._state}>"
@@ -252,9 +252,8 @@ class CurveMechanism(Mechanism):
     def _finish(self) -> None:
         assert self.peer_transient is not None
         # The traffic phase calls libsodium directly with the precomputed
-        # shared key: the Box object's per-call wrapping costs more than the
+        # shared key: a Box object's per-call wrapping costs more than the
         # cryptography for small messages.
-        self._box = Box(self.transient, PublicKey(self.peer_transient))
         self._shared = crypto_box_beforenm(self.peer_transient, bytes(self.transient))
         self._out_prefix = b"CurveZMQMESSAGES" if self.as_server else b"CurveZMQMESSAGEC"
         self._in_prefix = b"CurveZMQMESSAGEC" if self.as_server else b"CurveZMQMESSAGES"
