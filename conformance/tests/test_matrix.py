@@ -64,6 +64,7 @@ def test_deviation_matching(tmp_path):
         "  - {scenario: '37/x/*', peer: libzmq, side: server, reason: r}\n"
         "  - {scenario: '28/y', peer: libzmq, side: client, reason: q}\n"
         "  - {scenario: '29/z', peer: [libzmq, czmq], reason: both}\n"
+        "  - {scenario: ['30/a', '30/b'], peer: czmq, side: server, reason: one cause}\n"
     )
     devs = deviations.load(table)
     assert deviations.find(devs, "37/x/a", "libzmq", "impl").reason == "r"
@@ -72,6 +73,8 @@ def test_deviation_matching(tmp_path):
     assert deviations.find(devs, "28/z", "libzmq", "libzmq") is None
     assert deviations.find(devs, "29/z", "impl", "czmq").reason == "both"
     assert deviations.find(devs, "29/z", "impl", "impl") is None
+    assert deviations.find(devs, "30/b", "czmq", "impl").reason == "one cause"
+    assert deviations.find(devs, "30/c", "czmq", "impl") is None
 
 
 def test_deviation_table_errors(tmp_path):

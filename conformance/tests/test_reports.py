@@ -7,6 +7,7 @@ import re
 import shutil
 from pathlib import Path
 
+from zmtp_conformance.plugin import RECORD_KEY, Recorder
 from zmtp_conformance.report import html, jsonfile
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,3 +93,37 @@ def test_plugin_names_a_bad_scenario_file(pytester):
     result = pytester.runpytest("scenarios", "--peers", "impl", "-p", "no:cacheprovider")
     result.stdout.fnmatch_lines(["*bad.yaml:1*required property*"])
     assert result.ret != 0
+
+
+def test_progress_bar_replaces_the_dots(pytester):
+    d = pytester.path / "scenarios"
+    d.mkdir()
+    shutil.copy(ROOT / "scenarios/37/greeting/staged-signature.yaml", d / "b.yaml")
+    result = pytester.runpytest(
+        "scenarios", "--peers", "impl", "--report-dir", "out", "-p", "no:cacheprovider", "--progress"
+    )
+    result.assert_outcomes(passed=2)  # pytest's own counts are intact
+    assert "matrix" in result.stderr.str() and "2/2" in result.stderr.str() and "passed 2" in result.stderr.str()
+    assert ".." not in "".join(line for line in result.stdout.lines if "b.yaml" in line)
+
+
+class FakeReport:
+    def __init__(self, rec: dict, outcome: str) -> None:
+        self.user_properties = [(RECORD_KEY, json.dumps(rec))]
+        self.when = "call"
+        self.skipped = False
+        self.outcome = outcome
+
+
+def test_recorder_marks_a_cell_that_passed_on_rerun_as_flaky():
+    rec = Recorder.__new__(Recorder)
+    rec.records = {}
+    first = {"id": "c1", "outcome": "failed", "reason": "timeout"}
+    second = {"id": "c1", "outcome": "passed", "reason": ""}
+    steady = {"id": "c2", "outcome": "passed", "reason": ""}
+    for r, outcome in ((first, "rerun"), (second, "passed"), (steady, "passed")):
+        rec.pytest_runtest_logreport(FakeReport(r, outcome))
+    assert rec.records["c1"]["outcome"] == "passed"
+    assert rec.records["c1"]["flaky"] is True
+    assert "earlier attempt failed: timeout" in rec.records["c1"]["reason"]
+    assert "flaky" not in rec.records["c2"]

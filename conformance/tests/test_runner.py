@@ -76,6 +76,15 @@ def test_broken_peer_fails_peer_to_peer_cells_too():
     assert r.outcome == FAILED
 
 
+def test_event_checks_turn_red_when_the_handshake_fails():
+    sid = "27/zap/allowed-peer-handshakes"
+    assert run(sid, "impl", "libzmq").outcome == PASSED
+    # The server sees a PUB where it expects REQ: no handshake_succeeded ever comes.
+    broken = run(sid, "impl", "impl", {"impl": ["--bug", "ready_socket_type='PUB'"]})
+    assert broken.outcome == FAILED
+    assert "handshake_succeeded" in broken.reason and "handshake_failed" in (broken.seen or "")
+
+
 def test_known_deviation_is_reported_as_deviates():
     dev = Deviation("28/req-rep/round-trip", "impl", "client", "pretend")
     r = run("28/req-rep/round-trip", "libzmq", "impl", {"impl": ["--bug", "ready_socket_type='PUB'"]}, [dev])
@@ -104,10 +113,14 @@ def test_unsupported_option_is_unsupported_not_failed():
     assert r.outcome == UNSUPPORTED and "allow_legacy" in r.reason
 
 
-@pytest.mark.parametrize("peer", ["impl", "libzmq"])
+@pytest.mark.parametrize("peer", ["impl", "libzmq", "czmq"])
 def test_agent_protocol_errors(peer):
+    spec = peers.load_registry()[peer]
+    if spec.missing():
+        pytest.skip(f"{peer} is not available here: {spec.missing()}")
+
     async def go():
-        agent = peers.AgentProcess(peers.load_registry()[peer])
+        agent = peers.AgentProcess(spec)
         await agent.start()
         try:
             assert agent.hello["protocol"] == protocol.PROTOCOL_VERSION
@@ -128,6 +141,11 @@ def test_agent_protocol_errors(peer):
             with pytest.raises(protocol.AgentError) as e:
                 await agent.request("recv", socket="nope")
             assert e.value.kind == protocol.INVALID
+            events = (await agent.request("events", socket=s))["events"]
+            assert [e["event"] for e in events] == ["listening"]
+            with pytest.raises(protocol.AgentError) as e:
+                await agent.request("events", socket=s, until="accepted", timeout=0.1)
+            assert e.value.kind == protocol.TIMEOUT
         finally:
             await agent.stop()
 

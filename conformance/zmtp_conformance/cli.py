@@ -82,6 +82,8 @@ def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
         argv += ["--shard", args.shard]
     if args.workers:
         argv += ["-n", args.workers]
+    if args.progress or (args.progress is None and sys.stderr.isatty()):
+        argv += ["--progress"]
     if not args.no_allure:
         try:
             import allure_pytest  # noqa: F401
@@ -104,6 +106,12 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--shard", help="i/n: run one shard of the matrix")
     run.add_argument("-n", "--workers", help="parallel workers (pytest-xdist), e.g. auto")
     run.add_argument("--report-dir", default="reports")
+    run.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="live progress bar (default: when stderr is a terminal)",
+    )
     run.add_argument("--no-allure", action="store_true")
     run.add_argument("--peer-args", action="append", default=[], help="PEER=ARG passed to that peer's agent")
     sub.add_parser("peers", help="list the peers found on this machine, with versions")

@@ -46,10 +46,13 @@ def load(path: Path = TABLE) -> list[Deviation]:
         side = entry.get("side", "any")
         if side not in ("server", "client", "any"):
             raise SystemExit(f"{path}: entry {i + 1}: side must be server, client or any, not {side!r}")
-        # One entry may name several peers: czmq, for one, behaves as the libzmq it links.
+        # One entry may name several peers (czmq, for one, behaves as the libzmq it
+        # links) and several scenarios (one cause seen by more than one check).
         names = entry["peer"] if isinstance(entry["peer"], list) else [entry["peer"]]
-        for peer in names:
-            out.append(Deviation(entry["scenario"], peer, side, entry["reason"], entry.get("reference", "")))
+        ids = entry["scenario"] if isinstance(entry["scenario"], list) else [entry["scenario"]]
+        for scenario in ids:
+            for peer in names:
+                out.append(Deviation(scenario, peer, side, entry["reason"], entry.get("reference", "")))
     return out
 
 

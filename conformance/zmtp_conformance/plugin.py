@@ -39,6 +39,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="extra agent arguments, PEER=ARG (e.g. impl=--bug=skip_socket_type_check)",
     )
     g.addoption("--deviations", default=None, help="deviation table to use (default: conformance/deviations.yaml)")
+    g.addoption("--progress", action="store_true", help="a live progress bar (rich) instead of pytest's dots")
     g.addoption("--registry", default=None, help="peer registry to use (default: conformance/peers.yaml)")
 
 
@@ -83,6 +84,10 @@ def _state(config: pytest.Config) -> State:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "zmtp_cell: a ZMTP conformance matrix cell")
     config.pluginmanager.register(Recorder(config), "zmtp_conformance_recorder")
+    if config.getoption("progress") and not hasattr(config, "workerinput"):
+        from . import progress
+
+        config.pluginmanager.register(progress.make(config), "zmtp_conformance_progress")
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:

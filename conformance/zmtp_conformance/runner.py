@@ -176,6 +176,11 @@ def expect_args(arg: Any) -> tuple[list[Any], float]:
     return arg, DEFAULT_TIMEOUT
 
 
+def describe_event(ev: dict[str, Any]) -> str:
+    detail = ", ".join(f"{k}={v}" for k, v in ev.items() if k in ("failure", "reason"))
+    return f"{ev['event']}({detail})" if detail else ev["event"]
+
+
 def endpoint_for(transport: str) -> str:
     if transport == "tcp":
         return "tcp://127.0.0.1:0"
@@ -277,7 +282,10 @@ class CellRun:
                 if role.side == "server" and mechanism != "NULL":
                     # The server side authenticates through ZAP: allow the test
                     # user and the test client key, nobody else.
-                    await agent.request("zap", users={PLAIN_USER: PLAIN_PASSWORD}, curve_keys=[CURVE_CLIENT_PUBLIC])
+                    zap: dict[str, Any] = {"users": {PLAIN_USER: PLAIN_PASSWORD}, "curve_keys": [CURVE_CLIENT_PUBLIC]}
+                    if sc.zap_deny_status != 400:
+                        zap["deny_status"] = sc.zap_deny_status
+                    await agent.request("zap", **zap)
                 resp = await agent.request("socket", type=role.type, options=options, mechanism=mechanism)
             except protocol.AgentError as exc:
                 if exc.kind == protocol.UNSUPPORTED:
@@ -403,8 +411,41 @@ class CellRun:
                     ) from None
                 return
             raise StepFailed(f"{role.name}'s send succeeded", expected=f"error {a['error']}", seen="success")
+        elif st.action == "expect_event":
+            await self.expect_event(role.name, agent, sock, a)
         else:
             raise StepFailed(f"action {st.action} is not available for peer roles")
+
+    async def expect_event(self, role: str, agent: AgentProcess, sock: str, a: str | dict[str, Any]) -> None:
+        spec = {"event": a} if isinstance(a, str) else a
+        name, timeout = spec["event"], spec.get("timeout", DEFAULT_TIMEOUT)
+        try:
+            resp = await agent.request("events", socket=sock, until=name, timeout=timeout)
+        except protocol.AgentError as exc:
+            if exc.kind == protocol.TIMEOUT:
+                raise StepFailed(
+                    f"{role} reported no {name} event within {timeout:g}s", expected=name, seen=exc.message
+                ) from None
+            if exc.kind == protocol.UNSUPPORTED:
+                raise Unsupported(f"{agent.name}: {exc.message}") from None
+            raise
+        events = resp["events"]
+        self.t.add(role, "events", ", ".join(describe_event(e) for e in events))
+        early = [e["event"] for e in events[:-1] if e["event"] in spec.get("absent", ())]
+        if early:
+            raise StepFailed(
+                f"{role} reported {', '.join(early)} before {name}",
+                expected=f"{name} without {', '.join(spec['absent'])}",
+                seen=", ".join(describe_event(e) for e in events),
+            )
+        got, want = events[-1].get("failure"), spec.get("failure")
+        # Only a peer that classifies its failures can be held to a class (libzmq's NO_DETAIL does not).
+        if want and got and got != want:
+            raise StepFailed(
+                f"{role}'s handshake failed for another reason",
+                expected=f"{name} ({want})",
+                seen=describe_event(events[-1]),
+            )
 
     async def raw_step(self, st: Step, raw: RawPeer, role: Role) -> None:
         a = st.arg
@@ -442,7 +483,14 @@ class CellRun:
                     f"{role.name} received a message where none was due", expected="nothing", seen=show(got)
                 )
             elif st.action == "expect_close":
-                await raw.expect_close(a)
+                if isinstance(a, dict):
+                    seen = await raw.expect_close(a["timeout"])
+                    if a.get("silent") and seen:
+                        raise RawFailure(
+                            "the peer sent bytes before closing", expected="a close and nothing else", seen=seen
+                        )
+                else:
+                    await raw.expect_close(a)
             elif st.action == "expect_open":
                 await raw.expect_open(a)
             else:

@@ -66,6 +66,7 @@ class Scenario:
     mechanisms: list[str] = field(default_factory=lambda: ["NULL"])
     hostile: bool = False
     peers: dict[str, list[str]] = field(default_factory=dict)
+    zap_deny_status: int = 400  # how the server side's ZAP handler refuses peers not on its allow list
 
     def sides(self) -> dict[str, bool]:
         """For each side, whether it is played by the raw peer only."""
@@ -188,7 +189,8 @@ def load_file(path: Path) -> Scenario:
             raise ScenarioError(
                 path, line, f"steps[{i}]", f"{action} needs a raw role; {role!r} is a {roles[role].type} peer"
             )
-        if roles[role].raw and action in ("subscribe", "unsubscribe", "expect_error", "send_expect_error", "try_send"):
+        peer_only = ("subscribe", "unsubscribe", "expect_error", "send_expect_error", "try_send", "expect_event")
+        if roles[role].raw and action in peer_only:
             raise ScenarioError(path, line, f"steps[{i}]", f"{action} is for peer roles; {role!r} is raw")
         steps.append(Step(role, action, arg, line))
     sc = Scenario(
@@ -205,6 +207,7 @@ def load_file(path: Path) -> Scenario:
         mechanisms=list(data.get("mechanisms", ["NULL"])),
         hostile=bool(data.get("hostile", False)),
         peers={k: list(v) for k, v in (data.get("peers") or {}).items()},
+        zap_deny_status=int((data.get("zap") or {}).get("deny_status", 400)),
     )
     if not any(r.side == "server" for r in roles.values()):
         raise ScenarioError(path, lines.get(("roles",)), "roles", "at least one role must have side: server")

@@ -26,6 +26,7 @@ from .errors import (
 )
 from .keys import CurveKeyPair
 from .metadata import Metadata
+from .monitor import EventKind, HandshakeFailure, Monitor, SocketEvent
 from .options import SocketOptions
 from .socket import Socket
 from .socket_type import SocketType
@@ -62,19 +63,23 @@ __all__ = [
     "Connection",
     "Context",
     "CurveKeyPair",
+    "EventKind",
     "HandshakeError",
+    "HandshakeFailure",
     "HandshakeTimeout",
     "HeartbeatTimeout",
     "HostUnreachable",
     "InvalidState",
     "MessageTooLarge",
     "Metadata",
+    "Monitor",
     "NotSupported",
     "PeerRefused",
     "ProtocolBugs",
     "ProtocolError",
     "Socket",
     "SocketClosed",
+    "SocketEvent",
     "SocketOptions",
     "SocketType",
     "ZMTPError",

@@ -14,8 +14,17 @@ import socket as _socket
 from typing import TYPE_CHECKING
 
 from .connection import Connection, State
-from .errors import HandshakeError, HandshakeTimeout, HeartbeatTimeout, PeerRefused, ProtocolError, ZMTPError
+from .errors import (
+    AuthenticationFailed,
+    HandshakeError,
+    HandshakeTimeout,
+    HeartbeatTimeout,
+    PeerRefused,
+    ProtocolError,
+    ZMTPError,
+)
 from .events import AuthenticationRequested, Cancel, HandshakeComplete, Message, Ping, Subscribe
+from .monitor import EventKind, HandshakeFailure
 from .zap import ERROR as ZAP_ERROR
 from .zap import ZapRequest, ZapResponse
 
@@ -53,6 +62,7 @@ class Engine(asyncio.BufferedProtocol):
         self._hs_timer: asyncio.TimerHandle | None = None
         self._last_recv = 0.0
         self._heartbeat = False
+        self._failure_reported = False
 
     # -- asyncio protocol --------------------------------------------------
 
@@ -83,6 +93,7 @@ class Engine(asyncio.BufferedProtocol):
         except ZMTPError as exc:
             self._fail(exc)
             return
+        self.socket._emit(EventKind.ACCEPTED if self.as_server else EventKind.CONNECTED, self.endpoint, self.peer)
         transport.write(self.conn.data_to_send())
         if opts.handshake_timeout > 0:
             self._hs_timer = self._loop.call_later(opts.handshake_timeout, self._handshake_expired)
@@ -220,6 +231,15 @@ class Engine(asyncio.BufferedProtocol):
         self.transport = None
         if was_ready:
             log.info("disconnected from %s (%s)%s", self.peer, self.endpoint, f": {self.error}" if self.error else "")
+            self.socket._emit(EventKind.DISCONNECTED, self.endpoint, self.peer, str(self.error or "closed"))
+        elif not self._failure_reported and self.conn is not None:
+            self.socket._emit(
+                EventKind.HANDSHAKE_FAILED,
+                self.endpoint,
+                self.peer,
+                str(self.error or "the connection closed before the handshake completed"),
+                HandshakeFailure.CLOSED,
+            )
         self.socket._engine_closed(self, was_ready)
         if not self.closed.done():
             self.closed.set_result(None)
@@ -308,6 +328,14 @@ class Engine(asyncio.BufferedProtocol):
             self._hs_timer.cancel()
             self._hs_timer = None
         self.ready = True
+        self.socket._emit(
+            EventKind.HANDSHAKE_SUCCEEDED,
+            self.endpoint,
+            self.peer,
+            mechanism=self.conn.mechanism.name if self.conn is not None else "",
+            version=f"{ev.version[0]}.{ev.version[1]}",
+            peer_socket_type=ev.peer_socket_type or "",
+        )
         log.info(
             "handshake with %s complete: ZMTP %d.%d, peer %s",
             self.peer,
@@ -367,6 +395,15 @@ class Engine(asyncio.BufferedProtocol):
             log.warning("%s refused the handshake: %s", self.peer, exc.reason)
         else:
             log.warning("closing connection with %s (%s): %s", self.peer, self.endpoint, exc)
+        if not self.ready and not self._failure_reported:
+            self._failure_reported = True
+            if isinstance(exc, (PeerRefused, AuthenticationFailed)):
+                failure = HandshakeFailure.AUTH
+            elif isinstance(exc, HandshakeTimeout):
+                failure = HandshakeFailure.TIMEOUT
+            else:
+                failure = HandshakeFailure.PROTOCOL
+            self.socket._emit(EventKind.HANDSHAKE_FAILED, self.endpoint, self.peer, str(exc), failure)
         self.socket._engine_failed(self, exc)
         if self.transport is not None:
             if self.conn is not None:

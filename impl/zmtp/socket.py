@@ -26,6 +26,7 @@ from .mechanisms.base import ZapSettings
 from .mechanisms.curve import CurveMechanism
 from .mechanisms.plain import PlainMechanism
 from .metadata import Metadata
+from .monitor import EventKind, HandshakeFailure, Monitor, SocketEvent
 from .options import SocketOptions
 from .pipe import Pipe
 from .socket_type import SocketType
@@ -64,6 +65,7 @@ class Socket:
         self._closed = False
         self._last_pipe: Pipe | None = None  # where the last message came from
         self.last_endpoint = ""
+        self._monitors: list[Monitor] = []
 
     def __repr__(self) -> str:
         return f"<zmtp.Socket {self.type.value} pipes={len(self._pipes)}{' closed' if self._closed else ''}>"
@@ -71,6 +73,31 @@ class Socket:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    # -- monitoring ----------------------------------------------------------
+
+    def monitor(self) -> Monitor:
+        """Start watching this socket's connection events (see `zmtp.monitor`)."""
+        mon = Monitor(self._monitors.remove)
+        if self._closed:
+            mon._end()
+        else:
+            self._monitors.append(mon)
+        return mon
+
+    def _emit(
+        self,
+        kind: EventKind,
+        endpoint: str,
+        peer: str = "",
+        reason: str = "",
+        failure: HandshakeFailure | None = None,
+        **details: Any,
+    ) -> None:
+        if self._monitors:
+            ev = SocketEvent(kind, endpoint, peer, reason, failure, details)
+            for mon in self._monitors:
+                mon._push(ev)
 
     def _mechanism_args(self, bound: bool, peer_ip: str) -> dict[str, Any]:
         """Connection arguments for the mechanism these options select.
@@ -113,22 +140,27 @@ class Socket:
         def factory() -> Engine:
             return Engine(self, as_server=True, endpoint=name[0])
 
-        if ep.transport == "tcp":
-            server = await loop.create_server(factory, ep.host, ep.port, reuse_address=True)
-            sockname = server.sockets[0].getsockname()
-            bound = str(Endpoint("tcp", host=ep.host, port=sockname[1]))
-        else:
-            path = ep.path
-            if path.startswith("@"):
-                path = "\0" + path[1:]  # Linux abstract namespace, as libzmq spells it
-            elif os.path.exists(path):
-                os.unlink(path)  # libzmq replaces a stale socket file too
-            server = await loop.create_unix_server(factory, path)
-            bound = str(ep)
+        try:
+            if ep.transport == "tcp":
+                server = await loop.create_server(factory, ep.host, ep.port, reuse_address=True)
+                sockname = server.sockets[0].getsockname()
+                bound = str(Endpoint("tcp", host=ep.host, port=sockname[1]))
+            else:
+                path = ep.path
+                if path.startswith("@"):
+                    path = "\0" + path[1:]  # Linux abstract namespace, as libzmq spells it
+                elif os.path.exists(path):
+                    os.unlink(path)  # libzmq replaces a stale socket file too
+                server = await loop.create_unix_server(factory, path)
+                bound = str(ep)
+        except OSError as exc:
+            self._emit(EventKind.BIND_FAILED, str(ep), reason=str(exc))
+            raise
         name[0] = bound
         self._servers[bound] = server
         self.last_endpoint = bound
         log.info("%s bound to %s", self.type.value, bound)
+        self._emit(EventKind.LISTENING, bound)
         return bound
 
     async def unbind(self, endpoint: str) -> None:
@@ -191,6 +223,7 @@ class Socket:
                     delay = opts.reconnect_ivl  # a connection that worked resets the backoff
             if opts.reconnect_ivl <= 0 or self._closed:
                 return
+            self._emit(EventKind.CONNECT_RETRIED, str(ep), interval=delay)
             await asyncio.sleep(delay)
             if opts.reconnect_ivl_max > opts.reconnect_ivl:
                 delay = min(delay * 2, opts.reconnect_ivl_max)
@@ -508,6 +541,14 @@ class Socket:
         self._servers.clear()
         if self.context is not None:
             self.context._forget(self)
+        if self._monitors:
+            # Let the engines report their disconnections before the socket's own CLOSED.
+            pending = [e.closed for e in self._engines if not e.closed.done()]
+            if pending:
+                await asyncio.wait(pending, timeout=0.5)
+            self._emit(EventKind.CLOSED, self.last_endpoint)
+            for mon in list(self._monitors):
+                mon.close()
 
     async def _linger(self, linger: float | None) -> None:
         loop = asyncio.get_running_loop()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import asyncio
 import dataclasses
 import sys
 from typing import Any
@@ -19,7 +20,7 @@ import zmtp
 import zmtp.keys
 
 from .. import protocol
-from .base import SocketTableAgent
+from .base import EventLog, SocketTableAgent
 from .loop import Unsupported, run
 
 # Options the control protocol carries, and how each becomes a SocketOptions field.
@@ -29,9 +30,10 @@ BYTES_OPTIONS = {"routing_id"}
 class AllowList:
     """A ZAP handler for the harness: fixed PLAIN users, CURVE keys (or any key), every NULL peer."""
 
-    def __init__(self, users: dict[str, str], keys: set[bytes] | None) -> None:
+    def __init__(self, users: dict[str, str], keys: set[bytes] | None, deny_status: int = 400) -> None:
         self.users = users
         self.keys = keys
+        self.deny_status = deny_status
 
     async def authenticate(self, request: zmtp.ZapRequest) -> zmtp.ZapResponse:
         if request.mechanism == "PLAIN":
@@ -42,7 +44,7 @@ class AllowList:
             ok = True
         if ok:
             return zmtp.ZapResponse.success(request.request_id, request.username or "")
-        return zmtp.ZapResponse.failure(request.request_id, "not on the allow list")
+        return zmtp.ZapResponse.failure(request.request_id, "not on the allow list", self.deny_status)
 
 
 class ImplAgent(SocketTableAgent):
@@ -61,10 +63,12 @@ class ImplAgent(SocketTableAgent):
             "bugs": {k: repr(v) for k, v in self.bugs.active().items()},
         }
 
-    async def op_zap(self, users: dict[str, str] | None = None, curve_keys: list[str] | None = None) -> dict:
+    async def op_zap(
+        self, users: dict[str, str] | None = None, curve_keys: list[str] | None = None, deny_status: int = 400
+    ) -> dict:
         """Install a ZAP handler allowing these PLAIN users and CURVE client keys (None: any key)."""
         allowed = None if curve_keys is None else {zmtp.keys.parse_key(k) for k in curve_keys}
-        self.ctx.set_zap_handler(AllowList(users or {}, allowed))
+        self.ctx.set_zap_handler(AllowList(users or {}, allowed, deny_status))
         return {}
 
     async def op_socket(self, type: str, options: dict[str, Any] | None = None, mechanism: str = "NULL") -> dict:
@@ -84,7 +88,12 @@ class ImplAgent(SocketTableAgent):
             raise Unsupported(f"socket type {type} is not implemented in zmtp") from None
         sock = self.ctx.socket(type, zmtp.SocketOptions(**kwargs))
         answer = self._add(sock)
+        asyncio.get_running_loop().create_task(self._watch(sock.monitor(), self.event_logs[answer["socket"]]))
         return answer
+
+    async def _watch(self, monitor: zmtp.Monitor, log: EventLog) -> None:
+        async for ev in monitor:
+            log.add(ev.to_dict())
 
     async def op_bind(self, socket: str, endpoint: str) -> dict:
         return {"endpoint": await self._sock(socket).bind(endpoint)}

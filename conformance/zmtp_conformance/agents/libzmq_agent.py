@@ -10,9 +10,10 @@ from typing import Any
 
 import zmq
 import zmq.asyncio
+from zmq.utils import z85
 
 from .. import protocol
-from .base import SocketTableAgent
+from .base import EventLog, SocketTableAgent
 from .loop import Unsupported, run
 
 SECONDS_TO_MS = {
@@ -53,14 +54,33 @@ BOOL_OPTIONS = {
 }
 UNSUPPORTED = {"allow_legacy", "send_buffer_size", "recv_buffer_size", "metadata", "tcp_nodelay"}
 
+# libzmq monitor events -> the control protocol's event names (and failure class).
+# EVENT_CLOSED is libzmq closing one file descriptor, not the socket; CONNECT_DELAYED
+# is internal bookkeeping: neither has a counterpart.
+EVENT_NAMES: dict[int, tuple[str, str | None]] = {
+    zmq.EVENT_LISTENING: ("listening", None),
+    zmq.EVENT_BIND_FAILED: ("bind_failed", None),
+    zmq.EVENT_ACCEPTED: ("accepted", None),
+    zmq.EVENT_CONNECTED: ("connected", None),
+    zmq.EVENT_CONNECT_RETRIED: ("connect_retried", None),
+    zmq.EVENT_HANDSHAKE_SUCCEEDED: ("handshake_succeeded", None),
+    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL: ("handshake_failed", None),
+    zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: ("handshake_failed", "protocol"),
+    zmq.EVENT_HANDSHAKE_FAILED_AUTH: ("handshake_failed", "auth"),
+    zmq.EVENT_DISCONNECTED: ("disconnected", None),
+    zmq.EVENT_MONITOR_STOPPED: ("closed", None),
+}
+
 
 class LibzmqAgent(SocketTableAgent):
     def __init__(self) -> None:
         self.ctx = zmq.asyncio.Context()
         super().__init__()
         self._poker: asyncio.Task[None] | None = None
-        self._auth: Any = None
+        self._zap: asyncio.Task[None] | None = None
+        self._zap_policy: tuple[dict[str, str], set[bytes] | None, int] = ({}, set(), 400)
         self._busy: set[str] = set()  # sockets with a send or recv in progress
+        self._monitors: dict[str, asyncio.Task[None]] = {}
 
     async def _poke(self) -> None:
         # libzmq attaches new pipes only when the application calls into the
@@ -78,6 +98,29 @@ class LibzmqAgent(SocketTableAgent):
                     sock.getsockopt(zmq.EVENTS)
                 except zmq.ZMQError:
                     pass
+
+    async def _watch(self, monitor: zmq.asyncio.Socket, log: EventLog) -> None:
+        from zmq.utils.monitor import parse_monitor_message
+
+        try:
+            while True:
+                msg = parse_monitor_message(await monitor.recv_multipart())
+                name, failure = EVENT_NAMES.get(msg["event"], (None, None))
+                if name is None:
+                    continue
+                ev: dict[str, Any] = {"event": name, "endpoint": msg["endpoint"].decode(errors="replace")}
+                if failure is not None:
+                    ev["failure"] = failure
+                if name == "handshake_failed":
+                    # libzmq gives a number, not text: the ZAP status, a ZMTP_PROTOCOL_ERROR code, or errno.
+                    ev["reason"] = f"libzmq code {msg['value']}"
+                log.add(ev)
+                if name == "closed":
+                    return
+        except (zmq.ZMQError, asyncio.CancelledError):
+            return
+        finally:
+            monitor.close(0)
 
     async def op_hello(self) -> dict[str, Any]:
         return {
@@ -100,22 +143,46 @@ class LibzmqAgent(SocketTableAgent):
         finally:
             self._busy.discard(socket)
 
-    async def op_zap(self, users: dict[str, str] | None = None, curve_keys: list[str] | None = None) -> dict:
-        """Start pyzmq's ZAP authenticator with these PLAIN users and CURVE keys (None: any key)."""
-        from zmq.auth.asyncio import AsyncioAuthenticator
+    async def op_zap(
+        self, users: dict[str, str] | None = None, curve_keys: list[str] | None = None, deny_status: int = 400
+    ) -> dict:
+        """Serve ZAP (RFC 27) on inproc://zeromq.zap.01: allow these PLAIN users and CURVE keys (None: any key).
 
-        if self._auth is None:
-            self._auth = AsyncioAuthenticator(self.ctx)
-            self._auth.start()
-        self._auth.configure_plain(domain="*", passwords=dict(users or {}))
-        allowed = None if curve_keys is None else {k.encode() for k in curve_keys}
-
-        class Keys:
-            def callback(self, domain: str, key: bytes) -> bool:
-                return allowed is None or key in allowed
-
-        self._auth.configure_curve_callback(domain="*", credentials_provider=Keys())
+        A handler of our own rather than pyzmq's authenticator, which can only refuse with 400.
+        """
+        self._zap_policy = (
+            dict(users or {}),
+            None if curve_keys is None else {z85.decode(k) for k in curve_keys},
+            deny_status,
+        )
+        if self._zap is None:
+            handler = self.ctx.socket(zmq.REP)
+            handler.linger = 0
+            handler.bind("inproc://zeromq.zap.01")
+            self._zap = asyncio.get_running_loop().create_task(self._serve_zap(handler))
         return {}
+
+    async def _serve_zap(self, handler: zmq.asyncio.Socket) -> None:
+        try:
+            while True:
+                request = await handler.recv_multipart()
+                version, request_id, _domain, _address, _identity, mechanism, *credentials = request
+                users, keys, deny_status = self._zap_policy
+                if mechanism == b"PLAIN" and len(credentials) == 2:
+                    user = credentials[0].decode(errors="replace")
+                    allowed = user in users and users[user].encode() == credentials[1]
+                    user_id = user.encode()
+                elif mechanism == b"CURVE" and len(credentials) == 1:
+                    allowed = keys is None or credentials[0] in keys
+                    user_id = z85.encode(credentials[0])
+                else:
+                    allowed, user_id = mechanism == b"NULL", b""
+                status, text = (b"200", b"OK") if allowed else (str(deny_status).encode(), b"not on the allow list")
+                await handler.send_multipart([version, request_id, status, text, user_id if allowed else b"", b""])
+        except (zmq.ZMQError, asyncio.CancelledError):
+            return
+        finally:
+            handler.close(0)
 
     async def op_socket(self, type: str, options: dict[str, Any] | None = None, mechanism: str = "NULL") -> dict:
         if mechanism not in ("NULL", "PLAIN", "CURVE"):
@@ -144,6 +211,10 @@ class LibzmqAgent(SocketTableAgent):
                 value = -1
             sock.setsockopt(opt, value)
         answer = self._add(sock)
+        monitor = sock.get_monitor_socket()
+        self._monitors[answer["socket"]] = asyncio.get_running_loop().create_task(
+            self._watch(monitor, self.event_logs[answer["socket"]])
+        )
         if self._poker is None:
             self._poker = asyncio.get_running_loop().create_task(self._poke())
         return answer
@@ -161,11 +232,20 @@ class LibzmqAgent(SocketTableAgent):
         sock = self.sockets.pop(socket, None)
         if sock is not None:
             sock.close(0)
+        task = self._monitors.pop(socket, None)
+        if task is not None:
+            # libzmq sends MONITOR_STOPPED as the socket closes; give it a moment to arrive.
+            try:
+                await asyncio.wait_for(asyncio.shield(task), 0.2)
+            except TimeoutError:
+                task.cancel()
         return {}
 
     async def op_quit(self) -> dict:
-        if self._auth is not None:
-            self._auth.stop()
+        for task in self._monitors.values():
+            task.cancel()
+        if self._zap is not None:
+            self._zap.cancel()
         self.ctx.destroy(0)
         return {}
 

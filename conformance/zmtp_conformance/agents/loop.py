@@ -45,8 +45,8 @@ async def serve(agent: Any) -> None:
                 resp = protocol.ok(req_id, **(fields or {}))
             except Unsupported as exc:
                 resp = protocol.error(req_id, protocol.UNSUPPORTED, str(exc))
-            except TimeoutError:
-                resp = protocol.error(req_id, protocol.TIMEOUT, "nothing arrived in time")
+            except TimeoutError as exc:
+                resp = protocol.error(req_id, protocol.TIMEOUT, str(exc) or "nothing arrived in time")
             except TypeError as exc:
                 resp = protocol.error(req_id, protocol.INVALID, str(exc))
             except Exception as exc:  # report, never die: the harness decides

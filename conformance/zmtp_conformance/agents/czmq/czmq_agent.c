@@ -20,6 +20,8 @@
 #define MAX_SOCKETS 4096
 
 static zsock_t *sockets[MAX_SOCKETS];
+static zsock_t *monitors[MAX_SOCKETS];   //  PAIR ends of each socket's libzmq monitor
+static json_t *event_logs[MAX_SOCKETS];  //  events read so far and not yet reported
 static int socket_count = 0;
 
 static void reply (json_t *obj)
@@ -163,6 +165,12 @@ static char auth_dir [256] = "";
 //  from a folder of public certificates (or any key, for curve_keys null).
 static void op_zap (json_int_t id, json_t *req)
 {
+    json_t *deny = json_object_get (req, "deny_status");
+    if (deny && json_integer_value (deny) != 400) {
+        //  zauth refuses with 400 and nothing else
+        fail (id, "unsupported", "czmq's zauth answers every refusal with status 400");
+        return;
+    }
     if (!auth) {
         auth = zactor_new (zauth, NULL);
         snprintf (auth_dir, sizeof auth_dir, "/tmp/czmq-agent-%d", (int) getpid ());
@@ -202,6 +210,122 @@ static void op_zap (json_int_t id, json_t *req)
     ok (id, NULL);
 }
 
+//  Socket events come from libzmq's own monitor (zmq_socket_monitor) on the
+//  socket zsock wraps, read through a zsock PAIR; they are translated to the
+//  control protocol's names. EVENT_CLOSED (one descriptor closed) and
+//  CONNECT_DELAYED have no counterpart and are dropped.
+static const char *event_name (int event, const char **failure)
+{
+    *failure = NULL;
+    switch (event) {
+        case ZMQ_EVENT_LISTENING: return "listening";
+        case ZMQ_EVENT_BIND_FAILED: return "bind_failed";
+        case ZMQ_EVENT_ACCEPTED: return "accepted";
+        case ZMQ_EVENT_CONNECTED: return "connected";
+        case ZMQ_EVENT_CONNECT_RETRIED: return "connect_retried";
+        case ZMQ_EVENT_DISCONNECTED: return "disconnected";
+        case ZMQ_EVENT_MONITOR_STOPPED: return "closed";
+#ifdef ZMQ_EVENT_HANDSHAKE_SUCCEEDED
+        case ZMQ_EVENT_HANDSHAKE_SUCCEEDED: return "handshake_succeeded";
+        case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL: return "handshake_failed";
+        case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL: *failure = "protocol"; return "handshake_failed";
+        case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH: *failure = "auth"; return "handshake_failed";
+#endif
+        default: return NULL;
+    }
+}
+
+static void read_events (int index)
+{
+    zsock_t *mon = monitors [index];
+    while (mon && (zsock_events (mon) & ZMQ_POLLIN)) {
+        zmsg_t *msg = zmsg_recv (mon);
+        if (!msg) break;
+        zframe_t *head = zmsg_first (msg);
+        zframe_t *addr = zmsg_next (msg);
+        if (head && zframe_size (head) == 6) {
+            const byte *d = zframe_data (head);
+            uint16_t event;
+            uint32_t value;
+            memcpy (&event, d, 2);
+            memcpy (&value, d + 2, 4);
+            const char *failure;
+            const char *name = event_name (event, &failure);
+            if (name) {
+                char *endpoint = addr ? zframe_strdup (addr) : strdup ("");
+                json_t *ev = json_pack ("{s:s, s:s}", "event", name, "endpoint", endpoint);
+                free (endpoint);
+                if (failure)
+                    json_object_set_new (ev, "failure", json_string (failure));
+                if (streq (name, "handshake_failed")) {
+                    char reason [64];
+                    snprintf (reason, sizeof reason, "libzmq code %u", value);
+                    json_object_set_new (ev, "reason", json_string (reason));
+                }
+                json_array_append_new (event_logs [index], ev);
+            }
+        }
+        zmsg_destroy (&msg);
+    }
+}
+
+//  Stop the monitor before closing the socket: closing a monitored socket
+//  with its monitor still attached stalls libzmq's I/O thread for later
+//  connections in this process.
+static void close_socket (int index)
+{
+    if (sockets [index] && monitors [index])
+        zmq_socket_monitor (zsock_resolve (sockets [index]), NULL, 0);
+    zsock_destroy (&monitors [index]);
+    zsock_destroy (&sockets [index]);
+}
+
+//  Everything queued, or up to and including the first `until` event,
+//  waiting up to `timeout` seconds for it; on timeout the queue stays.
+static void op_events (json_int_t id, json_t *req, int index)
+{
+    const char *until = json_string_value (json_object_get (req, "until"));
+    json_t *timeout = json_object_get (req, "timeout");
+    int64_t deadline = zclock_mono () + (int64_t) ((timeout ? json_number_value (timeout) : 2.0) * 1000);
+    json_t *log = event_logs [index];
+    while (1) {
+        read_events (index);
+        size_t upto = json_array_size (log);
+        if (until) {
+            upto = 0;
+            for (size_t i = 0; i < json_array_size (log); i++)
+                if (streq (json_string_value (json_object_get (json_array_get (log, i), "event")), until)) {
+                    upto = i + 1;
+                    break;
+                }
+        }
+        if (!until || upto) {
+            json_t *out = json_array ();
+            for (size_t i = 0; i < upto; i++)
+                json_array_append (out, json_array_get (log, i));
+            for (size_t i = 0; i < upto; i++)
+                json_array_remove (log, 0);
+            ok (id, json_pack ("{s:o}", "events", out));
+            return;
+        }
+        if (zclock_mono () >= deadline) {
+            char msg [200];
+            snprintf (msg, sizeof msg, "no %s event in time (%zu other events queued)", until, json_array_size (log));
+            fail (id, "timeout", msg);
+            return;
+        }
+        if (!monitors [index]) {
+            zclock_sleep (10);
+            continue;
+        }
+        zmq_pollitem_t item = {zsock_resolve (monitors [index]), 0, ZMQ_POLLIN, 0};
+        zmq_poll (&item, 1, 10);
+        for (int i = 0; i < socket_count; i++)
+            if (sockets [i])
+                zsock_events (sockets [i]);  //  as the main loop does: let libzmq attach pipes
+    }
+}
+
 static void op_socket (json_int_t id, json_t *req)
 {
     const char *type = json_string_value (json_object_get (req, "type"));
@@ -227,6 +351,11 @@ static void op_socket (json_int_t id, json_t *req)
             return;
         }
     }
+    char endpoint [64];
+    snprintf (endpoint, sizeof endpoint, "inproc://monitor-s%d", socket_count + 1);
+    if (zmq_socket_monitor (zsock_resolve (sock), endpoint, ZMQ_EVENT_ALL) == 0)
+        monitors [socket_count] = zsock_new_pair (endpoint);
+    event_logs [socket_count] = json_array ();
     sockets [socket_count++] = sock;
     char name [32];
     snprintf (name, sizeof name, "s%d", socket_count);
@@ -323,7 +452,8 @@ static int handle (const char *line)
         quit = 1;
     }
     else if (streq (op, "bind") || streq (op, "connect") || streq (op, "send") || streq (op, "recv")
-             || streq (op, "subscribe") || streq (op, "unsubscribe") || streq (op, "close")) {
+             || streq (op, "subscribe") || streq (op, "unsubscribe") || streq (op, "close")
+             || streq (op, "events")) {
         zsock_t *sock = lookup (req);
         const char *endpoint = json_string_value (json_object_get (req, "endpoint"));
         if (!sock)
@@ -352,9 +482,13 @@ static int handle (const char *line)
         else if (streq (op, "unsubscribe"))
             op_subscription (id, req, sock, ZMQ_UNSUBSCRIBE);
         else {
-            int index = atoi (json_string_value (json_object_get (req, "socket")) + 1);
-            zsock_destroy (&sockets [index - 1]);
-            ok (id, NULL);
+            int index = atoi (json_string_value (json_object_get (req, "socket")) + 1) - 1;
+            if (streq (op, "events"))
+                op_events (id, req, index);
+            else {
+                close_socket (index);
+                ok (id, NULL);
+            }
         }
     }
     else {
@@ -379,8 +513,10 @@ int main (void)
         struct pollfd pfd = {0, POLLIN, 0};
         int rc = poll (&pfd, 1, 10);
         for (int i = 0; i < socket_count; i++)
-            if (sockets [i])
+            if (sockets [i]) {
                 zsock_events (sockets [i]);
+                read_events (i);
+            }
         if (rc <= 0) continue;
         if (used + 65536 > size) {
             size = (size + 65536) * 2;
@@ -398,9 +534,10 @@ int main (void)
         used -= (size_t) (start - buffer);
         memmove (buffer, start, used);
     }
-    for (int i = 0; i < socket_count; i++)
-        if (sockets [i])
-            zsock_destroy (&sockets [i]);
+    for (int i = 0; i < socket_count; i++) {
+        close_socket (i);
+        json_decref (event_logs [i]);
+    }
     if (auth) {
         zactor_destroy (&auth);
         char cmd [300];
