@@ -96,6 +96,31 @@ def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
     return int(pytest.main(argv + extra))
 
 
+def cmd_dissect(args: argparse.Namespace) -> int:
+    import json
+
+    from .capture import pcap, transcript
+
+    try:
+        streams = transcript.load_streams(args.file, args.port)
+    except (OSError, pcap.PcapError) as exc:
+        print(f"zmtp-conformance dissect: {exc}", file=sys.stderr)
+        return 2
+    violations = transcript.check(streams) if args.check else None
+    if args.json:
+        print(json.dumps(transcript.to_json(streams, violations), indent=1))
+    else:
+        print(transcript.render(streams, violations) or f"{args.file}: no TCP streams")
+    if args.check:
+        n = sum(len(v) for v in violations.values())  # type: ignore[union-attr]
+        print(
+            f"{n} violation{'s' if n != 1 else ''} in {len(streams)} stream{'s' if len(streams) != 1 else ''}",
+            file=sys.stderr,
+        )
+        return 1 if n else 0
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="zmtp-conformance", description="ZMTP conformance and interop harness")
     ap.add_argument("--dir", default=str(SCENARIO_DIR), help="scenario folder (default: the project's scenarios/)")
@@ -119,6 +144,13 @@ def main(argv: list[str] | None = None) -> int:
     ls.add_argument("--scenario", action="append", default=[])
     val = sub.add_parser("validate", help="check scenario files against the schema")
     val.add_argument("files", nargs="*")
+    dis = sub.add_parser("dissect", help="decode the ZMTP in a pcap file, optionally checking it against the RFCs")
+    dis.add_argument("file")
+    dis.add_argument("--json", action="store_true", help="machine-readable output")
+    dis.add_argument(
+        "--check", action="store_true", help="validate every byte; exit 1 when something violates the RFCs"
+    )
+    dis.add_argument("--port", type=int, help="only streams to or from this TCP port")
     args, extra = ap.parse_known_args(argv)
     if args.cmd != "run" and extra:
         ap.error(f"unrecognized arguments: {' '.join(extra)}")
@@ -128,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_list(args)
     if args.cmd == "validate":
         return cmd_validate(args)
+    if args.cmd == "dissect":
+        return cmd_dissect(args)
     return cmd_run(args, extra)
 
 

@@ -1,0 +1,6 @@
+"""Captures: record each cell's traffic, dissect it as ZMTP, and check every byte against the RFCs.
+
+`pcap` reads and writes capture files, `tcp` reassembles streams, `dissect`
+decodes ZMTP from a byte stream, `validator` checks what it decoded, and
+`sniffer` records loopback traffic with tcpdump while the matrix runs.
+"""

@@ -1,0 +1,174 @@
+"""TCP streams from captured packets: headers parsed by hand, each direction reassembled by sequence number.
+
+The side that sent the first SYN is the client. Retransmitted and
+out-of-order segments are put in their place; a hole that is never filled
+is reported, and the stream's bytes stop before it.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from .pcap import LINKTYPE_ETHERNET, LINKTYPE_IPV4, LINKTYPE_LINUX_SLL, LINKTYPE_NULL, LINKTYPE_RAW, Record
+
+SYN, FIN, RST = 0x02, 0x01, 0x04
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    timestamp: float
+    src: tuple[str, int]
+    dst: tuple[str, int]
+    seq: int
+    flags: int
+    payload: bytes
+
+
+def _ip(version: int, raw: bytes) -> str:
+    if version == 4:
+        return ".".join(str(b) for b in raw)
+    import ipaddress
+
+    return str(ipaddress.IPv6Address(raw))
+
+
+def parse(data: bytes, linktype: int) -> Segment | None:
+    """The TCP segment in one captured packet, or None for anything else."""
+    if linktype == LINKTYPE_ETHERNET:
+        if len(data) < 14:
+            return None
+        ethertype = (data[12] << 8) | data[13]
+        off = 14
+        if ethertype == 0x8100:  # VLAN tag
+            ethertype, off = (data[16] << 8) | data[17], 18
+        if ethertype not in (0x0800, 0x86DD):
+            return None
+    elif linktype == LINKTYPE_LINUX_SLL:
+        off = 16
+    elif linktype == LINKTYPE_NULL:
+        off = 4
+    elif linktype in (LINKTYPE_RAW, LINKTYPE_IPV4, 12):
+        off = 0
+    else:
+        return None
+    if len(data) < off + 20:
+        return None
+    version = data[off] >> 4
+    if version == 4:
+        ihl = (data[off] & 0x0F) * 4
+        if data[off + 9] != 6:
+            return None
+        total = (data[off + 2] << 8) | data[off + 3]
+        src, dst = _ip(4, data[off + 12 : off + 16]), _ip(4, data[off + 16 : off + 20])
+        tcp_off, end = off + ihl, off + total if total else len(data)
+    elif version == 6:
+        if data[off + 6] != 6:  # no extension headers on loopback captures
+            return None
+        plen = (data[off + 4] << 8) | data[off + 5]
+        src, dst = _ip(6, data[off + 8 : off + 24]), _ip(6, data[off + 24 : off + 40])
+        tcp_off, end = off + 40, off + 40 + plen
+    else:
+        return None
+    if len(data) < tcp_off + 20:
+        return None
+    sport, dport, seq = struct.unpack_from("!HHI", data, tcp_off)
+    doff = (data[tcp_off + 12] >> 4) * 4
+    flags = data[tcp_off + 13]
+    return Segment(0.0, (src, sport), (dst, dport), seq, flags, data[tcp_off + doff : min(end, len(data))])
+
+
+@dataclass
+class Direction:
+    """The bytes one side sent, in order, with when each piece was first seen."""
+
+    isn: int | None = None
+    data: bytearray = field(default_factory=bytearray)
+    pending: dict[int, bytes] = field(default_factory=dict)  # out-of-order segments by stream offset
+    times: list[tuple[int, float]] = field(default_factory=list)  # (offset, timestamp) of each piece
+    retransmissions: int = 0
+    fin: bool = False
+    rst: bool = False
+
+    def add(self, seg: Segment) -> None:
+        if seg.flags & SYN:
+            self.isn = (seg.seq + 1) & 0xFFFFFFFF
+        if self.isn is None:
+            self.isn = seg.seq  # capture began mid-stream
+        if seg.flags & FIN:
+            self.fin = True
+        if seg.flags & RST:
+            self.rst = True
+        if not seg.payload:
+            return
+        off = (seg.seq - self.isn) & 0xFFFFFFFF
+        have = len(self.data)
+        if off + len(seg.payload) <= have or off in self.pending:
+            self.retransmissions += 1
+            return
+        if off > have:
+            self.pending[off] = seg.payload
+            return
+        self.times.append((have, seg.timestamp))
+        self.data += seg.payload[have - off :]
+        while self.pending:
+            have = len(self.data)
+            ready = [o for o in self.pending if o <= have]
+            if not ready:
+                break
+            for o in sorted(ready):
+                piece = self.pending.pop(o)
+                if o + len(piece) > len(self.data):
+                    self.data += piece[len(self.data) - o :]
+
+    @property
+    def gap(self) -> int | None:
+        """Offset of the first hole never filled, if any."""
+        return len(self.data) if self.pending else None
+
+    def time_at(self, offset: int) -> float:
+        t = 0.0
+        for o, ts in self.times:
+            if o > offset:
+                break
+            t = ts
+        return t
+
+
+@dataclass
+class Stream:
+    index: int
+    client: tuple[str, int]
+    server: tuple[str, int]
+    first_seen: float
+    to_server: Direction = field(default_factory=Direction)
+    to_client: Direction = field(default_factory=Direction)
+    saw_syn: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"{self.client[0]}:{self.client[1]} -> {self.server[0]}:{self.server[1]}"
+
+
+def streams(records: Iterable[Record], linktype: int) -> list[Stream]:
+    """Every TCP stream in the records, in order of first appearance."""
+    by_key: dict[tuple[tuple[str, int], tuple[str, int]], Stream] = {}
+    out: list[Stream] = []
+    for rec in records:
+        seg = parse(rec.data, linktype)
+        if seg is None:
+            continue
+        seg = Segment(rec.timestamp, seg.src, seg.dst, seg.seq, seg.flags, seg.payload)
+        key = (seg.src, seg.dst) if seg.src <= seg.dst else (seg.dst, seg.src)
+        st = by_key.get(key)
+        if st is None or (seg.flags & SYN and not seg.flags & 0x10 and st.saw_syn and st.to_server.data):
+            # A new SYN on a 4-tuple already used starts a new stream (port reuse).
+            client, server = (seg.src, seg.dst)
+            if not seg.flags & SYN and seg.src[1] < seg.dst[1]:
+                client, server = seg.dst, seg.src  # no SYN seen: guess the ephemeral port is the client's
+            st = Stream(len(out), client, server, rec.timestamp, saw_syn=bool(seg.flags & SYN))
+            by_key[key] = st
+            out.append(st)
+        (st.to_server if seg.src == st.client else st.to_client).add(seg)
+    return out
