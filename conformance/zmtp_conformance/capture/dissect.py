@@ -24,10 +24,10 @@ MORE, LONG, COMMAND = 0x01, 0x02, 0x04
 class Item:
     kind: str  # greeting, greeting-2.0, greeting-1.0, command, frame, legacy-frame, truncated, malformed
     offset: int
-    raw: bytes  # every octet of the item, header included
+    raw: bytes | memoryview  # every octet of the item, header included
     flags: int | None = None
     name: str = ""  # command name
-    body: bytes = b""  # frame body, or command data after the name
+    body: bytes | memoryview = b""  # frame body, or command data after the name
     fields: dict[str, Any] = field(default_factory=dict)
     note: str = ""  # for malformed / truncated items
 
@@ -112,6 +112,9 @@ class Decoder:
         self.legacy = 0  # 1 or 2 for a ZMTP 1.0 / 2.0 peer
 
     def decode(self, data: bytes) -> list[Item]:
+        # Data frames are kept as views into `data`, not copies: a capture of a
+        # long stream is mostly frame bodies.
+        self._view = memoryview(data)
         pos = self._greeting(data)
         if pos is None:
             return self.items
@@ -198,15 +201,17 @@ class Decoder:
                 note=f"frame announces {size} octets, {len(data) - pos - hdr} present",
                 fields={"size": size},
             )
-        body = data[pos + hdr : pos + hdr + size]
-        raw = data[pos : pos + hdr + size]
         if not command:
-            item = Item("frame", pos, raw, flags, body=body, fields={"size": size, "long": long})
+            view = self._view
+            body = view[pos + hdr : pos + hdr + size]
+            item = Item("frame", pos, view[pos : pos + hdr + size], flags, body=body, fields={"size": size, "long": long})
             # libzmq sends CURVE's MESSAGE in a data frame; name it so it is recognisable
             if self.mechanism == "CURVE" and body[:8] == b"\x07MESSAGE":
                 item.name = "MESSAGE"
-                item.fields.update(_command_fields("MESSAGE", body[8:], "CURVE")[0])
+                item.fields.update(_command_fields("MESSAGE", bytes(body[8:16]), "CURVE")[0])
             return item
+        body = data[pos + hdr : pos + hdr + size]
+        raw = data[pos : pos + hdr + size]
         if size < 1:
             return Item("malformed", pos, raw, flags, fields={"size": size}, note="command frame with no name size")
         n = body[0]

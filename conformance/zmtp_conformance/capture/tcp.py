@@ -23,7 +23,7 @@ class Segment:
     dst: tuple[str, int]
     seq: int
     flags: int
-    payload: bytes
+    payload: bytes | memoryview
 
 
 def _ip(version: int, raw: bytes) -> str:
@@ -76,7 +76,7 @@ def parse(data: bytes, linktype: int) -> Segment | None:
     sport, dport, seq = struct.unpack_from("!HHI", data, tcp_off)
     doff = (data[tcp_off + 12] >> 4) * 4
     flags = data[tcp_off + 13]
-    return Segment(0.0, (src, sport), (dst, dport), seq, flags, data[tcp_off + doff : min(end, len(data))])
+    return Segment(0.0, (src, sport), (dst, dport), seq, flags, memoryview(data)[tcp_off + doff : min(end, len(data))])
 
 
 @dataclass
@@ -85,7 +85,7 @@ class Direction:
 
     isn: int | None = None
     data: bytearray = field(default_factory=bytearray)
-    pending: dict[int, bytes] = field(default_factory=dict)  # out-of-order segments by stream offset
+    pending: dict[int, bytes | memoryview] = field(default_factory=dict)  # out-of-order segments by stream offset
     times: list[tuple[int, float]] = field(default_factory=list)  # (offset, timestamp) of each piece
     retransmissions: int = 0
     fin: bool = False
