@@ -19,15 +19,12 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "conformance"))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "impl"))
+import zmq
+import zmq.asyncio
 
-import zmq  # noqa: E402
-import zmq.asyncio  # noqa: E402
-
-import zmtp  # noqa: E402
-from zmtp_conformance.capture import pcap, tcp  # noqa: E402
-from zmtp_conformance.capture.validator import validate_stream  # noqa: E402
+import zmtp
+from zmtp_conformance.capture import pcap, tcp
+from zmtp_conformance.capture.validator import validate_stream
 
 
 async def stream(total: int, size: int) -> int:
@@ -87,7 +84,9 @@ def main() -> int:
     violations = [v for s in streams for v in validate_stream(s)]
     t_all = time.perf_counter() - t
     payload = sum(len(s.to_server.data) + len(s.to_client.data) for s in streams)
-    print(f"packets: {len(records)}  streams: {len(streams)}  payload: {payload / 1e6:.0f} MB  violations: {len(violations)}")
+    print(
+        f"packets: {len(records)}  streams: {len(streams)}  payload: {payload / 1e6:.0f} MB  violations: {len(violations)}"
+    )
     print(f"read pcap:          {t_read:6.2f}s  {size / 1e6 / t_read:8.0f} MB/s")
     print(f"+ TCP reassembly:   {t_tcp:6.2f}s  {size / 1e6 / t_tcp:8.0f} MB/s")
     print(f"+ dissect+validate: {t_all:6.2f}s  {size / 1e6 / t_all:8.0f} MB/s  ({len(records) / t_all:,.0f} packets/s)")
