@@ -211,6 +211,15 @@ class CellItem(pytest.Item):
         return self.path, 0, self.name
 
 
+def cell_record(report: pytest.TestReport) -> dict[str, Any] | None:
+    """The matrix record a cell's report carries (from its call, or its skip), if any."""
+    if report.when == "call" or report.skipped:
+        for key, value in reversed(report.user_properties):
+            if key == RECORD_KEY:
+                return json.loads(value)
+    return None
+
+
 class Recorder:
     """Collects one record per cell from the test reports (which xdist ships to the controller)."""
 
@@ -223,15 +232,14 @@ class Recorder:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         # With --reruns a cell reports once per attempt; the last attempt
         # counts, and an earlier failure stays visible as "flaky".
-        for key, value in reversed(report.user_properties):
-            if key == RECORD_KEY and (report.when == "call" or report.skipped):
-                rec = json.loads(value)
-                earlier = self.records.get(rec["id"])
-                if earlier is not None and earlier["outcome"] != rec["outcome"]:
-                    rec["flaky"] = True
-                    rec["reason"] = f"{rec['reason']} (an earlier attempt {earlier['outcome']}: {earlier['reason']})"
-                self.records[rec["id"]] = rec
-                break
+        rec = cell_record(report)
+        if rec is None:
+            return
+        earlier = self.records.get(rec["id"])
+        if earlier is not None and earlier["outcome"] != rec["outcome"]:
+            rec["flaky"] = True
+            rec["reason"] = f"{rec['reason']} (an earlier attempt {earlier['outcome']}: {earlier['reason']})"
+        self.records[rec["id"]] = rec
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         config = self.config

@@ -7,12 +7,11 @@ running counts of each outcome, updated as cells finish on any worker
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
 
-from .plugin import RECORD_KEY
+from .plugin import cell_record
 from .runner import DEVIATES, FAILED, PASSED, SKIPPED, UNSUPPORTED
 
 COLOURS = {PASSED: "green", FAILED: "red", DEVIATES: "yellow", UNSUPPORTED: "blue", SKIPPED: "dim"}
@@ -25,7 +24,6 @@ class ProgressBar:
 
         self.config = config
         self.counts = {o: 0 for o in COLOURS}
-        self.done: set[str] = set()
         self.progress = Progress(
             TextColumn("[bold]matrix"),
             BarColumn(),
@@ -43,9 +41,8 @@ class ProgressBar:
     # -- totals ------------------------------------------------------------
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        if not hasattr(self.config, "workerinput"):
-            self.progress.update(self.task, total=len(session.items))
-            self.progress.start()
+        self.progress.update(self.task, total=len(session.items))
+        self.progress.start()
 
     # -- per cell ------------------------------------------------------------
 
@@ -68,15 +65,10 @@ class ProgressBar:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.outcome == "rerun":  # pytest-rerunfailures tries again; the last attempt counts
             return
-        for key, value in report.user_properties:
-            if key == RECORD_KEY and (report.when == "call" or report.skipped):
-                rec = json.loads(value)
-                if rec["id"] in self.done:  # a rerun replaces the earlier attempt
-                    continue
-                self.done.add(rec["id"])
-                self.counts[rec["outcome"]] = self.counts.get(rec["outcome"], 0) + 1
-                self.progress.update(self.task, advance=1, description=self._describe())
-                return
+        rec = cell_record(report)
+        if rec is not None:
+            self.counts[rec["outcome"]] = self.counts.get(rec["outcome"], 0) + 1
+            self.progress.update(self.task, advance=1, description=self._describe())
 
     def pytest_runtest_logfinish(self, nodeid: str, location: Any) -> None:
         self.progress.refresh()

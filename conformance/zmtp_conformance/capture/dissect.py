@@ -22,7 +22,7 @@ MORE, LONG, COMMAND = 0x01, 0x02, 0x04
 
 @dataclass
 class Item:
-    kind: str  # greeting, greeting-2.0, greeting-1.0, command, frame, legacy-frame, truncated, malformed
+    kind: str  # greeting, greeting-2.0, command, frame, legacy-frame, truncated, malformed
     offset: int
     raw: bytes | memoryview  # every octet of the item, header included
     flags: int | None = None
@@ -182,12 +182,8 @@ class Decoder:
 
     def _frame(self, data: bytes, pos: int) -> Item:
         flags = data[pos]
-        if self.legacy == 2:
-            long = bool(flags & LONG)
-            command = False
-        else:
-            long = bool(flags & LONG)
-            command = bool(flags & COMMAND)
+        long = bool(flags & LONG)
+        command = self.legacy != 2 and bool(flags & COMMAND)  # ZMTP 2.0 has no commands
         hdr = 9 if long else 2
         if pos + hdr > len(data):
             return Item("truncated", pos, data[pos:], flags, note="frame header cut short")
@@ -204,7 +200,9 @@ class Decoder:
         if not command:
             view = self._view
             body = view[pos + hdr : pos + hdr + size]
-            item = Item("frame", pos, view[pos : pos + hdr + size], flags, body=body, fields={"size": size, "long": long})
+            item = Item(
+                "frame", pos, view[pos : pos + hdr + size], flags, body=body, fields={"size": size, "long": long}
+            )
             # libzmq sends CURVE's MESSAGE in a data frame; name it so it is recognisable
             if self.mechanism == "CURVE" and body[:8] == b"\x07MESSAGE":
                 item.name = "MESSAGE"

@@ -141,7 +141,7 @@ class _Checker:
             if it.kind == "greeting":
                 self.greeting(it)
                 continue
-            if it.kind in ("greeting-2.0", "greeting-1.0", "legacy-frame", "truncated"):
+            if it.kind in ("greeting-2.0", "legacy-frame", "truncated"):
                 continue
             if it.kind == "malformed":
                 self.flag(it, "frame-malformed", "37/ZMTP#formal-grammar", "MUST", it.note)
@@ -155,7 +155,7 @@ class _Checker:
                 if it.name == "ERROR":
                     errored = it
                     continue
-            if not agreed and it.kind != "truncated":
+            if not agreed:
                 self.flag(
                     it,
                     "mechanism-mismatch",
