@@ -26,3 +26,21 @@ def handshake(client_type: str = "DEALER", server_type: str = "ROUTER", **kw) ->
     server = Connection(server_type, as_server=True, **kw.get("server", {}))
     pump(client, server)
     return client, server
+
+
+# RFC 37's valid socket-type pairs, each once; either side may play either role.
+VALID_PAIRS = [
+    ("REQ", "REP"),
+    ("REQ", "ROUTER"),
+    ("DEALER", "REP"),
+    ("DEALER", "DEALER"),
+    ("DEALER", "ROUTER"),
+    ("ROUTER", "ROUTER"),
+    ("PUB", "SUB"),
+    ("PUB", "XSUB"),
+    ("XPUB", "SUB"),
+    ("XPUB", "XSUB"),
+    ("PUSH", "PULL"),
+    ("PAIR", "PAIR"),
+]
+BOTH_ORDERS = sorted(set(VALID_PAIRS) | {(b, a) for a, b in VALID_PAIRS})

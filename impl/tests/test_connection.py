@@ -10,7 +10,7 @@ from zmtp.events import Cancel, GreetingReceived, HandshakeComplete, Message, Pi
 from zmtp.frame import encode_frame, encode_message_bytes
 from zmtp.greeting import Greeting
 
-from .helpers import handshake, pump
+from .helpers import BOTH_ORDERS, handshake, pump
 
 
 def test_null_handshake_dealer_router():
@@ -68,24 +68,7 @@ def test_client_closes_without_error_on_bad_server_type():
     assert b"ERROR" not in client.data_to_send()
 
 
-@pytest.mark.parametrize(
-    "client,server",
-    [
-        ("REQ", "REP"),
-        ("REQ", "ROUTER"),
-        ("DEALER", "REP"),
-        ("DEALER", "DEALER"),
-        ("DEALER", "ROUTER"),
-        ("ROUTER", "ROUTER"),
-        ("SUB", "PUB"),
-        ("SUB", "XPUB"),
-        ("XSUB", "PUB"),
-        ("XSUB", "XPUB"),
-        ("PUSH", "PULL"),
-        ("PULL", "PUSH"),
-        ("PAIR", "PAIR"),
-    ],
-)
+@pytest.mark.parametrize("client,server", BOTH_ORDERS)
 def test_every_valid_pair_completes(client, server):
     c, s = handshake(client, server)
     assert c.state is State.TRAFFIC and s.state is State.TRAFFIC

@@ -9,26 +9,12 @@ import zmq
 
 import zmtp
 
+from .helpers import BOTH_ORDERS
 from .sides import ImplSide, LibzmqSide, endpoint_for, recv
 
 pytestmark = pytest.mark.interop
 
-# RFC 37's valid pairs; each is run with either type as the binding side.
-PAIRS = [
-    ("REQ", "REP"),
-    ("REQ", "ROUTER"),
-    ("DEALER", "REP"),
-    ("DEALER", "DEALER"),
-    ("DEALER", "ROUTER"),
-    ("ROUTER", "ROUTER"),
-    ("PUB", "SUB"),
-    ("PUB", "XSUB"),
-    ("XPUB", "SUB"),
-    ("XPUB", "XSUB"),
-    ("PUSH", "PULL"),
-    ("PAIR", "PAIR"),
-]
-CASES = sorted({(a, b) for a, b in PAIRS} | {(b, a) for a, b in PAIRS})
+CASES = BOTH_ORDERS  # each valid pair with either type as the binding side
 BIG = b"L" * 300  # a long frame in every exchange
 
 
