@@ -93,6 +93,7 @@ def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
             print("allure-pytest is not installed: no allure results (pip install allure-pytest)", file=sys.stderr)
     for pa in args.peer_args:
         argv += ["--peer-args", pa]
+    argv += ["--pcap", args.pcap]
     return int(pytest.main(argv + extra))
 
 
@@ -139,6 +140,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     run.add_argument("--no-allure", action="store_true")
     run.add_argument("--peer-args", action="append", default=[], help="PEER=ARG passed to that peer's agent")
+    run.add_argument(
+        "--pcap",
+        choices=("auto", "tcpdump", "proxy", "off"),
+        default="auto",
+        help="record each cell's traffic to REPORT_DIR/captures and validate it "
+        "(auto: tcpdump on lo as root for tcp, a recording proxy otherwise)",
+    )
     sub.add_parser("peers", help="list the peers found on this machine, with versions")
     ls = sub.add_parser("list", help="list scenarios")
     ls.add_argument("--scenario", action="append", default=[])

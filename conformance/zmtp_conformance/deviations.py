@@ -56,6 +56,49 @@ def load(path: Path = TABLE) -> list[Deviation]:
     return out
 
 
+@dataclass(frozen=True)
+class WireDeviation:
+    """A validator finding (check id) that a peer is known to produce on the wire."""
+
+    check: str  # check id or glob, e.g. "curve-message-frame"
+    peer: str
+    reason: str
+    reference: str = ""
+    scenario: str = "*"  # only in these scenarios (id or glob)
+
+    def applies(self, check: str, peer: str, scenario_id: str) -> bool:
+        return (
+            peer == self.peer
+            and fnmatch.fnmatchcase(check, self.check)
+            and fnmatch.fnmatchcase(scenario_id, self.scenario)
+        )
+
+
+def load_wire(path: Path = TABLE) -> list[WireDeviation]:
+    """The table's `wire:` section: what the validator may find in a peer's bytes without failing its cell."""
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except OSError as exc:
+        raise SystemExit(f"cannot read the deviation table {path}: {exc}") from None
+    out = []
+    for i, entry in enumerate(raw.get("wire") or []):
+        missing = {"check", "peer", "reason"} - set(entry or {})
+        if missing:
+            raise SystemExit(f"{path}: wire entry {i + 1} lacks {', '.join(sorted(missing))}")
+        names = entry["peer"] if isinstance(entry["peer"], list) else [entry["peer"]]
+        checks = entry["check"] if isinstance(entry["check"], list) else [entry["check"]]
+        scenarios = entry.get("scenario", "*")
+        for scenario in scenarios if isinstance(scenarios, list) else [scenarios]:
+            for check in checks:
+                for peer in names:
+                    out.append(WireDeviation(check, peer, entry["reason"], entry.get("reference", ""), scenario))
+    return out
+
+
+def find_wire(table: list[WireDeviation], check: str, peer: str, scenario_id: str) -> WireDeviation | None:
+    return next((d for d in table if d.applies(check, peer, scenario_id)), None)
+
+
 def find(table: list[Deviation], scenario_id: str, server_peer: str, client_peer: str) -> Deviation | None:
     for dev in table:
         if dev.applies(scenario_id, server_peer, client_peer):

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from . import __version__, deviations, matrix, peers
+from . import __version__, deviations, matrix, peers, wire
 from .runner import DEVIATES, FAILED, PASSED, RAW, SKIPPED, UNSUPPORTED, AgentPool, Cell, CellResult, run_cell
 from .scenario import Scenario, ScenarioError, load_file
 
@@ -41,6 +41,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--deviations", default=None, help="deviation table to use (default: conformance/deviations.yaml)")
     g.addoption("--progress", action="store_true", help="a live progress bar (rich) instead of pytest's dots")
     g.addoption("--registry", default=None, help="peer registry to use (default: conformance/peers.yaml)")
+    g.addoption(
+        "--pcap",
+        default="auto",
+        choices=("auto", "tcpdump", "proxy", "off"),
+        help="how each cell's traffic is recorded and validated: tcpdump on lo (tcp cells, needs root), "
+        "a recording proxy, or off (default auto: tcpdump where it can run, the proxy elsewhere)",
+    )
 
 
 class State:
@@ -66,11 +73,48 @@ class State:
         self.pool = AgentPool(self.registry, extra)
         path = config.getoption("deviations")
         self.deviations = deviations.load(Path(path)) if path else deviations.load()
+        self.wire_table = deviations.load_wire(Path(path)) if path else deviations.load_wire()
         self.select = config.getoption("scenario") or None
+        self.capture_mode = config.getoption("pcap")
+        self.capture_dir = Path(config.getoption("report_dir")) / "captures"
+        self.sniffer: Any = None
+        self.sniffer_error: str | None = None
+
+    def capture_for(self, cell: Cell) -> Any:
+        """The capture a cell runs with (None when capture is off)."""
+        from . import wire
+
+        mode = self.capture_mode
+        if mode == "off":
+            return None
+        if cell.transport == "tcp" and mode in ("auto", "tcpdump"):
+            sniffer = self._sniffer()
+            if sniffer is not None:
+                return wire.SnifferCapture(cell.client, sniffer)
+            if mode == "tcpdump":
+                raise pytest.UsageError(f"--pcap=tcpdump: {self.sniffer_error}")
+        return wire.ProxyCapture(cell.client)
+
+    def _sniffer(self) -> Any:
+        if self.sniffer is None and self.sniffer_error is None:
+            from .capture import sniffer
+
+            self.sniffer_error = sniffer.usable()
+            if self.sniffer_error is None:
+                s = sniffer.Sniffer()
+                try:
+                    s.start()
+                    self.sniffer = s
+                except sniffer.SnifferError as exc:
+                    self.sniffer_error = str(exc)
+        return self.sniffer
 
     def close(self) -> None:
         self.loop.run_until_complete(self.pool.close())
         self.loop.close()
+        if self.sniffer is not None:
+            self.sniffer.stop()
+            self.sniffer = None
 
 
 def _state(config: pytest.Config) -> State:
@@ -143,8 +187,17 @@ class CellItem(pytest.Item):
 
     def runtest(self) -> None:
         st = _state(self.config)
-        result = st.loop.run_until_complete(run_cell(self.cell, st.pool, st.deviations))
-        self.user_properties.append((RECORD_KEY, json.dumps(result.record())))
+        capture = st.capture_for(self.cell)
+        path = None
+        if capture is not None:
+            st.capture_dir.mkdir(parents=True, exist_ok=True)
+            path = st.capture_dir / wire.file_name(self.cell.id)
+        result = st.loop.run_until_complete(run_cell(self.cell, st.pool, st.deviations, capture, path, st.wire_table))
+        rec = result.record()
+        if rec["capture"] and rec["capture"]["file"]:
+            # Relative to matrix.json, so a report directory can be moved or archived whole.
+            rec["capture"]["file"] = os.path.relpath(rec["capture"]["file"], st.capture_dir.parent)
+        self.user_properties.append((RECORD_KEY, json.dumps(rec)))
         self._allure(result)
         if result.outcome == PASSED:
             return
@@ -180,6 +233,23 @@ class CellItem(pytest.Item):
         for side, vers in result.versions.items():
             allure.dynamic.parameter(f"{side} versions", ", ".join(f"{k} {v}" for k, v in vers.items()), excluded=True)
         allure.attach(result.transcript, name="transcript", attachment_type=allure.attachment_type.TEXT)
+        wire_result = result.wire
+        if wire_result is not None and wire_result.file and os.path.exists(wire_result.file):
+            allure.attach.file(
+                wire_result.file,
+                name=f"capture ({wire_result.method})",
+                attachment_type="application/vnd.tcpdump.pcap",
+                extension="pcap",
+            )
+            if wire_result.findings:
+                allure.attach(
+                    "\n".join(
+                        str(f) + (f"\n    known: {f.deviation.reason}" if f.deviation else "")
+                        for f in wire_result.findings
+                    ),
+                    name="wire violations",
+                    attachment_type=allure.attachment_type.TEXT,
+                )
         if result.outcome == FAILED:
             allure.attach(
                 f"expected: {result.expected}\nseen:     {result.seen}",

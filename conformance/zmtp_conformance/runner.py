@@ -8,7 +8,8 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from . import protocol
 from .deviations import Deviation, find
@@ -16,6 +17,10 @@ from .peers import AgentProcess, PeerSpec
 from .rawpeer import RawFailure, RawPeer, build
 from .scenario import Role, Scenario, Step
 from .trace import Transcript, show
+
+if TYPE_CHECKING:
+    from .deviations import WireDeviation
+    from .wire import CellCapture, WireResult
 
 PASSED, FAILED, DEVIATES, UNSUPPORTED, SKIPPED = "passed", "failed", "deviates", "unsupported", "skipped"
 OUTCOMES = (PASSED, FAILED, DEVIATES, UNSUPPORTED, SKIPPED)
@@ -51,6 +56,7 @@ class CellResult:
     seen: str | None = None
     versions: dict[str, dict[str, str]] = field(default_factory=dict)
     deviation: Deviation | None = None
+    wire: WireResult | None = None
 
     def record(self) -> dict[str, Any]:
         c = self.cell
@@ -72,6 +78,7 @@ class CellResult:
             if self.deviation is None
             else {"reason": self.deviation.reason, "reference": self.deviation.reference},
             "duration": round(self.duration, 4),
+            "capture": None if self.wire is None else self.wire.record(),
         }
 
 
@@ -249,9 +256,10 @@ SANITY_PARTNER = {
 
 
 class CellRun:
-    def __init__(self, cell: Cell, pool: AgentPool) -> None:
+    def __init__(self, cell: Cell, pool: AgentPool, capture: CellCapture | None = None) -> None:
         self.cell = cell
         self.pool = pool
+        self.capture = capture
         self.t = Transcript()
         self.vars: dict[str, bytes] = {}
         self.agents: dict[str, AgentProcess] = {}  # role -> agent
@@ -295,7 +303,7 @@ class CellRun:
             self.t.add(role.name, "socket", f"{role.type} on {agent.name} {mechanism} {options or ''}".rstrip())
             if role.side == "server":
                 resp = await agent.request("bind", socket=resp["socket"], endpoint=endpoint_for(self.cell.transport))
-                self.endpoints[role.name] = resp["endpoint"]
+                self.endpoints[role.name] = await self.expose(resp["endpoint"], self.peer_of(role))
                 self.t.add(role.name, "bind", resp["endpoint"])
         for role in ordered:
             if role.side != "client":
@@ -305,6 +313,7 @@ class CellRun:
                 ep = self.endpoints[target]
                 if role.raw:
                     await self.raws[role.name].connect(ep)
+                    self.harness_client(self.raws[role.name])
                 else:
                     await self.agents[role.name].request("connect", socket=self.sockets[role.name], endpoint=ep)
                     self.t.add(role.name, "connect", ep)
@@ -326,8 +335,21 @@ class CellRun:
             ep = endpoint_for("ipc")
             server = await asyncio.start_unix_server(on_conn, ep[6:])
         self.servers.append(server)
-        self.endpoints[role.name] = ep
+        self.endpoints[role.name] = await self.expose(ep, None)
         self.t.add(role.name, "listen", ep)
+
+    async def expose(self, endpoint: str, owner: str | None) -> str:
+        """Where clients connect to reach a server (a recording proxy may stand in front of it)."""
+        if self.capture is None:
+            return endpoint
+        ep = await self.capture.expose(endpoint, owner)
+        if ep != endpoint:
+            self.t.add("harness", "proxy", f"{ep} -> {endpoint} (records the traffic)")
+        return ep
+
+    def harness_client(self, raw: RawPeer) -> None:
+        if self.capture is not None and raw.writer is not None:
+            self.capture.harness_client(raw.writer)
 
     async def raw(self, role: str) -> RawPeer:
         peer = self.raws[role]
@@ -509,6 +531,7 @@ class CellRun:
         raw = RawPeer("sanity", self.t)
         try:
             await raw.connect(self.endpoints[server.name])
+            self.harness_client(raw)
             await raw.handshake(partner_type, as_server=False, mechanism=client_mechanism(self.cell.mechanism))
             agent, sock = self.agents[server.name], self.sockets[server.name]
             if server.type in ("PULL", "ROUTER", "DEALER", "PAIR", "REP", "XSUB", "SUB"):
@@ -552,11 +575,21 @@ class CellRun:
                     pass
 
 
-async def run_cell(cell: Cell, pool: AgentPool, deviations: list[Deviation]) -> CellResult:
+async def run_cell(
+    cell: Cell,
+    pool: AgentPool,
+    deviations: list[Deviation],
+    capture: CellCapture | None = None,
+    capture_path: Path | None = None,
+    wire_table: list[WireDeviation] | None = None,
+) -> CellResult:
+    """Run one cell; with a capture, also write its pcap to `capture_path` and judge every peer's bytes."""
     start = time.monotonic()
-    run = CellRun(cell, pool)
+    run = CellRun(cell, pool, capture)
     result = CellResult(cell, PASSED)
     try:
+        if capture is not None:
+            await capture.begin()
         await run.setup()
         for st in cell.scenario.steps:
             await run.step(st)
@@ -577,9 +610,45 @@ async def run_cell(cell: Cell, pool: AgentPool, deviations: list[Deviation]) -> 
         dev = find(deviations, cell.scenario.id, cell.server, cell.client)
         if dev is not None:
             result.outcome, result.deviation = DEVIATES, dev
+    if capture is not None and capture_path is not None:
+        result.wire = await judge_wire(run, capture, capture_path, wire_table or [], result)
     if result.reason:
         run.t.add("harness", result.outcome.upper(), result.reason)
     result.duration = time.monotonic() - start
     result.transcript = run.t.text()
     result.versions = run.versions
     return result
+
+
+async def judge_wire(
+    run: CellRun, capture: CellCapture, path: Path, table: list[WireDeviation], result: CellResult
+) -> WireResult:
+    """Write the cell's pcap and validate it. A violation not in the wire table fails the cell,
+    even one whose scenario passed or deviates in a known way: a known deviation in behaviour
+    does not excuse unknown bytes."""
+    from .capture.pcap import PcapError
+    from .capture.sniffer import SnifferError
+    from .wire import WireResult
+
+    try:
+        wire = await capture.finish(path, run.cell.scenario.id, table)
+    except (SnifferError, PcapError, OSError) as exc:
+        run.t.add("harness", "capture lost", str(exc))
+        return WireResult(capture.method, error=str(exc))
+    run.t.add("harness", "capture", f"{path.name}: {wire.streams} stream(s) by {wire.method}")
+    for f in wire.findings:
+        known = f" (known: {f.deviation.reason})" if f.deviation else ""
+        run.t.add("wire", f.violation.check, f"{f}{known}")
+    for name in wire.incomplete:
+        run.t.add("wire", "incomplete", f"{name}: the capture lost bytes; checked up to the hole")
+    unknown = wire.unknown
+    if unknown:
+        text = "; ".join(str(f) for f in unknown)
+        if result.outcome in (PASSED, DEVIATES):
+            result.outcome, result.deviation = FAILED, None
+            result.reason = f"wire: {text}"
+            result.expected = "every octet the peers send conforms to the RFCs"
+            result.seen = f"{unknown[0].violation.check}: {unknown[0].violation.octets}"
+        elif result.outcome == FAILED:
+            result.reason += f"; wire: {text}"
+    return wire

@@ -34,8 +34,8 @@ def _ip(version: int, raw: bytes) -> str:
     return str(ipaddress.IPv6Address(raw))
 
 
-def parse(data: bytes, linktype: int) -> Segment | None:
-    """The TCP segment in one captured packet, or None for anything else."""
+def _network(data: bytes, linktype: int) -> tuple[int, str, str, int, int] | None:
+    """(IP protocol, source, destination, transport header offset, end of the IP payload), or None."""
     if linktype == LINKTYPE_ETHERNET:
         if len(data) < 14:
             return None
@@ -58,25 +58,45 @@ def parse(data: bytes, linktype: int) -> Segment | None:
     version = data[off] >> 4
     if version == 4:
         ihl = (data[off] & 0x0F) * 4
-        if data[off + 9] != 6:
-            return None
         total = (data[off + 2] << 8) | data[off + 3]
         src, dst = _ip(4, data[off + 12 : off + 16]), _ip(4, data[off + 16 : off + 20])
-        tcp_off, end = off + ihl, off + total if total else len(data)
-    elif version == 6:
-        if data[off + 6] != 6:  # no extension headers on loopback captures
-            return None
+        return data[off + 9], src, dst, off + ihl, off + total if total else len(data)
+    if version == 6:
+        # No extension headers on loopback captures.
         plen = (data[off + 4] << 8) | data[off + 5]
         src, dst = _ip(6, data[off + 8 : off + 24]), _ip(6, data[off + 24 : off + 40])
-        tcp_off, end = off + 40, off + 40 + plen
-    else:
+        return data[off + 6], src, dst, off + 40, off + 40 + plen
+    return None
+
+
+def parse(data: bytes, linktype: int) -> Segment | None:
+    """The TCP segment in one captured packet, or None for anything else."""
+    net = _network(data, linktype)
+    if net is None or net[0] != 6:
         return None
+    _, src, dst, tcp_off, end = net
     if len(data) < tcp_off + 20:
         return None
     sport, dport, seq = struct.unpack_from("!HHI", data, tcp_off)
     doff = (data[tcp_off + 12] >> 4) * 4
     flags = data[tcp_off + 13]
     return Segment(0.0, (src, sport), (dst, dport), seq, flags, memoryview(data)[tcp_off + doff : min(end, len(data))])
+
+
+def parse_udp(data: bytes, linktype: int) -> bytes | None:
+    """The payload of a UDP datagram (the sniffer's markers), or None for anything else."""
+    net = _network(data, linktype)
+    if net is None or net[0] != 17 or len(data) < net[3] + 8:
+        return None
+    return bytes(data[net[3] + 8 : min(net[4], len(data))])
+
+
+def ports(data: bytes, linktype: int) -> tuple[int, int] | None:
+    """(source port, destination port) of a TCP packet, without building a Segment."""
+    net = _network(data, linktype)
+    if net is None or net[0] != 6 or len(data) < net[3] + 4:
+        return None
+    return struct.unpack_from("!HH", data, net[3])
 
 
 @dataclass

@@ -109,6 +109,44 @@ def write(path: Path, meta: dict[str, Any], records: list[dict[str, Any]]) -> No
                 out.append(
                     f"\nknown deviation: {e(r['deviation']['reason'])} {e(r['deviation'].get('reference') or '')}"
                 )
-            out.append("</pre></details>")
+            out.append("</pre>")
+            cap = r.get("capture") or {}
+            if cap.get("file"):
+                out.append(f"<p>capture: <a href='{e(cap['file'])}'>{e(cap['file'])}</a> ({e(cap['method'])})</p>")
+            out.append("</details>")
+    out += wire_section(records)
     out.append("</body></html>")
     path.write_text("\n".join(out))
+
+
+def wire_section(records: list[dict[str, Any]]) -> list[str]:
+    """What the validator found in the captures, by peer and check, each with an example capture."""
+    e = html.escape
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    captured = 0
+    for r in records:
+        cap = r.get("capture") or {}
+        if cap.get("file"):
+            captured += 1
+        for v in cap.get("violations") or []:
+            row = rows.setdefault(
+                (v["peer"], v["check"]), {"cells": 0, "first": v, "file": cap.get("file"), "known": v["deviation"]}
+            )
+            row["cells"] += 1
+    out = ["<h2 id='wire'>Wire validation</h2>", f"<p>{captured} of {len(records)} cells have a capture.</p>"]
+    if not rows:
+        out.append("<p>No violations in any capture.</p>")
+        return out
+    out.append("<table class='matrix' id='wire-findings'><tr><th>peer</th><th>check</th><th>clause</th>")
+    out.append("<th>cells</th><th>status</th><th>example</th></tr>")
+    for (peer, check), row in sorted(rows.items()):
+        v = row["first"]
+        status = f"known: {e(row['known']['reason'])}" if row["known"] else "<b class='outcome-failed'>unknown</b>"
+        link = f"<a href='{e(row['file'])}'>{e(row['file'])}</a>" if row["file"] else ""
+        out.append(
+            f"<tr><td>{e(peer)}</td><td>{e(check)}</td><td>{e(v['clause'])}</td><td>{row['cells']}</td>"
+            f"<td style='text-align:left'>{status}</td>"
+            f"<td style='text-align:left'>{e(v['message'])}<br><code>{e(v['octets'])}</code><br>{link}</td></tr>"
+        )
+    out.append("</table>")
+    return out

@@ -1,0 +1,303 @@
+"""Each cell's capture: the sniffer, the recording proxy, the wire verdict, the reports."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+from test_capture import conversation, null_pair
+
+from zmtp_conformance import deviations, peers, wire
+from zmtp_conformance.capture import pcap, synth, tcp
+from zmtp_conformance.capture.proxy import RecordingProxy
+from zmtp_conformance.capture.sniffer import Sniffer, usable
+from zmtp_conformance.deviations import WireDeviation
+from zmtp_conformance.runner import DEVIATES, FAILED, PASSED, AgentPool, Cell, run_cell
+from zmtp_conformance.scenario import load_all
+
+ROOT = Path(__file__).resolve().parents[2]
+needs_sniffer = pytest.mark.skipif(usable() is not None, reason=f"no tcpdump capture here: {usable()}")
+TSHARK_COMPLAINTS = ("retransmission", "duplicate", "out-of-order", "previous segment", "lost segment")
+
+
+def scenario(sid: str):
+    (sc,) = [s for s in load_all() if s.id == sid]
+    return sc
+
+
+def run(sid, server, client, capture, path, transport="tcp", extra=None, table=None, devs=None, mechanism="NULL"):
+    async def go():
+        pool = AgentPool(peers.load_registry(), extra)
+        try:
+            cell = Cell(scenario(sid), server, client, transport, mechanism)
+            return await run_cell(cell, pool, devs or [], capture, path, table or [])
+        finally:
+            await pool.close()
+
+    return asyncio.run(go())
+
+
+def tshark_complaints(path: Path) -> list[str]:
+    out = subprocess.run(
+        ["tshark", "-r", str(path), "-q", "-z", "expert,note"], capture_output=True, text=True, check=True
+    ).stdout
+    return [line for line in out.splitlines() if any(w in line.lower() for w in TSHARK_COMPLAINTS)]
+
+
+# -- the sniffer ---------------------------------------------------------------
+
+
+@needs_sniffer
+def test_sniffer_cuts_the_capture_at_each_sync(tmp_path):
+    sn = Sniffer(tmp_path)
+    sn.start()
+    try:
+        srv = socket.create_server(("127.0.0.1", 0))
+        port = srv.getsockname()[1]
+
+        def exchange(payload: bytes) -> None:
+            c = socket.create_connection(("127.0.0.1", port))
+            s, _ = srv.accept()
+            c.sendall(payload)
+            assert s.recv(100) == payload
+            c.close()
+            s.close()
+
+        exchange(b"first")
+        first = sn.sync()
+        exchange(b"second")
+        second = sn.sync()
+        srv.close()
+    finally:
+        sn.stop()
+    payloads = [
+        {bytes(seg.payload) for r in recs if (seg := tcp.parse(r.data, sn.linktype)) and seg.payload}
+        for recs in (first, second)
+    ]
+    assert payloads == [{b"first"}, {b"second"}]
+    # Markers are not TCP, and no packet appears twice (scapy on lo would show each twice).
+    for recs in (first, second):
+        assert all(tcp.parse(r.data, sn.linktype) for r in recs)
+        assert len({r.data for r in recs}) == len(recs)
+    assert not sn.path.exists()  # stop() removes the running capture
+
+
+def test_sniffer_refuses_to_start_without_tcpdump(tmp_path, monkeypatch):
+    from zmtp_conformance.capture import sniffer
+
+    monkeypatch.setattr(sniffer.shutil, "which", lambda name: None)
+    with pytest.raises(sniffer.SnifferError, match="tcpdump is not installed"):
+        Sniffer(tmp_path).start()
+
+
+# -- the recording proxy --------------------------------------------------------
+
+
+@pytest.mark.parametrize("transport", ["tcp", "ipc"])
+def test_proxy_forwards_both_ways_records_and_passes_on_half_close(tmp_path, transport):
+    async def go():
+        async def echo_then_close(reader, writer):
+            data = await reader.readexactly(5)
+            writer.write(data.upper())
+            await writer.drain()
+            writer.close()  # the server closes first, like a peer refusing a handshake
+
+        if transport == "tcp":
+            server = await asyncio.start_server(echo_then_close, "127.0.0.1", 0)
+            target = f"tcp://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        else:
+            path = str(tmp_path / "s.ipc")
+            server = await asyncio.start_unix_server(echo_then_close, path)
+            target = f"ipc://{path}"
+        proxy = RecordingProxy(target)
+        ep = await proxy.start()
+        assert ep != target and ep.startswith(transport)
+        if transport == "tcp":
+            reader, writer = await asyncio.open_connection("127.0.0.1", int(ep.rsplit(":", 1)[1]))
+        else:
+            reader, writer = await asyncio.open_unix_connection(ep[6:])
+        writer.write(b"hello")
+        assert await asyncio.wait_for(reader.readexactly(5), 2) == b"HELLO"
+        assert await asyncio.wait_for(reader.read(10), 2) == b""  # the server's close came through
+        writer.close()
+        await proxy.close()
+        server.close()
+        return proxy
+
+    proxy = asyncio.run(go())
+    (conv,) = proxy.conversations
+    assert [(who, data) for who, data, _ in conv.chunks] == [("c", b"hello"), ("s", b"HELLO")]
+    if transport == "ipc":
+        assert conv.client == os.getpid()  # how the harness tells its own ipc connections apart
+    else:
+        assert conv.client[0] == "127.0.0.1"
+
+
+def test_proxy_refuses_an_endpoint_it_cannot_serve():
+    with pytest.raises(ValueError, match="only tcp:// and ipc://"):
+        asyncio.run(RecordingProxy("inproc://x").start())
+
+
+# -- the verdict on a capture ----------------------------------------------------
+
+
+def write_null(path: Path, corrupt_server_at: int | None = None) -> None:
+    chunks = conversation(*null_pair())
+    c = b"".join(d for who, d, _ in chunks if who == "c")
+    srv = bytearray(b"".join(d for who, d, _ in chunks if who == "s"))
+    if corrupt_server_at is not None:
+        srv[corrupt_server_at] ^= 0x01  # e.g. in the greeting filler: only the validator sees it
+    synth.write_conversation(
+        path, [("c", c, 1.0), ("s", bytes(srv), 1.001)], client=("127.0.0.1", 40001), server=("127.0.0.1", 5555)
+    )
+
+
+def test_check_finds_a_violation_and_names_the_peer(tmp_path):
+    p = tmp_path / "bad.pcap"
+    write_null(p, corrupt_server_at=40)  # inside the filler
+    n, findings, incomplete = wire.check(p, {}, {0: "libzmq", 5555: "impl"}, "x/y", [])
+    assert n == 1 and not incomplete
+    (f,) = findings
+    assert (f.peer, f.violation.check, f.violation.sender, f.deviation) == ("impl", "greeting-filler", "server", None)
+
+
+def test_check_does_not_judge_the_harness(tmp_path):
+    p = tmp_path / "bad.pcap"
+    write_null(p, corrupt_server_at=40)
+    # The server side is the harness (a raw role): its bytes are on purpose.
+    assert wire.check(p, {}, {0: "libzmq", 5555: wire.HARNESS}, "x/y", [])[1] == []
+    # Or the stream is known by its ports.
+    assert wire.check(p, {(40001, 5555): ("libzmq", wire.HARNESS)}, {}, "x/y", [])[1] == []
+
+
+def test_check_matches_the_wire_table_by_check_peer_and_scenario(tmp_path):
+    p = tmp_path / "bad.pcap"
+    write_null(p, corrupt_server_at=40)
+    table = [WireDeviation("greeting-*", "impl", "pads oddly", "ref", scenario="37/*")]
+    (f,) = wire.check(p, {}, {0: "libzmq", 5555: "impl"}, "37/null/ready", table)[1]
+    assert f.deviation is table[0]
+    (f,) = wire.check(p, {}, {0: "libzmq", 5555: "impl"}, "28/req-rep/round-trip", table)[1]
+    assert f.deviation is None  # the entry is for other scenarios
+    (f,) = wire.check(p, {}, {0: "libzmq", 5555: "czmq"}, "37/null/ready", table)[1]
+    assert f.deviation is None  # and for another peer
+
+
+def test_the_wire_table_loads_and_names_bad_entries(tmp_path):
+    table = deviations.load_wire()
+    assert any(d.check == "curve-message-frame" and d.peer == "libzmq" for d in table)
+    bad = tmp_path / "d.yaml"
+    bad.write_text("wire:\n  - check: frame-malformed\n    peer: libzmq\n")
+    with pytest.raises(SystemExit, match="wire entry 1 lacks reason"):
+        deviations.load_wire(bad)
+
+
+def test_file_names_are_safe_and_distinct():
+    a = wire.file_name("37/null/ready[impl-libzmq-tcp-NULL]")
+    assert a == "37_null_ready__impl-libzmq-tcp-NULL.pcap"
+    assert a != wire.file_name("37/null/ready[impl-libzmq-ipc-NULL]")
+
+
+# -- cells with captures ------------------------------------------------------------
+
+BUGGY_FILLER = {"impl": ["--bug", "greeting_nonzero_filler"]}
+
+
+def test_a_peer_that_passes_its_scenario_with_a_bad_byte_fails_on_the_wire(tmp_path):
+    # libzmq ignores the greeting filler, so the exchange works; the capture shows the bad byte.
+    sid = "28/req-rep/round-trip"
+    good = run(sid, "impl", "libzmq", wire.ProxyCapture("libzmq"), tmp_path / "good.pcap", transport="ipc")
+    assert good.outcome == PASSED, good.reason
+    assert good.wire is not None and good.wire.streams >= 1 and not good.wire.findings
+    bad = run(
+        sid, "impl", "libzmq", wire.ProxyCapture("libzmq"), tmp_path / "bad.pcap", transport="ipc", extra=BUGGY_FILLER
+    )
+    assert bad.outcome == FAILED
+    assert bad.reason.startswith("wire: impl as server") and "greeting-filler" in bad.seen + bad.reason
+    assert bad.record()["capture"]["violations"][0]["check"] == "greeting-filler"
+
+
+def test_a_known_scenario_deviation_does_not_excuse_unknown_bytes(tmp_path):
+    from zmtp_conformance.deviations import Deviation
+
+    sid = "28/req-rep/round-trip"
+    excuse = [Deviation(sid, "impl", "any", "pretend this scenario is known to fail")]
+    r = run(sid, "impl", "libzmq", wire.ProxyCapture("libzmq"), tmp_path / "c.pcap", "ipc", BUGGY_FILLER, devs=excuse)
+    assert r.outcome == FAILED  # passed on behaviour, failed on the wire: no deviation applies
+    table = [WireDeviation("greeting-filler", "impl", "known here")]
+    r = run(sid, "impl", "libzmq", wire.ProxyCapture("libzmq"), tmp_path / "d.pcap", "ipc", BUGGY_FILLER, table)
+    assert r.outcome == PASSED and r.wire.findings[0].deviation is not None
+
+
+def test_raw_roles_are_not_judged_but_their_partner_is(tmp_path):
+    # The raw client sends a malformed frame on purpose; the peer's answer is what counts.
+    sid = "23/framing/reserved-flags/bit7"
+    r = run(sid, "impl", "raw", wire.ProxyCapture("raw"), tmp_path / "r.pcap", transport="ipc")
+    assert r.outcome in (PASSED, DEVIATES), r.reason
+    assert r.wire.streams >= 2 and not r.wire.findings  # the raw stream and the sanity one
+
+
+@needs_sniffer
+def test_tcp_cells_are_sniffed_with_frames_over_64k_intact(tmp_path):
+    sn = Sniffer(tmp_path / "run")
+    sn.start()
+    try:
+        r = run(
+            "23/framing/short-long-boundary", "libzmq", "impl", wire.SnifferCapture("impl", sn), tmp_path / "t.pcap"
+        )
+        assert r.outcome == PASSED, r.reason
+        big = run(
+            "23/framing/sizes-between-peers", "impl", "libzmq", wire.SnifferCapture("libzmq", sn), tmp_path / "b.pcap"
+        )
+        assert big.outcome == PASSED, big.reason
+    finally:
+        sn.stop()
+    assert r.wire.method == "tcpdump" and r.wire.streams >= 1 and not r.wire.findings
+    header, recs = pcap.read(tmp_path / "b.pcap")
+    (st,) = tcp.streams(recs, header.linktype)
+    assert len(st.to_server.data) + len(st.to_client.data) > 200_000 and st.to_server.gap is None
+    if shutil.which("tshark"):
+        assert tshark_complaints(tmp_path / "t.pcap") == []
+        assert tshark_complaints(tmp_path / "b.pcap") == []
+
+
+# -- the plugin and its reports --------------------------------------------------------
+
+
+def test_a_matrix_run_writes_one_capture_per_cell_referenced_from_the_reports(pytester):
+    d = pytester.path / "scenarios"
+    d.mkdir()
+    shutil.copy(ROOT / "scenarios/28/req-rep-round-trip.yaml", d / "a.yaml")
+    shutil.copy(ROOT / "scenarios/23/framing/reserved-flags.yaml", d / "b.yaml")
+    result = pytester.runpytest(
+        "scenarios", "--peers", "impl,libzmq", "--report-dir", "out", "-p", "no:cacheprovider", "--pcap", "auto"
+    )
+    assert result.ret == 0, result.stdout.str()
+    doc = json.loads((pytester.path / "out/matrix.json").read_text())
+    for cell in doc["cells"]:
+        cap = cell["capture"]
+        assert cap["file"] and (pytester.path / "out" / cap["file"]).is_file(), cell["id"]
+        assert cap["method"] == ("proxy" if cell["transport"] == "ipc" or usable() else "tcpdump")
+        assert cap["streams"] >= 1, cell["id"]
+        if shutil.which("tshark"):
+            assert tshark_complaints(pytester.path / "out" / cap["file"]) == [], cell["id"]
+    html = (pytester.path / "out/matrix.html").read_text()
+    assert "id='wire'" in html
+
+
+def test_pcap_off_runs_without_captures(pytester):
+    d = pytester.path / "scenarios"
+    d.mkdir()
+    shutil.copy(ROOT / "scenarios/28/req-rep-round-trip.yaml", d / "a.yaml")
+    result = pytester.runpytest(
+        "scenarios", "--peers", "impl", "--report-dir", "out", "-p", "no:cacheprovider", "--pcap", "off"
+    )
+    assert result.ret == 0
+    doc = json.loads((pytester.path / "out/matrix.json").read_text())
+    assert all(c["capture"] is None for c in doc["cells"])
+    assert not (pytester.path / "out/captures").exists()

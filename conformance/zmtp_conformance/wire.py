@@ -1,0 +1,246 @@
+"""Each cell's traffic as evidence: captured, written to a pcap, and every peer's bytes validated.
+
+A cell runs with a `CellCapture` that learns, as the cell sets up, which
+server endpoints belong to which peer and which connections the harness
+itself made (raw roles, the sanity check). At the end it writes the cell's
+pcap and validates the directions the peers under test sent; what the
+harness sent on purpose (malformed greetings, garbage) is not judged.
+
+Two ways to capture, same pcap either way:
+- `SnifferCapture`: tcp cells, when tcpdump can run (root): the packets as
+  they crossed `lo`, cut out of the process's running capture by port.
+- `ProxyCapture`: ipc cells, and tcp cells without root: a recording proxy
+  in front of each server, the recording written as a pcap by scapy.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .capture import pcap, tcp
+from .capture.proxy import RecordingProxy
+from .capture.sniffer import Sniffer
+from .capture.validator import Violation, validate_stream
+from .deviations import WireDeviation, find_wire
+
+HARNESS = None  # owner of a stream side the harness drives: not validated
+
+
+@dataclass
+class Finding:
+    """A check that failed for one peer in one cell: the first violation, and how many there were."""
+
+    peer: str
+    violation: Violation
+    count: int = 1
+    deviation: WireDeviation | None = None
+
+    def record(self) -> dict[str, Any]:
+        v = self.violation
+        return {
+            "peer": self.peer,
+            "check": v.check,
+            "clause": v.clause,
+            "level": v.level,
+            "sender": v.sender,
+            "stream": v.stream,
+            "offset": v.offset,
+            "message": v.message,
+            "octets": v.octets,
+            "count": self.count,
+            "deviation": None
+            if self.deviation is None
+            else {"reason": self.deviation.reason, "reference": self.deviation.reference},
+        }
+
+    def __str__(self) -> str:
+        more = f" (and {self.count - 1} more)" if self.count > 1 else ""
+        return f"{self.peer} as {self.violation.sender}: {self.violation}{more}"
+
+
+@dataclass
+class WireResult:
+    method: str
+    file: str | None = None
+    streams: int = 0
+    findings: list[Finding] = field(default_factory=list)
+    incomplete: list[str] = field(default_factory=list)  # streams with bytes the capture lost
+    error: str | None = None
+
+    @property
+    def unknown(self) -> list[Finding]:
+        return [f for f in self.findings if f.deviation is None]
+
+    def record(self, base: Path | None = None) -> dict[str, Any]:
+        file = self.file
+        if file and base is not None:
+            try:
+                file = os.path.relpath(file, base)
+            except ValueError:
+                pass
+        return {
+            "method": self.method,
+            "file": file,
+            "streams": self.streams,
+            "violations": [f.record() for f in self.findings],
+            "incomplete": self.incomplete,
+            "error": self.error,
+        }
+
+
+def file_name(cell_id: str) -> str:
+    """A cell id as a file name: `37/null/ready[impl-libzmq-tcp-NULL]` -> `37_null_ready__impl-libzmq-tcp-NULL.pcap`."""
+    return re.sub(r"[^A-Za-z0-9._\-]+", "_", cell_id.replace("[", "__").rstrip("]")) + ".pcap"
+
+
+def check(
+    path: Path,
+    owners: dict[tuple[int, int], tuple[str | None, str | None]],
+    server_owner: dict[int, str | None],
+    scenario_id: str,
+    table: list[WireDeviation],
+) -> tuple[int, list[Finding], list[str]]:
+    """Validate the pcap at `path`. A stream's (client, server) owners come from its ports:
+    `owners` by (client port, server port), else `server_owner` by server port with the
+    client side taken to be the cell's client peer (given under key 0)."""
+    header, records = pcap.read(path)
+    streams = tcp.streams(records, header.linktype)
+    found: dict[tuple[str, str], Finding] = {}
+    incomplete = []
+    for st in streams:
+        cport, sport = st.client[1], st.server[1]
+        if (cport, sport) in owners:
+            c_owner, s_owner = owners[cport, sport]
+        elif sport in server_owner:
+            c_owner, s_owner = server_owner.get(0), server_owner[sport]
+        else:
+            continue
+        if st.to_server.gap is not None or st.to_client.gap is not None:
+            incomplete.append(st.name)
+        skip = tuple(side for side, owner in (("client", c_owner), ("server", s_owner)) if owner is HARNESS)
+        if len(skip) == 2:
+            continue
+        for v in validate_stream(st, skip=skip):
+            peer = c_owner if v.sender == "client" else s_owner
+            assert peer is not None
+            key = (peer, v.check)
+            if key in found:
+                found[key].count += 1
+            else:
+                found[key] = Finding(peer, v, deviation=find_wire(table, v.check, peer, scenario_id))
+    return len(streams), list(found.values()), incomplete
+
+
+class CellCapture:
+    """What one cell needs from a capture method; see the subclasses."""
+
+    method = ""
+
+    def __init__(self, client_peer: str) -> None:
+        self.client_peer = client_peer
+        self.server_owner: dict[int, str | None] = {0: client_peer}
+        self.harness_ports: set[int] = set()
+
+    async def begin(self) -> None:
+        pass
+
+    async def expose(self, endpoint: str, owner: str | None) -> str:
+        """The endpoint clients should connect to, for a server at `endpoint` run by `owner` (None: the harness)."""
+        raise NotImplementedError
+
+    def harness_client(self, writer: Any) -> None:
+        """Note a connection the harness made as a client (its bytes are not judged)."""
+
+    async def finish(self, path: Path, scenario_id: str, table: list[WireDeviation]) -> WireResult:
+        raise NotImplementedError
+
+
+def _port(endpoint: str) -> int | None:
+    if not endpoint.startswith("tcp://"):
+        return None
+    return int(endpoint.rsplit(":", 1)[1])
+
+
+class SnifferCapture(CellCapture):
+    method = "tcpdump"
+
+    def __init__(self, client_peer: str, sniffer: Sniffer) -> None:
+        super().__init__(client_peer)
+        self.sniffer = sniffer
+
+    async def begin(self) -> None:
+        self.sniffer.sync()  # drop what came before this cell
+
+    async def expose(self, endpoint: str, owner: str | None) -> str:
+        port = _port(endpoint)
+        if port is not None:
+            self.server_owner[port] = owner
+        return endpoint
+
+    def harness_client(self, writer: Any) -> None:
+        name = writer.get_extra_info("sockname")
+        if isinstance(name, tuple):
+            self.harness_ports.add(name[1])
+
+    async def finish(self, path: Path, scenario_id: str, table: list[WireDeviation]) -> WireResult:
+        result = WireResult(self.method, str(path))
+        records = self.sniffer.sync()
+        servers = {p for p in self.server_owner if p}
+        linktype = self.sniffer.linktype
+        with pcap.Writer(path, linktype) as out:
+            for rec in records:
+                ports = tcp.ports(rec.data, linktype)
+                if ports and (ports[0] in servers or ports[1] in servers):
+                    out.write(rec)
+        owners = {}
+        for hp in self.harness_ports:
+            for sp, owner in self.server_owner.items():
+                if sp:
+                    owners[hp, sp] = (HARNESS, owner)
+        result.streams, result.findings, result.incomplete = check(path, owners, self.server_owner, scenario_id, table)
+        return result
+
+
+class ProxyCapture(CellCapture):
+    method = "proxy"
+
+    def __init__(self, client_peer: str) -> None:
+        super().__init__(client_peer)
+        self.proxies: list[tuple[RecordingProxy, str | None]] = []
+
+    async def expose(self, endpoint: str, owner: str | None) -> str:
+        proxy = RecordingProxy(endpoint)
+        ep = await proxy.start()
+        self.proxies.append((proxy, owner))
+        return ep
+
+    def harness_client(self, writer: Any) -> None:
+        name = writer.get_extra_info("sockname")
+        if isinstance(name, tuple):
+            self.harness_ports.add(name[1])
+
+    async def finish(self, path: Path, scenario_id: str, table: list[WireDeviation]) -> WireResult:
+        from .capture import synth
+
+        result = WireResult(self.method, str(path))
+        pkts: list[Any] = []
+        owners: dict[tuple[int, int], tuple[str | None, str | None]] = {}
+        for i, (proxy, owner) in enumerate(self.proxies):
+            await proxy.close()
+            # Real ports where there are any (tcp), made-up ones for ipc.
+            sport = _port(proxy.target) or 5550 + i
+            for j, conv in enumerate(proxy.conversations):
+                if isinstance(conv.client, tuple):
+                    caddr, harness = conv.client, conv.client[1] in self.harness_ports
+                else:  # ipc: the harness's own connections come from this process
+                    caddr, harness = ("127.0.0.1", 40000 + 100 * i + j), conv.client == os.getpid()
+                saddr = ("::1" if ":" in caddr[0] else "127.0.0.1", sport)
+                pkts += synth.packets(conv.chunks, caddr, saddr, reset=conv.reset)
+                owners[caddr[1], sport] = (HARNESS if harness else self.client_peer, owner)
+        synth.write_packets(path, pkts)
+        result.streams, result.findings, result.incomplete = check(path, owners, {}, scenario_id, table)
+        return result
