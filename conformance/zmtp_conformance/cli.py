@@ -97,6 +97,54 @@ def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
     return int(pytest.main(argv + extra))
 
 
+def cmd_replay(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from . import golden, protocol, replay
+    from .capture.pcap import PcapError
+
+    manifest = golden.load_manifest(args.manifest) if args.manifest else None
+    if manifest is None and (golden.CAPTURES / "manifest.yaml").exists():
+        manifest = golden.load_manifest()
+    if manifest is None:
+        manifest = {}
+    near = args.file.parent / "manifest.yaml"
+    if args.file.name not in manifest and near.exists():
+        manifest = golden.load_manifest(near)
+    keys = {}
+    for kv in args.curve_key:
+        name, _, value = kv.partition("=")
+        if name not in ("server_public", "server_secret", "client_public", "client_secret") or len(value) != 40:
+            print(f"zmtp-conformance replay: --curve-key {kv!r}: expected NAME=<40 Z85 characters>", file=sys.stderr)
+            return 2
+        keys[name] = value
+    try:
+        report = asyncio.run(
+            replay.replay(args.file, args.against, args.play, args.stream, manifest.get(args.file.name), keys)
+        )
+    except (replay.ReplayError, PcapError, OSError, protocol.AgentError) as exc:
+        print(f"zmtp-conformance replay: {exc}", file=sys.stderr)
+        return 2
+    print(report.to_json() if args.json else report.text())
+    return 0 if report.ok else 1
+
+
+def cmd_golden(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from . import golden
+    from .capture.sniffer import SnifferError
+
+    try:
+        problems = asyncio.run(golden.record(args.out or golden.CAPTURES, tuple(args.peers.split(",")), args.only))
+    except SnifferError as exc:
+        print(f"zmtp-conformance golden record: {exc}", file=sys.stderr)
+        return 2
+    for p in problems:
+        print(f"violation: {p}", file=sys.stderr)
+    return 1 if problems else 0
+
+
 def cmd_dissect(args: argparse.Namespace) -> int:
     import json
 
@@ -152,6 +200,26 @@ def main(argv: list[str] | None = None) -> int:
     ls.add_argument("--scenario", action="append", default=[])
     val = sub.add_parser("validate", help="check scenario files against the schema")
     val.add_argument("files", nargs="*")
+    rp = sub.add_parser("replay", help="play one side of a capture against a live peer and compare the other")
+    rp.add_argument("file", type=Path)
+    rp.add_argument("--against", required=True, help="the live peer (a name from peers.yaml)")
+    rp.add_argument("--play", choices=("client", "server"), default="client", help="the side the harness plays")
+    rp.add_argument("--stream", type=int, default=None, help="which TCP stream (default: the first)")
+    rp.add_argument("--manifest", type=Path, default=None, help="manifest naming the capture's keys and types")
+    rp.add_argument(
+        "--curve-key",
+        action="append",
+        default=[],
+        metavar="NAME=Z85",
+        help="a CURVE key for a capture not in a manifest: server_public, server_secret, client_public, client_secret",
+    )
+    rp.add_argument("--json", action="store_true")
+    gold = sub.add_parser("golden", help="record the golden captures in captures/ (root: uses tcpdump)")
+    gold_sub = gold.add_subparsers(dest="golden_cmd", required=True)
+    rec = gold_sub.add_parser("record", help="record libzmq and czmq exchanges and write captures/manifest.yaml")
+    rec.add_argument("--out", type=Path, default=None, help="directory (default: captures/ in the checkout)")
+    rec.add_argument("--peers", default="libzmq,czmq")
+    rec.add_argument("--only", default="", help="only plans whose name contains this")
     dis = sub.add_parser("dissect", help="decode the ZMTP in a pcap file, optionally checking it against the RFCs")
     dis.add_argument("file")
     dis.add_argument("--json", action="store_true", help="machine-readable output")
@@ -168,6 +236,10 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_list(args)
     if args.cmd == "validate":
         return cmd_validate(args)
+    if args.cmd == "replay":
+        return cmd_replay(args)
+    if args.cmd == "golden":
+        return cmd_golden(args)
     if args.cmd == "dissect":
         return cmd_dissect(args)
     return cmd_run(args, extra)

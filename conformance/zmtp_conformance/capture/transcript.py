@@ -19,7 +19,7 @@ def load_streams(path: str | Path, port: int | None = None) -> list[tcp.Stream]:
     return found
 
 
-def _events(stream: tcp.Stream, c: Decoder, s: Decoder) -> list[tuple[float, str, Item]]:
+def timeline(stream: tcp.Stream, c: Decoder, s: Decoder) -> list[tuple[float, str, Item]]:
     out = []
     for who, dec, direction in (("C", c, stream.to_server), ("S", s, stream.to_client)):
         for it in dec.items:
@@ -36,7 +36,7 @@ def render(streams: list[tcp.Stream], violations: dict[int, list[Violation]] | N
             f"stream {st.index}: {st.name}  ({len(st.to_server.data)} octets C->S, {len(st.to_client.data)} S->C)"
         )
         t0 = st.first_seen
-        for ts, who, it in _events(st, c, s):
+        for ts, who, it in timeline(st, c, s):
             arrow = "C->S" if who == "C" else "S->C"
             lines.append(f"  {(ts - t0) * 1000:9.3f} ms  {arrow}  +{it.offset:<7d} {describe(it)}")
         for d, who in ((st.to_server, "client"), (st.to_client, "server")):

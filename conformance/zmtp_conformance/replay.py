@@ -1,0 +1,611 @@
+"""Replaying one side of a capture against a live peer, and comparing what it sends back.
+
+`zmtp-conformance replay FILE.pcap --against PEER` takes one TCP stream of
+the capture. The harness plays one side (the client by default) and the
+live peer, driven by its agent, plays the other with the socket type,
+mechanism and credentials the capture shows. Then, item by item in the
+order of the capture:
+
+- what the played side sent goes out again, byte for byte;
+- what the peer's side sent is read from the live peer and compared:
+  *same* (identical octets), *equivalent* (different octets with the same
+  meaning: READY properties in another order or case, the greeting's
+  signature padding, CURVE boxes made with fresh keys and nonces),
+  *differs*, *missing* (the live peer did not send it) or *extra* (it sent
+  more than the capture holds).
+
+The live peer's application part (a REP replying, a PUB publishing, a SUB
+subscribing) is driven through its agent from what the captured messages
+show, so the wire traffic has the same cause as in the capture.
+
+CURVE: the played side cannot resend its captured boxes (they were made for
+another server's transient key), so the harness runs its own handshake with
+the keys the manifest (or the command line) gives and compares the peer's
+handshake commands by name and size. The captured messages after a CURVE
+handshake cannot be read without the transient secret keys, which a capture
+does not hold; they are not replayed, and the report says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import protocol
+from .capture.dissect import MORE, Decoder, Item, decode_properties, describe
+from .capture.transcript import load_streams, timeline
+from .capture.validator import decode_stream
+from .runner import AgentPool
+
+SAME, EQUIVALENT, TIMING, DIFFERS, MISSING, EXTRA, NOT_REPLAYED = (
+    "same",
+    "equivalent",
+    "timing",
+    "differs",
+    "missing",
+    "extra",
+    "not replayed",
+)
+BAD = (DIFFERS, MISSING, EXTRA)
+PATIENCE = 0.2  # how long to wait for the live peer before suspecting it waits for the harness
+# Socket types whose application receives what the other side sends (others only see subscriptions).
+RECEIVES = {"REQ", "REP", "DEALER", "ROUTER", "PULL", "PAIR", "SUB", "XSUB"}
+
+
+class ReplayError(Exception):
+    """The capture cannot be replayed as asked; the message says why and what to give instead."""
+
+
+@dataclass
+class Verdict:
+    result: str
+    captured: Item | None
+    live: Item | None
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        def item(it: Item | None) -> dict[str, Any] | None:
+            if it is None:
+                return None
+            return {"offset": it.offset, "meaning": describe(it), "octets": bytes(it.raw[:256]).hex(" ")}
+
+        return {"result": self.result, "note": self.note, "captured": item(self.captured), "live": item(self.live)}
+
+
+@dataclass
+class ReplayReport:
+    file: str
+    stream: str
+    against: str
+    play: str
+    mechanism: str
+    peer_type: str
+    verdicts: list[Verdict] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not any(v.result in BAD for v in self.verdicts)
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for v in self.verdicts:
+            out[v.result] = out.get(v.result, 0) + 1
+        return out
+
+    def text(self) -> str:
+        peer_side = "server" if self.play == "client" else "client"
+        lines = [
+            f"replay {self.file} stream {self.stream}: the harness plays the {self.play}, "
+            f"{self.against} the {peer_side} ({self.peer_type}, {self.mechanism})"
+        ]
+        for v in self.verdicts:
+            what = describe(v.captured) if v.captured is not None else describe(v.live) if v.live else ""
+            lines.append(f"  {v.result:<13}{what}" + (f"  ({v.note})" if v.note else ""))
+            if v.result in BAD:
+                lines += aligned(v.captured, v.live)
+        counts = ", ".join(f"{n} {r}" for r, n in self.counts().items())
+        lines.append(f"{'OK' if self.ok else 'MISMATCH'}: {counts}")
+        return "\n".join(lines)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "file": self.file,
+                "stream": self.stream,
+                "against": self.against,
+                "play": self.play,
+                "mechanism": self.mechanism,
+                "ok": self.ok,
+                "verdicts": [v.to_dict() for v in self.verdicts],
+            },
+            indent=1,
+        )
+
+
+def aligned(captured: Item | None, live: Item | None, width: int = 16) -> list[str]:
+    """Both byte runs, 16 octets a row, with ^^ under each octet that differs."""
+    a = bytes(captured.raw) if captured is not None else b""
+    b = bytes(live.raw) if live is not None else b""
+    out = [
+        f"      captured: {describe(captured) if captured is not None else '(nothing)'}",
+        f"      live:     {describe(live) if live is not None else '(nothing)'}",
+    ]
+    for row in range(0, min(max(len(a), len(b)), 256), width):
+        ca, cb = a[row : row + width], b[row : row + width]
+        marks = "".join(
+            "^^ " if i >= len(ca) or i >= len(cb) or ca[i] != cb[i] else "   " for i in range(max(len(ca), len(cb)))
+        )
+        out.append(f"      +{row:<4d} captured {ca.hex(' ')}")
+        out.append(f"            live     {cb.hex(' ')}")
+        if marks.strip():
+            out.append(f"                     {marks.rstrip()}")
+    return out
+
+
+def is_heartbeat(it: Item) -> bool:
+    return it.kind == "command" and it.name in ("PING", "PONG")
+
+
+def _props(it: Item) -> dict[str, bytes]:
+    props = it.fields.get("properties")
+    if props is None:
+        props, _ = decode_properties(bytes(it.body))
+    out = {bytes(k).decode(errors="replace").lower(): bytes(v) for k, v in props}
+    if out.get("identity") == b"":
+        del out["identity"]  # an empty Identity says the same as none
+    return out
+
+
+def compare(captured: Item, live: Item, mechanism: str) -> tuple[str, str]:
+    """Whether the live item says what the captured one said; with why, when not by identical octets."""
+    if bytes(captured.raw) == bytes(live.raw):
+        return SAME, ""
+    if captured.kind != live.kind:
+        return DIFFERS, f"a {live.kind} where the capture has a {captured.kind}"
+    if captured.kind == "greeting":
+        cf, lf = captured.fields, live.fields
+        for key in ("version", "mechanism", "as_server"):
+            if cf[key] != lf[key]:
+                return DIFFERS, f"{key} {lf[key]!r}, captured {cf[key]!r}"
+        if bytes(cf["filler"]) != bytes(lf["filler"]):
+            return DIFFERS, "filler differs"
+        return EQUIVALENT, "signature padding differs (not significant, RFC 23)"
+    if captured.kind == "command":
+        if captured.name != live.name:
+            return DIFFERS, f"{live.name} where the capture has {captured.name}"
+        if mechanism == "CURVE" and captured.name in ("HELLO", "WELCOME", "INITIATE", "READY", "MESSAGE"):
+            if len(captured.raw) == len(live.raw):
+                return EQUIVALENT, "same size; boxes differ (fresh transient keys and nonces)"
+            return DIFFERS, f"{len(live.raw)} octets, captured {len(captured.raw)}"
+        if captured.name in ("READY", "INITIATE"):
+            cp, lp = _props(captured), _props(live)
+            if cp == lp:
+                return EQUIVALENT, "same properties, in another order, case or Identity form"
+            diff = sorted(k for k in cp.keys() | lp.keys() if cp.get(k) != lp.get(k))
+            return DIFFERS, "properties differ: " + ", ".join(
+                f"{k}={lp.get(k)!r} (captured {cp.get(k)!r})" for k in diff
+            )
+        return DIFFERS, "command data differs"
+    if captured.kind == "frame":
+        if mechanism == "CURVE" and bytes(captured.body[:8]) == b"\x07MESSAGE":
+            if len(captured.raw) == len(live.raw):
+                return EQUIVALENT, "same size; box differs (fresh keys and nonces)"
+            return DIFFERS, f"MESSAGE of {len(live.raw)} octets, captured {len(captured.raw)}"
+        if (captured.flags or 0) & MORE != (live.flags or 0) & MORE:
+            return DIFFERS, "MORE flag differs"
+        if bytes(captured.body) == bytes(live.body):
+            return EQUIVALENT, "same body, other size encoding (short vs long)"
+        return DIFFERS, "frame body differs"
+    return DIFFERS, "octets differ"
+
+
+class LiveSide:
+    """The live peer's bytes as they arrive, decoded into items with the dissector."""
+
+    def __init__(self, reader: asyncio.StreamReader) -> None:
+        self.reader = reader
+        self.data = bytearray()
+        self.taken = 0  # items already compared
+        self.closed = False
+
+    def _complete(self) -> list[Item]:
+        dec = Decoder()
+        dec.decode(bytes(self.data))
+        return [it for it in dec.items if it.kind != "truncated"]
+
+    async def next(self, timeout: float) -> Item | None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            items = self._complete()
+            if len(items) > self.taken:
+                self.taken += 1
+                return items[self.taken - 1]
+            left = deadline - loop.time()
+            if left <= 0 or self.closed:
+                return None
+            try:
+                chunk = await asyncio.wait_for(self.reader.read(65536), left)
+            except TimeoutError:
+                return None
+            except ConnectionError:
+                chunk = b""
+            if not chunk:
+                self.closed = True
+            self.data += chunk
+
+    def feed_core(self, core: Any, start: int) -> int:
+        """Hand the bytes from `start` on to a sans-I/O connection; returns the new position."""
+        if start < len(self.data):
+            core.receive_data(bytes(self.data[start:]))
+        return len(self.data)
+
+
+def _socket_type(items: list[Item]) -> str | None:
+    for it in items:
+        if it.kind == "command" and it.name in ("READY", "INITIATE") and "properties" in it.fields:
+            st = _props(it).get("socket-type")
+            if st:
+                return st.decode(errors="replace")
+    return None
+
+
+def _plain_credentials(items: list[Item]) -> tuple[str, str] | None:
+    for it in items:
+        if it.kind == "command" and it.name == "HELLO":
+            data = bytes(it.body)
+            u = data[0]
+            p = data[1 + u]
+            return data[1 : 1 + u].decode(), data[2 + u : 2 + u + p].decode()
+    return None
+
+
+def _messages(items: list[Item]) -> list[list[Item]]:
+    """Data frames grouped into messages."""
+    out: list[list[Item]] = []
+    cur: list[Item] = []
+    for it in items:
+        if it.kind == "frame":
+            cur.append(it)
+            if not (it.flags or 0) & MORE:
+                out.append(cur)
+                cur = []
+    return out
+
+
+class Replay:
+    def __init__(
+        self,
+        path: Path,
+        against: str,
+        pool: AgentPool,
+        play: str = "client",
+        stream: int | None = None,
+        entry: dict[str, Any] | None = None,
+        keys: dict[str, str] | None = None,
+        timeout: float = 2.0,
+    ) -> None:
+        if play not in ("client", "server"):
+            raise ReplayError(f"--play must be client or server, not {play!r}")
+        streams = [s for s in load_streams(path) if s.to_server.data and s.to_client.data]
+        if not streams:
+            raise ReplayError(f"{path}: no TCP stream with data both ways")
+        if stream is None:
+            self.stream = streams[0]
+        else:
+            found = [s for s in streams if s.index == stream]
+            if not found:
+                raise ReplayError(f"{path}: no stream {stream}; it has {', '.join(str(s.index) for s in streams)}")
+            self.stream = found[0]
+        self.path, self.against, self.pool, self.play = path, against, pool, play
+        self.peer_side = "server" if play == "client" else "client"
+        self.entry = entry or {}
+        self.timeout = timeout
+        c, s = decode_stream(self.stream)
+        self.harness_dec, self.peer_dec = (c, s) if play == "client" else (s, c)
+        self.mechanism = c.mechanism or s.mechanism or "NULL"
+        self.keys = {**((self.entry.get("keys") or {}).get("curve") or {}), **(keys or {})}
+        self.peer_type = self._type(self.peer_side, self.peer_dec)
+        self.harness_type = self._type(play, self.harness_dec)
+
+    def _type(self, side: str, dec: Decoder) -> str:
+        t = _socket_type(dec.items) or (self.entry.get(side) or {}).get("socket")
+        if not t:
+            raise ReplayError(
+                f"{self.path}: the {side}'s socket type is not in the capture (CURVE hides it) "
+                "and no manifest entry names it; list the capture in a manifest with its socket types"
+            )
+        return t
+
+    # -- set-up --------------------------------------------------------------
+
+    def _options(self) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """The live peer's socket options, and the ZAP set-up its server side needs."""
+        side = self.peer_side
+        opts: dict[str, Any] = dict((self.entry.get(side) or {}).get("options") or {})
+        zap = None
+        if self.mechanism == "PLAIN":
+            creds = _plain_credentials(self.stream_items("client"))
+            if creds is None:
+                raise ReplayError(f"{self.path}: a PLAIN stream without the client's HELLO")
+            if side == "server":
+                opts["plain_server"] = True
+                zap = {"users": {creds[0]: creds[1]}, "curve_keys": None}
+            else:
+                opts["plain_username"], opts["plain_password"] = creds
+        elif self.mechanism == "CURVE":
+            need = ("server_secret",) if side == "server" else ("client_secret", "client_public", "server_public")
+            missing = [k for k in need + (("server_public",) if side == "server" else ()) if not self.keys.get(k)]
+            if missing:
+                raise ReplayError(
+                    f"{self.path}: replaying CURVE needs the keys {', '.join(missing)} "
+                    "(from the manifest entry, or --curve-key NAME=Z85)"
+                )
+            if side == "server":
+                opts["curve_server"], opts["curve_secretkey"] = True, self.keys["server_secret"]
+                zap = {"users": {}, "curve_keys": None}
+            else:
+                opts["curve_secretkey"] = self.keys["client_secret"]
+                opts["curve_publickey"] = self.keys["client_public"]
+                opts["curve_serverkey"] = self.keys["server_public"]
+        elif self.mechanism != "NULL":
+            raise ReplayError(f"{self.path}: mechanism {self.mechanism!r} cannot be replayed")
+        return opts, zap
+
+    def stream_items(self, side: str) -> list[Item]:
+        return (self.harness_dec if side == self.play else self.peer_dec).items
+
+    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, Any, str]:
+        agent = await self.pool.get(self.against, self.peer_side)
+        opts, zap = self._options()
+        if zap is not None:
+            await agent.request("zap", **zap)
+        sock = (await agent.request("socket", type=self.peer_type, options=opts, mechanism=self.mechanism))["socket"]
+        if self.peer_side == "server":
+            ep = (await agent.request("bind", socket=sock, endpoint="tcp://127.0.0.1:0"))["endpoint"]
+            reader, writer = await asyncio.open_connection("127.0.0.1", int(ep.rsplit(":", 1)[1]))
+            return reader, writer, agent, sock
+        accepted: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+        server = await asyncio.start_server(lambda r, w: accepted.put_nowait((r, w)), "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        await agent.request("connect", socket=sock, endpoint=f"tcp://127.0.0.1:{port}")
+        try:
+            reader, writer = await asyncio.wait_for(accepted.get(), 5)
+        except TimeoutError:
+            raise ReplayError(f"{self.against} did not connect to the harness within 5 s") from None
+        finally:
+            server.close()
+        return reader, writer, agent, sock
+
+    # -- the replay ------------------------------------------------------------
+
+    async def run(self) -> ReplayReport:
+        report = ReplayReport(str(self.path), self.stream.name, self.against, self.play, self.mechanism, self.peer_type)
+        reader, writer, agent, sock = await self._connect()
+        live = LiveSide(reader)
+        try:
+            if self.mechanism == "CURVE":
+                await self._curve(report, live, writer, agent, sock)
+            else:
+                await self._verbatim(report, live, writer, agent, sock)
+            # Whatever else the live peer sends is more than the capture holds; heartbeats
+            # only mean that the live connection lasted longer than the recorded one.
+            beats = 0
+            loop = asyncio.get_running_loop()
+            until = loop.time() + 1.0  # a peer that keeps pinging is not waited out
+            while loop.time() < until and (extra := await live.next(0.2)) is not None:
+                if is_heartbeat(extra):
+                    beats += 1
+                else:
+                    report.verdicts.append(Verdict(EXTRA, None, extra, "the capture has nothing here"))
+            if beats:
+                report.verdicts.append(
+                    Verdict(TIMING, None, None, f"{beats} more heartbeats after the capture ended (timing)")
+                )
+        finally:
+            writer.close()
+            try:
+                await agent.request("close", socket=sock)
+            except protocol.AgentError:
+                pass
+        return report
+
+    def _order(self) -> list[tuple[str, Item]]:
+        c, s = (self.harness_dec, self.peer_dec) if self.play == "client" else (self.peer_dec, self.harness_dec)
+        mine = "C" if self.play == "client" else "S"
+        return [("harness" if who == mine else "peer", it) for _, who, it in timeline(self.stream, c, s)]
+
+    async def _verbatim(self, report: ReplayReport, live: LiveSide, writer: Any, agent: Any, sock: str) -> None:
+        app = PeerApplication(agent, sock, self.peer_type)
+        seq = self._order()
+        sent: set[int] = set()
+
+        async def send(k: int) -> None:
+            writer.write(bytes(seq[k][1].raw))
+            await writer.drain()
+            app.saw_from_harness(seq[k][1])
+            sent.add(k)
+
+        for idx, (who, it) in enumerate(seq):
+            if who == "harness":
+                if idx not in sent:
+                    await send(idx)
+                continue
+            await app.before(it, self.peer_dec.items)
+            got = await live.next(PATIENCE)
+            ahead = idx + 1
+            while got is None:
+                # The live peer may wait for bytes that the captured one did not wait for: the
+                # rest of a staged greeting, or the other READY first (either order is allowed).
+                # Send the played side's next handshake item early; never its messages.
+                k = next(
+                    (k for k in range(ahead, len(seq)) if seq[k][0] == "harness" and k not in sent),
+                    None,
+                )
+                if k is None or seq[k][1].kind not in ("greeting", "command"):
+                    got = await live.next(self.timeout)
+                    break
+                await send(k)
+                ahead = k + 1
+                got = await live.next(PATIENCE)
+            while got is not None and is_heartbeat(got) and not is_heartbeat(it):
+                # Heartbeats follow the clock, not the conversation: one may come at another moment.
+                report.verdicts.append(Verdict(TIMING, None, got, "a heartbeat at another moment than in the capture"))
+                got = await live.next(self.timeout)
+            if got is None:
+                report.verdicts.append(Verdict(MISSING, it, None, f"nothing within {self.timeout:g} s"))
+                return
+            result, note = compare(it, got, self.mechanism)
+            report.verdicts.append(Verdict(result, it, got, note))
+
+    async def _curve(self, report: ReplayReport, live: LiveSide, writer: Any, agent: Any, sock: str) -> None:
+        from functools import partial
+
+        from zmtp.connection import Connection, State
+        from zmtp.keys import parse_key
+        from zmtp.mechanisms.curve import CurveMechanism
+
+        if self.play == "client":
+            need = ("client_secret", "server_public")
+            missing = [k for k in need if not self.keys.get(k)]
+            if missing:
+                raise ReplayError(f"replaying the CURVE client needs the keys {', '.join(missing)}")
+            mech: Any = partial(
+                CurveMechanism,
+                secret_key=parse_key(self.keys["client_secret"]),
+                server_key=parse_key(self.keys["server_public"]),
+            )
+        else:
+            if not self.keys.get("server_secret"):
+                raise ReplayError("replaying the CURVE server needs the key server_secret")
+            mech = partial(CurveMechanism, secret_key=parse_key(self.keys["server_secret"]))
+        core = Connection(self.harness_type, as_server=self.play == "server", mechanism=mech)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 5
+        pos = 0
+        handshake = [it for it in self.peer_dec.items if it.kind == "greeting" or it.kind == "command"]
+        handshake = handshake[: 1 + 2]  # greeting and the two commands each side sends
+        for want in handshake:
+            while True:
+                if out := core.data_to_send():
+                    writer.write(out)
+                    await writer.drain()
+                got = await live.next(0.05)
+                if got is not None:
+                    break
+                pos = live.feed_core(core, pos)
+                if loop.time() > deadline or live.closed:
+                    report.verdicts.append(Verdict(MISSING, want, None, "the CURVE handshake stalled"))
+                    return
+            pos = live.feed_core(core, pos)
+            result, note = compare(want, got, "CURVE")
+            report.verdicts.append(Verdict(result, want, got, note))
+        if out := core.data_to_send():
+            writer.write(out)
+            await writer.drain()
+        if core.state is State.TRAFFIC and core.peer_socket_type != self.peer_type:
+            report.verdicts[-1] = Verdict(
+                DIFFERS, handshake[-1], report.verdicts[-1].live, f"Socket-Type {core.peer_socket_type}"
+            )
+        rest = [it for it in self.peer_dec.items[len(handshake) :] if it.kind in ("frame", "command")]
+        if rest:
+            report.verdicts.append(
+                Verdict(
+                    NOT_REPLAYED,
+                    None,
+                    None,
+                    f"{len(rest)} items after the CURVE handshake: their boxes cannot be opened "
+                    "without the transient secret keys, which a capture does not hold",
+                )
+            )
+        live.taken = len(live._complete())  # the messages are not compared, so nothing left over is extra
+
+
+class PeerApplication:
+    """Drives the live peer's application so that it sends what the captured peer sent, when it did."""
+
+    def __init__(self, agent: Any, sock: str, socket_type: str) -> None:
+        self.agent, self.sock, self.type = agent, sock, socket_type
+        self.unread = 0  # messages the harness sent that the live application has not received yet
+        self.routing_id: bytes | None = None
+        self.in_message = False
+        self.published = False
+
+    def saw_from_harness(self, it: Item) -> None:
+        if it.kind == "frame" and not (it.flags or 0) & MORE and self.type in RECEIVES:
+            self.unread += 1
+
+    async def _drain(self) -> None:
+        while self.unread:
+            self.unread -= 1
+            try:
+                resp = await self.agent.request("recv", socket=self.sock, timeout=2)
+            except protocol.AgentError:
+                return
+            frames = protocol.decode_frames(resp["frames"])
+            if self.type == "ROUTER" and frames:
+                self.routing_id = frames[0]
+
+    async def before(self, it: Item, items: list[Item]) -> None:
+        """Before the peer's item `it` is due: make its application send or subscribe as the capture shows."""
+        if it.kind == "command" and it.name in ("SUBSCRIBE", "CANCEL") and self.type in ("SUB", "XSUB"):
+            op = "subscribe" if it.name == "SUBSCRIBE" else "unsubscribe"
+            await self.agent.request(op, socket=self.sock, topic=bytes(it.body).hex())
+            return
+        if it.kind != "frame":
+            return
+        first = not self.in_message
+        self.in_message = bool((it.flags or 0) & MORE)
+        if not first:
+            return
+        # The first frame of a message the peer sent: the application sends the whole message.
+        message = []
+        for f in items[items.index(it) :]:
+            if f.kind == "frame":
+                message.append(bytes(f.body))
+                if not (f.flags or 0) & MORE:
+                    break
+        if self.type in ("SUB", "XSUB") and len(message) == 1 and message[0][:1] in (b"\x00", b"\x01"):
+            # A ZMTP 3.0 subscription travels as a message; the application subscribes.
+            op = "subscribe" if message[0][:1] == b"\x01" else "unsubscribe"
+            await self.agent.request(op, socket=self.sock, topic=message[0][1:].hex())
+            return
+        await self._drain()
+        if self.type in ("PUB", "XPUB") and not self.published:
+            await asyncio.sleep(0.1)  # the harness's subscriptions are on their way in
+        self.published = True
+        if self.type in ("REQ", "REP") and message and message[0] == b"":
+            message = message[1:]  # the envelope delimiter is the socket's to add
+        if self.type == "ROUTER":
+            message = [self.routing_id or b"", *message]
+        await self.agent.request("send", socket=self.sock, frames=protocol.encode_frames(message), timeout=2)
+
+
+async def replay(
+    path: Path,
+    against: str,
+    play: str = "client",
+    stream: int | None = None,
+    entry: dict[str, Any] | None = None,
+    keys: dict[str, str] | None = None,
+    pool: AgentPool | None = None,
+) -> ReplayReport:
+    from .peers import load_registry
+
+    own = pool is None
+    if pool is None:
+        registry = load_registry()
+        if against not in registry:
+            raise ReplayError(f"unknown peer {against!r}; peers.yaml has {', '.join(registry)}")
+        why = registry[against].missing() or registry[against].ensure_built()
+        if why:
+            raise ReplayError(f"peer {against} is not available here: {why}")
+        pool = AgentPool(registry)
+    try:
+        return await Replay(path, against, pool, play, stream, entry, keys).run()
+    finally:
+        if own:
+            await pool.close()
