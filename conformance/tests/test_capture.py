@@ -151,6 +151,7 @@ CORRUPTIONS = [
     ("s", 12, ord("n"), "greeting-mechanism", "37/ZMTP#formal-grammar"),
     ("c", 32, 0x02, "greeting-as-server", "37/ZMTP#formal-grammar"),
     ("s", 50, 0x01, "greeting-filler", "37/ZMTP#formal-grammar"),
+    ("s", 32, 0x01, "greeting-as-server-role", "37/ZMTP#the-null-security-mechanism"),
     ("c", 64, 0x0C, "frame-reserved-flags", "37/ZMTP#framing"),
     ("s", 64, 0x05, "command-more", "37/ZMTP#framing"),
     ("c", 70, ord("1"), "command-name", "37/ZMTP#formal-grammar"),
@@ -169,6 +170,18 @@ def test_one_wrong_octet_is_named(tmp_path, who, offset, value, check, clause):
     hit = next(v for v in found if v.check == check)
     assert hit.sender == ("client" if who == "c" else "server")
     assert hit.offset <= offset and hit.octets
+
+
+@pytest.mark.parametrize(
+    ("make", "clause"), [(lambda: plain_pair(), "24/ZMTP-PLAIN"), (lambda: curve_pair(), "25/CURVEZMQ")]
+)
+def test_a_secure_server_must_greet_as_server(tmp_path, make, clause):
+    chunks = conversation(*make())
+    assert not [v for v in violations(tmp_path, chunks) if v.check == "greeting-as-server-role"]
+    # libzmq's habit: as-server 0 from the PLAIN or CURVE server.
+    found = violations(tmp_path, corrupt(chunks, "s", 32, 0x00))
+    (v,) = [v for v in found if v.check == "greeting-as-server-role"]
+    assert (v.sender, v.clause, v.offset) == ("server", clause, 0)
 
 
 def test_subscribe_command_to_a_3_0_peer(tmp_path):

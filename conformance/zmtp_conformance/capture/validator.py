@@ -74,6 +74,27 @@ class _Checker:
             self.flag(
                 g, "greeting-as-server", "37/ZMTP#formal-grammar", "MUST", f"as-server is {f['as_server']}, not 0 or 1"
             )
+        role = f["as_server"]
+        if f["mechanism"] == "NULL" and role not in (0,):
+            self.flag(
+                g,
+                "greeting-as-server-role",
+                "37/ZMTP#the-null-security-mechanism",
+                "MUST",
+                f"as-server is {role}; under NULL it MUST be zero",
+            )
+        elif f["mechanism"] in ("PLAIN", "CURVE") and role in (0, 1) and role != (self.sender == "server"):
+            # The harness's streams (and most others) have the mechanism server on the
+            # listening side, as the handshake-order check also assumes.
+            want = 1 if self.sender == "server" else 0
+            self.flag(
+                g,
+                "greeting-as-server-role",
+                "24/ZMTP-PLAIN" if f["mechanism"] == "PLAIN" else "25/CURVEZMQ",
+                "MUST",
+                f"the {f['mechanism']} {self.sender} greets with as-server {role}; "
+                f"the greeting identifies the {self.sender} with {want} (RFC 23 Topology)",
+            )
         if any(f["filler"]):
             self.flag(g, "greeting-filler", "37/ZMTP#formal-grammar", "MUST", "filler must be 31 zero octets")
 
