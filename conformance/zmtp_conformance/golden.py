@@ -224,7 +224,12 @@ async def record_one(plan: Plan, pool: AgentPool, sniffer: Sniffer, out: Path) -
         "description": plan.description,
         "family": plan.family,
         "mechanism": plan.mechanism,
-        "server": {"peer": server_peer, "socket": plan.server_type, "versions": srv_agent.versions},
+        "server": {
+            "peer": server_peer,
+            "socket": plan.server_type,
+            "versions": srv_agent.versions,
+            "args": list(plan.server_args) or None,
+        },
         "client": {
             "peer": plan.peer,
             "socket": plan.client_type,
