@@ -232,7 +232,7 @@ class ProxyCapture(CellCapture):
         for i, (proxy, owner) in enumerate(self.proxies):
             await proxy.close()
             # Real ports where there are any (tcp), made-up ones for ipc.
-            sport = _port(proxy.target) or 5550 + i
+            sport = _port(proxy.target) or synth.SERVER_PORT + i
             for j, conv in enumerate(proxy.conversations):
                 if isinstance(conv.client, tuple):
                     caddr, harness = conv.client, conv.client[1] in self.harness_ports

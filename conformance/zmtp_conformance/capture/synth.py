@@ -13,6 +13,9 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+# Made-up ports for made-up connections, in the dynamic range where tshark has no
+# port-based dissector that would claim the stream before ZMTP's heuristic sees it.
+SERVER_PORT = 49555
 MSS = 65483  # what a loopback segment carries at MTU 65536
 
 Chunk = tuple[str, bytes, float]  # ("c" or "s": who sent it, the bytes, when)
@@ -21,7 +24,7 @@ Chunk = tuple[str, bytes, float]  # ("c" or "s": who sent it, the bytes, when)
 def packets(
     chunks: Iterable[Chunk],
     client: tuple[str, int] = ("127.0.0.1", 40000),
-    server: tuple[str, int] = ("127.0.0.1", 5555),
+    server: tuple[str, int] = ("127.0.0.1", SERVER_PORT),
     close: bool = True,
     reset: bool = False,
 ) -> list:  # list of scapy packets, each with .time set
@@ -73,7 +76,7 @@ def write_packets(path: str | Path, pkts: list) -> None:  # type: ignore[type-ar
     """Packets from several connections into one pcap, in time order."""
     from scapy.utils import PcapWriter
 
-    out = PcapWriter(str(path), linktype=1, sync=False)
+    out = PcapWriter(str(path), linktype=1, sync=False, snaplen=262144)  # as tcpdump -s 0: whole 64 KiB segments
     try:
         for p in sorted(pkts, key=lambda p: float(p.time)):
             out.write(p)
@@ -85,7 +88,7 @@ def write_conversation(
     path: str | Path,
     chunks: Iterable[Chunk],
     client: tuple[str, int] = ("127.0.0.1", 40000),
-    server: tuple[str, int] = ("127.0.0.1", 5555),
+    server: tuple[str, int] = ("127.0.0.1", SERVER_PORT),
     close: bool = True,
 ) -> None:
     write_packets(path, packets(chunks, client, server, close))
