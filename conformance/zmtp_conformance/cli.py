@@ -145,6 +145,33 @@ def cmd_golden(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def curve_keys(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """CurveKeys from --keylog (or a curve-keylog.txt beside the file) and --curve-key, or None."""
+    from zmtp.keys import parse_key
+
+    from .capture.curvebox import CurveKeys
+    from .capture.keylog import KeylogError, read
+
+    path = args.keylog
+    if path is None and (args.file.parent / "curve-keylog.txt").exists():
+        path = args.file.parent / "curve-keylog.txt"
+    given = dict(kv.partition("=")[::2] for kv in args.curve_key)
+    if path is None and not given:
+        return None
+    bad = set(given) - {"server_public", "server_secret"}
+    if bad:
+        raise ValueError(f"--curve-key takes server_public or server_secret, not {', '.join(sorted(bad))}")
+    try:
+        transient = read(path) if path is not None else {}
+    except KeylogError as exc:
+        raise ValueError(str(exc)) from None
+    return CurveKeys(
+        transient,
+        parse_key(given["server_public"]) if "server_public" in given else None,
+        parse_key(given["server_secret"]) if "server_secret" in given else None,
+    )
+
+
 def cmd_dissect(args: argparse.Namespace) -> int:
     import json
 
@@ -155,11 +182,16 @@ def cmd_dissect(args: argparse.Namespace) -> int:
     except (OSError, pcap.PcapError) as exc:
         print(f"zmtp-conformance dissect: {exc}", file=sys.stderr)
         return 2
+    try:
+        keys = curve_keys(args)
+    except ValueError as exc:
+        print(f"zmtp-conformance dissect: {exc}", file=sys.stderr)
+        return 2
     violations = transcript.check(streams) if args.check else None
     if args.json:
-        print(json.dumps(transcript.to_json(streams, violations), indent=1))
+        print(json.dumps(transcript.to_json(streams, violations, keys), indent=1))
     else:
-        print(transcript.render(streams, violations) or f"{args.file}: no TCP streams")
+        print(transcript.render(streams, violations, keys) or f"{args.file}: no TCP streams")
     if args.check:
         n = sum(len(v) for v in violations.values())  # type: ignore[union-attr]
         print(
@@ -221,8 +253,22 @@ def main(argv: list[str] | None = None) -> int:
     rec.add_argument("--peers", default="libzmq,czmq")
     rec.add_argument("--only", default="", help="only plans whose name contains this")
     dis = sub.add_parser("dissect", help="decode the ZMTP in a pcap file, optionally checking it against the RFCs")
-    dis.add_argument("file")
+    dis.add_argument("file", type=Path)
     dis.add_argument("--json", action="store_true", help="machine-readable output")
+    dis.add_argument(
+        "--keylog",
+        type=Path,
+        default=None,
+        help="CURVE transient keys (ZMTP_CURVE_KEYLOG format) to open boxes with "
+        "(default: curve-keylog.txt beside the file, if there is one)",
+    )
+    dis.add_argument(
+        "--curve-key",
+        action="append",
+        default=[],
+        metavar="NAME=Z85",
+        help="server_public (needed with a client's transient key) or server_secret",
+    )
     dis.add_argument(
         "--check", action="store_true", help="validate every byte; exit 1 when something violates the RFCs"
     )

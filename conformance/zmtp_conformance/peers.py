@@ -46,6 +46,7 @@ class PeerSpec:
     build: list[str] = field(default_factory=list)  # command that compiles the agent
     build_output: str = ""  # what it makes; rebuilt when older than build_sources
     build_sources: list[str] = field(default_factory=list)
+    keylog: str = ""  # how the peer exports CURVE transient keys: "zmtp", "sodium" (preload shim) or ""
 
     def argv(self) -> list[str]:
         return [sys.executable if part == "{python}" else _expand(part) for part in self.command]
@@ -109,6 +110,7 @@ def load_registry(path: Path = REGISTRY) -> dict[str, PeerSpec]:
             build=list(build.get("command", [])),
             build_output=build.get("output", ""),
             build_sources=list(build.get("sources", [])),
+            keylog=entry.get("keylog", ""),
         )
     return peers
 
@@ -116,8 +118,15 @@ def load_registry(path: Path = REGISTRY) -> dict[str, PeerSpec]:
 class AgentProcess:
     """One running agent; requests go one at a time, each with a deadline."""
 
-    def __init__(self, spec: PeerSpec, name: str | None = None, extra_args: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        spec: PeerSpec,
+        name: str | None = None,
+        extra_args: list[str] | None = None,
+        keylog: Path | None = None,
+    ) -> None:
         self.spec = spec
+        self.keylog = keylog
         self.name = name or spec.name
         self.extra_args = extra_args or []
         self.proc: asyncio.subprocess.Process | None = None
@@ -134,6 +143,11 @@ class AgentProcess:
         env["PYTHONPATH"] = os.pathsep.join(
             [str(HERE.parent), str(HERE.parent.parent / "impl"), env.get("PYTHONPATH", "")]
         )
+        env.pop("ZMTP_CURVE_KEYLOG", None)
+        if self.keylog is not None and self.spec.keylog:
+            from .capture.keylog import agent_env
+
+            env.update(agent_env(self.spec.keylog, self.keylog))
         self.proc = await asyncio.create_subprocess_exec(
             *self.spec.argv(),
             *self.extra_args,

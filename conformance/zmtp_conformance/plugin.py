@@ -70,13 +70,15 @@ class State:
         for item in config.getoption("peer_args"):
             peer, _, arg = item.partition("=")
             extra.setdefault(peer, []).append(arg)
-        self.pool = AgentPool(self.registry, extra)
+        self.capture_mode = config.getoption("pcap")
+        self.capture_dir = Path(config.getoption("report_dir")) / "captures"
+        # Agents write their CURVE transient keys beside the captures, so boxes can be opened.
+        self.keylog = self.capture_dir / "curve-keylog.txt" if self.capture_mode != "off" else None
+        self.pool = AgentPool(self.registry, extra, keylog=self.keylog)
         path = config.getoption("deviations")
         self.deviations = deviations.load(Path(path)) if path else deviations.load()
         self.wire_table = deviations.load_wire(Path(path)) if path else deviations.load_wire()
         self.select = config.getoption("scenario") or None
-        self.capture_mode = config.getoption("pcap")
-        self.capture_dir = Path(config.getoption("report_dir")) / "captures"
         self.sniffer: Any = None
         self.sniffer_error: str | None = None
 
@@ -90,10 +92,10 @@ class State:
         if cell.transport == "tcp" and mode in ("auto", "tcpdump"):
             sniffer = self._sniffer()
             if sniffer is not None:
-                return wire.SnifferCapture(cell.client, sniffer)
+                return wire.SnifferCapture(cell.client, sniffer, self.keylog)
             if mode == "tcpdump":
                 raise pytest.UsageError(f"--pcap=tcpdump: {self.sniffer_error}")
-        return wire.ProxyCapture(cell.client)
+        return wire.ProxyCapture(cell.client, self.keylog)
 
     def _sniffer(self) -> Any:
         if self.sniffer is None and self.sniffer_error is None:
@@ -127,6 +129,13 @@ def _state(config: pytest.Config) -> State:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "zmtp_cell: a ZMTP conformance matrix cell")
+    if not hasattr(config, "workerinput") and config.getoption("pcap", "off") != "off":
+        # A run's captures and key log are its own: nothing left from an earlier run in the same place.
+        captures = Path(config.getoption("report_dir")) / "captures"
+        if captures.is_dir():
+            for old in (*captures.glob("*.pcap"), captures / "curve-keylog.txt"):
+                old.unlink(missing_ok=True)
+        captures.mkdir(parents=True, exist_ok=True)
     config.pluginmanager.register(Recorder(config), "zmtp_conformance_recorder")
     if config.getoption("progress") and not hasattr(config, "workerinput"):
         from . import progress

@@ -96,16 +96,21 @@ class Unsupported(Exception):
 class AgentPool:
     """Agents kept running across cells: one process per (peer, side), restarted if it dies."""
 
-    def __init__(self, specs: dict[str, PeerSpec], extra_args: dict[str, list[str]] | None = None) -> None:
+    def __init__(
+        self, specs: dict[str, PeerSpec], extra_args: dict[str, list[str]] | None = None, keylog: Path | None = None
+    ) -> None:
         self.specs = specs
         self.extra_args = extra_args or {}
+        self.keylog = keylog  # where agents write CURVE transient keys (None: nowhere)
         self.agents: dict[tuple[str, str], AgentProcess] = {}
 
     async def get(self, peer: str, side: str) -> AgentProcess:
         key = (peer, side)
         agent = self.agents.get(key)
         if agent is None or not agent.alive:
-            agent = AgentProcess(self.specs[peer], name=f"{peer}/{side}", extra_args=self.extra_args.get(peer))
+            agent = AgentProcess(
+                self.specs[peer], name=f"{peer}/{side}", extra_args=self.extra_args.get(peer), keylog=self.keylog
+            )
             await agent.start()
             self.agents[key] = agent
         return agent

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .capture import pcap, tcp
+from .capture.curvebox import CurveKeys
 from .capture.proxy import RecordingProxy
 from .capture.sniffer import Sniffer
 from .capture.validator import Violation, validate_stream
@@ -103,12 +104,15 @@ def check(
     server_owner: dict[int, str | None],
     scenario_id: str,
     table: list[WireDeviation],
+    keylog: Path | None = None,
 ) -> tuple[int, list[Finding], list[str]]:
     """Validate the pcap at `path`. A stream's (client, server) owners come from its ports:
     `owners` by (client port, server port), else `server_owner` by server port with the
-    client side taken to be the cell's client peer (given under key 0)."""
+    client side taken to be the cell's client peer (given under key 0). With a key log, CURVE
+    boxes are opened and checked inside too."""
     header, records = pcap.read(path)
     streams = tcp.streams(records, header.linktype)
+    keys = None
     found: dict[tuple[str, str], Finding] = {}
     incomplete = []
     for st in streams:
@@ -124,7 +128,9 @@ def check(
         skip = tuple(side for side, owner in (("client", c_owner), ("server", s_owner)) if owner is HARNESS)
         if len(skip) == 2:
             continue
-        for v in validate_stream(st, skip=skip):
+        if keys is None and keylog is not None and _is_curve(st):
+            keys = _curve_keys(keylog)
+        for v in validate_stream(st, skip=skip, keys=keys):
             peer = c_owner if v.sender == "client" else s_owner
             assert peer is not None
             key = (peer, v.check)
@@ -135,13 +141,31 @@ def check(
     return len(streams), list(found.values()), incomplete
 
 
+def _is_curve(st: tcp.Stream) -> bool:
+    return bytes(st.to_server.data[12:17]) == b"CURVE"
+
+
+def _curve_keys(keylog: Path) -> CurveKeys | None:
+    from zmtp.keys import parse_key
+
+    from .capture.keylog import KeylogError, read
+    from .runner import CURVE_SERVER_PUBLIC
+
+    try:
+        transient = read(keylog) if keylog.exists() else {}
+    except KeylogError:
+        return None  # a damaged key log costs the look inside the boxes, not the verdict
+    return CurveKeys(transient, parse_key(CURVE_SERVER_PUBLIC))
+
+
 class CellCapture:
     """What one cell needs from a capture method; see the subclasses."""
 
     method = ""
 
-    def __init__(self, client_peer: str) -> None:
+    def __init__(self, client_peer: str, keylog: Path | None = None) -> None:
         self.client_peer = client_peer
+        self.keylog = keylog  # the agents' CURVE key log, to look inside boxes
         self.server_owner: dict[int, str | None] = {0: client_peer}
         self.harness_ports: set[int] = set()
 
@@ -168,8 +192,8 @@ def _port(endpoint: str) -> int | None:
 class SnifferCapture(CellCapture):
     method = "tcpdump"
 
-    def __init__(self, client_peer: str, sniffer: Sniffer) -> None:
-        super().__init__(client_peer)
+    def __init__(self, client_peer: str, sniffer: Sniffer, keylog: Path | None = None) -> None:
+        super().__init__(client_peer, keylog)
         self.sniffer = sniffer
 
     async def begin(self) -> None:
@@ -201,15 +225,17 @@ class SnifferCapture(CellCapture):
             for sp, owner in self.server_owner.items():
                 if sp:
                     owners[hp, sp] = (HARNESS, owner)
-        result.streams, result.findings, result.incomplete = check(path, owners, self.server_owner, scenario_id, table)
+        result.streams, result.findings, result.incomplete = check(
+            path, owners, self.server_owner, scenario_id, table, self.keylog
+        )
         return result
 
 
 class ProxyCapture(CellCapture):
     method = "proxy"
 
-    def __init__(self, client_peer: str) -> None:
-        super().__init__(client_peer)
+    def __init__(self, client_peer: str, keylog: Path | None = None) -> None:
+        super().__init__(client_peer, keylog)
         self.proxies: list[tuple[RecordingProxy, str | None]] = []
 
     async def expose(self, endpoint: str, owner: str | None) -> str:
@@ -242,5 +268,5 @@ class ProxyCapture(CellCapture):
                 pkts += synth.packets(conv.chunks, caddr, saddr, reset=conv.reset)
                 owners[caddr[1], sport] = (HARNESS if harness else self.client_peer, owner)
         synth.write_packets(path, pkts)
-        result.streams, result.findings, result.incomplete = check(path, owners, {}, scenario_id, table)
+        result.streams, result.findings, result.incomplete = check(path, owners, {}, scenario_id, table, self.keylog)
         return result

@@ -283,12 +283,30 @@ def describe(item: Item) -> str:
             detail = f"username={f['username']!r} password=<{f['password_size']} octets>"
         elif "nonce" in f:
             detail = f"nonce={f['nonce']}"
+        if "plaintext" in f:
+            detail += f" -> {_inner(f)}"
+        if "server_transient" in f:
+            detail += f" S'={f['server_transient'][:16]}..."
         return f"command {item.name} ({f['size']} octets) {detail}".rstrip()
     if item.kind in ("frame", "legacy-frame"):
         more = " MORE" if (item.flags or 0) & MORE else ""
         if item.name == "MESSAGE":
-            return f"MESSAGE (data frame, {f['size']} octets) nonce={f.get('nonce')}{more}"
+            opened = f" -> {_inner(f)}" if "plaintext" in f else ""
+            return f"MESSAGE (data frame, {f['size']} octets) nonce={f.get('nonce')}{more}{opened}"
         body = item.body[:48]
         text = "".join(chr(b) if 32 <= b < 127 else "." for b in body)
         return f"frame{more} {f['size']} octets {body.hex(' ')} |{text}|{'...' if len(item.body) > 48 else ''}"
     return f"{item.kind}: {item.note}"
+
+
+def _inner(f: dict[str, Any]) -> str:
+    """An opened CURVE MESSAGE: the frame or the command inside the box."""
+    flags, body = f["inner_flags"], bytes(f["plaintext"])
+    if flags & 0x02 and body:
+        n = body[0]
+        name = body[1 : 1 + n].decode("ascii", errors="replace")
+        rest = body[1 + n :]
+        return f"command {name}" + (f" {rest!r}" if rest else "")
+    more = "MORE " if flags & 0x01 else ""
+    text = "".join(chr(b) if 32 <= b < 127 else "." for b in body[:48])
+    return f"frame {more}{len(body)} octets |{text}|{'...' if len(body) > 48 else ''}"

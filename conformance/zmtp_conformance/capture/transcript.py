@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from . import pcap, tcp
+from .curvebox import CurveKeys, Opened, open_stream
 from .dissect import Decoder, Item, describe
 from .validator import Violation, decode_stream, validate_stream
 
@@ -28,13 +29,29 @@ def timeline(stream: tcp.Stream, c: Decoder, s: Decoder) -> list[tuple[float, st
     return out
 
 
-def render(streams: list[tcp.Stream], violations: dict[int, list[Violation]] | None = None) -> str:
+def decode(stream: tcp.Stream, keys: CurveKeys | None = None) -> tuple[Decoder, Decoder, Opened | None]:
+    """A stream's two directions decoded, and its CURVE boxes opened where `keys` allow."""
+    c, s = decode_stream(stream)
+    opened = open_stream(c, s, keys) if keys is not None and c.mechanism == "CURVE" else None
+    return c, s, opened
+
+
+def render(
+    streams: list[tcp.Stream], violations: dict[int, list[Violation]] | None = None, keys: CurveKeys | None = None
+) -> str:
     lines: list[str] = []
     for st in streams:
-        c, s = decode_stream(st)
+        c, s, opened = decode(st, keys)
         lines.append(
             f"stream {st.index}: {st.name}  ({len(st.to_server.data)} octets C->S, {len(st.to_client.data)} S->C)"
         )
+        if opened is not None:
+            lines.append(
+                f"  (CURVE: {opened.boxes} boxes opened"
+                + (f", {opened.failed} did not open" if opened.failed else "")
+                + (f"; {opened.note}" if opened.note else "")
+                + ")"
+            )
         t0 = st.first_seen
         for ts, who, it in timeline(st, c, s):
             arrow = "C->S" if who == "C" else "S->C"
@@ -73,10 +90,12 @@ def _item_json(it: Item) -> dict[str, Any]:
     }
 
 
-def to_json(streams: list[tcp.Stream], violations: dict[int, list[Violation]] | None = None) -> dict[str, Any]:
+def to_json(
+    streams: list[tcp.Stream], violations: dict[int, list[Violation]] | None = None, keys: CurveKeys | None = None
+) -> dict[str, Any]:
     out = []
     for st in streams:
-        c, s = decode_stream(st)
+        c, s, _ = decode(st, keys)
         out.append(
             {
                 "index": st.index,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 
+from .curvebox import CurveKeys, open_stream
 from .dissect import COMMAND, LONG, MORE, Decoder, Item
 from .tcp import Stream
 
@@ -148,6 +149,29 @@ class _Checker:
                 "which expects subscriptions as 01/00 message frames",
             )
 
+    def curve_inner(self, it: Item) -> None:
+        """An opened MESSAGE box: its flags octet and, for a command, the name inside."""
+        flags = it.fields.get("inner_flags")
+        if flags is None:
+            return
+        if flags & ~0x03:
+            self.flag(
+                it,
+                "curve-message-flags",
+                "26/CURVEZMQ",
+                "MUST",
+                f"flags octet inside the MESSAGE box is 0x{flags:02x}; only MORE (01) and COMMAND (02) exist",
+            )
+        body = it.fields["plaintext"]
+        if flags & 0x02 and (not body or body[0] == 0 or 1 + body[0] > len(body)):
+            self.flag(
+                it,
+                "curve-message-command",
+                "26/CURVEZMQ",
+                "MUST",
+                "command inside the MESSAGE box has no name, or a name size past its end",
+            )
+
     # -- the whole direction -------------------------------------------------
 
     def run(self, items: list[Item]) -> list[Violation]:
@@ -247,6 +271,7 @@ class _Checker:
                         "MUST",
                         "MESSAGE sent in a data frame; RFC 25 makes it a command (libzmq does the same)",
                     )
+                self.curve_inner(it)
                 nonce = it.fields.get("short_nonce")
                 if nonce is not None:
                     if nonce <= last_nonce:
@@ -292,9 +317,12 @@ def decode_stream(stream: Stream) -> tuple[Decoder, Decoder]:
     return c, s
 
 
-def validate_stream(stream: Stream, skip: tuple[str, ...] = ()) -> list[Violation]:
-    """Violations in each direction of `stream`, except for the senders in `skip` ("client", "server")."""
+def validate_stream(stream: Stream, skip: tuple[str, ...] = (), keys: CurveKeys | None = None) -> list[Violation]:
+    """Violations in each direction of `stream`, except for the senders in `skip` ("client", "server").
+    With `keys`, CURVE boxes that open are checked inside too."""
     c, s = decode_stream(stream)
+    if keys is not None and c.mechanism == "CURVE":
+        open_stream(c, s, keys)
     out: list[Violation] = []
     if "client" not in skip:
         out += _Checker(stream, "client", c, s).run(c.items)

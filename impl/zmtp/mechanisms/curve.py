@@ -33,7 +33,7 @@ from nacl.exceptions import CryptoError
 from nacl.public import Box, PrivateKey, PublicKey
 from nacl.secret import SecretBox
 
-from .. import command
+from .. import command, keylog
 from ..errors import ProtocolError
 from ..frame import encode_command, frame_header
 from ..metadata import decode_properties, encode_properties
@@ -111,6 +111,7 @@ class CurveMechanism(Mechanism):
         if not self.as_server and (server_key is None or len(server_key) != 32):
             raise ValueError("a CURVE client needs the server's 32-byte public key (curve_serverkey)")
         self.transient = transient or PrivateKey.generate()
+        keylog.record(bytes(self.transient.public_key), bytes(self.transient))
         self.cookie_keys = cookie_keys
         self.peer_transient: bytes | None = None
         self.client_key: bytes | None = None  # the client's long-term key, on a server
