@@ -36,6 +36,7 @@ def test_the_manifest_lists_every_capture_and_says_what_made_it():
             # Only the harness's published test keys ever go in the repository.
             assert e["keys"]["curve"]["server_public"] == CURVE_SERVER_PUBLIC
             assert e["keys"]["curve"]["client_public"] == CURVE_CLIENT_PUBLIC
+            assert (golden.CAPTURES / e["keylog"]).is_file()
     families = {(e["family"], e["mechanism"]) for e in MANIFEST.values()}
     for fam in ("req-rep", "dealer-router", "pub-sub", "push-pull", "pair"):
         assert {(fam, m) for m in ("NULL", "PLAIN", "CURVE")} <= families
@@ -121,6 +122,21 @@ def test_every_golden_capture_replays_against_each_peer(peer):
         return problems
 
     assert asyncio.run(go()) == []
+
+
+def test_curve_captures_replay_inside_the_boxes_with_their_key_log():
+    async def go():
+        pool = AgentPool(peers.load_registry())
+        try:
+            name = "libzmq-req-rep-curve.pcap"
+            return await replay.Replay(golden.CAPTURES / name, "libzmq", pool, "client", None, MANIFEST[name]).run()
+        finally:
+            await pool.close()
+
+    r = asyncio.run(go())
+    inside = [v for v in r.verdicts if "inside the box" in v.note]
+    assert r.ok and inside and all(v.result == replay.SAME for v in inside), r.text()
+    assert not [v for v in r.verdicts if v.result == replay.NOT_REPLAYED]
 
 
 def item(kind: str, raw: bytes, **kw) -> Item:

@@ -19,7 +19,9 @@ pytestmark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark i
 
 
 def tshark(path: Path, *args: str) -> str:
-    proc = subprocess.run(["tshark", "-X", f"lua_script:{LUA}", "-r", str(path), *args], capture_output=True, text=True)
+    # Heuristics first: an ephemeral port may be some other protocol's registered one.
+    cmd = ["tshark", "-X", f"lua_script:{LUA}", "-o", "tcp.try_heuristic_first:TRUE", "-r", str(path), *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "Lua" not in proc.stderr and "error" not in proc.stderr.lower(), proc.stderr
     return proc.stdout

@@ -120,7 +120,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         keys[name] = value
     try:
         report = asyncio.run(
-            replay.replay(args.file, args.against, args.play, args.stream, manifest.get(args.file.name), keys)
+            replay.replay(
+                args.file, args.against, args.play, args.stream, manifest.get(args.file.name), keys, keylog=args.keylog
+            )
         )
     except (replay.ReplayError, PcapError, OSError, protocol.AgentError) as exc:
         print(f"zmtp-conformance replay: {exc}", file=sys.stderr)
@@ -244,6 +246,9 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         metavar="NAME=Z85",
         help="a CURVE key for a capture not in a manifest: server_public, server_secret, client_public, client_secret",
+    )
+    rp.add_argument(
+        "--keylog", type=Path, default=None, help="CURVE transient keys, to replay the messages after a CURVE handshake"
     )
     rp.add_argument("--json", action="store_true")
     gold = sub.add_parser("golden", help="record the golden captures in captures/ (root: uses tcpdump)")

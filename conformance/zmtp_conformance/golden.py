@@ -38,6 +38,7 @@ from .runner import (
 ROOT = Path(__file__).resolve().parents[2]
 CAPTURES = ROOT / "captures"
 MANIFEST = CAPTURES / "manifest.yaml"
+KEYLOG = "curve-keylog.txt"  # the agents' CURVE transient keys, beside the captures
 
 Exchange = Callable[["Side", "Side"], Awaitable[None]]
 
@@ -237,6 +238,7 @@ async def record_one(plan: Plan, pool: AgentPool, sniffer: Sniffer, out: Path) -
             "options": plan.client_options or None,
         },
         "keys": keys_for(plan.mechanism) or None,
+        "keylog": KEYLOG if plan.mechanism == "CURVE" else None,
         "clauses": list(plan.clauses),
     }
 
@@ -274,8 +276,10 @@ async def record(out: Path = CAPTURES, peers: tuple[str, ...] = ("libzmq", "czmq
     sniffer.start()
     entries, problems = [], []
     # The 3.0-greeting server runs in an agent of its own: its bug must not leak into other plans.
-    pool = AgentPool(registry, {})
-    bug_pool = AgentPool(registry, extra)
+    keylog = out / KEYLOG
+    keylog.unlink(missing_ok=True)
+    pool = AgentPool(registry, {}, keylog=keylog)
+    bug_pool = AgentPool(registry, extra, keylog=keylog)
     try:
         for plan in todo:
             use = bug_pool if plan.server_args else pool
@@ -291,7 +295,8 @@ async def record(out: Path = CAPTURES, peers: tuple[str, ...] = ("libzmq", "czmq
         "about": (
             "Golden ZMTP captures recorded from real peers on loopback with tcpdump by "
             "`zmtp-conformance golden record`. Each was validated when recorded. Keys are the harness's "
-            "test keys (libzmq's documented ones): never use them for anything real."
+            "test keys (libzmq's documented ones): never use them for anything real. curve-keylog.txt holds "
+            "the CURVE connections' transient keys (each used once), so their boxes can be opened."
         ),
         "recorded": time.strftime("%Y-%m-%d", time.gmtime()),
         "captures": entries,

@@ -237,11 +237,12 @@ class LiveSide:
                 self.closed = True
             self.data += chunk
 
-    def feed_core(self, core: Any, start: int) -> int:
-        """Hand the bytes from `start` on to a sans-I/O connection; returns the new position."""
-        if start < len(self.data):
-            core.receive_data(bytes(self.data[start:]))
-        return len(self.data)
+    def feed_core(self, core: Any, start: int, end: int | None = None) -> int:
+        """Hand the bytes from `start` up to `end` (default: all) to a sans-I/O connection; returns `end`."""
+        end = len(self.data) if end is None else end
+        if start < end:
+            core.receive_data(bytes(self.data[start:end]))
+        return max(start, end)
 
 
 def _socket_type(items: list[Item]) -> str | None:
@@ -287,6 +288,7 @@ class Replay:
         entry: dict[str, Any] | None = None,
         keys: dict[str, str] | None = None,
         timeout: float = 2.0,
+        keylog: Path | None = None,
     ) -> None:
         if play not in ("client", "server"):
             raise ReplayError(f"--play must be client or server, not {play!r}")
@@ -308,8 +310,31 @@ class Replay:
         self.harness_dec, self.peer_dec = (c, s) if play == "client" else (s, c)
         self.mechanism = c.mechanism or s.mechanism or "NULL"
         self.keys = {**((self.entry.get("keys") or {}).get("curve") or {}), **(keys or {})}
+        if self.mechanism == "CURVE":
+            self._open_boxes(keylog)
         self.peer_type = self._type(self.peer_side, self.peer_dec)
         self.harness_type = self._type(play, self.harness_dec)
+
+    def _open_boxes(self, keylog: Path | None) -> None:
+        """Open the captured boxes, where a key log (given, named by the manifest, or beside the file) allows."""
+        from zmtp.keys import parse_key
+
+        from .capture.curvebox import CurveKeys, open_stream
+        from .capture.keylog import KeylogError, read
+
+        if keylog is None and self.entry.get("keylog"):
+            keylog = self.path.parent / self.entry["keylog"]
+        if keylog is None and (self.path.parent / "curve-keylog.txt").exists():
+            keylog = self.path.parent / "curve-keylog.txt"
+        if keylog is None:
+            return
+        try:
+            transient = read(keylog)
+        except KeylogError as exc:
+            raise ReplayError(str(exc)) from None
+        server = parse_key(self.keys["server_public"]) if self.keys.get("server_public") else None
+        c, s = (self.harness_dec, self.peer_dec) if self.play == "client" else (self.peer_dec, self.harness_dec)
+        open_stream(c, s, CurveKeys(transient, server))
 
     def _type(self, side: str, dec: Decoder) -> str:
         t = _socket_type(dec.items) or (self.entry.get(side) or {}).get("socket")
@@ -500,32 +525,108 @@ class Replay:
                 got = await live.next(0.05)
                 if got is not None:
                     break
+                # Nothing complete yet: what has come is part of the handshake item awaited.
                 pos = live.feed_core(core, pos)
                 if loop.time() > deadline or live.closed:
                     report.verdicts.append(Verdict(MISSING, want, None, "the CURVE handshake stalled"))
                     return
-            pos = live.feed_core(core, pos)
+            # Up to the end of this item only: what follows READY is for the message phase.
+            pos = live.feed_core(core, pos, got.end)
             result, note = compare(want, got, "CURVE")
             report.verdicts.append(Verdict(result, want, got, note))
         if out := core.data_to_send():
             writer.write(out)
             await writer.drain()
-        if core.state is State.TRAFFIC and core.peer_socket_type != self.peer_type:
+        if core.state is not State.TRAFFIC:
+            report.verdicts.append(Verdict(MISSING, None, None, "the CURVE handshake did not complete"))
+            return
+        if core.peer_socket_type != self.peer_type:
             report.verdicts[-1] = Verdict(
                 DIFFERS, handshake[-1], report.verdicts[-1].live, f"Socket-Type {core.peer_socket_type}"
             )
-        rest = [it for it in self.peer_dec.items[len(handshake) :] if it.kind in ("frame", "command")]
-        if rest:
+        after = [(who, it) for who, it in self._order() if it.name == "MESSAGE" and it.kind in ("frame", "command")]
+        if not after:
+            return
+        if any("plaintext" not in it.fields for _, it in after):
             report.verdicts.append(
                 Verdict(
                     NOT_REPLAYED,
                     None,
                     None,
-                    f"{len(rest)} items after the CURVE handshake: their boxes cannot be opened "
-                    "without the transient secret keys, which a capture does not hold",
+                    f"{len(after)} MESSAGE boxes after the CURVE handshake: they open only with the "
+                    "connection's transient keys (a key log, see docs/captures.md), which this capture lacks",
                 )
             )
-        live.taken = len(live._complete())  # the messages are not compared, so nothing left over is extra
+            live.taken = len(live._complete())  # not compared, so nothing left over is extra
+            return
+        await self._curve_messages(report, live, writer, core.mechanism, agent, sock, after)
+
+    async def _curve_messages(
+        self,
+        report: ReplayReport,
+        live: LiveSide,
+        writer: Any,
+        mechanism: Any,
+        agent: Any,
+        sock: str,
+        after: list[tuple[str, Item]],
+    ) -> None:
+        """The message phase of a CURVE capture whose boxes opened: the played side's plaintexts go
+        out in fresh boxes, and what the live peer sends is opened and compared with the captured
+        plaintexts."""
+        app = PeerApplication(agent, sock, self.peer_type)
+        peer_inner = [inner_item(it) for who, it in after if who == "peer"]
+        k = 0
+        for who, it in after:
+            if who == "harness":
+                writer.write(mechanism.encrypt(it.fields["inner_flags"], bytes(it.fields["plaintext"])))
+                await writer.drain()
+                app.saw_from_harness(inner_item(it))
+                continue
+            want = peer_inner[k]
+            k += 1
+            await app.before(want, peer_inner)
+            while True:
+                got = await live.next(self.timeout)
+                if got is None:
+                    report.verdicts.append(Verdict(MISSING, want, None, f"nothing within {self.timeout:g} s"))
+                    return
+                try:
+                    flags, body = mechanism.decrypt(
+                        b"MESSAGE", bytes(got.body[8:] if got.kind == "frame" else got.body)
+                    )
+                except Exception as exc:  # the live peer's box does not open: that is the finding
+                    report.verdicts.append(Verdict(DIFFERS, want, got, f"the live MESSAGE does not open: {exc}"))
+                    return
+                live_inner = inner_item(got, flags, body)
+                if is_heartbeat(live_inner) and not is_heartbeat(want):
+                    report.verdicts.append(Verdict(TIMING, None, live_inner, "a heartbeat at another moment"))
+                    continue
+                break
+            result, note = compare(want, live_inner, "NULL")
+            note = "inside the box" + (f"; {note}" if note else "")
+            report.verdicts.append(Verdict(result, want, live_inner, note))
+        live.taken = len(live._complete())  # what follows are boxes of heartbeats, or of nothing captured
+
+
+def inner_item(it: Item, flags: int | None = None, body: bytes | None = None) -> Item:
+    """The frame or command inside an opened MESSAGE, as the dissector would show it unboxed."""
+    flags = it.fields["inner_flags"] if flags is None else flags
+    body = bytes(it.fields["plaintext"]) if body is None else body
+    if flags & 0x02 and body and 1 + body[0] <= len(body):
+        n = body[0]
+        name = body[1 : 1 + n].decode("ascii", errors="replace")
+        raw = (
+            bytes([0x04, len(body)]) + body if len(body) < 256 else bytes([0x06]) + len(body).to_bytes(8, "big") + body
+        )
+        return Item("command", it.offset, raw, 0x04, name, body[1 + n :], {"size": len(body)})
+    more = flags & 0x01
+    raw = (
+        bytes([more, len(body)]) + body
+        if len(body) < 256
+        else bytes([more | 0x02]) + len(body).to_bytes(8, "big") + body
+    )
+    return Item("frame", it.offset, raw, more, body=body, fields={"size": len(body), "long": len(body) >= 256})
 
 
 class PeerApplication:
@@ -596,6 +697,7 @@ async def replay(
     entry: dict[str, Any] | None = None,
     keys: dict[str, str] | None = None,
     pool: AgentPool | None = None,
+    keylog: Path | None = None,
 ) -> ReplayReport:
     from .peers import load_registry
 
@@ -609,7 +711,7 @@ async def replay(
             raise ReplayError(f"peer {against} is not available here: {why}")
         pool = AgentPool(registry)
     try:
-        return await Replay(path, against, pool, play, stream, entry, keys).run()
+        return await Replay(path, against, pool, play, stream, entry, keys, keylog=keylog).run()
     finally:
         if own:
             await pool.close()
