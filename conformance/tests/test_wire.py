@@ -301,3 +301,21 @@ def test_pcap_off_runs_without_captures(pytester):
     doc = json.loads((pytester.path / "out/matrix.json").read_text())
     assert all(c["capture"] is None for c in doc["cells"])
     assert not (pytester.path / "out/captures").exists()
+
+
+def test_without_root_tcp_cells_go_through_the_recording_proxy(pytester):
+    # --pcap proxy is what a machine without capture privileges gets under --pcap auto.
+    d = pytester.path / "scenarios"
+    d.mkdir()
+    shutil.copy(ROOT / "scenarios/28/req-rep-round-trip.yaml", d / "a.yaml")
+    result = pytester.runpytest(
+        "scenarios", "--peers", "impl,libzmq", "--report-dir", "out", "-p", "no:cacheprovider", "--pcap", "proxy"
+    )
+    assert result.ret == 0, result.stdout.str()
+    doc = json.loads((pytester.path / "out/matrix.json").read_text())
+    tcp_cells = [c for c in doc["cells"] if c["transport"] == "tcp"]
+    assert tcp_cells and all(c["capture"]["method"] == "proxy" for c in tcp_cells)
+    assert all(
+        c["capture"]["streams"] >= 1 and not [v for v in c["capture"]["violations"] if not v["deviation"]]
+        for c in tcp_cells
+    )

@@ -131,6 +131,48 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_merge(args: argparse.Namespace) -> int:
+    from .report.merge import MergeError, merge
+
+    try:
+        _, records = merge(args.dirs, args.output)
+    except (MergeError, SystemExit) as exc:
+        print(f"zmtp-conformance merge: {exc}", file=sys.stderr)
+        return 2
+    counts: dict[str, int] = {}
+    for r in records:
+        counts[r["outcome"]] = counts.get(r["outcome"], 0) + 1
+    print(
+        f"merged {len(args.dirs)} folders, {len(records)} cells into {args.output}: "
+        + ", ".join(f"{o} {n}" for o, n in sorted(counts.items()))
+    )
+    # The build fails on a cell that neither passed nor deviates in a documented way. Unsupported
+    # cells (a peer that lacks a feature, and says so) are listed, not fatal.
+    bad = [r for r in records if r["outcome"] in ("failed", "skipped")]
+    for r in bad:
+        print(f"  {r['outcome']}: {r['id']}: {r['reason']}", file=sys.stderr)
+    for r in records:
+        if r["outcome"] == "unsupported":
+            print(f"  unsupported: {r['id']}: {r['reason']}", file=sys.stderr)
+    return 1 if bad else 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import allure, jsonfile
+
+    meta = {}
+    if (args.report_dir / "matrix.json").exists():
+        meta, _ = jsonfile.read(args.report_dir / "matrix.json")
+    output = args.output or args.report_dir / ("allure-report-single" if args.single_file else "allure-report")
+    try:
+        index = allure.generate(args.report_dir / "allure-results", output, meta, single_file=args.single_file)
+    except allure.ReportError as exc:
+        print(f"zmtp-conformance report: {exc}", file=sys.stderr)
+        return 2
+    print(f"Allure report: {index}")
+    return 0
+
+
 def cmd_golden(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -251,6 +293,13 @@ def main(argv: list[str] | None = None) -> int:
         "--keylog", type=Path, default=None, help="CURVE transient keys, to replay the messages after a CURVE handshake"
     )
     rp.add_argument("--json", action="store_true")
+    mg = sub.add_parser("merge", help="merge the report folders of several shards into one matrix")
+    mg.add_argument("dirs", nargs="+", type=Path, help="report folders (each with a matrix.json)")
+    mg.add_argument("--output", type=Path, default=Path("reports/merged"))
+    rpt = sub.add_parser("report", help="render the Allure HTML report of a run (Allure 3 on Node.js)")
+    rpt.add_argument("--report-dir", type=Path, default=Path("reports"), help="the run's report folder")
+    rpt.add_argument("--output", type=Path, default=None, help="default: REPORT_DIR/allure-report")
+    rpt.add_argument("--single-file", action="store_true", help="one self-contained index.html, for CI artifacts")
     gold = sub.add_parser("golden", help="record the golden captures in captures/ (root: uses tcpdump)")
     gold_sub = gold.add_subparsers(dest="golden_cmd", required=True)
     rec = gold_sub.add_parser("record", help="record libzmq and czmq exchanges and write captures/manifest.yaml")
@@ -291,6 +340,10 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_replay(args)
     if args.cmd == "golden":
         return cmd_golden(args)
+    if args.cmd == "merge":
+        return cmd_merge(args)
+    if args.cmd == "report":
+        return cmd_report(args)
     if args.cmd == "dissect":
         return cmd_dissect(args)
     return cmd_run(args, extra)

@@ -170,7 +170,8 @@ def _selected(sc: Scenario, select: list[str]) -> bool:
     return any(sc.id == p or sc.id.startswith(p.rstrip("/") + "/") or fnmatch.fnmatchcase(sc.id, p) for p in select)
 
 
-class CellFailed(Exception):
+class CellFailed(AssertionError):
+    # An assertion, not an error: reports (Allure) show the cell as failed, not broken.
     def __init__(self, result: CellResult) -> None:
         self.result = result
         super().__init__(result.reason)
@@ -349,6 +350,8 @@ class Recorder:
             "peer_versions": versions or _versions_from_records(records),
             "shard": config.getoption("shard"),
             "scenario_selection": config.getoption("scenario") or None,
+            "scenario_set": scenario_fingerprint(config),
+            "peers": sorted(st.peers) if st is not None else sorted({r["server"]["peer"] for r in records} - {RAW}),
         }
         jsonfile.write(out / "matrix.json", meta, records)
         html.write(out / "matrix.html", meta, records)
@@ -368,6 +371,33 @@ class Recorder:
         tr.write_line(f"cells: {len(self.records)}   wall time: {time.time() - self.start:.1f}s")
         if self.written:
             tr.write_line(f"reports: {self.written / 'matrix.json'}  {self.written / 'matrix.html'}")
+
+
+def scenario_fingerprint(config: pytest.Config) -> dict[str, Any]:
+    """Which scenarios this run covers, shard aside: the ids and a hash of the files, so that
+    `zmtp-conformance merge` can tell shards of one run from runs of different scenario sets."""
+    import hashlib
+
+    select = config.getoption("scenario") or None
+    files: set[Path] = set()
+    for arg in config.args:
+        p = Path(arg.split("::")[0])
+        if p.is_dir():
+            files.update(f for f in p.rglob("*.yaml") if "scenarios" in f.resolve().parts)
+        elif p.suffix == ".yaml":
+            files.add(p)
+    digest = hashlib.sha256()
+    count = 0
+    for f in sorted(files, key=lambda f: str(f.resolve())):
+        try:
+            sc = load_file(f)
+        except ScenarioError:
+            continue
+        if select and not _selected(sc, select):
+            continue
+        count += 1
+        digest.update(sc.id.encode() + b"\0" + hashlib.sha256(f.read_bytes()).digest())
+    return {"scenarios": count, "sha256": digest.hexdigest()}
 
 
 def pairing_table(records: list[dict[str, Any]]) -> list[str]:

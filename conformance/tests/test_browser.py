@@ -1,0 +1,131 @@
+"""matrix.html and the Allure report, opened in a real browser (headless Chromium through Selenium).
+
+A small run with a peer broken on purpose gives one failing pair; the test
+checks the pairing matrix's cells and colours, follows the failing cell to
+its details, and reads the Allure report's totals. Screenshots go to
+reports/screenshots/. On CI (CI=true) a missing browser fails the test
+rather than skipping it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = ROOT / "reports" / "screenshots"
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+# Without the background-networking flags Chromium keeps calling Google's hosts, which this network refuses.
+FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1400,1000",
+]
+GREEN, RED = "rgba(191, 232, 191, 1)", "rgba(244, 180, 180, 1)"
+
+
+def need(what: str, ok: bool) -> None:
+    if ok:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} is missing on CI, where scripts/debian-packages installs it")
+    pytest.skip(f"{what} is not installed")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    need("chromium and chromedriver (Debian packages chromium, chromium-driver)", bool(CHROMIUM and CHROMEDRIVER))
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for flag in FLAGS:
+        opts.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    """A run where impl skips the socket-type check: the PULL-vs-SUB cells fail, the REQ/REP ones pass."""
+    out = tmp_path_factory.mktemp("run") / "reports"
+    cmd = [
+        sys.executable, "-m", "zmtp_conformance.cli", "run",
+        "--peers", "impl",
+        "--scenario", "28/req-rep/round-trip",
+        "--scenario", "37/socket-type/mismatch-error-command/pull-vs-sub",
+        "--peer-args", "impl=--bug=skip_socket_type_check",
+        "--report-dir", str(out), "--no-progress", "--pcap", "proxy",
+    ]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-2000:]  # the broken cells fail the run
+    return out
+
+
+def shot(driver, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(SHOTS / name))
+
+
+def test_the_matrix_page_shows_each_pair_in_its_colour_and_links_failures_to_details(browser, run):
+    from selenium.webdriver.common.by import By
+
+    browser.get((run / "matrix.html").as_uri())
+    pairs = browser.find_elements(By.CSS_SELECTOR, "td.pair")
+    by_pair = {(td.get_attribute("data-server"), td.get_attribute("data-client")): td for td in pairs}
+    assert set(by_pair) == {("impl", "impl"), ("impl", "raw")}
+    assert by_pair["impl", "impl"].value_of_css_property("background-color") == GREEN
+    bad = by_pair["impl", "raw"]
+    assert bad.value_of_css_property("background-color") == RED
+    assert bad.get_attribute("data-failed") == "2"
+    shot(browser, "matrix.png")
+    bad.find_element(By.TAG_NAME, "a").click()
+    assert browser.current_url.endswith("#pair-impl-raw")
+    failed = browser.find_elements(By.CSS_SELECTOR, "details.outcome-failed")
+    assert len(failed) == 2
+    failed[0].find_element(By.TAG_NAME, "summary").click()
+    text = failed[0].text
+    assert "pull-vs-sub" in text and "expected:" in text and "ERROR" in text
+    assert failed[0].find_element(By.CSS_SELECTOR, "a[href$='.pcap']")  # its capture is linked
+    shot(browser, "matrix-failure.png")
+
+
+def test_the_allure_report_renders_offline_and_shows_the_run(browser, run):
+    need("Node.js (for Allure 3)", shutil.which("node") is not None and shutil.which("npm") is not None)
+    cmd = [sys.executable, "-m", "zmtp_conformance.cli", "report", "--report-dir", str(run), "--single-file"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    index = run / "allure-report-single" / "index.html"
+    assert index.exists() and index.stat().st_size > 100_000
+    browser.get(index.as_uri())
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(browser, 30).until(lambda d: "RFC 37" in d.find_element("tag name", "body").text)
+    text = browser.find_element("tag name", "body").text
+    assert re.search(r"Failed\s*2", text) and re.search(r"Passed\s*6", text), text[:800]
+    assert "RFC 28" in text and "peer impl" in text  # the tree by RFC, and what made the run
+    shot(browser, "allure.png")
+
+
+def test_the_report_command_says_what_to_install_without_node(run, monkeypatch, capsys):
+    from zmtp_conformance import cli
+    from zmtp_conformance.report import allure
+
+    monkeypatch.setattr(allure.shutil, "which", lambda name: None)
+    assert cli.main(["report", "--report-dir", str(run)]) == 2
+    assert "apt-get install nodejs npm" in capsys.readouterr().err
