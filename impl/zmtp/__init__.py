@@ -26,6 +26,7 @@ from .errors import (
 )
 from .keys import CurveKeyPair
 from .metadata import Metadata
+from .metrics import Metrics
 from .monitor import EventKind, HandshakeFailure, Monitor, SocketEvent
 from .options import SocketOptions
 from .socket import Socket
@@ -72,6 +73,7 @@ __all__ = [
     "InvalidState",
     "MessageTooLarge",
     "Metadata",
+    "Metrics",
     "Monitor",
     "NotSupported",
     "PeerRefused",

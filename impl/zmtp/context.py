@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .options import SocketOptions
 from .patterns import SOCKET_CLASSES
 from .socket import Socket
 from .socket_type import SocketType
 from .zap import ZapHandler
 
+if TYPE_CHECKING:
+    from .metrics import Metrics
+
 
 class Context:
-    def __init__(self) -> None:
+    def __init__(self, metrics: Metrics | None = None) -> None:
         self._sockets: set[Socket] = set()
         self._terminated = False
         self.zap_handler: ZapHandler | None = None
+        self.metrics = metrics  # zmtp.Metrics: every socket made here reports to it
 
     def set_zap_handler(self, handler: ZapHandler | None) -> None:
         """Install the ZAP handler (RFC 27) every server socket of this context asks."""

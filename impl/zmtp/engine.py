@@ -63,12 +63,17 @@ class Engine(asyncio.BufferedProtocol):
         self._last_recv = 0.0
         self._heartbeat = False
         self._failure_reported = False
+        self._metrics = socket._metrics
+        self._started = 0.0
 
     # -- asyncio protocol --------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        self._started = self._loop.time()
+        if self._metrics is not None:
+            self._metrics.connections.inc()
         opts = self.options
         peername = transport.get_extra_info("peername")
         if isinstance(peername, tuple):
@@ -97,7 +102,7 @@ class Engine(asyncio.BufferedProtocol):
         transport.write(self.conn.data_to_send())
         if opts.handshake_timeout > 0:
             self._hs_timer = self._loop.call_later(opts.handshake_timeout, self._handshake_expired)
-        log.debug("connection %s %s (%s)", "accepted from" if self.as_server else "made to", self.peer, self.endpoint)
+        log.info("connection %s %s (%s)", "accepted from" if self.as_server else "made to", self.peer, self.endpoint)
 
     def _set_tcp_options(self, sock: _socket.socket) -> None:
         opts = self.options
@@ -148,6 +153,8 @@ class Engine(asyncio.BufferedProtocol):
                 batch.append(ev.frames)
                 continue
             if batch:
+                if self._metrics is not None:
+                    self._metrics.received(batch)
                 self.socket._deliver_many(pipe, batch)  # type: ignore[arg-type]
                 batch = []
             if type(ev) is HandshakeComplete:
@@ -167,6 +174,8 @@ class Engine(asyncio.BufferedProtocol):
             if self.transport is None or self.transport.is_closing():
                 return
         if batch and pipe is not None:
+            if self._metrics is not None:
+                self._metrics.received(batch)
             self.socket._deliver_many(pipe, batch)
 
     async def _authenticate(self, request: ZapRequest) -> None:
@@ -188,6 +197,8 @@ class Engine(asyncio.BufferedProtocol):
             response = ZapResponse.failure(request.request_id, "handler error", ZAP_ERROR)
         who = f" user={request.username!r}" if request.username is not None else ""
         level = logging.INFO if response.ok else logging.WARNING
+        if not response.ok and self._metrics is not None:
+            self._metrics.auth_failure(request.mechanism, response.status_code)
         log.log(
             level,
             "authentication %s: domain=%r address=%s mechanism=%s%s status=%d",
@@ -228,6 +239,8 @@ class Engine(asyncio.BufferedProtocol):
             self.error = exc
         was_ready = self.ready
         self.ready = False
+        if self.transport is not None and self._metrics is not None:
+            self._metrics.connections.dec()
         self.transport = None
         if was_ready:
             log.info("disconnected from %s (%s)%s", self.peer, self.endpoint, f": {self.error}" if self.error else "")
@@ -239,6 +252,7 @@ class Engine(asyncio.BufferedProtocol):
                 self.peer,
                 str(self.error or "the connection closed before the handshake completed"),
                 HandshakeFailure.CLOSED,
+                mechanism=self._mechanism_name(),
             )
         self.socket._engine_closed(self, was_ready)
         if not self.closed.done():
@@ -275,6 +289,8 @@ class Engine(asyncio.BufferedProtocol):
             size += len(f)
         self._wchunks.extend(chunks)
         self._wsize += size
+        if self._metrics is not None:
+            self._metrics.sent(1, size)
         if self._wsize >= self.options.send_buffer_size:
             self.flush()
         elif self._flush_handle is None:
@@ -288,6 +304,8 @@ class Engine(asyncio.BufferedProtocol):
         for frames in messages:
             for f in frames:
                 size += len(f)
+        if self._metrics is not None:
+            self._metrics.sent(len(messages), size - self._wsize)
         self._wsize = size
         if size >= self.options.send_buffer_size:
             self.flush()
@@ -332,9 +350,10 @@ class Engine(asyncio.BufferedProtocol):
             EventKind.HANDSHAKE_SUCCEEDED,
             self.endpoint,
             self.peer,
-            mechanism=self.conn.mechanism.name if self.conn is not None else "",
+            mechanism=self._mechanism_name(),
             version=f"{ev.version[0]}.{ev.version[1]}",
             peer_socket_type=ev.peer_socket_type or "",
+            duration=self._loop.time() - self._started,
         )
         log.info(
             "handshake with %s complete: ZMTP %d.%d, peer %s",
@@ -388,6 +407,11 @@ class Engine(asyncio.BufferedProtocol):
                 fatal=False,
             )
 
+    def _mechanism_name(self) -> str:
+        if self.conn is not None:
+            return self.conn.mechanism.name
+        return self.options.mechanism
+
     def _fail(self, exc: BaseException, *, fatal: bool = True) -> None:
         self.error = exc
         self.fatal = fatal
@@ -403,7 +427,14 @@ class Engine(asyncio.BufferedProtocol):
                 failure = HandshakeFailure.TIMEOUT
             else:
                 failure = HandshakeFailure.PROTOCOL
-            self.socket._emit(EventKind.HANDSHAKE_FAILED, self.endpoint, self.peer, str(exc), failure)
+            self.socket._emit(
+                EventKind.HANDSHAKE_FAILED,
+                self.endpoint,
+                self.peer,
+                str(exc),
+                failure,
+                mechanism=self._mechanism_name(),
+            )
         self.socket._engine_failed(self, exc)
         if self.transport is not None:
             if self.conn is not None:

@@ -52,7 +52,7 @@ class SocketEvent:
     peer: str = ""  # the remote address, when there is one
     reason: str = ""  # for failures and disconnections: what went wrong, for people
     failure: HandshakeFailure | None = None
-    details: dict[str, Any] = field(default_factory=dict)  # e.g. mechanism, version, peer socket type
+    details: dict[str, Any] = field(default_factory=dict)  # e.g. mechanism, version, peer socket type, duration (s)
     timestamp: float = field(default_factory=time.time)
 
     def to_dict(self) -> dict[str, Any]:

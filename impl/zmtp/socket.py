@@ -66,6 +66,8 @@ class Socket:
         self._last_pipe: Pipe | None = None  # where the last message came from
         self.last_endpoint = ""
         self._monitors: list[Monitor] = []
+        metrics = context.metrics if context is not None else None
+        self._metrics = metrics.for_socket(self.type.value) if metrics is not None else None
 
     def __repr__(self) -> str:
         return f"<zmtp.Socket {self.type.value} pipes={len(self._pipes)}{' closed' if self._closed else ''}>"
@@ -94,10 +96,20 @@ class Socket:
         failure: HandshakeFailure | None = None,
         **details: Any,
     ) -> None:
+        m = self._metrics
+        if m is not None:
+            if kind is EventKind.HANDSHAKE_SUCCEEDED:
+                m.handshake(details.get("mechanism", ""), "succeeded", details.get("duration"))
+            elif kind is EventKind.HANDSHAKE_FAILED:
+                m.handshake(details.get("mechanism", ""), failure.value if failure else "protocol")
         if self._monitors:
             ev = SocketEvent(kind, endpoint, peer, reason, failure, details)
             for mon in self._monitors:
                 mon._push(ev)
+
+    def _dropped(self, reason: str) -> None:
+        if self._metrics is not None:
+            self._metrics.dropped(reason)
 
     def _mechanism_args(self, bound: bool, peer_ip: str) -> dict[str, Any]:
         """Connection arguments for the mechanism these options select.

@@ -28,5 +28,5 @@ class Pub(Socket):
     async def _send(self, frames: list[bytes]) -> None:
         topic = frames[0]
         for pipe in self._pipes:
-            if pipe.live and pipe.subscriptions.matches(topic):
-                pipe.send(frames)  # False means the peer is full: it misses this one
+            if pipe.live and pipe.subscriptions.matches(topic) and not pipe.send(frames):
+                self._dropped("hwm")  # the peer is full: it misses this one

@@ -74,9 +74,11 @@ class Router(Socket):
             if pipe is None:
                 if self.options.router_mandatory:
                     raise HostUnreachable(f"no peer with routing id {rid!r}")
+                self._dropped("unroutable")
                 return  # RFC 28: unroutable messages are dropped silently
             if pipe.send(body):
                 return
             if not self.options.router_mandatory:
+                self._dropped("hwm")
                 return  # peer at its high-water mark: drop, as libzmq does
             await self._wait(self._writable)
