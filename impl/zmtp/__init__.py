@@ -25,6 +25,7 @@ from .errors import (
     ZMTPError,
 )
 from .keys import CurveKeyPair
+from .limits import FdLimitError, ensure_fd_limit
 from .metadata import Metadata
 from .metrics import Metrics
 from .monitor import EventKind, HandshakeFailure, Monitor, SocketEvent
@@ -65,6 +66,7 @@ __all__ = [
     "Context",
     "CurveKeyPair",
     "EventKind",
+    "FdLimitError",
     "HandshakeError",
     "HandshakeFailure",
     "HandshakeTimeout",
@@ -89,4 +91,5 @@ __all__ = [
     "ZapRequest",
     "ZapResponse",
     "__version__",
+    "ensure_fd_limit",
 ]
