@@ -131,6 +131,76 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    import asyncio
+    import json
+
+    from . import bench, peers
+    from .report import html, jsonfile
+    from .runner import AgentPool
+
+    if args.compare_only is not None:
+        doc = json.loads(args.compare_only.read_text())
+    else:
+        registry = peers.load_registry()
+        names = args.peers.split(",") if args.peers else list(registry)
+        usable = [n for n in names if not (registry[n].missing() or registry[n].ensure_built())]
+        if bench.REFERENCE not in usable:
+            print(f"zmtp-conformance bench: {bench.REFERENCE} is the reference and must run here", file=sys.stderr)
+            return 2
+        plan = bench.Plan(usable)
+        if args.quick:
+            plan.transports, plan.reps, plan.budget, plan.rtt_count = ["tcp"], 1, 16 << 20, 1000
+        if args.transport:
+            plan.transports = args.transport
+        if args.mechanism:
+            plan.mechanisms = args.mechanism
+        if args.sizes:
+            plan.sizes = [int(x) for x in args.sizes.split(",")]
+        if args.reps:
+            plan.reps = args.reps
+
+        def progress(i: int, n: int, row: bench.Row) -> None:
+            print(
+                f"[{i + 1}/{n}] {row.kind} {row.pattern} {row.client}->{row.server} "
+                f"{row.transport} {row.mechanism} {row.size} B",
+                file=sys.stderr,
+            )
+
+        async def go() -> dict:
+            pool = AgentPool(registry)
+            try:
+                return await bench.run(plan, pool, progress)
+            finally:
+                await pool.close()
+
+        doc = asyncio.run(go())
+        files = bench.write(doc, args.report_dir)
+        if (args.report_dir / "matrix.json").exists():  # so matrix.html links the benchmarks
+            meta, records = jsonfile.read(args.report_dir / "matrix.json")
+            html.write(args.report_dir / "matrix.html", meta, records)
+        print("wrote " + ", ".join(str(f) for f in files))
+        rows = bench.load_rows(doc)
+        q = bench.ratios(rows)
+        for r in sorted(rows, key=lambda r: r.key):
+            if r.key in q and (r.server, r.client) != (bench.REFERENCE, bench.REFERENCE):
+                print(
+                    f"  {r.kind} {r.pattern} {r.client} -> {r.server} {r.transport} {r.mechanism} "
+                    f"{r.size} B: {q[r.key]:.2f}x"
+                )
+        for r in rows:
+            if r.error:
+                print(f"  error: {r.key.replace('|', ' ')}: {r.error}", file=sys.stderr)
+    if args.baseline is not None:
+        flagged = bench.compare(doc, json.loads(args.baseline.read_text()))
+        for line in flagged:
+            print(f"regression: {line}")
+        if flagged:
+            return 1
+        print(f"no regression beyond the measured noise against {args.baseline}")
+    return 0
+
+
 def cmd_merge(args: argparse.Namespace) -> int:
     from .report.merge import MergeError, merge
 
@@ -293,6 +363,16 @@ def main(argv: list[str] | None = None) -> int:
         "--keylog", type=Path, default=None, help="CURVE transient keys, to replay the messages after a CURVE handshake"
     )
     rp.add_argument("--json", action="store_true")
+    bn = sub.add_parser("bench", help="throughput and latency of every pairing of peers, as ratios to libzmq")
+    bn.add_argument("--peers", help="comma-separated peers (default: every peer that runs here)")
+    bn.add_argument("--quick", action="store_true", help="tcp only, one repetition, a smaller budget")
+    bn.add_argument("--transport", action="append", choices=("tcp", "ipc"), default=None)
+    bn.add_argument("--mechanism", action="append", choices=("NULL", "PLAIN", "CURVE"), default=None)
+    bn.add_argument("--sizes", help="comma-separated message sizes in bytes (default: 64,1024,65536,1048576)")
+    bn.add_argument("--reps", type=int, default=None, help="repetitions per row (default 3, 1 with --quick)")
+    bn.add_argument("--report-dir", type=Path, default=Path("reports"))
+    bn.add_argument("--baseline", type=Path, default=None, help="a saved bench.json: flag rows that regressed")
+    bn.add_argument("--compare-only", type=Path, default=None, metavar="BENCH_JSON", help="no run: compare this file")
     mg = sub.add_parser("merge", help="merge the report folders of several shards into one matrix")
     mg.add_argument("dirs", nargs="+", type=Path, help="report folders (each with a matrix.json)")
     mg.add_argument("--output", type=Path, default=Path("reports/merged"))
@@ -342,6 +422,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_golden(args)
     if args.cmd == "merge":
         return cmd_merge(args)
+    if args.cmd == "bench":
+        return cmd_bench(args)
     if args.cmd == "report":
         return cmd_report(args)
     if args.cmd == "dissect":

@@ -53,6 +53,18 @@ class EventLog:
                 pass
 
 
+def latency_summary(samples_ns: list[int]) -> dict[str, Any]:
+    """Round-trip times as the `bench_rtt` op reports them: microseconds, percentiles by rank."""
+    s = sorted(samples_ns)
+    if not s:
+        return {"count": 0}
+
+    def pct(p: float) -> float:
+        return s[min(len(s) - 1, int(p * len(s)))] / 1000
+
+    return {"count": len(s), "p50": pct(0.50), "p95": pct(0.95), "p99": pct(0.99), "mean": sum(s) / len(s) / 1000}
+
+
 class SocketTableAgent:
     def __init__(self) -> None:
         self.sockets: dict[str, Any] = {}

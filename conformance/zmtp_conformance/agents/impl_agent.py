@@ -14,13 +14,14 @@ import ast
 import asyncio
 import dataclasses
 import sys
+import time
 from typing import Any
 
 import zmtp
 import zmtp.keys
 
 from .. import protocol
-from .base import EventLog, SocketTableAgent
+from .base import EventLog, SocketTableAgent, latency_summary
 from .loop import Unsupported, run
 
 # Options the control protocol carries, and how each becomes a SocketOptions field.
@@ -110,6 +111,49 @@ class ImplAgent(SocketTableAgent):
 
     async def op_quit(self) -> dict:
         await self.ctx.term()
+        return {}
+
+    # -- benchmarks: the hot loops run here, so the control protocol is never timed ----------
+
+    async def op_bench_send(self, socket: str, size: int, count: int, timeout: float = 60.0) -> dict:
+        """Send `count` one-frame messages of `size` octets through the batch API."""
+        sock = self._sock(socket)
+        msg = [bytes(size)]
+        batch = max(1, min(1000, (4 << 20) // max(size, 1)))
+        t0 = time.perf_counter()
+        left = count
+        while left:
+            n = min(batch, left)
+            await asyncio.wait_for(sock.send_many([msg] * n), timeout)
+            left -= n
+        return {"elapsed": time.perf_counter() - t0}
+
+    async def op_bench_recv(self, socket: str, count: int, timeout: float = 60.0) -> dict:
+        """Receive `count` messages; timed from the first arrival to the last, as the other agents do."""
+        sock = self._sock(socket)
+        await asyncio.wait_for(sock.recv_multipart(), timeout)
+        t0, got = time.perf_counter(), 1
+        while got < count:
+            got += len(await asyncio.wait_for(sock.recv_many(min(4096, count - got)), timeout))
+        return {"elapsed": time.perf_counter() - t0, "timed": got - 1, "received": got}
+
+    async def op_bench_rtt(self, socket: str, size: int, count: int, timeout: float = 10.0) -> dict:
+        """`count` request/reply round trips (REQ, or DEALER with an empty delimiter) of `size` octets."""
+        sock = self._sock(socket)
+        msg = [b"", bytes(size)] if sock.type is zmtp.DEALER else [bytes(size)]
+        samples = []
+        for _ in range(count):
+            t = time.perf_counter_ns()
+            await sock.send_multipart(msg)
+            await asyncio.wait_for(sock.recv_multipart(), timeout)
+            samples.append(time.perf_counter_ns() - t)
+        return latency_summary(samples)
+
+    async def op_bench_echo(self, socket: str, count: int, timeout: float = 10.0) -> dict:
+        """Send each of `count` messages back (REP, or ROUTER with its envelope)."""
+        sock = self._sock(socket)
+        for _ in range(count):
+            await sock.send_multipart(await asyncio.wait_for(sock.recv_multipart(), timeout))
         return {}
 
 

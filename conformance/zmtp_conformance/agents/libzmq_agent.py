@@ -6,6 +6,7 @@ python -m zmtp_conformance.agents.libzmq_agent
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import zmq
@@ -13,7 +14,7 @@ import zmq.asyncio
 from zmq.utils import z85
 
 from .. import protocol
-from .base import EventLog, SocketTableAgent
+from .base import EventLog, SocketTableAgent, latency_summary
 from .loop import Unsupported, run
 
 SECONDS_TO_MS = {
@@ -239,6 +240,74 @@ class LibzmqAgent(SocketTableAgent):
                 await asyncio.wait_for(asyncio.shield(task), 0.2)
             except TimeoutError:
                 task.cancel()
+        return {}
+
+    # -- benchmarks: blocking loops on a shadow of the socket, in a thread, timed here ------------
+
+    async def _in_thread(self, socket: str, loop: Any) -> Any:
+        """Run a blocking loop on `socket` in a thread; the poker keeps off it meanwhile
+        (a libzmq socket must never be used from two threads at once)."""
+        self._busy.add(socket)
+        try:
+            return await asyncio.to_thread(loop)
+        finally:
+            self._busy.discard(socket)
+
+    def _blocking(self, socket: str, timeout: float) -> zmq.Socket:
+        sync = zmq.Socket.shadow(self._sock(socket).underlying)
+        sync.rcvtimeo = sync.sndtimeo = int(timeout * 1000)
+        return sync
+
+    async def op_bench_send(self, socket: str, size: int, count: int, timeout: float = 60.0) -> dict:
+        sync, msg = self._blocking(socket, timeout), bytes(size)
+
+        def loop() -> float:
+            t0 = time.perf_counter()
+            for _ in range(count):
+                sync.send(msg, copy=size < 65536)
+            return time.perf_counter() - t0
+
+        return {"elapsed": await self._in_thread(socket, loop)}
+
+    async def op_bench_recv(self, socket: str, count: int, timeout: float = 60.0) -> dict:
+        sync = self._blocking(socket, timeout)
+
+        def loop() -> tuple[float, int]:
+            sync.recv(copy=False)
+            t0 = time.perf_counter()
+            for _ in range(count - 1):
+                sync.recv(copy=False)
+            return time.perf_counter() - t0, count - 1
+
+        try:
+            elapsed, timed = await self._in_thread(socket, loop)
+        except zmq.Again:
+            raise TimeoutError(f"fewer than {count} messages within {timeout:g}s") from None
+        return {"elapsed": elapsed, "timed": timed, "received": count}
+
+    async def op_bench_rtt(self, socket: str, size: int, count: int, timeout: float = 10.0) -> dict:
+        sync = self._blocking(socket, timeout)
+        msg = [b"", bytes(size)] if sync.type == zmq.DEALER else [bytes(size)]
+
+        def loop() -> list[int]:
+            samples = []
+            for _ in range(count):
+                t = time.perf_counter_ns()
+                sync.send_multipart(msg)
+                sync.recv_multipart(copy=False)
+                samples.append(time.perf_counter_ns() - t)
+            return samples
+
+        return latency_summary(await self._in_thread(socket, loop))
+
+    async def op_bench_echo(self, socket: str, count: int, timeout: float = 10.0) -> dict:
+        sync = self._blocking(socket, timeout)
+
+        def loop() -> None:
+            for _ in range(count):
+                sync.send_multipart(sync.recv_multipart(copy=False), copy=False)
+
+        await self._in_thread(socket, loop)
         return {}
 
     async def op_quit(self) -> dict:

@@ -71,6 +71,8 @@ def write(path: Path, meta: dict[str, Any], records: list[dict[str, Any]]) -> No
         + "</p>"
     )
 
+    if (path.parent / "bench.html").exists():
+        out.append("<p id='bench-link'><a href='bench.html'>Benchmarks of every pairing</a> (bench.html)</p>")
     out.append("<table class='matrix' id='matrix'><tr><th>server \\ client</th>")
     out += [f"<th>{e(c)}</th>" for c in clients]
     out.append("</tr>")

@@ -15,6 +15,7 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_SOCKETS 4096
@@ -418,6 +419,114 @@ static void op_subscription (json_int_t id, json_t *req, zsock_t *sock, int opti
     else ok (id, NULL);
 }
 
+/*  Benchmarks: the hot loops run here on the raw libzmq handle, timed with a
+    monotonic clock, so the control protocol is never in the timed path.  */
+
+static double now (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
+}
+
+static int bench_timeout_ms (json_t *req, double fallback)
+{
+    json_t *t = json_object_get (req, "timeout");
+    return (int) ((t ? json_number_value (t) : fallback) * 1000);
+}
+
+static void op_bench_send (json_int_t id, json_t *req, zsock_t *sock)
+{
+    size_t size = (size_t) json_integer_value (json_object_get (req, "size"));
+    json_int_t count = json_integer_value (json_object_get (req, "count"));
+    void *handle = zsock_resolve (sock);
+    int timeout = bench_timeout_ms (req, 60);
+    zmq_setsockopt (handle, ZMQ_SNDTIMEO, &timeout, sizeof timeout);
+    byte *buf = (byte *) zmalloc (size ? size : 1);
+    double t0 = now ();
+    for (json_int_t i = 0; i < count; i++)
+        if (zmq_send (handle, buf, size, 0) < 0) {
+            free (buf);
+            fail (id, errno == EAGAIN ? "timeout" : "failed", zmq_strerror (errno));
+            return;
+        }
+    double elapsed = now () - t0;
+    free (buf);
+    ok (id, json_pack ("{s:f}", "elapsed", elapsed));
+}
+
+static int recv_one (void *handle)
+{
+    zmq_msg_t msg;
+    zmq_msg_init (&msg);
+    int rc = zmq_msg_recv (&msg, handle, 0);
+    zmq_msg_close (&msg);
+    return rc;
+}
+
+static void op_bench_recv (json_int_t id, json_t *req, zsock_t *sock)
+{
+    json_int_t count = json_integer_value (json_object_get (req, "count"));
+    void *handle = zsock_resolve (sock);
+    int timeout = bench_timeout_ms (req, 60);
+    zmq_setsockopt (handle, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    if (recv_one (handle) < 0) { fail (id, "timeout", "no message arrived in time"); return; }
+    double t0 = now ();
+    for (json_int_t i = 1; i < count; i++)
+        if (recv_one (handle) < 0) { fail (id, "timeout", "fewer messages than asked arrived in time"); return; }
+    ok (id, json_pack ("{s:f, s:I, s:I}", "elapsed", now () - t0, "timed", count - 1, "received", count));
+}
+
+static int compare_ll (const void *a, const void *b)
+{
+    long long x = *(const long long *) a, y = *(const long long *) b;
+    return (x > y) - (x < y);
+}
+
+static void op_bench_rtt (json_int_t id, json_t *req, zsock_t *sock)
+{
+    size_t size = (size_t) json_integer_value (json_object_get (req, "size"));
+    json_int_t count = json_integer_value (json_object_get (req, "count"));
+    void *handle = zsock_resolve (sock);
+    int timeout = bench_timeout_ms (req, 10);
+    zmq_setsockopt (handle, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    int dealer = zsock_type (sock) == ZMQ_DEALER;
+    byte *buf = (byte *) zmalloc (size ? size : 1);
+    long long *samples = (long long *) zmalloc (sizeof (long long) * (size_t) (count ? count : 1));
+    for (json_int_t i = 0; i < count; i++) {
+        double t = now ();
+        if (dealer) zmq_send (handle, "", 0, ZMQ_SNDMORE);  //  the envelope a REP expects
+        zmq_send (handle, buf, size, 0);
+        int more = 1;
+        while (more) {
+            if (recv_one (handle) < 0) { free (buf); free (samples); fail (id, "timeout", "no reply in time"); return; }
+            more = zsock_rcvmore (sock);
+        }
+        samples [i] = (long long) ((now () - t) * 1e9);
+    }
+    qsort (samples, (size_t) count, sizeof (long long), compare_ll);
+    double sum = 0;
+    for (json_int_t i = 0; i < count; i++) sum += (double) samples [i];
+    #define PCT(p) ((double) samples [(json_int_t) ((p) * (double) count) < count ? (json_int_t) ((p) * (double) count) : count - 1] / 1000.0)
+    json_t *out = json_pack ("{s:I, s:f, s:f, s:f, s:f}", "count", count, "p50", PCT (0.50), "p95", PCT (0.95),
+                             "p99", PCT (0.99), "mean", count ? sum / (double) count / 1000.0 : 0.0);
+    free (buf);
+    free (samples);
+    ok (id, out);
+}
+
+static void op_bench_echo (json_int_t id, json_t *req, zsock_t *sock)
+{
+    json_int_t count = json_integer_value (json_object_get (req, "count"));
+    zsock_set_rcvtimeo (sock, bench_timeout_ms (req, 10));
+    for (json_int_t i = 0; i < count; i++) {
+        zmsg_t *msg = zmsg_recv (sock);
+        if (!msg) { fail (id, "timeout", "no request in time"); return; }
+        zmsg_send (&msg, sock);
+    }
+    ok (id, NULL);
+}
+
 static int handle (const char *line)
 {
     json_error_t error;
@@ -453,7 +562,8 @@ static int handle (const char *line)
     }
     else if (streq (op, "bind") || streq (op, "connect") || streq (op, "send") || streq (op, "recv")
              || streq (op, "subscribe") || streq (op, "unsubscribe") || streq (op, "close")
-             || streq (op, "events")) {
+             || streq (op, "events") || streq (op, "bench_send") || streq (op, "bench_recv")
+             || streq (op, "bench_rtt") || streq (op, "bench_echo")) {
         zsock_t *sock = lookup (req);
         const char *endpoint = json_string_value (json_object_get (req, "endpoint"));
         if (!sock)
@@ -477,6 +587,14 @@ static int handle (const char *line)
             op_send (id, req, sock);
         else if (streq (op, "recv"))
             op_recv (id, req, sock);
+        else if (streq (op, "bench_send"))
+            op_bench_send (id, req, sock);
+        else if (streq (op, "bench_recv"))
+            op_bench_recv (id, req, sock);
+        else if (streq (op, "bench_rtt"))
+            op_bench_rtt (id, req, sock);
+        else if (streq (op, "bench_echo"))
+            op_bench_echo (id, req, sock);
         else if (streq (op, "subscribe"))
             op_subscription (id, req, sock, ZMQ_SUBSCRIBE);
         else if (streq (op, "unsubscribe"))
