@@ -33,11 +33,15 @@ class Deviation:
         return self.side in ("client", "any") and client_peer == self.peer
 
 
-def load(path: Path = TABLE) -> list[Deviation]:
+def _read(path: Path) -> dict:
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        return yaml.safe_load(path.read_text()) or {}
     except OSError as exc:
         raise SystemExit(f"cannot read the deviation table {path}: {exc}") from None
+
+
+def load(path: Path = TABLE) -> list[Deviation]:
+    raw = _read(path)
     out = []
     for i, entry in enumerate(raw.get("deviations") or []):
         missing = {"scenario", "peer", "reason"} - set(entry or {})
@@ -76,10 +80,7 @@ class WireDeviation:
 
 def load_wire(path: Path = TABLE) -> list[WireDeviation]:
     """The table's `wire:` section: what the validator may find in a peer's bytes without failing its cell."""
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except OSError as exc:
-        raise SystemExit(f"cannot read the deviation table {path}: {exc}") from None
+    raw = _read(path)
     out = []
     for i, entry in enumerate(raw.get("wire") or []):
         missing = {"check", "peer", "reason"} - set(entry or {})

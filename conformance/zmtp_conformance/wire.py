@@ -177,7 +177,11 @@ class CellCapture:
         raise NotImplementedError
 
     def harness_client(self, writer: Any) -> None:
-        """Note a connection the harness made as a client (its bytes are not judged)."""
+        """Note a connection the harness made as a client (its bytes are not judged), by its local port;
+        ipc connections have none and are told apart by process instead (see ProxyCapture)."""
+        name = writer.get_extra_info("sockname")
+        if isinstance(name, tuple):
+            self.harness_ports.add(name[1])
 
     async def finish(self, path: Path, scenario_id: str, table: list[WireDeviation]) -> WireResult:
         raise NotImplementedError
@@ -204,11 +208,6 @@ class SnifferCapture(CellCapture):
         if port is not None:
             self.server_owner[port] = owner
         return endpoint
-
-    def harness_client(self, writer: Any) -> None:
-        name = writer.get_extra_info("sockname")
-        if isinstance(name, tuple):
-            self.harness_ports.add(name[1])
 
     async def finish(self, path: Path, scenario_id: str, table: list[WireDeviation]) -> WireResult:
         result = WireResult(self.method, str(path))
@@ -243,11 +242,6 @@ class ProxyCapture(CellCapture):
         ep = await proxy.start()
         self.proxies.append((proxy, owner))
         return ep
-
-    def harness_client(self, writer: Any) -> None:
-        name = writer.get_extra_info("sockname")
-        if isinstance(name, tuple):
-            self.harness_ports.add(name[1])
 
     async def finish(self, path: Path, scenario_id: str, table: list[WireDeviation]) -> WireResult:
         from .capture import synth
