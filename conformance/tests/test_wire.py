@@ -79,8 +79,7 @@ def test_sniffer_cuts_the_capture_at_each_sync(tmp_path):
     # Only this test's connections: other traffic on lo (other tests, other programs) is in the capture too.
     mine = [[r for r in recs if port in (tcp.ports(r.data, sn.linktype) or ())] for recs in (first, second)]
     payloads = [
-        {bytes(seg.payload) for r in recs if (seg := tcp.parse(r.data, sn.linktype)) and seg.payload}
-        for recs in mine
+        {bytes(seg.payload) for r in recs if (seg := tcp.parse(r.data, sn.linktype)) and seg.payload} for recs in mine
     ]
     assert payloads == [{b"first"}, {b"second"}]
     # Markers are not TCP, and no packet appears twice (scapy on lo would show each twice).
