@@ -142,6 +142,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.compare_only is not None:
         doc = json.loads(args.compare_only.read_text())
     else:
+        try:
+            import matplotlib  # noqa: F401  (the plots; checked before minutes of measuring, not after)
+        except ImportError:
+            print(
+                "zmtp-conformance bench: the plots need matplotlib: pip install 'zmtp-conformance[bench]'",
+                file=sys.stderr,
+            )
+            return 2
         registry = peers.load_registry()
         names = args.peers.split(",") if args.peers else list(registry)
         usable = [n for n in names if not (registry[n].missing() or registry[n].ensure_built())]
