@@ -240,6 +240,24 @@ def latency(kind: str, size: int, count: int, transport: str) -> list[float]:
     return lat
 
 
+KINDS = (("libzmq", False), ("impl", False), ("impl", True))
+
+
+def interleaved(size: int, count: int, transport: str, reps: int, curve: bool) -> dict[tuple[str, bool], list[float]]:
+    """Each repetition runs libzmq, zmtp per-message and zmtp batch back to back, so that the
+    machine's drift (other load, frequency) touches all three alike; ratios are taken per repetition."""
+    row: dict[tuple[str, bool], list[float]] = {k: [] for k in KINDS}
+    for _ in range(reps):
+        for kind, batch in KINDS:
+            row[kind, batch].append(throughput(kind, size, count, transport, batch, curve))
+    return row
+
+
+def ratio(row: dict[tuple[str, bool], list[float]], batch: bool) -> float:
+    """The median, over repetitions, of zmtp's figure over libzmq's in the same repetition."""
+    return statistics.median(i / z for i, z in zip(row["impl", batch], row["libzmq", False], strict=True))
+
+
 def cell(runs: list[float]) -> str:
     return f"{statistics.median(runs):.0f} [{min(runs):.0f}-{max(runs):.0f}]".rjust(24)
 
@@ -260,36 +278,25 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=None, help="repetitions per row (median is shown)")
     args = ap.parse_args()
     reps = args.repeat or (1 if args.quick else 3)
-    print(f"PUSH/PULL throughput over {args.transport}, msgs/s (median of {reps}; spread in brackets)")
+    print(
+        f"PUSH/PULL throughput over {args.transport}, msgs/s (median of {reps}; spread in brackets; "
+        "ratios: median of the per-repetition ratios)"
+    )
     print(f"{'size':>8} {'libzmq':>24} {'zmtp per-msg':>24} {'ratio':>6} {'zmtp batch':>24} {'ratio':>6}")
     for size in SIZES:
-        n = count_for(size, args.quick)
-        row = {}
-        for kind, batch in (("libzmq", False), ("impl", False), ("impl", True)):
-            runs = [throughput(kind, size, n, args.transport, batch) for _ in range(reps)]
-            row[(kind, batch)] = runs
-        z = statistics.median(row[("libzmq", False)])
-
-        per = statistics.median(row[("impl", False)])
-        bat = statistics.median(row[("impl", True)])
+        row = interleaved(size, count_for(size, args.quick), args.transport, reps, curve=False)
         print(
-            f"{human(size):>8} {cell(row[('libzmq', False)])} {cell(row[('impl', False)])} {per / z:>6.2f}"
-            f" {cell(row[('impl', True)])} {bat / z:>6.2f}"
+            f"{human(size):>8} {cell(row[('libzmq', False)])} {cell(row[('impl', False)])} "
+            f"{ratio(row, False):>6.2f} {cell(row[('impl', True)])} {ratio(row, True):>6.2f}"
         )
     print()
     print(f"PUSH/PULL throughput with CURVE over {args.transport}, msgs/s")
     print(f"{'size':>8} {'libzmq':>24} {'zmtp per-msg':>24} {'ratio':>6} {'zmtp batch':>24} {'ratio':>6}")
     for size in (1024, 64 * 1024):
-        n = count_for(size, True)
-        row = {
-            (kind, batch): [throughput(kind, size, n, args.transport, batch, curve=True) for _ in range(reps)]
-            for kind, batch in (("libzmq", False), ("impl", False), ("impl", True))
-        }
-        z = statistics.median(row[("libzmq", False)])
-        per, bat = statistics.median(row[("impl", False)]), statistics.median(row[("impl", True)])
+        row = interleaved(size, count_for(size, True), args.transport, reps, curve=True)
         print(
-            f"{human(size):>8} {cell(row[('libzmq', False)])} {cell(row[('impl', False)])} {per / z:>6.2f}"
-            f" {cell(row[('impl', True)])} {bat / z:>6.2f}"
+            f"{human(size):>8} {cell(row[('libzmq', False)])} {cell(row[('impl', False)])} "
+            f"{ratio(row, False):>6.2f} {cell(row[('impl', True)])} {ratio(row, True):>6.2f}"
         )
     print()
     print(f"REQ/REP round trips over {args.transport}, microseconds")
