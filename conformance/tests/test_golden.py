@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 
@@ -200,3 +201,33 @@ def test_replay_cli_and_its_errors(tmp_path):
     assert bad.returncode == 2 and "socket type" in bad.stderr
     missing = subprocess.run([*run, str(tmp_path / "nope.pcap"), "--against", "impl"], capture_output=True, text=True)
     assert missing.returncode == 2 and "nope.pcap" in missing.stderr
+
+
+def test_golden_record_writes_a_validated_capture_and_its_manifest(tmp_path):
+    from zmtp_conformance.capture.sniffer import usable
+
+    if usable() is not None:
+        pytest.skip(f"recording needs tcpdump as root: {usable()}")
+    proc = subprocess.run(
+        [sys.executable, "-m", "zmtp_conformance.cli", "golden", "record", "--out", str(tmp_path),
+         "--peers", "libzmq", "--only", "libzmq-dealer-router-curve"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    manifest = golden.load_manifest(tmp_path / "manifest.yaml")
+    (entry,) = manifest.values()
+    assert entry["file"] == "libzmq-dealer-router-curve.pcap" and entry["keylog"] == "curve-keylog.txt"
+    assert golden.check_capture(tmp_path / entry["file"], entry) == []
+    assert len((tmp_path / "curve-keylog.txt").read_text().splitlines()) >= 2  # both transient pairs
+
+
+def test_replay_json_says_each_verdict():
+    proc = subprocess.run(
+        [sys.executable, "-m", "zmtp_conformance.cli", "replay", str(golden.CAPTURES / "czmq-pair-null.pcap"),
+         "--against", "libzmq", "--json"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["ok"] and doc["verdicts"] and {v["result"] for v in doc["verdicts"]} <= {"same", "equivalent"}
+    assert doc["verdicts"][0]["captured"]["meaning"].startswith("greeting")
