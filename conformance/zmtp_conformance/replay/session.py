@@ -1,248 +1,36 @@
-"""Replaying one side of a capture against a live peer, and comparing what it sends back.
-
-`zmtp-conformance replay FILE.pcap --against PEER` takes one TCP stream of
-the capture. The harness plays one side (the client by default) and the
-live peer, driven by its agent, plays the other with the socket type,
-mechanism and credentials the capture shows. Then, item by item in the
-order of the capture:
-
-- what the played side sent goes out again, byte for byte;
-- what the peer's side sent is read from the live peer and compared:
-  *same* (identical octets), *equivalent* (different octets with the same
-  meaning: READY properties in another order or case, the greeting's
-  signature padding, CURVE boxes made with fresh keys and nonces),
-  *differs*, *missing* (the live peer did not send it) or *extra* (it sent
-  more than the capture holds).
-
-The live peer's application part (a REP replying, a PUB publishing, a SUB
-subscribing) is driven through its agent from what the captured messages
-show, so the wire traffic has the same cause as in the capture.
-
-CURVE: the played side cannot resend its captured boxes (they were made for
-another server's transient key), so the harness runs its own handshake with
-the keys the manifest (or the command line) gives and compares the peer's
-handshake commands by name and size. The captured messages after a CURVE
-handshake cannot be read without the transient secret keys, which a capture
-does not hold; they are not replayed, and the report says so.
-"""
+"""One replay: set the live peer up as the capture shows, play one side, compare the other."""
 
 from __future__ import annotations
 
 import asyncio
-import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import protocol
-from .capture.dissect import MORE, Decoder, Item, decode_properties, describe
-from .capture.transcript import load_streams, timeline
-from .capture.validator import decode_stream
-from .runner import AgentPool
-
-SAME, EQUIVALENT, TIMING, DIFFERS, MISSING, EXTRA, NOT_REPLAYED = (
-    "same",
-    "equivalent",
-    "timing",
-    "differs",
-    "missing",
-    "extra",
-    "not replayed",
+from .. import protocol
+from ..capture.dissect import Decoder, Item
+from ..capture.transcript import load_streams, timeline
+from ..capture.validator import decode_stream
+from ..runner import AgentPool
+from .application import PeerApplication
+from .live import LiveSide, inner_item
+from .verdict import (
+    DIFFERS,
+    EXTRA,
+    MISSING,
+    NOT_REPLAYED,
+    TIMING,
+    ReplayReport,
+    Verdict,
+    _props,
+    compare,
+    is_heartbeat,
 )
-BAD = (DIFFERS, MISSING, EXTRA)
+
 PATIENCE = 0.2  # how long to wait for the live peer before suspecting it waits for the harness
-# Socket types whose application receives what the other side sends (others only see subscriptions).
-RECEIVES = {"REQ", "REP", "DEALER", "ROUTER", "PULL", "PAIR", "SUB", "XSUB"}
 
 
 class ReplayError(Exception):
     """The capture cannot be replayed as asked; the message says why and what to give instead."""
-
-
-@dataclass
-class Verdict:
-    result: str
-    captured: Item | None
-    live: Item | None
-    note: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        def item(it: Item | None) -> dict[str, Any] | None:
-            if it is None:
-                return None
-            return {"offset": it.offset, "meaning": describe(it), "octets": bytes(it.raw[:256]).hex(" ")}
-
-        return {"result": self.result, "note": self.note, "captured": item(self.captured), "live": item(self.live)}
-
-
-@dataclass
-class ReplayReport:
-    file: str
-    stream: str
-    against: str
-    play: str
-    mechanism: str
-    peer_type: str
-    verdicts: list[Verdict] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not any(v.result in BAD for v in self.verdicts)
-
-    def counts(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for v in self.verdicts:
-            out[v.result] = out.get(v.result, 0) + 1
-        return out
-
-    def text(self) -> str:
-        peer_side = "server" if self.play == "client" else "client"
-        lines = [
-            f"replay {self.file} stream {self.stream}: the harness plays the {self.play}, "
-            f"{self.against} the {peer_side} ({self.peer_type}, {self.mechanism})"
-        ]
-        for v in self.verdicts:
-            what = describe(v.captured) if v.captured is not None else describe(v.live) if v.live else ""
-            lines.append(f"  {v.result:<13}{what}" + (f"  ({v.note})" if v.note else ""))
-            if v.result in BAD:
-                lines += aligned(v.captured, v.live)
-        counts = ", ".join(f"{n} {r}" for r, n in self.counts().items())
-        lines.append(f"{'OK' if self.ok else 'MISMATCH'}: {counts}")
-        return "\n".join(lines)
-
-    def to_json(self) -> str:
-        return json.dumps(
-            {
-                "file": self.file,
-                "stream": self.stream,
-                "against": self.against,
-                "play": self.play,
-                "mechanism": self.mechanism,
-                "ok": self.ok,
-                "verdicts": [v.to_dict() for v in self.verdicts],
-            },
-            indent=1,
-        )
-
-
-def aligned(captured: Item | None, live: Item | None, width: int = 16) -> list[str]:
-    """Both byte runs, 16 octets a row, with ^^ under each octet that differs."""
-    a = bytes(captured.raw) if captured is not None else b""
-    b = bytes(live.raw) if live is not None else b""
-    out = [
-        f"      captured: {describe(captured) if captured is not None else '(nothing)'}",
-        f"      live:     {describe(live) if live is not None else '(nothing)'}",
-    ]
-    for row in range(0, min(max(len(a), len(b)), 256), width):
-        ca, cb = a[row : row + width], b[row : row + width]
-        marks = "".join(
-            "^^ " if i >= len(ca) or i >= len(cb) or ca[i] != cb[i] else "   " for i in range(max(len(ca), len(cb)))
-        )
-        out.append(f"      +{row:<4d} captured {ca.hex(' ')}")
-        out.append(f"            live     {cb.hex(' ')}")
-        if marks.strip():
-            out.append(f"                     {marks.rstrip()}")
-    return out
-
-
-def is_heartbeat(it: Item) -> bool:
-    return it.kind == "command" and it.name in ("PING", "PONG")
-
-
-def _props(it: Item) -> dict[str, bytes]:
-    props = it.fields.get("properties")
-    if props is None:
-        props, _ = decode_properties(bytes(it.body))
-    out = {bytes(k).decode(errors="replace").lower(): bytes(v) for k, v in props}
-    if out.get("identity") == b"":
-        del out["identity"]  # an empty Identity says the same as none
-    return out
-
-
-def compare(captured: Item, live: Item, mechanism: str) -> tuple[str, str]:
-    """Whether the live item says what the captured one said; with why, when not by identical octets."""
-    if bytes(captured.raw) == bytes(live.raw):
-        return SAME, ""
-    if captured.kind != live.kind:
-        return DIFFERS, f"a {live.kind} where the capture has a {captured.kind}"
-    if captured.kind == "greeting":
-        cf, lf = captured.fields, live.fields
-        for key in ("version", "mechanism", "as_server"):
-            if cf[key] != lf[key]:
-                return DIFFERS, f"{key} {lf[key]!r}, captured {cf[key]!r}"
-        if bytes(cf["filler"]) != bytes(lf["filler"]):
-            return DIFFERS, "filler differs"
-        return EQUIVALENT, "signature padding differs (not significant, RFC 23)"
-    if captured.kind == "command":
-        if captured.name != live.name:
-            return DIFFERS, f"{live.name} where the capture has {captured.name}"
-        if mechanism == "CURVE" and captured.name in ("HELLO", "WELCOME", "INITIATE", "READY", "MESSAGE"):
-            if len(captured.raw) == len(live.raw):
-                return EQUIVALENT, "same size; boxes differ (fresh transient keys and nonces)"
-            return DIFFERS, f"{len(live.raw)} octets, captured {len(captured.raw)}"
-        if captured.name in ("READY", "INITIATE"):
-            cp, lp = _props(captured), _props(live)
-            if cp == lp:
-                return EQUIVALENT, "same properties, in another order, case or Identity form"
-            diff = sorted(k for k in cp.keys() | lp.keys() if cp.get(k) != lp.get(k))
-            return DIFFERS, "properties differ: " + ", ".join(
-                f"{k}={lp.get(k)!r} (captured {cp.get(k)!r})" for k in diff
-            )
-        return DIFFERS, "command data differs"
-    if captured.kind == "frame":
-        if mechanism == "CURVE" and bytes(captured.body[:8]) == b"\x07MESSAGE":
-            if len(captured.raw) == len(live.raw):
-                return EQUIVALENT, "same size; box differs (fresh keys and nonces)"
-            return DIFFERS, f"MESSAGE of {len(live.raw)} octets, captured {len(captured.raw)}"
-        if (captured.flags or 0) & MORE != (live.flags or 0) & MORE:
-            return DIFFERS, "MORE flag differs"
-        if bytes(captured.body) == bytes(live.body):
-            return EQUIVALENT, "same body, other size encoding (short vs long)"
-        return DIFFERS, "frame body differs"
-    return DIFFERS, "octets differ"
-
-
-class LiveSide:
-    """The live peer's bytes as they arrive, decoded into items with the dissector."""
-
-    def __init__(self, reader: asyncio.StreamReader) -> None:
-        self.reader = reader
-        self.data = bytearray()
-        self.taken = 0  # items already compared
-        self.closed = False
-
-    def _complete(self) -> list[Item]:
-        dec = Decoder()
-        dec.decode(bytes(self.data))
-        return [it for it in dec.items if it.kind != "truncated"]
-
-    async def next(self, timeout: float) -> Item | None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            items = self._complete()
-            if len(items) > self.taken:
-                self.taken += 1
-                return items[self.taken - 1]
-            left = deadline - loop.time()
-            if left <= 0 or self.closed:
-                return None
-            try:
-                chunk = await asyncio.wait_for(self.reader.read(65536), left)
-            except TimeoutError:
-                return None
-            except ConnectionError:
-                chunk = b""
-            if not chunk:
-                self.closed = True
-            self.data += chunk
-
-    def feed_core(self, core: Any, start: int, end: int | None = None) -> int:
-        """Hand the bytes from `start` up to `end` (default: all) to a sans-I/O connection; returns `end`."""
-        end = len(self.data) if end is None else end
-        if start < end:
-            core.receive_data(bytes(self.data[start:end]))
-        return max(start, end)
 
 
 def _socket_type(items: list[Item]) -> str | None:
@@ -262,19 +50,6 @@ def _plain_credentials(items: list[Item]) -> tuple[str, str] | None:
             p = data[1 + u]
             return data[1 : 1 + u].decode(), data[2 + u : 2 + u + p].decode()
     return None
-
-
-def _messages(items: list[Item]) -> list[list[Item]]:
-    """Data frames grouped into messages."""
-    out: list[list[Item]] = []
-    cur: list[Item] = []
-    for it in items:
-        if it.kind == "frame":
-            cur.append(it)
-            if not (it.flags or 0) & MORE:
-                out.append(cur)
-                cur = []
-    return out
 
 
 class Replay:
@@ -319,8 +94,8 @@ class Replay:
         """Open the captured boxes, where a key log (given, named by the manifest, or beside the file) allows."""
         from zmtp.keys import parse_key
 
-        from .capture.curvebox import CurveKeys, open_stream
-        from .capture.keylog import KeylogError, read
+        from ..capture.curvebox import CurveKeys, open_stream
+        from ..capture.keylog import KeylogError, read
 
         if keylog is None and self.entry.get("keylog"):
             keylog = self.path.parent / self.entry["keylog"]
@@ -609,86 +384,6 @@ class Replay:
         live.taken = len(live._complete())  # what follows are boxes of heartbeats, or of nothing captured
 
 
-def inner_item(it: Item, flags: int | None = None, body: bytes | None = None) -> Item:
-    """The frame or command inside an opened MESSAGE, as the dissector would show it unboxed."""
-    flags = it.fields["inner_flags"] if flags is None else flags
-    body = bytes(it.fields["plaintext"]) if body is None else body
-    if flags & 0x02 and body and 1 + body[0] <= len(body):
-        n = body[0]
-        name = body[1 : 1 + n].decode("ascii", errors="replace")
-        raw = (
-            bytes([0x04, len(body)]) + body if len(body) < 256 else bytes([0x06]) + len(body).to_bytes(8, "big") + body
-        )
-        return Item("command", it.offset, raw, 0x04, name, body[1 + n :], {"size": len(body)})
-    more = flags & 0x01
-    raw = (
-        bytes([more, len(body)]) + body
-        if len(body) < 256
-        else bytes([more | 0x02]) + len(body).to_bytes(8, "big") + body
-    )
-    return Item("frame", it.offset, raw, more, body=body, fields={"size": len(body), "long": len(body) >= 256})
-
-
-class PeerApplication:
-    """Drives the live peer's application so that it sends what the captured peer sent, when it did."""
-
-    def __init__(self, agent: Any, sock: str, socket_type: str) -> None:
-        self.agent, self.sock, self.type = agent, sock, socket_type
-        self.unread = 0  # messages the harness sent that the live application has not received yet
-        self.routing_id: bytes | None = None
-        self.in_message = False
-        self.published = False
-
-    def saw_from_harness(self, it: Item) -> None:
-        if it.kind == "frame" and not (it.flags or 0) & MORE and self.type in RECEIVES:
-            self.unread += 1
-
-    async def _drain(self) -> None:
-        while self.unread:
-            self.unread -= 1
-            try:
-                resp = await self.agent.request("recv", socket=self.sock, timeout=2)
-            except protocol.AgentError:
-                return
-            frames = protocol.decode_frames(resp["frames"])
-            if self.type == "ROUTER" and frames:
-                self.routing_id = frames[0]
-
-    async def before(self, it: Item, items: list[Item]) -> None:
-        """Before the peer's item `it` is due: make its application send or subscribe as the capture shows."""
-        if it.kind == "command" and it.name in ("SUBSCRIBE", "CANCEL") and self.type in ("SUB", "XSUB"):
-            op = "subscribe" if it.name == "SUBSCRIBE" else "unsubscribe"
-            await self.agent.request(op, socket=self.sock, topic=bytes(it.body).hex())
-            return
-        if it.kind != "frame":
-            return
-        first = not self.in_message
-        self.in_message = bool((it.flags or 0) & MORE)
-        if not first:
-            return
-        # The first frame of a message the peer sent: the application sends the whole message.
-        message = []
-        for f in items[items.index(it) :]:
-            if f.kind == "frame":
-                message.append(bytes(f.body))
-                if not (f.flags or 0) & MORE:
-                    break
-        if self.type in ("SUB", "XSUB") and len(message) == 1 and message[0][:1] in (b"\x00", b"\x01"):
-            # A ZMTP 3.0 subscription travels as a message; the application subscribes.
-            op = "subscribe" if message[0][:1] == b"\x01" else "unsubscribe"
-            await self.agent.request(op, socket=self.sock, topic=message[0][1:].hex())
-            return
-        await self._drain()
-        if self.type in ("PUB", "XPUB") and not self.published:
-            await asyncio.sleep(0.1)  # the harness's subscriptions are on their way in
-        self.published = True
-        if self.type in ("REQ", "REP") and message and message[0] == b"":
-            message = message[1:]  # the envelope delimiter is the socket's to add
-        if self.type == "ROUTER":
-            message = [self.routing_id or b"", *message]
-        await self.agent.request("send", socket=self.sock, frames=protocol.encode_frames(message), timeout=2)
-
-
 async def replay(
     path: Path,
     against: str,
@@ -699,7 +394,7 @@ async def replay(
     pool: AgentPool | None = None,
     keylog: Path | None = None,
 ) -> ReplayReport:
-    from .peers import load_registry
+    from ..peers import load_registry
 
     own = pool is None
     if pool is None:
