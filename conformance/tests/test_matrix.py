@@ -95,3 +95,23 @@ def test_shipped_deviation_table_names_real_scenarios():
 
     for dev in deviations.load():
         assert any(fnmatch.fnmatchcase(i, dev.scenario) for i in ids), dev.scenario
+
+
+def test_a_version_of_a_peer_inherits_its_deviations(tmp_path):
+    table = [deviations.Deviation("23/framing/*", "libzmq", "server", "no reserved-bit check")]
+    wire = [deviations.WireDeviation("curve-message-frame", "libzmq", "MESSAGE in a data frame")]
+    families = {"libzmq": "libzmq", "libzmq-4.3.4": "libzmq", "czmq": "czmq", "impl": "impl"}
+    table, wire = deviations.for_peers(table, families), deviations.for_peers(wire, families)
+    assert deviations.find(table, "23/framing/x", "libzmq-4.3.4", "impl") is not None
+    assert deviations.find(table, "23/framing/x", "czmq", "impl") is None  # another implementation
+    assert deviations.find_wire(wire, "curve-message-frame", "libzmq-4.3.4", "28/x") is not None
+    assert deviations.find_wire(wire, "curve-message-frame", "impl", "28/x") is None
+
+
+def test_the_registry_gives_each_peer_a_family(tmp_path):
+    from zmtp_conformance import peers
+
+    reg = tmp_path / "peers.yaml"
+    reg.write_text("peers:\n  libzmq:\n    command: [x]\n  libzmq-4.3.4:\n    command: [y]\n    family: libzmq\n")
+    specs = peers.load_registry(reg)
+    assert (specs["libzmq"].family, specs["libzmq-4.3.4"].family) == ("libzmq", "libzmq")

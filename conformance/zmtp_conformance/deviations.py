@@ -96,6 +96,19 @@ def load_wire(path: Path = TABLE) -> list[WireDeviation]:
     return out
 
 
+def for_peers(table: list, families: dict[str, str]) -> list:
+    """The table with each entry for an implementation also made for every peer that is a version
+    of it (peers.yaml `family`), so `libzmq-4.3.4` inherits what is known of `libzmq`."""
+    from dataclasses import replace
+
+    out = list(table)
+    for dev in table:
+        for peer, family in families.items():
+            if family == dev.peer and peer != dev.peer:
+                out.append(replace(dev, peer=peer))
+    return out
+
+
 def find_wire(table: list[WireDeviation], check: str, peer: str, scenario_id: str) -> WireDeviation | None:
     return next((d for d in table if d.applies(check, peer, scenario_id)), None)
 

@@ -47,6 +47,7 @@ class PeerSpec:
     build_output: str = ""  # what it makes; rebuilt when older than build_sources
     build_sources: list[str] = field(default_factory=list)
     keylog: str = ""  # how the peer exports CURVE transient keys: "zmtp", "sodium" (preload shim) or ""
+    family: str = ""  # the implementation this peer is a version of (default: its name), for the deviation tables
 
     def argv(self) -> list[str]:
         return [sys.executable if part == "{python}" else _expand(part) for part in self.command]
@@ -111,6 +112,7 @@ def load_registry(path: Path = REGISTRY) -> dict[str, PeerSpec]:
             build_output=build.get("output", ""),
             build_sources=list(build.get("sources", [])),
             keylog=entry.get("keylog", ""),
+            family=entry.get("family", name),
         )
     return peers
 

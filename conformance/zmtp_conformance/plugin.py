@@ -78,6 +78,9 @@ class State:
         path = config.getoption("deviations")
         self.deviations = deviations.load(Path(path)) if path else deviations.load()
         self.wire_table = deviations.load_wire(Path(path)) if path else deviations.load_wire()
+        families = {name: spec.family or name for name, spec in self.registry.items()}
+        self.deviations = deviations.for_peers(self.deviations, families)
+        self.wire_table = deviations.for_peers(self.wire_table, families)
         self.select = config.getoption("scenario") or None
         self.sniffer: Any = None
         self.sniffer_error: str | None = None
