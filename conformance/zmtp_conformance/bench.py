@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import platform
 import socket as socketlib
 import statistics
@@ -249,7 +250,7 @@ async def run(plan: Plan, pool: AgentPool, progress: Any = None) -> dict[str, An
                 "node": platform.node(),
                 "platform": platform.platform(),
                 "python": platform.python_version(),
-                "cpus": __import__("os").cpu_count(),
+                "cpus": os.cpu_count(),
                 "processor": platform.processor(),
             },
             "peer_versions": versions,

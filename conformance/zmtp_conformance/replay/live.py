@@ -17,6 +17,10 @@ class LiveSide:
         self.taken = 0  # items already compared
         self.closed = False
 
+    def skip_received(self) -> None:
+        """Count everything received so far as compared (what cannot be compared is not extra)."""
+        self.taken = len(self._complete())
+
     def _complete(self) -> list[Item]:
         dec = Decoder()
         dec.decode(bytes(self.data))

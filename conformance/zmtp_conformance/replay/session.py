@@ -21,9 +21,9 @@ from .verdict import (
     TIMING,
     ReplayReport,
     Verdict,
-    _props,
     compare,
     is_heartbeat,
+    properties,
 )
 
 PATIENCE = 0.2  # how long to wait for the live peer before suspecting it waits for the harness
@@ -36,7 +36,7 @@ class ReplayError(Exception):
 def _socket_type(items: list[Item]) -> str | None:
     for it in items:
         if it.kind == "command" and it.name in ("READY", "INITIATE") and "properties" in it.fields:
-            st = _props(it).get("socket-type")
+            st = properties(it).get("socket-type")
             if st:
                 return st.decode(errors="replace")
     return None
@@ -332,7 +332,7 @@ class Replay:
                     "connection's transient keys (a key log, see docs/captures.md), which this capture lacks",
                 )
             )
-            live.taken = len(live._complete())  # not compared, so nothing left over is extra
+            live.skip_received()  # not compared, so nothing left over is extra
             return
         await self._curve_messages(report, live, writer, core.mechanism, agent, sock, after)
 
@@ -381,7 +381,7 @@ class Replay:
             result, note = compare(want, live_inner, "NULL")
             note = "inside the box" + (f"; {note}" if note else "")
             report.verdicts.append(Verdict(result, want, live_inner, note))
-        live.taken = len(live._complete())  # what follows are boxes of heartbeats, or of nothing captured
+        live.skip_received()  # what follows are boxes of heartbeats, or of nothing captured
 
 
 async def replay(

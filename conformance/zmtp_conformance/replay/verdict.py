@@ -110,7 +110,7 @@ def is_heartbeat(it: Item) -> bool:
     return it.kind == "command" and it.name in ("PING", "PONG")
 
 
-def _props(it: Item) -> dict[str, bytes]:
+def properties(it: Item) -> dict[str, bytes]:
     props = it.fields.get("properties")
     if props is None:
         props, _ = decode_properties(bytes(it.body))
@@ -142,7 +142,7 @@ def compare(captured: Item, live: Item, mechanism: str) -> tuple[str, str]:
                 return EQUIVALENT, "same size; boxes differ (fresh transient keys and nonces)"
             return DIFFERS, f"{len(live.raw)} octets, captured {len(captured.raw)}"
         if captured.name in ("READY", "INITIATE"):
-            cp, lp = _props(captured), _props(live)
+            cp, lp = properties(captured), properties(live)
             if cp == lp:
                 return EQUIVALENT, "same properties, in another order, case or Identity form"
             diff = sorted(k for k in cp.keys() | lp.keys() if cp.get(k) != lp.get(k))
