@@ -1,8 +1,10 @@
 """Peers: the implementations under test, and the agent processes that drive them.
 
-The registry is conformance/peers.yaml: one entry per peer, naming the
-command that starts its agent and what it needs. Plugging in another
-implementation is one agent program and one entry there.
+The local registry is conformance/peers.yaml: one entry per peer, naming
+the command that starts its agent and what it needs. Plugging in another
+implementation is one agent program and one entry there. The docker
+backend's registry is docker/versions.yaml (containers/images.py): the same
+agents, each in an image.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +29,14 @@ from . import protocol
 HERE = Path(__file__).resolve().parent
 REGISTRY = HERE.parent / "peers.yaml"
 BUILD_DIR = HERE.parent / ".build"
+# ipc:// endpoints live here, so that peers in containers (which mount it) reach them too.
+IPC_DIR = Path(tempfile.gettempdir()) / "zmtp-conformance"
+
+
+def ipc_path(kind: str) -> str:
+    """A fresh, short socket path in IPC_DIR (sun_path holds 108 bytes)."""
+    IPC_DIR.mkdir(mode=0o1777, exist_ok=True)
+    return str(IPC_DIR / f"{kind}-{os.getpid()}-{uuid.uuid4().hex[:10]}.ipc")
 
 
 def _expand(part: str) -> str:
@@ -48,13 +60,21 @@ class PeerSpec:
     build_sources: list[str] = field(default_factory=list)
     keylog: str = ""  # how the peer exports CURVE transient keys: "zmtp", "sodium" (preload shim) or ""
     family: str = ""  # the implementation this peer is a version of (default: its name), for the deviation tables
+    image: str = ""  # docker backend: the image whose agent this peer is (containers/images.py)
+
+    @property
+    def backend(self) -> str:
+        return "docker" if self.image else "local"
 
     def argv(self) -> list[str]:
         return [sys.executable if part == "{python}" else _expand(part) for part in self.command]
 
     def ensure_built(self) -> str | None:
-        """Compile the agent if it is missing or stale; None, or why it could not be built."""
-        if not self.build:
+        """Compile the agent if it is missing or stale; None, or why it could not be built.
+
+        Images are built once per run, before any worker starts (containers.images.build_all).
+        """
+        if not self.build or self.image:
             return None
         out = Path(_expand(self.build_output))
         sources = [Path(_expand(s)) for s in self.build_sources]
@@ -73,6 +93,10 @@ class PeerSpec:
 
     def missing(self) -> str | None:
         """Why this peer cannot run here, or None when it can."""
+        if self.image:
+            from .containers import engine
+
+            return engine.image_missing(self.image)
         for mod in self.requires_modules:
             if importlib.util.find_spec(mod) is None:
                 return f"Python module {mod!r} is not installed (pip install {mod})"
@@ -132,6 +156,9 @@ class AgentProcess:
         self.name = name or spec.name
         self.extra_args = extra_args or []
         self.proc: asyncio.subprocess.Process | None = None
+        # The control channel: the agent's stdout and stdin here, a TCP connection for a container.
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
         self.hello: dict[str, Any] = {}
         self._id = 0
         self._lock = asyncio.Lock()
@@ -159,6 +186,7 @@ class AgentProcess:
             env=env,
             limit=1 << 26,
         )
+        self.reader, self.writer = self.proc.stdout, self.proc.stdin
         asyncio.get_running_loop().create_task(self._drain_stderr())
         self.hello = await self.request("hello", deadline=20.0)
         return self.hello
@@ -184,11 +212,11 @@ class AgentProcess:
         async with self._lock:
             self._id += 1
             req = {"id": self._id, "op": op, **fields}
-            assert self.proc is not None and self.proc.stdin is not None and self.proc.stdout is not None
-            self.proc.stdin.write(protocol.dump(req))
+            assert self.reader is not None and self.writer is not None
+            self.writer.write(protocol.dump(req))
             try:
-                await self.proc.stdin.drain()
-                line = await asyncio.wait_for(self.proc.stdout.readline(), timeout)
+                await self.writer.drain()
+                line = await asyncio.wait_for(self.reader.readline(), timeout)
             except (TimeoutError, ConnectionError) as exc:
                 await self.stop()
                 raise protocol.AgentError(
@@ -228,12 +256,23 @@ class AgentProcess:
                 await self.proc.wait()
 
 
+def make_agent(
+    spec: PeerSpec, name: str | None = None, extra_args: list[str] | None = None, keylog: Path | None = None
+) -> AgentProcess:
+    """An agent for this peer: a local process, or a container for an image peer."""
+    if spec.image:
+        from .containers.agent import ContainerAgent
+
+        return ContainerAgent(spec, name, extra_args, keylog)
+    return AgentProcess(spec, name, extra_args, keylog)
+
+
 async def probe(spec: PeerSpec) -> tuple[dict[str, str] | None, str | None]:
     """(versions, None) when the peer runs here, or (None, why not)."""
     why = spec.missing()
     if why:
         return None, why
-    agent = AgentProcess(spec)
+    agent = make_agent(spec)
     try:
         await agent.start()
         return agent.versions, None

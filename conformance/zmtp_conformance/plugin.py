@@ -40,7 +40,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     g.addoption("--deviations", default=None, help="deviation table to use (default: conformance/deviations.yaml)")
     g.addoption("--progress", action="store_true", help="a live progress bar (rich) instead of pytest's dots")
-    g.addoption("--registry", default=None, help="peer registry to use (default: conformance/peers.yaml)")
+    g.addoption(
+        "--backend",
+        default="auto",
+        choices=("auto", "docker", "local"),
+        help="where peers run: docker (each peer an image from docker/versions.yaml, run by testcontainers) "
+        "or local (agents on this machine, conformance/peers.yaml); default auto: docker when a Docker engine "
+        "answers, local otherwise",
+    )
+    g.addoption("--registry", default=None, help="local peer registry (default: conformance/peers.yaml)")
+    g.addoption(
+        "--version-matrix", default=None, help="the docker backend's peers and versions (default: docker/versions.yaml)"
+    )
+    g.addoption(
+        "--no-build", action="store_true", help="docker backend: use the images as they are, without docker build"
+    )
     g.addoption(
         "--pcap",
         default="auto",
@@ -56,13 +70,28 @@ class State:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.loop = asyncio.new_event_loop()
-        reg = config.getoption("registry")
-        self.registry = peers.load_registry(Path(reg)) if reg else peers.load_registry()
+        self.backend = resolve_backend(config)
+        if self.backend == "docker":
+            from .containers import images
+
+            vm = config.getoption("version_matrix")
+            source = vm or str(images.MATRIX)
+            try:
+                self.registry = images.registry(Path(vm)) if vm else images.registry()
+            except images.ImageError as exc:
+                raise pytest.UsageError(str(exc)) from None
+        else:
+            reg = config.getoption("registry")
+            source = reg or "peers.yaml"
+            self.registry = peers.load_registry(Path(reg)) if reg else peers.load_registry()
         wanted = config.getoption("peers")
         names = [p.strip() for p in wanted.split(",")] if wanted else list(self.registry)
         unknown = [p for p in names if p not in self.registry]
         if unknown:
-            raise pytest.UsageError(f"unknown peer(s) {', '.join(unknown)}; peers.yaml has {', '.join(self.registry)}")
+            raise pytest.UsageError(
+                f"unknown peer(s) {', '.join(unknown)} for the {self.backend} backend; "
+                f"{source} has {', '.join(self.registry)}"
+            )
         self.peers = names
         # A peer whose agent cannot be found or built is skipped, with the reason.
         self.missing = {name: self.registry[name].missing() or self.registry[name].ensure_built() for name in names}
@@ -122,6 +151,57 @@ class State:
             self.sniffer = None
 
 
+def resolve_backend(config: pytest.Config) -> str:
+    """docker or local: as asked, or for auto whichever this machine can run (workers follow the controller)."""
+    chosen = getattr(config, "workerinput", {}).get("zmtp_backend") or config.getoption("backend", "auto")
+    if chosen == "auto":
+        from .containers import engine
+
+        chosen = "docker" if engine.available() is None else "local"
+    elif chosen == "docker":
+        from .containers import engine
+
+        why = engine.available()
+        if why:
+            raise pytest.UsageError(f"--backend docker: {why}")
+    return chosen
+
+
+def _is_matrix_run(config: pytest.Config) -> bool:
+    """Whether this pytest run collects scenarios (the plugin is loaded into every pytest run)."""
+    for arg in config.args:
+        path = Path(str(arg).split("::")[0])
+        if "scenarios" in path.resolve().parts or (path.is_dir() and (path / "scenarios").is_dir()):
+            return True
+    return False
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist: workers use the backend the controller chose (and built images for)."""
+    st = getattr(node.config, "_zmtp_state", None)
+    if st is not None:
+        node.workerinput["zmtp_backend"] = st.backend
+
+
+def _prepare_docker(config: pytest.Config, st: State) -> None:
+    """Before any worker starts: images built (cached), and what an earlier killed run left removed."""
+    from .containers import cleanup, images
+
+    for gone in cleanup.sweep():
+        print(f"zmtp-conformance: removed a container left by an earlier run: {gone}")
+    if config.getoption("no_build"):
+        return
+    wanted = list(st.peers)
+    vm = config.getoption("version_matrix")
+    try:
+        images.build_all(wanted, Path(vm) if vm else images.MATRIX, log=lambda m: print(f"zmtp-conformance: {m}"))
+    except images.ImageError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    # Images that did not exist at State() time do now.
+    st.missing = {name: st.registry[name].missing() for name in st.peers}
+
+
 def _state(config: pytest.Config) -> State:
     st = getattr(config, "_zmtp_state", None)
     if st is None:
@@ -140,6 +220,10 @@ def pytest_configure(config: pytest.Config) -> None:
                 old.unlink(missing_ok=True)
         captures.mkdir(parents=True, exist_ok=True)
     config.pluginmanager.register(Recorder(config), "zmtp_conformance_recorder")
+    if not hasattr(config, "workerinput") and _is_matrix_run(config):
+        st = _state(config)
+        if st.backend == "docker":
+            _prepare_docker(config, st)
     if config.getoption("progress") and not hasattr(config, "workerinput"):
         from . import progress
 
@@ -349,7 +433,7 @@ class Recorder:
                 "python": platform.python_version(),
                 "cpus": os.cpu_count(),
             },
-            "backend": "local",
+            "backend": st.backend if st is not None else "local",
             "peer_versions": versions or _versions_from_records(records),
             "shard": config.getoption("shard"),
             "scenario_selection": config.getoption("scenario") or None,

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import tempfile
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import protocol
 from .deviations import Deviation, find
-from .peers import AgentProcess, PeerSpec
+from .peers import AgentProcess, PeerSpec, ipc_path, make_agent
 from .rawpeer import RawFailure, RawPeer, build
 from .scenario import Role, Scenario, Step
 from .trace import Transcript, show
@@ -108,7 +105,7 @@ class AgentPool:
         key = (peer, side)
         agent = self.agents.get(key)
         if agent is None or not agent.alive:
-            agent = AgentProcess(
+            agent = make_agent(
                 self.specs[peer], name=f"{peer}/{side}", extra_args=self.extra_args.get(peer), keylog=self.keylog
             )
             await agent.start()
@@ -196,7 +193,7 @@ def describe_event(ev: dict[str, Any]) -> str:
 def endpoint_for(transport: str) -> str:
     if transport == "tcp":
         return "tcp://127.0.0.1:0"
-    return f"ipc://{tempfile.gettempdir()}/zmtp-conf-{os.getpid()}-{uuid.uuid4().hex[:10]}.ipc"
+    return f"ipc://{ipc_path('cell')}"
 
 
 # Test credentials for cells run under PLAIN and CURVE (libzmq's documented test keys).

@@ -17,11 +17,10 @@ import asyncio
 import os
 import socket
 import struct
-import tempfile
 import time
-import uuid
 from dataclasses import dataclass, field
 
+from ..peers import ipc_path
 from .synth import Chunk
 
 READ_SIZE = 1 << 18
@@ -58,7 +57,7 @@ class RecordingProxy:
             port = self.server.sockets[0].getsockname()[1]
             self.endpoint = f"tcp://{host}:{port}" if ":" not in host else f"tcp://[{host}]:{port}"
         elif self.target.startswith("ipc://"):
-            path = os.path.join(tempfile.gettempdir(), f"zmtp-proxy-{os.getpid()}-{uuid.uuid4().hex[:10]}.ipc")
+            path = ipc_path("proxy")
             self.server = await asyncio.start_unix_server(self._accept, path)
             self.endpoint = f"ipc://{path}"
         else:
