@@ -17,8 +17,29 @@ from . import peers
 from .scenario import SCENARIO_DIR, ScenarioError, load_all, load_file
 
 
+def backend_registry(args: argparse.Namespace) -> tuple[str, dict[str, peers.PeerSpec]] | None:
+    """The backend chosen by --backend and its peers (images built first, unless --no-build); None after an error."""
+    from .containers import engine, images
+
+    try:
+        backend = engine.choose_backend(args.backend)
+        if backend == "local":
+            return backend, peers.load_registry()
+        matrix = Path(args.version_matrix) if args.version_matrix else images.MATRIX
+        if not args.no_build:
+            images.build_all(args.peers.split(",") if getattr(args, "peers", None) else None, matrix)
+        return backend, images.registry(matrix)
+    except (engine.EngineError, images.ImageError) as exc:
+        print(f"zmtp-conformance: {exc}", file=sys.stderr)
+        return None
+
+
 def cmd_peers(args: argparse.Namespace) -> int:
-    registry = peers.load_registry()
+    chosen = backend_registry(args)
+    if chosen is None:
+        return 2
+    backend, registry = chosen
+    print(f"backend: {backend}")
 
     async def probe_all() -> list[tuple[str, dict[str, str] | None, str | None]]:
         return [(name, *await peers.probe(spec)) for name, spec in registry.items()]
@@ -27,9 +48,9 @@ def cmd_peers(args: argparse.Namespace) -> int:
     for name, versions, why in asyncio.run(probe_all()):
         if versions is not None:
             found += 1
-            print(f"{name:<10} available  {', '.join(f'{k} {v}' for k, v in versions.items())}")
+            print(f"{name:<13} available  {', '.join(f'{k} {v}' for k, v in versions.items())}")
         else:
-            print(f"{name:<10} missing    {why}")
+            print(f"{name:<13} missing    {why}")
     return 0 if found else 1
 
 
@@ -93,8 +114,32 @@ def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
             print("allure-pytest is not installed: no allure results (pip install allure-pytest)", file=sys.stderr)
     for pa in args.peer_args:
         argv += ["--peer-args", pa]
-    argv += ["--pcap", args.pcap]
+    argv += ["--pcap", args.pcap, "--backend", args.backend]
+    if args.version_matrix:
+        argv += ["--version-matrix", args.version_matrix]
+    if args.no_build:
+        argv += ["--no-build"]
     return int(pytest.main(argv + extra))
+
+
+def cmd_images(args: argparse.Namespace) -> int:
+    from .containers import cleanup, engine, images
+
+    matrix = Path(args.version_matrix) if args.version_matrix else images.MATRIX
+    try:
+        if args.action == "list":
+            for name, spec in images.load(matrix).images.items():
+                state = engine.image_missing(spec.image) or "built"
+                print(f"{name:<13} {spec.image:<32} {spec.family:<8} {state}")
+        elif args.action == "build":
+            images.build_all(args.peers or None, matrix)
+        elif args.action == "clean":
+            for gone in cleanup.sweep(everything=True):
+                print(f"removed {gone}")
+    except (engine.EngineError, images.ImageError) as exc:
+        print(f"zmtp-conformance images: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -349,7 +394,21 @@ def main(argv: list[str] | None = None) -> int:
         help="record each cell's traffic to REPORT_DIR/captures and validate it "
         "(auto: tcpdump on lo as root for tcp, a recording proxy otherwise)",
     )
-    sub.add_parser("peers", help="list the peers found on this machine, with versions")
+    pe = sub.add_parser("peers", help="list the peers found on this machine, with versions")
+    im = sub.add_parser("images", help="the docker backend's images: build them, list them, remove leftover containers")
+    im.add_argument("action", choices=("build", "list", "clean"))
+    im.add_argument("peers", nargs="*", help="build only these (names from docker/versions.yaml)")
+    im.add_argument("--version-matrix", help="default: docker/versions.yaml")
+    for p in (run, pe):
+        p.add_argument(
+            "--backend",
+            choices=("auto", "docker", "local"),
+            default="auto",
+            help="docker: every peer an image from docker/versions.yaml; local: agents on this machine "
+            "(conformance/peers.yaml); auto (default): docker when a Docker engine answers",
+        )
+        p.add_argument("--version-matrix", help="the docker backend's peers (default: docker/versions.yaml)")
+        p.add_argument("--no-build", action="store_true", help="docker backend: use the images as they are")
     ls = sub.add_parser("list", help="list scenarios")
     ls.add_argument("--scenario", action="append", default=[])
     val = sub.add_parser("validate", help="check scenario files against the schema")
@@ -418,6 +477,8 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = ap.parse_known_args(argv)
     if args.cmd != "run" and extra:
         ap.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.cmd == "images":
+        return cmd_images(args)
     if args.cmd == "peers":
         return cmd_peers(args)
     if args.cmd == "list":

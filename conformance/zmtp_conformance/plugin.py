@@ -153,18 +153,13 @@ class State:
 
 def resolve_backend(config: pytest.Config) -> str:
     """docker or local: as asked, or for auto whichever this machine can run (workers follow the controller)."""
-    chosen = getattr(config, "workerinput", {}).get("zmtp_backend") or config.getoption("backend", "auto")
-    if chosen == "auto":
-        from .containers import engine
+    from .containers import engine
 
-        chosen = "docker" if engine.available() is None else "local"
-    elif chosen == "docker":
-        from .containers import engine
-
-        why = engine.available()
-        if why:
-            raise pytest.UsageError(f"--backend docker: {why}")
-    return chosen
+    asked = getattr(config, "workerinput", {}).get("zmtp_backend") or config.getoption("backend", "auto")
+    try:
+        return engine.choose_backend(asked)
+    except engine.EngineError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def _is_matrix_run(config: pytest.Config) -> bool:

@@ -72,3 +72,13 @@ def disable_ryuk_unless_present() -> None:
     except (docker.errors.ImageNotFound, EngineError):
         os.environ[RYUK_IMAGE_ENV] = "true"
         testcontainers_config.ryuk_disabled = True
+
+
+def choose_backend(asked: str) -> str:
+    """docker or local, for --backend auto|docker|local; EngineError when docker is asked and absent."""
+    if asked == "local":
+        return "local"
+    why = available()
+    if asked == "docker" and why:
+        raise EngineError(f"--backend docker: {why}")
+    return "docker" if why is None else "local"

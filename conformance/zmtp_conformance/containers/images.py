@@ -91,7 +91,9 @@ def load(path: Path = MATRIX) -> VersionMatrix:
         images[peer] = spec
     if not images:
         raise ImageError(f"{path} names no peers")
-    return VersionMatrix(base=str(raw.get("base", "debian:bookworm-slim")), python=str(raw.get("python", "3.11")), images=images)
+    return VersionMatrix(
+        base=str(raw.get("base", "debian:bookworm-slim")), python=str(raw.get("python", "3.11")), images=images
+    )
 
 
 def registry(path: Path = MATRIX) -> dict[str, PeerSpec]:
@@ -114,7 +116,10 @@ def fetch_wheels(spec: ImageSpec, python: str, log=print) -> None:  # type: igno
     if not spec.wheels:
         return
     spec.wheel_dir.mkdir(parents=True, exist_ok=True)
-    have = {p.name.split("-")[0].lower().replace("_", "-") + "==" + p.name.split("-")[1] for p in spec.wheel_dir.glob("*.whl")}
+    have = {
+        p.name.split("-")[0].lower().replace("_", "-") + "==" + p.name.split("-")[1]
+        for p in spec.wheel_dir.glob("*.whl")
+    }
     if all(w.lower() in have for w in spec.wheels):
         return
     cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "--dest", str(spec.wheel_dir)]
