@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from pathlib import Path
 
@@ -403,9 +404,9 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument(
             "--backend",
             choices=("auto", "docker", "local"),
-            default="auto",
+            default=os.environ.get("ZMTP_CONFORMANCE_BACKEND", "auto"),
             help="docker: every peer an image from docker/versions.yaml; local: agents on this machine "
-            "(conformance/peers.yaml); auto (default): docker when a Docker engine answers",
+            "(conformance/peers.yaml); auto (default, or $ZMTP_CONFORMANCE_BACKEND): docker when a Docker engine answers",
         )
         p.add_argument("--version-matrix", help="the docker backend's peers (default: docker/versions.yaml)")
         p.add_argument("--no-build", action="store_true", help="docker backend: use the images as they are")

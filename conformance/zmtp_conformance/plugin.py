@@ -42,11 +42,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--progress", action="store_true", help="a live progress bar (rich) instead of pytest's dots")
     g.addoption(
         "--backend",
-        default="auto",
+        default=os.environ.get("ZMTP_CONFORMANCE_BACKEND", "auto"),
         choices=("auto", "docker", "local"),
         help="where peers run: docker (each peer an image from docker/versions.yaml, run by testcontainers) "
         "or local (agents on this machine, conformance/peers.yaml); default auto: docker when a Docker engine "
-        "answers, local otherwise",
+        "answers, local otherwise; $ZMTP_CONFORMANCE_BACKEND sets the default",
     )
     g.addoption("--registry", default=None, help="local peer registry (default: conformance/peers.yaml)")
     g.addoption(

@@ -1,0 +1,160 @@
+"""The docker backend: the version matrix, images, containers, cleanup, and
+that it reaches the same verdicts as the local backend for the same cells."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from zmtp_conformance.containers import cleanup, engine, images
+
+ROOT = Path(__file__).resolve().parents[2]
+NO_ENGINE = engine.available()
+needs_docker = pytest.mark.skipif(NO_ENGINE is not None, reason=f"no Docker engine: {NO_ENGINE}")
+
+
+def write_matrix(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "versions.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_version_matrix_names_images_families_and_keylogs():
+    vm = images.load()
+    assert {"impl", "libzmq-4.3.4", "libzmq-4.3.5", "czmq-4.2.1"} <= set(vm.images)
+    assert vm.images["libzmq-4.3.4"].family == "libzmq"
+    assert vm.images["libzmq-4.3.4"].image == "zmtp-conformance/libzmq:4.3.4"
+    reg = images.registry()
+    assert reg["czmq-4.2.1"].backend == "docker" and reg["czmq-4.2.1"].keylog == "sodium"
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("peers:\n  impl: {family: impl}\n", "needs at least an image"),
+        ("peers:\n  nosuch: {image: 'x:1'}\n", "has no Dockerfile"),
+        ("peers:\n  impl: {image: 'x:1', colour: red}\n", "unknown key"),
+        ("peers: {}\n", "names no peers"),
+        ("peers: [\n", "cannot read the version matrix"),
+    ],
+)
+def test_bad_version_matrix_is_refused_with_the_file_and_reason(tmp_path, text, error):
+    path = write_matrix(tmp_path, text)
+    with pytest.raises(images.ImageError, match=error) as info:
+        images.load(path)
+    assert str(path) in str(info.value)
+
+
+def test_unknown_image_peer_is_refused(tmp_path):
+    with pytest.raises(images.ImageError, match="no image for ghost"):
+        images.build_all(["ghost"])
+
+
+def test_choose_backend():
+    assert engine.choose_backend("local") == "local"
+    assert engine.choose_backend("auto") == ("local" if NO_ENGINE else "docker")
+    if NO_ENGINE:
+        with pytest.raises(engine.EngineError, match="--backend docker"):
+            engine.choose_backend("docker")
+
+
+def test_an_engine_that_does_not_answer_is_reported(monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    engine.client.cache_clear()
+    try:
+        why = engine.available()
+        assert why is not None and "/nonexistent/docker.sock" in why
+    finally:
+        engine.client.cache_clear()
+
+
+def run_matrix(backend: str, peers: str, out: Path, *scenarios: str) -> dict:
+    cmd = [sys.executable, "-m", "zmtp_conformance.cli", "run", "--backend", backend, "--peers", peers]
+    for sc in scenarios:
+        cmd += ["--scenario", sc]
+    cmd += ["--report-dir", str(out), "--no-progress", "--no-allure", "--pcap", "off"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert (out / "matrix.json").exists(), proc.stdout[-2000:] + proc.stderr[-2000:]
+    return json.loads((out / "matrix.json").read_text())
+
+
+@needs_docker
+def test_local_and_docker_backends_agree_on_the_same_cells(tmp_path):
+    # libzmq-4.3.5 in its image is the libzmq that pyzmq's wheel bundles here, and impl is impl.
+    scenarios = ("28/req-rep", "37/socket-type/mismatch-error-command/pull-vs-sub", "37/greeting")
+    local = run_matrix("local", "impl,libzmq", tmp_path / "local", *scenarios)
+    docker = run_matrix("docker", "impl,libzmq-4.3.5", tmp_path / "docker", *scenarios)
+    assert local["meta"]["backend"] == "local" and docker["meta"]["backend"] == "docker"
+
+    def outcomes(m: dict) -> dict[str, str]:
+        return {r["id"].replace("libzmq-4.3.5", "libzmq"): r["outcome"] for r in m["cells"]}
+
+    lo, do = outcomes(local), outcomes(docker)
+    assert set(lo) == set(do) and len(lo) > 20
+    assert {k: (lo[k], do[k]) for k in lo if lo[k] != do[k]} == {}
+    assert {"passed", "deviates"} <= set(lo.values())
+    versions = {r["server"]["peer"]: r["server"]["versions"] for r in docker["cells"]}
+    assert versions["libzmq-4.3.5"]["libzmq"] == "4.3.5"
+
+
+KILLED_HARNESS = """
+import asyncio, sys
+from zmtp_conformance.containers import images
+from zmtp_conformance.peers import make_agent
+
+async def main():
+    agent = make_agent(images.registry()["impl"], name="impl/test")
+    await agent.start()
+    print(agent.container_id, flush=True)
+    await asyncio.sleep(600)
+
+asyncio.run(main())
+"""
+
+
+def agent_containers() -> dict[str, object]:
+    return {c.id: c for c in engine.client().containers.list(all=True, filters={"label": f"{images.LABEL}=agent"})}
+
+
+@needs_docker
+def test_a_killed_harness_leaves_no_container(tmp_path):
+    images.build_all(["impl"])
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_HARNESS], stdout=subprocess.PIPE, text=True)
+    try:
+        cid = proc.stdout.readline().strip()
+        assert cid in agent_containers()
+    finally:
+        proc.kill()  # SIGKILL: no atexit, no cleanup of its own
+        proc.wait()
+    # The agent reads end-of-file on its control connection, exits, and the container removes itself.
+    deadline = time.monotonic() + 20
+    while cid in agent_containers() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert cid not in agent_containers()
+
+
+@needs_docker
+def test_sweep_removes_containers_whose_harness_is_gone():
+    images.build_all(["impl"])
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    labels = {**cleanup.labels("impl/orphan"), cleanup.OWNER: f"{os.uname().nodename}:{dead.stdout.strip()}"}
+    mine = engine.client().containers.create(images.load().images["impl"].image, command=["sleep", "60"], labels=labels)
+    alive = engine.client().containers.create(
+        images.load().images["impl"].image, command=["sleep", "60"], labels=cleanup.labels("impl/alive")
+    )
+    try:
+        removed = cleanup.sweep()
+        assert any(mine.name in r for r in removed)
+        assert mine.id not in agent_containers() and alive.id in agent_containers()
+    finally:
+        for c in (mine, alive):
+            try:
+                c.remove(force=True)
+            except Exception:
+                pass
