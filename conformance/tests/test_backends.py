@@ -85,6 +85,7 @@ def run_matrix(backend: str, peers: str, out: Path, *scenarios: str) -> dict:
 
 
 @needs_docker
+@pytest.mark.timeout(1200)  # the first run on a machine builds the images from nothing
 def test_local_and_docker_backends_agree_on_the_same_cells(tmp_path):
     # libzmq-4.3.5 in its image is the libzmq that pyzmq's wheel bundles here, and impl is impl.
     scenarios = ("28/req-rep", "37/socket-type/mismatch-error-command/pull-vs-sub", "37/greeting")
@@ -123,6 +124,7 @@ def agent_containers() -> dict[str, object]:
 
 
 @needs_docker
+@pytest.mark.timeout(600)
 def test_a_killed_harness_leaves_no_container(tmp_path):
     images.build_all(["impl"])
     proc = subprocess.Popen([sys.executable, "-c", KILLED_HARNESS], stdout=subprocess.PIPE, text=True)
@@ -140,6 +142,7 @@ def test_a_killed_harness_leaves_no_container(tmp_path):
 
 
 @needs_docker
+@pytest.mark.timeout(600)
 def test_sweep_removes_containers_whose_harness_is_gone():
     images.build_all(["impl"])
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
