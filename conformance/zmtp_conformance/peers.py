@@ -14,6 +14,7 @@ import importlib.util
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -241,6 +242,21 @@ class AgentProcess:
 
     def _stderr_hint(self) -> str:
         return ("; agent stderr: " + " | ".join(self.stderr_tail[-5:])) if self.stderr_tail else ""
+
+    async def kill(self) -> None:
+        """Fault: the agent dies at once (SIGKILL), and its implementation's connections with it."""
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
+
+    async def pause(self) -> None:
+        """Fault: the agent stops answering anything (SIGSTOP); its connections stay open."""
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGSTOP)
+
+    async def unpause(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGCONT)
 
     async def stop(self) -> None:
         if self.proc is None:

@@ -54,6 +54,7 @@ class CellResult:
     versions: dict[str, dict[str, str]] = field(default_factory=dict)
     deviation: Deviation | None = None
     wire: WireResult | None = None
+    measurements: dict[str, int] = field(default_factory=dict)  # e.g. {"lost": 3} after a fault
 
     def record(self) -> dict[str, Any]:
         c = self.cell
@@ -76,6 +77,7 @@ class CellResult:
             else {"reason": self.deviation.reason, "reference": self.deviation.reference},
             "duration": round(self.duration, 4),
             "capture": None if self.wire is None else self.wire.record(),
+            "measurements": self.measurements,
         }
 
 
@@ -270,6 +272,9 @@ class CellRun:
         self.endpoints: dict[str, str] = {}  # server role -> endpoint
         self.servers: list[asyncio.AbstractServer] = []
         self.versions: dict[str, dict[str, str]] = {}
+        self.bound: dict[str, str] = {}  # server role -> the endpoint its socket bound (before any proxy)
+        self.paused: set[AgentProcess] = set()
+        self.measurements: dict[str, int] = {}  # counted by steps, e.g. messages lost to a fault
 
     def peer_of(self, role: Role) -> str:
         return self.cell.server if role.side == "server" else self.cell.client
@@ -283,42 +288,139 @@ class CellRun:
                 if role.side == "server":
                     await self._raw_listen(role)
                 continue
-            agent = await self.pool.get(self.peer_of(role), role.side)
-            self.agents[role.name] = agent
-            self.versions[role.side] = agent.versions
-            mechanism = self.cell.mechanism
-            options = role_options(role, mechanism)
-            try:
-                if role.side == "server" and mechanism != "NULL":
-                    # The server side authenticates through ZAP: allow the test
-                    # user and the test client key, nobody else.
-                    zap: dict[str, Any] = {"users": {PLAIN_USER: PLAIN_PASSWORD}, "curve_keys": [CURVE_CLIENT_PUBLIC]}
-                    if sc.zap_deny_status != 400:
-                        zap["deny_status"] = sc.zap_deny_status
-                    await agent.request("zap", **zap)
-                resp = await agent.request("socket", type=role.type, options=options, mechanism=mechanism)
-            except protocol.AgentError as exc:
-                if exc.kind == protocol.UNSUPPORTED:
-                    raise Unsupported(f"{agent.name}: {exc.message}") from None
-                raise
-            self.sockets[role.name] = resp["socket"]
-            self.t.add(role.name, "socket", f"{role.type} on {agent.name} {mechanism} {options or ''}".rstrip())
-            if role.side == "server":
-                resp = await agent.request("bind", socket=resp["socket"], endpoint=endpoint_for(self.cell.transport))
-                self.endpoints[role.name] = await self.expose(resp["endpoint"], self.peer_of(role))
-                self.t.add(role.name, "bind", resp["endpoint"])
+            await self.open_role(role)
         for role in ordered:
-            if role.side != "client":
-                continue
-            targets = role.connect or tuple(r.name for r in sc.roles.values() if r.side == "server")
-            for target in targets:
-                ep = self.endpoints[target]
-                if role.raw:
-                    await self.raws[role.name].connect(ep)
+            if role.side == "client" and role.raw:
+                for target in self.targets(role):
+                    await self.raws[role.name].connect(self.endpoints[target])
                     self.harness_client(self.raws[role.name])
-                else:
-                    await self.agents[role.name].request("connect", socket=self.sockets[role.name], endpoint=ep)
-                    self.t.add(role.name, "connect", ep)
+            elif role.side == "client":
+                await self.connect_role(role)
+
+    def targets(self, role: Role) -> tuple[str, ...]:
+        return role.connect or tuple(r.name for r in self.cell.scenario.roles.values() if r.side == "server")
+
+    async def open_role(self, role: Role) -> None:
+        """The role's socket in its side's agent (started if need be); a server role binds.
+
+        A server role that was bound before (the agent was restarted) binds the same endpoint again.
+        """
+        sc = self.cell.scenario
+        agent = await self.pool.get(self.peer_of(role), role.side)
+        self.agents[role.name] = agent
+        self.versions[role.side] = agent.versions
+        mechanism = self.cell.mechanism
+        options = role_options(role, mechanism)
+        try:
+            if role.side == "server" and mechanism != "NULL":
+                # The server side authenticates through ZAP: allow the test
+                # user and the test client key, nobody else.
+                zap: dict[str, Any] = {"users": {PLAIN_USER: PLAIN_PASSWORD}, "curve_keys": [CURVE_CLIENT_PUBLIC]}
+                if sc.zap_deny_status != 400:
+                    zap["deny_status"] = sc.zap_deny_status
+                await agent.request("zap", **zap)
+            resp = await agent.request("socket", type=role.type, options=options, mechanism=mechanism)
+        except protocol.AgentError as exc:
+            if exc.kind == protocol.UNSUPPORTED:
+                raise Unsupported(f"{agent.name}: {exc.message}") from None
+            raise
+        self.sockets[role.name] = resp["socket"]
+        self.t.add(role.name, "socket", f"{role.type} on {agent.name} {mechanism} {options or ''}".rstrip())
+        if role.side == "server":
+            again = self.bound.get(role.name)
+            resp = await agent.request(
+                "bind", socket=resp["socket"], endpoint=again or endpoint_for(self.cell.transport)
+            )
+            self.t.add(role.name, "bind", resp["endpoint"])
+            if again is None:
+                self.bound[role.name] = resp["endpoint"]
+                self.endpoints[role.name] = await self.expose(resp["endpoint"], self.peer_of(role))
+
+    async def connect_role(self, role: Role) -> None:
+        for target in self.targets(role):
+            ep = self.endpoints[target]
+            await self.agents[role.name].request("connect", socket=self.sockets[role.name], endpoint=ep)
+            self.t.add(role.name, "connect", ep)
+
+    async def fault(self, role: Role, what: str) -> None:
+        """Kill, restart, pause or unpause the agent playing `role`'s side (and so every role on it)."""
+        agent = self.agents[role.name]
+        on_side = [r for r in self.cell.scenario.roles.values() if not r.raw and r.side == role.side]
+        if what == "kill":
+            await agent.kill()
+            self.t.add(role.name, "fault", f"{agent.name} killed")
+            for r in on_side:
+                self.sockets.pop(r.name, None)
+        elif what == "restart":
+            if agent.alive:
+                raise StepFailed(f"restart of {agent.name}, which is still running", expected="a kill first")
+            for r in on_side:
+                await self.open_role(r)
+            for r in on_side:
+                if r.side == "client":
+                    await self.connect_role(r)
+            self.t.add(role.name, "fault", f"{self.agents[role.name].name} restarted")
+        elif what == "pause":
+            await agent.pause()
+            self.paused.add(agent)
+            self.t.add(role.name, "fault", f"{agent.name} paused")
+        elif what == "unpause":
+            await agent.unpause()
+            self.paused.discard(agent)
+            self.t.add(role.name, "fault", f"{agent.name} unpaused")
+
+    async def reopen(self, role: Role) -> None:
+        """Close the role's socket and make it again (a lazy pirate client after a timeout)."""
+        await self.agents[role.name].request("close", socket=self.sockets.pop(role.name), deadline=5)
+        self.t.add(role.name, "close", "")
+        await self.open_role(role)
+        if role.side == "client":
+            await self.connect_role(role)
+
+    async def send_numbered(self, role: Role, a: dict[str, Any]) -> None:
+        agent, sock = self.agents[role.name], self.sockets[role.name]
+        first, count = a.get("from", 0), a["count"]
+        for n in range(first, first + count):
+            await agent.request("send", socket=sock, frames=[str(n).encode().hex()], timeout=DEFAULT_TIMEOUT)
+        self.t.add(role.name, "send", f"{count} numbered messages, {first} to {first + count - 1}")
+
+    async def expect_numbered(self, role: Role, a: dict[str, Any]) -> None:
+        agent, sock = self.agents[role.name], self.sockets[role.name]
+        first, count, timeout = a.get("from", 0), a["count"], a.get("timeout", DEFAULT_TIMEOUT)
+        last, got, previous = first + count - 1, 0, first - 1
+        while previous < last:
+            try:
+                resp = await agent.request("recv", socket=sock, timeout=timeout)
+            except protocol.AgentError as exc:
+                if exc.kind == protocol.TIMEOUT:
+                    break
+                raise
+            frames = protocol.decode_frames(resp["frames"])
+            try:
+                n = int(frames[-1])
+            except ValueError:
+                raise StepFailed(
+                    f"{role.name} received a message that is not one of the numbered ones",
+                    expected=f"a number from {first} to {last}",
+                    seen=show(frames),
+                ) from None
+            if n <= previous or n > last:
+                raise StepFailed(
+                    f"{role.name} received message {n} after {previous}: out of order, twice, or not sent",
+                    expected=f"a number from {previous + 1} to {last}",
+                    seen=str(n),
+                )
+            previous, got = n, got + 1
+        lost = count - got
+        self.t.add(role.name, "recv", f"{got} of {count} numbered messages, in order; {lost} lost")
+        self.measurements["received"] = self.measurements.get("received", 0) + got
+        self.measurements["lost"] = self.measurements.get("lost", 0) + lost
+        if lost and not a.get("may_lose"):
+            raise StepFailed(
+                f"{role.name} received {got} of {count} numbered messages",
+                expected=f"all {count}",
+                seen=f"{got} (last {previous})",
+            )
 
     async def _raw_listen(self, role: Role) -> None:
         raw = self.raws[role.name]
@@ -381,8 +483,13 @@ class CellRun:
 
     async def agent_step(self, st: Step, role: Role) -> None:
         agent = self.agents[role.name]
-        sock = self.sockets[role.name]
         a = st.arg
+        if st.action == "fault":
+            await self.fault(role, a)
+            return
+        if role.name not in self.sockets:
+            raise StepFailed(f"{role.name}'s peer was killed and not restarted", expected="a restart first")
+        sock = self.sockets[role.name]
         if st.action == "send":
             frames = frame_bytes(a, self.vars)
             self.t.add(role.name, "send", show(frames))
@@ -437,6 +544,14 @@ class CellRun:
             raise StepFailed(f"{role.name}'s send succeeded", expected=f"error {a['error']}", seen="success")
         elif st.action == "expect_event":
             await self.expect_event(role.name, agent, sock, a)
+        elif st.action == "fault":
+            await self.fault(role, a)
+        elif st.action == "reopen":
+            await self.reopen(role)
+        elif st.action == "send_numbered":
+            await self.send_numbered(role, a)
+        elif st.action == "expect_numbered":
+            await self.expect_numbered(role, a)
         else:
             raise StepFailed(f"action {st.action} is not available for peer roles")
 
@@ -564,6 +679,8 @@ class CellRun:
             raw.close()
 
     async def teardown(self) -> None:
+        for agent in self.paused:
+            await agent.unpause()
         for raw in self.raws.values():
             raw.close()
         for server in self.servers:
@@ -619,6 +736,7 @@ async def run_cell(
     result.duration = time.monotonic() - start
     result.transcript = run.t.text()
     result.versions = run.versions
+    result.measurements = run.measurements
     return result
 
 

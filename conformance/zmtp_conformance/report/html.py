@@ -117,8 +117,29 @@ def write(path: Path, meta: dict[str, Any], records: list[dict[str, Any]]) -> No
                 out.append(f"<p>capture: <a href='{e(cap['file'])}'>{e(cap['file'])}</a> ({e(cap['method'])})</p>")
             out.append("</details>")
     out += wire_section(records)
+    out += measurements_section(records)
     out.append("</body></html>")
     path.write_text("\n".join(out))
+
+
+def measurements_section(records: list[dict[str, Any]]) -> list[str]:
+    """What fault scenarios counted, cell by cell: numbered messages received and lost."""
+    e = html.escape
+    measured = [r for r in records if r.get("measurements")]
+    if not measured:
+        return []
+    keys = sorted({k for r in measured for k in r["measurements"]})
+    out = [
+        "<h2 id='measurements'>Measurements</h2>",
+        "<p>Counted by the cells' steps (e.g. messages lost when a peer was killed mid-stream).</p>",
+        "<table><tr><th>cell</th><th>outcome</th>" + "".join(f"<th>{e(k)}</th>" for k in keys) + "</tr>",
+    ]
+    for r in sorted(measured, key=lambda r: r["id"]):
+        m = r["measurements"]
+        cells = "".join(f"<td>{e(str(m.get(k, '')))}</td>" for k in keys)
+        out.append(f"<tr><td>{e(r['id'])}</td><td class='outcome-{r['outcome']}'>{e(r['outcome'])}</td>{cells}</tr>")
+    out.append("</table>")
+    return out
 
 
 def wire_section(records: list[dict[str, Any]]) -> list[str]:
