@@ -120,6 +120,10 @@ class AgentPool:
         self.agents.clear()
 
 
+def _version(v: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in v.split("."))
+
+
 def frame_bytes(frames: list[Any], vars: dict[str, bytes]) -> list[bytes]:
     out = []
     for f in frames:
@@ -309,6 +313,12 @@ class CellRun:
         agent = await self.pool.get(self.peer_of(role), role.side)
         self.agents[role.name] = agent
         self.versions[role.side] = agent.versions
+        need = sc.required_zmtp
+        speaks = agent.hello.get("zmtp") or []  # absent: a ZMTP 3.x peer
+        if need and speaks and _version(max(speaks, key=_version)) < _version(need):
+            raise Unsupported(
+                f"{agent.name} speaks ZMTP {', '.join(speaks)} only; this scenario needs ZMTP {need} of both peers"
+            )
         mechanism = self.cell.mechanism
         options = role_options(role, mechanism)
         try:

@@ -67,6 +67,18 @@ class Scenario:
     hostile: bool = False
     peers: dict[str, list[str]] = field(default_factory=dict)
     zap_deny_status: int = 400  # how the server side's ZAP handler refuses peers not on its allow list
+    min_zmtp: str | None = None  # the ZMTP version both peers must speak (see required_zmtp)
+
+    @property
+    def required_zmtp(self) -> str | None:
+        """The ZMTP version a peer must speak for this scenario to apply to it.
+
+        The raw peer plays ZMTP 3 (or deliberately older peers against a ZMTP 3
+        implementation), so scenarios with raw roles need ZMTP 3 of the peer under test.
+        """
+        if self.min_zmtp:
+            return self.min_zmtp
+        return "3.0" if any(r.raw for r in self.roles.values()) else None
 
     def sides(self) -> dict[str, bool]:
         """For each side, whether it is played by the raw peer only."""
@@ -208,6 +220,7 @@ def load_file(path: Path) -> Scenario:
         hostile=bool(data.get("hostile", False)),
         peers={k: list(v) for k, v in (data.get("peers") or {}).items()},
         zap_deny_status=int((data.get("zap") or {}).get("deny_status", 400)),
+        min_zmtp=data.get("min_zmtp"),
     )
     if not any(r.side == "server" for r in roles.values()):
         raise ScenarioError(path, lines.get(("roles",)), "roles", "at least one role must have side: server")

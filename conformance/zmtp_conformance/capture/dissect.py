@@ -101,6 +101,15 @@ def _command_fields(name: str, data: bytes, mechanism: str) -> tuple[dict[str, A
     return {}, ""
 
 
+def greeting_major(data: bytes) -> int | None:
+    """The ZMTP major version a direction's first octets announce: 1 for ZMTP 1.0, None while unknown."""
+    if not data:
+        return None
+    if data[0] != 0xFF or (len(data) >= 10 and not data[9] & 0x01):
+        return 1
+    return data[10] if len(data) >= 11 else None
+
+
 class Decoder:
     """Decodes one direction. Feed it the whole direction with `decode(data)`; `mechanism` may be set
     from the other side's greeting (both sides must agree for the handshake to go on)."""
@@ -110,6 +119,9 @@ class Decoder:
         self.version: tuple[int, int] | None = None
         self.mechanism = ""
         self.legacy = 0  # 1 or 2 for a ZMTP 1.0 / 2.0 peer
+        # The other direction's major version, when known (`greeting_major`): a 3.x peer that
+        # meets a 2.0 peer goes on in ZMTP 2.0 after its major version (RFC 37, backwards interoperability).
+        self.peer_major: int | None = None
 
     def decode(self, data: bytes) -> list[Item]:
         # Data frames are kept as views into `data`, not copies: a capture of a
@@ -146,13 +158,16 @@ class Decoder:
             self.items.append(Item("truncated", 0, data, note="greeting cut short after the signature"))
             return None
         major = data[10]
-        if major < 3:
+        downgraded = major >= 3 and self.peer_major is not None and self.peer_major < 3
+        if major < 3 or downgraded:
             self.legacy = 2
             self.version = (2, 0)
             if len(data) < 12:
                 self.items.append(Item("truncated", 0, data, note="2.0 greeting cut short before the socket type"))
                 return None
-            self.items.append(Item("greeting-2.0", 0, data[:12], fields={"revision": major, "socket_type": data[11]}))
+            note = f"ZMTP {major}.x peer continuing in ZMTP 2.0 with a 2.0 peer" if downgraded else ""
+            fields = {"revision": major, "socket_type": data[11]}
+            self.items.append(Item("greeting-2.0", 0, data[:12], fields=fields, note=note))
             return 12
         if len(data) < 64:
             self.items.append(Item("truncated", 0, data, note=f"greeting cut short after {len(data)} of 64 octets"))

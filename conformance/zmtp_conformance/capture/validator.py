@@ -17,7 +17,7 @@ import re
 from dataclasses import asdict, dataclass
 
 from .curvebox import CurveKeys, open_stream
-from .dissect import COMMAND, LONG, MORE, Decoder, Item
+from .dissect import COMMAND, LONG, MORE, Decoder, Item, greeting_major
 from .tcp import Stream
 
 MECHANISM_CHARS = re.compile(rb"^[A-Z0-9\-_.+]*\x00*$")
@@ -312,8 +312,10 @@ def clause_for(command: str, mechanism: str) -> str:
 def decode_stream(stream: Stream) -> tuple[Decoder, Decoder]:
     """(client's decoder, server's decoder), each with its items."""
     c, s = Decoder(), Decoder()
-    c.decode(bytes(stream.to_server.data))
-    s.decode(bytes(stream.to_client.data))
+    to_server, to_client = bytes(stream.to_server.data), bytes(stream.to_client.data)
+    c.peer_major, s.peer_major = greeting_major(to_client), greeting_major(to_server)
+    c.decode(to_server)
+    s.decode(to_client)
     return c, s
 
 
