@@ -88,3 +88,15 @@ def test_a_failed_cell_fails_the_merge(tmp_path):
     assert proc.returncode == 1
     proc = cli("merge", str(tmp_path / "a"), "--output", str(tmp_path / "m"))
     assert proc.returncode == 1 and "failed: 37/socket-type" in proc.stderr
+
+
+def test_runs_on_different_backends_are_refused(tmp_path):
+    from zmtp_conformance.report import jsonfile, merge
+
+    meta = {"scenario_set": {"count": 1}, "peers": ["impl"], "backend": "local"}
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+    jsonfile.write(tmp_path / "a" / "matrix.json", meta, [])
+    jsonfile.write(tmp_path / "b" / "matrix.json", {**meta, "backend": "docker"}, [])
+    with pytest.raises(merge.MergeError, match="different backends"):
+        merge.merge([tmp_path / "a", tmp_path / "b"], tmp_path / "out")

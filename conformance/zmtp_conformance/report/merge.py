@@ -32,7 +32,7 @@ def merge(sources: list[Path], out: Path) -> tuple[dict[str, Any], list[dict[str
         runs.append((d, *jsonfile.read(path)))
     first_dir, first_meta, _ = runs[0]
     for d, meta, _ in runs[1:]:
-        for key, what in (("scenario_set", "scenario set"), ("peers", "peers")):
+        for key, what in (("scenario_set", "scenario set"), ("peers", "peers"), ("backend", "backend")):
             if meta.get(key) != first_meta.get(key):
                 raise MergeError(
                     f"{d} and {first_dir} ran different {what}s ({_describe(meta.get(key))} vs "
