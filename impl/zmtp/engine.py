@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+HEADER_PEEK = 9  # a long frame header: flags and an 8-octet size
+BIG_WRITE = 256 * 1024  # chunks at least this large are written without being joined to others
+
 
 class Engine(asyncio.BufferedProtocol):
     def __init__(self, socket: Socket, *, as_server: bool, endpoint: str, pipe: Pipe | None = None) -> None:
@@ -55,6 +58,10 @@ class Engine(asyncio.BufferedProtocol):
         self._buf = bytearray(self.options.recv_buffer_size)
         self._view = memoryview(self._buf)
         self._direct = False
+        # After a large frame, the next read takes only a frame header, so that a large
+        # body behind it is read straight into its own buffer instead of being copied
+        # out of the read buffer (see get_buffer).
+        self._peek = False
         self._wchunks: list[bytes] = []
         self._wsize = 0
         self._flush_handle: asyncio.Handle | None = None
@@ -123,7 +130,9 @@ class Engine(asyncio.BufferedProtocol):
         # A large frame under way is read straight into its own buffer.
         direct = self.conn.receive_buffer() if self.conn is not None else None
         self._direct = direct is not None
-        return direct if direct is not None else self._view
+        if direct is not None:
+            return direct
+        return self._view[:HEADER_PEEK] if self._peek else self._view
 
     def buffer_updated(self, nbytes: int) -> None:
         conn = self.conn
@@ -134,8 +143,11 @@ class Engine(asyncio.BufferedProtocol):
         try:
             if self._direct:
                 events = conn.receive_into(nbytes)
+                self._peek = True
             else:
                 events = conn.receive_data(self._view[:nbytes])
+                if self._peek:  # keep peeking while large frames follow one another
+                    self._peek = conn.receive_buffer() is not None
         except (ProtocolError, HandshakeError) as exc:
             self._fail(exc)
             return
@@ -317,8 +329,24 @@ class Engine(asyncio.BufferedProtocol):
         if self._wchunks and self.transport is not None:
             chunks = self._wchunks
             self._wchunks = []
-            self._wsize = 0
-            self.transport.writelines(chunks)
+            size, self._wsize = self._wsize, 0
+            if size < BIG_WRITE:
+                self.transport.writelines(chunks)
+                return
+            # asyncio's writelines joins everything into one new bytes (3.11): for large
+            # frame bodies that is a copy of each. Write them as they are, the small
+            # chunks between them joined.
+            small: list[bytes] = []
+            for chunk in chunks:
+                if len(chunk) < BIG_WRITE:
+                    small.append(chunk)
+                    continue
+                if small:
+                    self.transport.write(b"".join(small))
+                    small = []
+                self.transport.write(chunk)
+            if small:
+                self.transport.write(b"".join(small))
 
     def _write_now(self, chunks: list[bytes]) -> None:
         self.flush()
