@@ -178,6 +178,47 @@ def test_tampered_box_closes():
         server.receive_data(bytes(wire))
 
 
+@pytest.mark.parametrize("size", [0, 1, 200, 1024, 300_000])
+def test_in_place_boxes_match_the_public_binding(monkeypatch, size):
+    """The traffic phase seals and opens with libsodium through PyNaCl's cffi module, in place;
+    the same frames must come out of PyNaCl's public binding, byte for byte."""
+    from zmtp.mechanisms import curve
+
+    client, server = curve_pair()
+    pump(client, server)
+    body = bytes(range(256)) * (size // 256) + b"\xaa" * (size % 256)
+    fast = [bytes(client.mechanism.encrypt(flags, body)) for flags in (0, 1, 2)]
+    client.mechanism._send_nonce -= 3
+    monkeypatch.setattr(curve, "_lib", None)
+    slow = [bytes(client.mechanism.encrypt(flags, body)) for flags in (0, 1, 2)]
+    assert fast == slow
+    for flags, frame in zip((0, 1, 2), fast, strict=True):
+        header = 9 if frame[0] & 0x02 else 2
+        assert server.mechanism.decrypt(b"MESSAGE", frame[header + 8 :]) == (flags, body)
+    monkeypatch.undo()
+    server.mechanism._recv_nonce -= 3
+    for flags, frame in zip((0, 1, 2), fast, strict=True):
+        header = 9 if frame[0] & 0x02 else 2
+        assert server.mechanism.open_message(frame[header:]) == (flags, body)
+
+
+def test_in_place_open_refuses_tampering_and_replays():
+    client, server = curve_pair()
+    pump(client, server)
+    frame = bytes(client.mechanism.encrypt(0, b"payload"))[2:]
+    bad = bytearray(frame)
+    bad[-1] ^= 1
+    with pytest.raises(ProtocolError, match="tampered"):
+        server.mechanism.open_message(bytes(bad))
+    server.mechanism._recv_nonce = 0
+    assert server.mechanism.open_message(frame) == (0, b"payload")
+    with pytest.raises(ProtocolError, match="does not increase"):
+        server.mechanism.open_message(frame)
+    inner_flags = bytearray(bytes(client.mechanism.encrypt(0x04, b"x"))[2:])
+    with pytest.raises(ProtocolError, match="reserved bits"):
+        server.mechanism.open_message(bytes(inner_flags))
+
+
 def test_cleartext_command_after_handshake_closes():
     from zmtp import command
 

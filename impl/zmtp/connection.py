@@ -50,6 +50,8 @@ MechanismFactory = Callable[..., Mechanism]
 GREETING_CLAUSE = "23/ZMTP#version-negotiation"
 LEGACY_CLAUSE = "37/ZMTP#backwards-interoperability"
 TYPE_CLAUSE = "37/ZMTP#the-socket-type-property"
+# The flags inside a CURVE MESSAGE box (01 MORE, 02 COMMAND) as frame flags.
+_INNER_FLAGS = (0, MORE, COMMAND, MORE | COMMAND)
 
 
 class State(enum.Enum):
@@ -169,8 +171,10 @@ class Connection:
         if self.version == (1, 0):
             return encode_message_v1(frames)
         if self.mechanism.encrypts:
-            last = len(frames) - 1
             encrypt = self.mechanism.encrypt  # type: ignore[attr-defined]
+            if len(frames) == 1:
+                return [encrypt(0, frames[0])]
+            last = len(frames) - 1
             return [encrypt(1 if i < last else 0, f) for i, f in enumerate(frames)]
         bugs = self.bugs
         if bugs.long_flag_on_short_frames or bugs.reserved_flag_bits:
@@ -179,6 +183,21 @@ class Connection:
 
     def encode_messages(self, messages: list[list[bytes]]) -> list[bytes]:
         """The chunks of many messages; the same bytes as encoding them one by one."""
+        if self.mechanism.encrypts and self.state is State.TRAFFIC and self.version != (1, 0):
+            # Under CURVE each frame is its own box: one call per frame, nothing else per message.
+            encrypt = self.mechanism.encrypt  # type: ignore[attr-defined]
+            boxes: list[bytes] = []
+            append = boxes.append
+            for frames in messages:
+                if len(frames) == 1:
+                    append(encrypt(0, frames[0]))
+                    continue
+                if not frames:
+                    raise ValueError("a message has at least one frame")
+                last = len(frames) - 1
+                for i, f in enumerate(frames):
+                    append(encrypt(1 if i < last else 0, f))
+            return boxes
         if (
             self.state is not State.TRAFFIC
             or self.version == (1, 0)
@@ -525,22 +544,24 @@ class Connection:
 
     def _decrypt(self, flags: int, body: bytes) -> tuple[int, bytes]:
         """A MESSAGE command's frame, with its inner flags mapped to frame flags."""
-        if not flags & COMMAND and not body.startswith(b"\x07MESSAGE"):
+        # libzmq sends MESSAGE in a plain data frame (flags 00), not as the command
+        # RFC 25 describes; so do we (CurveMechanism.encrypt), and we accept both.
+        # The MORE flag that counts is the one inside the box.
+        if body[:8] == b"\x07MESSAGE":  # the common case, without the general command parser
+            if flags & COMMAND and flags & MORE:
+                raise ProtocolError("command frame has the MORE flag set", clause="23/ZMTP#framing")
+            inner, frame = self.mechanism.open_message(body)  # type: ignore[attr-defined]
+            return _INNER_FLAGS[inner], frame
+        if not flags & COMMAND:
             raise ProtocolError(
                 f"cleartext message frame of {len(body)} octets after the {self.mechanism.name} handshake",
                 clause="23/ZMTP#wire-analysis",
             )
-        # libzmq sends MESSAGE in a plain data frame (flags 00), not as the
-        # command RFC 25 describes; we send commands and accept both. The
-        # MORE flag that counts is the one inside the box.
-        if flags & COMMAND and flags & MORE:
+        if flags & MORE:
             raise ProtocolError("command frame has the MORE flag set", clause="23/ZMTP#framing")
-        if body[:8] == b"\x07MESSAGE":  # the common case, without the general command parser
-            name, data = b"MESSAGE", body[8:]
-        else:
-            name, data = command.parse_command(body)
+        name, data = command.parse_command(body)
         inner, frame = self.mechanism.decrypt(name, data)  # type: ignore[attr-defined]
-        return (MORE if inner & 0x01 else 0) | (COMMAND if inner & 0x02 else 0), frame
+        return _INNER_FLAGS[inner], frame
 
     def _receive_command(self, flags: int, body: bytes, events: list[Event]) -> None:
         if flags & MORE:

@@ -15,6 +15,9 @@ from typing import TYPE_CHECKING
 from .metadata import Metadata
 from .subscriptions import Subscriptions
 
+FLUSH_MESSAGES = 64  # messages per batch when queued messages go out
+FLUSH_BYTES = 256 * 1024  # ... or fewer, once a batch holds this much
+
 if TYPE_CHECKING:
     from .engine import Engine
     from .socket import Socket
@@ -99,8 +102,19 @@ class Pipe:
     def flush_pending(self) -> None:
         engine = self.engine
         pending = self.pending
+        # In batches, as send_many writes (a batch is encoded in one pass), but small enough
+        # that the transport can push back (pause_writing) between them.
         while pending and engine is not None and engine.ready and not engine.paused:
-            engine.write_message(pending.popleft())
+            batch = [pending.popleft()]
+            size = sum(map(len, batch[0]))
+            while pending and len(batch) < FLUSH_MESSAGES and size < FLUSH_BYTES:
+                frames = pending.popleft()
+                batch.append(frames)
+                size += sum(map(len, frames))
+            if len(batch) == 1:
+                engine.write_message(batch[0])
+            else:
+                engine.write_messages(batch)
 
     # -- inbound -----------------------------------------------------------
 

@@ -29,6 +29,16 @@ import struct
 import time
 
 from nacl.bindings import crypto_box_beforenm, crypto_box_easy_afternm, crypto_box_open_easy_afternm
+
+try:
+    # PyNaCl's own cffi binding to libsodium, for the traffic phase only: its public
+    # wrappers allocate a fresh buffer and copy the result out on every call, which
+    # for a 1 KiB frame costs more than the cipher. The function called is the same
+    # libsodium crypto_box_easy_afternm; nothing cryptographic is done here.
+    from nacl._sodium import ffi as _ffi
+    from nacl._sodium import lib as _lib
+except ImportError:  # pragma: no cover - a PyNaCl without it: the public binding does the same
+    _ffi = _lib = None
 from nacl.exceptions import CryptoError
 from nacl.public import Box, PrivateKey, PublicKey
 from nacl.secret import SecretBox
@@ -45,6 +55,7 @@ COOKIE_KEY_LIFETIME = 60.0
 MSG_MORE, MSG_COMMAND = 0x01, 0x02
 
 _pack_nonce = struct.Struct(">Q").pack
+_MAC_ROOM = bytes(16)  # where the box's MAC goes, in front of the plaintext it is computed over
 _unpack_nonce = struct.Struct(">Q").unpack
 
 
@@ -119,6 +130,7 @@ class CurveMechanism(Mechanism):
         self._recv_nonce = 0
         self._state = "start"
         self._shared = b""  # transient shared key for the traffic phase, set by _finish
+        self._heads: dict[int, bytes] = {}  # MESSAGE frame header and name, by plaintext size
 
     def __repr__(self) -> str:
         return f"<CurveMechanism {'server' if self.as_server else 'client'} {self._state}>"
@@ -263,16 +275,78 @@ class CurveMechanism(Mechanism):
 
     # -- traffic ---------------------------------------------------------------
 
-    def encrypt(self, flags: int, body: bytes) -> bytes:
-        """One frame (flags: MORE 01, COMMAND 02, as inside the box) as a MESSAGE command."""
+    def encrypt(self, flags: int, body: bytes) -> bytes | bytearray:
+        """One frame (flags: MORE 01, COMMAND 02, as inside the box) as a MESSAGE command.
+
+        Built in one buffer: frame header, MESSAGE name, short nonce, then the box, which
+        libsodium writes over the plaintext placed just after its MAC (in-place encryption
+        is part of the crypto_box_easy contract).
+        """
+        if _lib is None:
+            return self._encrypt_portable(flags, body)
+        n = self._send_nonce
+        if not self.bugs.curve_repeat_nonce:
+            self._send_nonce = n + 1
+        nonce = _pack_nonce(n)
+        mlen = len(body) + 1
+        heads = self._heads
+        head = heads.get(mlen)
+        if head is None:
+            if len(heads) > 256:
+                heads.clear()
+            # name (8) + short nonce (8) + MAC (16) + flags and body. A data frame (flags 00):
+            # libzmq treats a MESSAGE that arrives in a command frame as a command and drops
+            # the data in it, though RFC 25 calls MESSAGE a command. We send what libzmq
+            # reads and accept both forms (see Connection._decrypt).
+            head = heads[mlen] = frame_header(32 + mlen, 0) + b"\x07MESSAGE"
+        out = bytearray(head)
+        out += nonce
+        out += _MAC_ROOM
+        out.append(flags)
+        out += body
+        box_at = len(head) + 8
+        ptr = _ffi.from_buffer("unsigned char[]", out)
+        if _lib.crypto_box_easy_afternm(
+            ptr + box_at, ptr + (box_at + 16), mlen, self._out_prefix + nonce, self._shared
+        ):
+            raise ProtocolError("libsodium could not seal a MESSAGE box", clause=CLAUSE)
+        return out
+
+    def _encrypt_portable(self, flags: int, body: bytes) -> bytes:
+        """`encrypt` through PyNaCl's public binding (the same libsodium call, more copies)."""
         nonce = self._next_nonce()
         box = crypto_box_easy_afternm(bytes((flags,)) + body, self._out_prefix + nonce, self._shared)
         payload = b"\x07MESSAGE" + nonce + box
-        # libzmq sends MESSAGE in a data frame (flags 00) and treats a MESSAGE
-        # that arrives in a command frame as a command, dropping the data in
-        # it; RFC 25 calls MESSAGE a command. We send what libzmq reads, and
-        # accept both forms (see Connection._decrypt).
-        return frame_header(len(payload), 0) + payload
+        return frame_header(len(payload), 0) + payload  # a data frame, as in `encrypt`
+
+    def open_message(self, body: bytes) -> tuple[int, bytes]:
+        """A MESSAGE command's (inner flags, frame), from the whole command body (name included).
+
+        The box is opened from where it lies, into a buffer of the plaintext's size: one copy
+        (the frame out of it) where slicing the command apart would make three.
+        """
+        if _lib is None or len(body) < 33:
+            return self.decrypt(MESSAGE, body[8:])
+        short = body[8:16]
+        n = _unpack_nonce(short)[0]
+        if n <= self._recv_nonce:
+            self._check_nonce(short)  # raises, with the message
+        self._recv_nonce = n
+        clen = len(body) - 16
+        out = bytearray(clen - 16)
+        if _lib.crypto_box_open_easy_afternm(
+            _ffi.from_buffer("unsigned char[]", out),
+            _ffi.from_buffer("unsigned char[]", body) + 16,
+            clen,
+            self._in_prefix + short,
+            self._shared,
+        ):
+            raise ProtocolError("MESSAGE box does not open (tampered)", clause=CLAUSE)
+        flags = out[0]
+        if flags & ~(MSG_MORE | MSG_COMMAND):
+            raise ProtocolError(f"MESSAGE flags 0x{flags:02x} set reserved bits", clause=CLAUSE)
+        with memoryview(out) as view:
+            return flags, bytes(view[1:])
 
     def decrypt(self, name: bytes, data: bytes) -> tuple[int, bytes]:
         """A MESSAGE command's (inner flags, body)."""
