@@ -433,3 +433,49 @@ async def test_send_many_keeps_pattern_rules(ctx):
     assert await recv(req) == [b"ok"]
     with pytest.raises(zmtp.InvalidState):
         await req.send_many([[b"a"], [b"b"]])  # strict alternation still holds
+
+
+# -- batches and the transport's push-back ------------------------------------------
+
+
+class CountingEngine:
+    """Stands in for an Engine: records how messages reach it, and pauses like a full transport."""
+
+    def __init__(self, pause_after_bytes: int) -> None:
+        self.ready, self.paused = True, False
+        self.calls: list[int] = []  # messages per call
+        self.written = 0
+        self.pause_after = pause_after_bytes
+
+    def _take(self, messages) -> None:
+        self.calls.append(len(messages))
+        self.written += sum(len(f) for m in messages for f in m)
+        self.paused = self.written >= self.pause_after
+
+    def write_message(self, frames) -> None:
+        self._take([frames])
+
+    def write_messages(self, messages) -> None:
+        self._take(messages)
+
+
+async def test_large_messages_reach_the_engine_in_slices_it_can_push_back(ctx):
+    from zmtp.pipe import FLUSH_BYTES, FLUSH_MESSAGES, Pipe
+
+    sock = ctx.socket(zmtp.PUSH, opts(sndhwm=1000))
+    pipe = Pipe(sock, "tcp://127.0.0.1:1", persistent=True)
+    pipe.engine = engine = CountingEngine(pause_after_bytes=4 << 20)  # type: ignore[assignment]
+    big = [[b"x" * (1 << 20)] for _ in range(64)]
+    assert pipe.send_many(big) == 64
+    # Once the engine pushes back, the rest waits in the pipe instead of the transport.
+    assert engine.written <= (4 << 20) + FLUSH_BYTES and len(pipe.pending) >= 64 - 5
+    assert max(engine.calls) * (1 << 20) <= max(FLUSH_BYTES, 1 << 20)
+    engine.paused, engine.pause_after = False, 1 << 40
+    pipe.flush_pending()
+    assert not pipe.pending and engine.written == 64 << 20
+
+    small = CountingEngine(pause_after_bytes=1 << 40)
+    pipe.engine = small  # type: ignore[assignment]
+    assert pipe.send_many([[b"s"]] * 200) == 200
+    assert small.calls[0] == FLUSH_MESSAGES and sum(small.calls) == 200
+    await sock.close()

@@ -90,7 +90,11 @@ class Pipe:
         # Slices, so that the transport can push back (pause_writing) part
         # way through a batch of large messages instead of taking it whole.
         while taken < total and engine is not None and engine.ready and not engine.paused and not self.pending:
-            chunk = messages[taken : taken + 64]
+            # Judged by the first frame of the slice's first message (the batch API's messages
+            # are usually alike): 64 small messages, or about FLUSH_BYTES of large ones.
+            first = messages[taken]
+            n = FLUSH_MESSAGES if not first or len(first[0]) < 4096 else max(1, FLUSH_BYTES // len(first[0]))
+            chunk = messages[taken : taken + n]
             engine.write_messages(chunk)
             taken += len(chunk)
         if taken < total:
