@@ -150,3 +150,20 @@ def test_agent_protocol_errors(peer):
             await agent.stop()
 
     asyncio.run(go())
+
+
+def test_a_failed_cells_agents_are_started_afresh():
+    async def go():
+        pool = AgentPool(peers.load_registry())
+        try:
+            first = await pool.get("impl", "server")
+            other = await pool.get("libzmq", "client")
+            await pool.discard("impl")
+            assert not first.alive and other.alive
+            again = await pool.get("impl", "server")
+            assert again is not first and again.alive
+            assert await pool.get("libzmq", "client") is other
+        finally:
+            await pool.close()
+
+    asyncio.run(go())

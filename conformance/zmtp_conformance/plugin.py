@@ -285,6 +285,8 @@ class CellItem(pytest.Item):
             st.capture_dir.mkdir(parents=True, exist_ok=True)
             path = st.capture_dir / wire.file_name(self.cell.id)
         result = st.loop.run_until_complete(run_cell(self.cell, st.pool, st.deviations, capture, path, st.wire_table))
+        if result.outcome == FAILED:
+            st.loop.run_until_complete(st.pool.discard(self.cell.server, self.cell.client))
         rec = result.record()
         if rec["capture"] and rec["capture"]["file"]:
             # Relative to matrix.json, so a report directory can be moved or archived whole.

@@ -114,6 +114,16 @@ class AgentPool:
             self.agents[key] = agent
         return agent
 
+    async def discard(self, *peers: str) -> None:
+        """Stop these peers' agents, so the next cell starts them afresh.
+
+        After a failed cell: whatever state the failure left in an agent (a socket
+        stuck mid-handshake, a library's I/O thread gone) must not reach the next
+        cell, nor the failed cell's own rerun.
+        """
+        for key in [k for k in self.agents if k[0] in peers]:
+            await self.agents.pop(key).stop()
+
     async def close(self) -> None:
         for agent in self.agents.values():
             await agent.stop()

@@ -65,19 +65,19 @@ public final class JeromqAgent {
         TYPES.put("PAIR", ZMQ.PAIR);
     }
 
-    /** One socket of the table, with the PAIR end of its monitor and the events read so far. */
+    /** One socket of the table, its context, the PAIR end of its monitor and the events read so far. */
     static final class Entry {
+        final ZMQ.Context ctx;
         final ZMQ.Socket socket;
         final ZMQ.Socket monitor;
         final List<JsonObject> events = new ArrayList<>();
 
-        Entry(ZMQ.Socket socket, ZMQ.Socket monitor) {
+        Entry(ZMQ.Context ctx, ZMQ.Socket socket, ZMQ.Socket monitor) {
+            this.ctx = ctx;
             this.socket = socket;
             this.monitor = monitor;
         }
     }
-
-    final ZMQ.Context ctx = ZMQ.context(1);
     final Map<String, Entry> sockets = new HashMap<>();
     int counter = 0;
 
@@ -210,6 +210,10 @@ public final class JeromqAgent {
             throw unsupported("JeroMQ 0.3.6 speaks ZMTP 2.0, which has no security mechanisms ("
                 + mech.getAsString() + ")");
         }
+        // A context per socket: a JeroMQ 0.3.6 context was seen, now and then under load, to stop
+        // making connections for every socket after some earlier one; one per socket keeps
+        // whatever goes wrong in one cell out of the next.
+        ZMQ.Context ctx = ZMQ.context(1);
         ZMQ.Socket s = ctx.socket(t);
         try {
             JsonElement opts = req.get("options");
@@ -221,6 +225,7 @@ public final class JeromqAgent {
         } catch (AgentError e) {
             s.setLinger(0);
             s.close();
+            terminate(ctx);
             throw e;
         }
         String name = "s" + (++counter);
@@ -228,7 +233,7 @@ public final class JeromqAgent {
         s.monitor(monitorAddress, ZMQ.EVENT_ALL);
         ZMQ.Socket mon = ctx.socket(ZMQ.PAIR);
         mon.connect(monitorAddress);
-        sockets.put(name, new Entry(s, mon));
+        sockets.put(name, new Entry(ctx, s, mon));
         JsonObject out = new JsonObject();
         out.addProperty("socket", name);
         return out;
@@ -385,7 +390,15 @@ public final class JeromqAgent {
         e.monitor.close();
         e.socket.setLinger(0);
         e.socket.close();
+        terminate(e.ctx);
         return new JsonObject();
+    }
+
+    /** Ends a context off the request loop: with linger 0 it is quick, and if it is not, nobody waits. */
+    static void terminate(ZMQ.Context ctx) {
+        Thread t = new Thread(ctx::term, "term");
+        t.setDaemon(true);
+        t.start();
     }
 
     JsonObject dispatch(String op, JsonObject req) throws AgentError {
