@@ -75,9 +75,10 @@ class State:
             from .containers import images
 
             vm = config.getoption("version_matrix")
-            source = vm or str(images.MATRIX)
+            self.version_matrix = Path(vm) if vm else images.MATRIX
+            source = str(self.version_matrix)
             try:
-                self.registry = images.registry(Path(vm)) if vm else images.registry()
+                self.registry = images.registry(self.version_matrix)
             except images.ImageError as exc:
                 raise pytest.UsageError(str(exc)) from None
         else:
@@ -187,10 +188,8 @@ def _prepare_docker(config: pytest.Config, st: State) -> None:
         print(f"zmtp-conformance: removed a container left by an earlier run: {gone}")
     if config.getoption("no_build"):
         return
-    wanted = list(st.peers)
-    vm = config.getoption("version_matrix")
     try:
-        images.build_all(wanted, Path(vm) if vm else images.MATRIX, log=lambda m: print(f"zmtp-conformance: {m}"))
+        images.build_all(list(st.peers), st.version_matrix, log=lambda m: print(f"zmtp-conformance: {m}"))
     except images.ImageError as exc:
         raise pytest.UsageError(str(exc)) from None
     # Images that did not exist at State() time do now.

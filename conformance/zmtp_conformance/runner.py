@@ -564,8 +564,6 @@ class CellRun:
             raise StepFailed(f"{role.name}'s send succeeded", expected=f"error {a['error']}", seen="success")
         elif st.action == "expect_event":
             await self.expect_event(role.name, agent, sock, a)
-        elif st.action == "fault":
-            await self.fault(role, a)
         elif st.action == "reopen":
             await self.reopen(role)
         elif st.action == "send_numbered":

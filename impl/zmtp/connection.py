@@ -54,6 +54,18 @@ TYPE_CLAUSE = "37/ZMTP#the-socket-type-property"
 _INNER_FLAGS = (0, MORE, COMMAND, MORE | COMMAND)
 
 
+def _append_boxes(
+    encrypt: Callable[[int, bytes], bytes], frames: list[bytes] | tuple[bytes, ...], append: Callable[[bytes], None]
+) -> None:
+    """Each frame of one message in its own MESSAGE box, MORE inside all but the last."""
+    last = len(frames) - 1
+    if not last:
+        append(encrypt(0, frames[0]))
+        return
+    for i, f in enumerate(frames):
+        append(encrypt(1 if i < last else 0, f))
+
+
 class State(enum.Enum):
     GREETING = "greeting"
     HANDSHAKE = "handshake"
@@ -171,11 +183,9 @@ class Connection:
         if self.version == (1, 0):
             return encode_message_v1(frames)
         if self.mechanism.encrypts:
-            encrypt = self.mechanism.encrypt  # type: ignore[attr-defined]
-            if len(frames) == 1:
-                return [encrypt(0, frames[0])]
-            last = len(frames) - 1
-            return [encrypt(1 if i < last else 0, f) for i, f in enumerate(frames)]
+            boxes: list[bytes] = []
+            _append_boxes(self.mechanism.encrypt, frames, boxes.append)  # type: ignore[attr-defined]
+            return boxes
         bugs = self.bugs
         if bugs.long_flag_on_short_frames or bugs.reserved_flag_bits:
             return self._encode_message_buggy(frames)
@@ -186,17 +196,12 @@ class Connection:
         if self.mechanism.encrypts and self.state is State.TRAFFIC and self.version != (1, 0):
             # Under CURVE each frame is its own box: one call per frame, nothing else per message.
             encrypt = self.mechanism.encrypt  # type: ignore[attr-defined]
-            boxes: list[bytes] = []
+            boxes = []
             append = boxes.append
             for frames in messages:
-                if len(frames) == 1:
-                    append(encrypt(0, frames[0]))
-                    continue
                 if not frames:
                     raise ValueError("a message has at least one frame")
-                last = len(frames) - 1
-                for i, f in enumerate(frames):
-                    append(encrypt(1 if i < last else 0, f))
+                _append_boxes(encrypt, frames, append)
             return boxes
         if (
             self.state is not State.TRAFFIC

@@ -4,8 +4,10 @@
   building the images;
 - `engine`: whether a Docker engine answers, and what it has;
 - `agent`: a peer's agent in a container, on the same control protocol;
-- `cleanup`: labels on every container, and removing what a run left;
-- `faults`: killing, restarting and pausing a peer's container mid-cell.
+- `cleanup`: labels on every container, and removing what a run left.
+
+Faults (kill, pause, unpause) are ContainerAgent methods, the counterparts of
+AgentProcess's signals, so scenarios use them alike on both backends.
 
 Containers share the host's network namespace (loopback only: the daemon
 runs with --bridge=none) and the ipc:// directory, so cells, captures and

@@ -11,27 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from pathlib import Path
 from typing import Any
 
 from .. import protocol
-from ..peers import IPC_DIR, AgentProcess, PeerSpec
+from ..peers import IPC_DIR, AgentProcess
 from . import cleanup, engine
 
 START_TIMEOUT = 30.0  # seconds from `docker create` to the agent's hello
 
 
 class ContainerAgent(AgentProcess):
-    def __init__(
-        self,
-        spec: PeerSpec,
-        name: str | None = None,
-        extra_args: list[str] | None = None,
-        keylog: Path | None = None,
-    ) -> None:
-        super().__init__(spec, name, extra_args, keylog)
-        self.container: Any = None  # testcontainers DockerContainer
-        self.control_port = 0
+    container: Any = None  # testcontainers DockerContainer, once started
+    control_port = 0  # where the harness waits for the agent's connection
 
     async def start(self) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
