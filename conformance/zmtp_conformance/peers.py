@@ -10,6 +10,7 @@ agents, each in an image.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import importlib.util
 import json
 import os
@@ -48,6 +49,22 @@ def _expand(part: str) -> str:
     )
 
 
+# Folders a build writes into its sources' tree; never a reason to rebuild.
+_BUILD_LITTER = {"target", "node_modules", "__pycache__", ".gradle"}
+
+
+def _source_mtimes(paths: list[Path]) -> list[float]:
+    times = []
+    for path in paths:
+        if path.is_dir():
+            for dirpath, dirnames, filenames in os.walk(path):
+                dirnames[:] = [d for d in dirnames if d not in _BUILD_LITTER]
+                times += [os.stat(os.path.join(dirpath, f)).st_mtime for f in filenames]
+        elif path.exists():
+            times.append(path.stat().st_mtime)
+    return times
+
+
 @dataclass
 class PeerSpec:
     name: str
@@ -78,19 +95,35 @@ class PeerSpec:
         if not self.build or self.image:
             return None
         out = Path(_expand(self.build_output))
-        sources = [Path(_expand(s)) for s in self.build_sources]
-        if out.exists() and all(out.stat().st_mtime >= s.stat().st_mtime for s in sources if s.exists()):
+        if self._fresh(out):
             return None
         out.parent.mkdir(parents=True, exist_ok=True)
-        # Build beside the target and rename, so parallel workers never run a half-written file.
-        tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
-        cmd = [_expand(p).replace(str(out), str(tmp)) for p in self.build]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            tmp.unlink(missing_ok=True)
-            return f"building the {self.name} agent failed ({' '.join(cmd)}): {proc.stderr.strip()[-500:]}"
-        tmp.replace(out)
+        # xdist workers may all ask at once: one builds, the others wait on the lock and find it fresh.
+        with open(out.parent / f".{out.name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if self._fresh(out):
+                return None
+            # Build beside the target and rename, so parallel workers never run a half-written file.
+            tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
+            cmd = [_expand(p).replace(str(out), str(tmp)) for p in self.build]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                tmp.unlink(missing_ok=True)
+                why = (proc.stderr.strip() or proc.stdout.strip())[-1500:]
+                return f"building the {self.name} agent failed ({' '.join(cmd)}): {why}"
+            if tmp.exists():
+                tmp.replace(out)
+            elif not out.exists():
+                return f"building the {self.name} agent ({' '.join(cmd)}) made no {out}"
+            out.touch()
         return None
+
+    def _fresh(self, out: Path) -> bool:
+        """The output exists and is newer than every source file (folders are walked)."""
+        if not out.exists():
+            return False
+        built = out.stat().st_mtime
+        return all(mtime <= built for mtime in _source_mtimes([Path(_expand(s)) for s in self.build_sources]))
 
     def missing(self) -> str | None:
         """Why this peer cannot run here, or None when it can."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -39,6 +40,11 @@ class ImageSpec:
     keylog: str = ""
     wheels: list[str] = field(default_factory=list)
     description: str = ""
+    agent: str = ""  # a local peer (peers.yaml) whose agent build is copied into the image
+
+    @property
+    def dist_dir(self) -> Path:
+        return DOCKER_DIR / self.peer / "dist"
 
     @property
     def dockerfile(self) -> Path:
@@ -75,7 +81,7 @@ def load(path: Path = MATRIX) -> VersionMatrix:
     for peer, entry in (raw.get("peers") or {}).items():
         if not isinstance(entry, dict) or "image" not in entry:
             raise ImageError(f"{path}: peer {peer!r} needs at least an image (repository:tag)")
-        unknown = set(entry) - {"image", "family", "keylog", "wheels", "description"}
+        unknown = set(entry) - {"image", "family", "keylog", "wheels", "description", "agent"}
         if unknown:
             raise ImageError(f"{path}: peer {peer!r} has unknown key(s) {', '.join(sorted(unknown))}")
         spec = ImageSpec(
@@ -85,6 +91,7 @@ def load(path: Path = MATRIX) -> VersionMatrix:
             keylog=str(entry.get("keylog", "")),
             wheels=[str(w) for w in entry.get("wheels", [])],
             description=str(entry.get("description", "")),
+            agent=str(entry.get("agent", "")),
         )
         if not spec.dockerfile.exists():
             raise ImageError(f"{path}: peer {peer!r} has no Dockerfile at {spec.dockerfile}")
@@ -132,6 +139,32 @@ def fetch_wheels(spec: ImageSpec, python: str, log=print) -> None:  # type: igno
         raise ImageError(f"pip download {' '.join(spec.wheels)} for {spec.peer} failed: {proc.stderr.strip()[-800:]}")
 
 
+def stage_agent(spec: ImageSpec, log=print) -> None:  # type: ignore[no-untyped-def]
+    """Build the image's agent on the host (its local peer's build) and stage it in docker/<peer>/dist.
+
+    Compilers and package registries are on the host, not in the containers:
+    the image only copies what the host built (Debian 12 on both, so one glibc).
+    """
+    if not spec.agent:
+        return
+    from ..peers import load_registry
+
+    local = load_registry().get(spec.agent)
+    if local is None or not local.build:
+        raise ImageError(f"{spec.peer}: agent {spec.agent!r} is no peer with a build in conformance/peers.yaml")
+    for cmd in local.requires_commands:
+        if shutil.which(cmd) is None:
+            raise ImageError(f"{spec.peer}: building its agent on the host needs {cmd!r}, which is not on PATH")
+    why = local.ensure_built()
+    if why:
+        raise ImageError(f"{spec.peer}: {why}")
+    built = Path(local.argv()[0]).parent
+    if spec.dist_dir.exists():
+        shutil.rmtree(spec.dist_dir)
+    shutil.copytree(built, spec.dist_dir, symlinks=True, ignore=shutil.ignore_patterns(".*.lock", "*.tmp"))
+    log(f"agent for {spec.peer} built on the host ({spec.agent}) and staged in {spec.dist_dir.relative_to(ROOT)}")
+
+
 def ensure_base(base: str, log=print) -> None:  # type: ignore[no-untyped-def]
     """The base image, pulled or else made by docker/base-image (debootstrap)."""
     if subprocess.run(["docker", "image", "inspect", base], capture_output=True).returncode == 0:
@@ -173,5 +206,6 @@ def build_all(names: list[str] | None = None, path: Path = MATRIX, log=print) ->
     for name in wanted:
         spec = matrix.images[name]
         fetch_wheels(spec, matrix.python, log)
+        stage_agent(spec, log)
         build(spec, log)
     return matrix
