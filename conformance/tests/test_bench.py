@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from zmtp_conformance import bench, peers
-from zmtp_conformance.runner import AgentPool
+from zmtp_conformance.peers import AgentPool
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -14,8 +14,11 @@ from zmtp_conformance import peers, wire
 from zmtp_conformance.capture import keylog, transcript
 from zmtp_conformance.capture.curvebox import CurveKeys, open_stream
 from zmtp_conformance.capture.validator import decode_stream, validate_stream
-from zmtp_conformance.runner import PASSED, AgentPool, Cell, run_cell
+from zmtp_conformance.cells import Cell
+from zmtp_conformance.peers import AgentPool
+from zmtp_conformance.runner import run_cell
 from zmtp_conformance.scenario import load_all
+from zmtp_conformance.vocabulary import Outcome
 
 
 @pytest.fixture
@@ -131,7 +134,7 @@ def test_libzmq_and_czmq_boxes_open_through_the_preload_shim(tmp_path, server, c
             await pool.close()
 
     r = asyncio.run(go())
-    assert r.outcome in (PASSED, "failed"), r.reason  # (curve-message-frame is not in this empty wire table)
+    assert r.outcome in (Outcome.PASSED, "failed"), r.reason  # (curve-message-frame is not in this empty wire table)
     assert len(keylog.read(log)) >= 2
     (st,) = transcript.load_streams(tmp_path / "c.pcap")
     c, s = decode_stream(st)

@@ -13,7 +13,8 @@ from zmtp_conformance import golden, peers, replay
 from zmtp_conformance.capture import pcap, tcp
 from zmtp_conformance.capture.dissect import Item
 from zmtp_conformance.capture.validator import validate_stream
-from zmtp_conformance.runner import CURVE_CLIENT_PUBLIC, CURVE_SERVER_PUBLIC, PLAIN_USER, AgentPool
+from zmtp_conformance.credentials import CURVE_CLIENT_PUBLIC, CURVE_SERVER_PUBLIC, PLAIN_USER
+from zmtp_conformance.peers import AgentPool
 
 MANIFEST = golden.load_manifest()
 FILES = sorted(MANIFEST)

@@ -10,8 +10,10 @@ from scenario_samples import write
 from zmtp_conformance.capture import synth, transcript
 from zmtp_conformance.capture.dissect import greeting_major
 from zmtp_conformance.capture.validator import decode_stream, validate_stream
-from zmtp_conformance.runner import UNSUPPORTED, Cell, run_cell
+from zmtp_conformance.cells import Cell
+from zmtp_conformance.runner import run_cell
 from zmtp_conformance.scenario import load_file
+from zmtp_conformance.vocabulary import Outcome
 
 SIGNATURE = bytes.fromhex("ff00000000000000017f")
 BODY = b"x" * 80  # long enough that a ZMTP 3 reading of it would find a greeting's fields
@@ -95,7 +97,7 @@ def test_scenarios_with_raw_roles_need_zmtp3(tmp_path):
     sc = load_file(write(tmp_path, RAW_SCENARIO))
     assert sc.required_zmtp == "3.0"
     result = asyncio.run(run_cell(Cell(sc, "old", "raw", "tcp", "NULL"), Pool(), []))
-    assert result.outcome == UNSUPPORTED
+    assert result.outcome == Outcome.UNSUPPORTED
     assert "speaks ZMTP 2.0 only" in result.reason and "needs ZMTP 3.0" in result.reason
 
 
@@ -107,4 +109,4 @@ def test_min_zmtp_applies_between_agents_too(tmp_path):
     needs = load_file(write(tmp_path, text + 'min_zmtp: "3.1"\n'))
     assert needs.required_zmtp == "3.1"
     result = asyncio.run(run_cell(Cell(needs, "old", "old", "tcp", "NULL"), Pool(), []))
-    assert result.outcome == UNSUPPORTED and "needs ZMTP 3.1" in result.reason
+    assert result.outcome == Outcome.UNSUPPORTED and "needs ZMTP 3.1" in result.reason

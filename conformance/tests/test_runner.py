@@ -7,10 +7,14 @@ import asyncio
 import pytest
 
 from zmtp_conformance import peers, protocol
+from zmtp_conformance.cells import Cell
 from zmtp_conformance.deviations import Deviation
+from zmtp_conformance.matchers import match
+from zmtp_conformance.peers import AgentPool
 from zmtp_conformance.rawpeer import matches
-from zmtp_conformance.runner import DEVIATES, FAILED, PASSED, UNSUPPORTED, AgentPool, Cell, match, run_cell
+from zmtp_conformance.runner import run_cell
 from zmtp_conformance.scenario import load_all
+from zmtp_conformance.vocabulary import Outcome
 
 
 def scenario(sid: str):
@@ -48,47 +52,47 @@ def test_frame_matchers():
 
 def test_a_good_pair_passes():
     r = run("28/req-rep/round-trip", "impl", "libzmq")
-    assert r.outcome == PASSED, r.reason
+    assert r.outcome == Outcome.PASSED, r.reason
     assert "send" in r.transcript and r.versions["client"]["libzmq"]
 
 
 def test_peer_that_skips_the_socket_type_check_turns_red():
     sid = "37/socket-type/mismatch-error-command/pull-vs-sub"
-    assert run(sid, "impl", "raw").outcome == PASSED
+    assert run(sid, "impl", "raw").outcome == Outcome.PASSED
     broken = run(sid, "impl", "raw", {"impl": ["--bug", "skip_socket_type_check"]})
-    assert broken.outcome == FAILED
+    assert broken.outcome == Outcome.FAILED
     assert "ERROR" in (broken.expected or "")
 
 
 def test_peer_with_a_wrong_ready_turns_red():
     broken = run("37/null/ready/pull", "impl", "raw", {"impl": ["--bug", "ready_command_name=b'READX'"]})
-    assert broken.outcome == FAILED
+    assert broken.outcome == Outcome.FAILED
     assert "52 45 41 44 58" in (broken.seen or "")  # READX, in the bytes shown
 
 
 def test_peer_with_an_empty_pong_turns_red():
-    assert run("37/heartbeat/ping-echoes-context", "impl", "raw", {"impl": ["--bug", "empty_pong"]}).outcome == FAILED
+    assert run("37/heartbeat/ping-echoes-context", "impl", "raw", {"impl": ["--bug", "empty_pong"]}).outcome == Outcome.FAILED
 
 
 def test_broken_peer_fails_peer_to_peer_cells_too():
     # A client that announces the wrong socket type never gets its messages through.
     r = run("30/push-pull/in-order", "libzmq", "impl", {"impl": ["--bug", "ready_socket_type='PUB'"]})
-    assert r.outcome == FAILED
+    assert r.outcome == Outcome.FAILED
 
 
 def test_event_checks_turn_red_when_the_handshake_fails():
     sid = "27/zap/allowed-peer-handshakes"
-    assert run(sid, "impl", "libzmq").outcome == PASSED
+    assert run(sid, "impl", "libzmq").outcome == Outcome.PASSED
     # The server sees a PUB where it expects REQ: no handshake_succeeded ever comes.
     broken = run(sid, "impl", "impl", {"impl": ["--bug", "ready_socket_type='PUB'"]})
-    assert broken.outcome == FAILED
+    assert broken.outcome == Outcome.FAILED
     assert "handshake_succeeded" in broken.reason and "handshake_failed" in (broken.seen or "")
 
 
 def test_known_deviation_is_reported_as_deviates():
     dev = Deviation("28/req-rep/round-trip", "impl", "client", "pretend")
     r = run("28/req-rep/round-trip", "libzmq", "impl", {"impl": ["--bug", "ready_socket_type='PUB'"]}, [dev])
-    assert r.outcome == DEVIATES and r.deviation is dev
+    assert r.outcome == Outcome.DEVIATES and r.deviation is dev
 
 
 def test_unsupported_option_is_unsupported_not_failed():
@@ -110,7 +114,7 @@ def test_unsupported_option_is_unsupported_not_failed():
             await pool.close()
 
     r = asyncio.run(go())
-    assert r.outcome == UNSUPPORTED and "allow_legacy" in r.reason
+    assert r.outcome == Outcome.UNSUPPORTED and "allow_legacy" in r.reason
 
 
 @pytest.mark.parametrize("peer", ["impl", "libzmq", "czmq"])

@@ -17,9 +17,12 @@ from zmtp_conformance import deviations, peers, wire
 from zmtp_conformance.capture import pcap, synth, tcp
 from zmtp_conformance.capture.proxy import RecordingProxy
 from zmtp_conformance.capture.sniffer import Sniffer, usable
+from zmtp_conformance.cells import Cell
 from zmtp_conformance.deviations import WireDeviation
-from zmtp_conformance.runner import DEVIATES, FAILED, PASSED, AgentPool, Cell, run_cell
+from zmtp_conformance.peers import AgentPool
+from zmtp_conformance.runner import run_cell
 from zmtp_conformance.scenario import load_all
+from zmtp_conformance.vocabulary import Outcome
 
 ROOT = Path(__file__).resolve().parents[2]
 needs_sniffer = pytest.mark.skipif(usable() is not None, reason=f"no tcpdump capture here: {usable()}")
@@ -213,12 +216,12 @@ def test_a_peer_that_passes_its_scenario_with_a_bad_byte_fails_on_the_wire(tmp_p
     # libzmq ignores the greeting filler, so the exchange works; the capture shows the bad byte.
     sid = "28/req-rep/round-trip"
     good = run(sid, "impl", "libzmq", wire.ProxyCapture("libzmq"), tmp_path / "good.pcap", transport="ipc")
-    assert good.outcome == PASSED, good.reason
+    assert good.outcome == Outcome.PASSED, good.reason
     assert good.wire is not None and good.wire.streams >= 1 and not good.wire.findings
     bad = run(
         sid, "impl", "libzmq", wire.ProxyCapture("libzmq"), tmp_path / "bad.pcap", transport="ipc", extra=BUGGY_FILLER
     )
-    assert bad.outcome == FAILED
+    assert bad.outcome == Outcome.FAILED
     assert bad.reason.startswith("wire: impl as server") and "greeting-filler" in bad.seen + bad.reason
     assert bad.record()["capture"]["violations"][0]["check"] == "greeting-filler"
 
@@ -229,17 +232,17 @@ def test_a_known_scenario_deviation_does_not_excuse_unknown_bytes(tmp_path):
     sid = "28/req-rep/round-trip"
     excuse = [Deviation(sid, "impl", "any", "pretend this scenario is known to fail")]
     r = run(sid, "impl", "libzmq", wire.ProxyCapture("libzmq"), tmp_path / "c.pcap", "ipc", BUGGY_FILLER, devs=excuse)
-    assert r.outcome == FAILED  # passed on behaviour, failed on the wire: no deviation applies
+    assert r.outcome == Outcome.FAILED  # passed on behaviour, failed on the wire: no deviation applies
     table = [WireDeviation("greeting-filler", "impl", "known here")]
     r = run(sid, "impl", "libzmq", wire.ProxyCapture("libzmq"), tmp_path / "d.pcap", "ipc", BUGGY_FILLER, table)
-    assert r.outcome == PASSED and r.wire.findings[0].deviation is not None
+    assert r.outcome == Outcome.PASSED and r.wire.findings[0].deviation is not None
 
 
 def test_raw_roles_are_not_judged_but_their_partner_is(tmp_path):
     # The raw client sends a malformed frame on purpose; the peer's answer is what counts.
     sid = "23/framing/reserved-flags/bit7"
     r = run(sid, "impl", "raw", wire.ProxyCapture("raw"), tmp_path / "r.pcap", transport="ipc")
-    assert r.outcome in (PASSED, DEVIATES), r.reason
+    assert r.outcome in (Outcome.PASSED, Outcome.DEVIATES), r.reason
     assert r.wire.streams >= 2 and not r.wire.findings  # the raw stream and the sanity one
 
 
@@ -251,11 +254,11 @@ def test_tcp_cells_are_sniffed_with_frames_over_64k_intact(tmp_path):
         r = run(
             "23/framing/short-long-boundary", "libzmq", "impl", wire.SnifferCapture("impl", sn), tmp_path / "t.pcap"
         )
-        assert r.outcome == PASSED, r.reason
+        assert r.outcome == Outcome.PASSED, r.reason
         big = run(
             "23/framing/sizes-between-peers", "impl", "libzmq", wire.SnifferCapture("libzmq", sn), tmp_path / "b.pcap"
         )
-        assert big.outcome == PASSED, big.reason
+        assert big.outcome == Outcome.PASSED, big.reason
     finally:
         sn.stop()
     assert r.wire.method == "tcpdump" and r.wire.streams >= 1 and not r.wire.findings

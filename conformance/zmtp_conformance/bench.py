@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from . import protocol
-from .runner import CURVE_CLIENT_PUBLIC, MECHANISM_OPTIONS, AgentPool, endpoint_for
+from .credentials import CURVE_CLIENT_PUBLIC, MECHANISM_OPTIONS
+from .peers import AgentPool, endpoint_for
 
 SIZES = (64, 1024, 64 * 1024, 1024 * 1024)
 LATENCY_SIZES = (64, 1024)

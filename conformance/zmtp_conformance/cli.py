@@ -16,6 +16,7 @@ from pathlib import Path
 
 from . import peers
 from .scenario import SCENARIO_DIR, ScenarioError, load_all, load_file
+from .vocabulary import Outcome
 
 
 def backend_registry(args: argparse.Namespace) -> tuple[str, dict[str, peers.PeerSpec]] | None:
@@ -182,8 +183,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     import json
 
     from . import bench, peers
+    from .peers import AgentPool
     from .report import html, jsonfile
-    from .runner import AgentPool
 
     if args.compare_only is not None:
         doc = json.loads(args.compare_only.read_text())
@@ -272,11 +273,11 @@ def cmd_merge(args: argparse.Namespace) -> int:
     )
     # The build fails on a cell that neither passed nor deviates in a documented way. Unsupported
     # cells (a peer that lacks a feature, and says so) are listed, not fatal.
-    bad = [r for r in records if r["outcome"] in ("failed", "skipped")]
+    bad = [r for r in records if r["outcome"] in (Outcome.FAILED, Outcome.SKIPPED)]
     for r in bad:
         print(f"  {r['outcome']}: {r['id']}: {r['reason']}", file=sys.stderr)
     for r in records:
-        if r["outcome"] == "unsupported":
+        if r["outcome"] == Outcome.UNSUPPORTED:
             print(f"  unsupported: {r['id']}: {r['reason']}", file=sys.stderr)
     return 1 if bad else 0
 

@@ -1,106 +1,258 @@
 """The reviewed table of known deviations (conformance/deviations.yaml).
 
-A cell that fails where the table says a peer departs from the spec is
-reported as "deviates", not "failed": the report still shows it, with the
-reason and a reference, but it does not fail the build.
+An entry excuses exactly one way of failing: the implementation (family), the
+side it plays, the scenario ids (no globs), and a failure signature: the step
+that fails (its index, or setup/sanity) and patterns over what the harness
+expected and what it saw. A failed cell whose failure does not match the
+signature stays failed, so a peer that regresses in another way is still
+caught. Each entry cites the RFC clause and the upstream source that shows
+the behaviour.
+
+The `wire:` section does the same for the capture validator: a check id, the
+implementation, the scenarios, and a pattern over the octets it flagged.
 """
 
 from __future__ import annotations
 
-import fnmatch
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 HERE = Path(__file__).resolve().parent
 TABLE = HERE.parent / "deviations.yaml"
+SIDES = ("server", "client")
+SCENARIO_ID = re.compile(r"^[0-9]+/[A-Za-z0-9._/-]+$")
+
+
+class DeviationError(Exception):
+    """A deviation table that cannot be used; says which file, which entry and why."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    """How a cell failed, in the terms a signature matches."""
+
+    step: str  # the failing step's index ("3"), or "setup" / "sanity" / "teardown"
+    action: str  # that step's action ("expect_raw"), or the phase again
+    reason: str
+    expected: str | None
+    seen: str | None
+
+
+@dataclass(frozen=True)
+class Signature:
+    step: str | None = None
+    action: str | None = None
+    reason: re.Pattern[str] | None = None
+    expected: re.Pattern[str] | None = None
+    seen: re.Pattern[str] | None = None
+
+    def matches(self, f: Failure) -> bool:
+        if self.step is not None and self.step != f.step:
+            return False
+        if self.action is not None and self.action != f.action:
+            return False
+        for pattern, text in ((self.reason, f.reason), (self.expected, f.expected), (self.seen, f.seen)):
+            if pattern is not None and (text is None or not pattern.search(text)):
+                return False
+        return True
+
+    def describe(self) -> str:
+        parts = [f"step {self.step}" if self.step else "", self.action or ""]
+        for name in ("reason", "expected", "seen"):
+            pattern = getattr(self, name)
+            if pattern is not None:
+                parts.append(f"{name} ~ /{pattern.pattern}/")
+        return ", ".join(p for p in parts if p)
 
 
 @dataclass(frozen=True)
 class Deviation:
-    scenario: str  # id or glob
-    peer: str
-    side: str  # server, client or any
+    id: str
+    peer: str  # an implementation family, or one peer version
+    side: str  # the side the deviating peer plays: server or client
+    scenarios: tuple[str, ...]
+    fails: Signature
     reason: str
-    reference: str = ""
+    clause: str
+    upstream: str
+    line: int = 0  # in the table, for messages
 
-    def applies(self, scenario_id: str, server_peer: str, client_peer: str) -> bool:
-        if not fnmatch.fnmatchcase(scenario_id, self.scenario):
+    @property
+    def reference(self) -> str:
+        return f"{self.clause}; {self.upstream}"
+
+    def covers(self, scenario_id: str, server_peer: str, client_peer: str) -> bool:
+        """Whether this entry speaks of the cell at all (its failure aside)."""
+        if scenario_id not in self.scenarios:
             return False
-        if self.side in ("server", "any") and server_peer == self.peer:
-            return True
-        return self.side in ("client", "any") and client_peer == self.peer
+        return (server_peer if self.side == "server" else client_peer) == self.peer
 
-
-def _read(path: Path) -> dict:
-    try:
-        return yaml.safe_load(path.read_text()) or {}
-    except OSError as exc:
-        raise SystemExit(f"cannot read the deviation table {path}: {exc}") from None
-
-
-def load(path: Path = TABLE) -> list[Deviation]:
-    raw = _read(path)
-    out = []
-    for i, entry in enumerate(raw.get("deviations") or []):
-        missing = {"scenario", "peer", "reason"} - set(entry or {})
-        if missing:
-            raise SystemExit(f"{path}: entry {i + 1} lacks {', '.join(sorted(missing))}")
-        side = entry.get("side", "any")
-        if side not in ("server", "client", "any"):
-            raise SystemExit(f"{path}: entry {i + 1}: side must be server, client or any, not {side!r}")
-        # One entry may name several peers (czmq, for one, behaves as the libzmq it
-        # links) and several scenarios (one cause seen by more than one check).
-        names = entry["peer"] if isinstance(entry["peer"], list) else [entry["peer"]]
-        ids = entry["scenario"] if isinstance(entry["scenario"], list) else [entry["scenario"]]
-        for scenario in ids:
-            for peer in names:
-                out.append(Deviation(scenario, peer, side, entry["reason"], entry.get("reference", "")))
-    return out
+    def excuses(self, scenario_id: str, server_peer: str, client_peer: str, failure: Failure) -> bool:
+        return self.covers(scenario_id, server_peer, client_peer) and self.fails.matches(failure)
 
 
 @dataclass(frozen=True)
 class WireDeviation:
     """A validator finding (check id) that a peer is known to produce on the wire."""
 
-    check: str  # check id or glob, e.g. "curve-message-frame"
+    id: str
+    check: str  # the validator's check id, e.g. "frame-malformed"
     peer: str
     reason: str
-    reference: str = ""
-    scenario: str = "*"  # only in these scenarios (id or glob)
+    clause: str = ""
+    upstream: str = ""
+    scenarios: tuple[str, ...] = ()  # empty: in every scenario
+    octets: re.Pattern[str] | None = None  # over the flagged octets, as lowercase hex
+    line: int = 0
 
-    def applies(self, check: str, peer: str, scenario_id: str) -> bool:
-        return (
-            peer == self.peer
-            and fnmatch.fnmatchcase(check, self.check)
-            and fnmatch.fnmatchcase(scenario_id, self.scenario)
+    @property
+    def reference(self) -> str:
+        return f"{self.clause}; {self.upstream}" if self.clause else self.upstream
+
+    def applies(self, check: str, peer: str, scenario_id: str, octets: str = "") -> bool:
+        if peer != self.peer or check != self.check:
+            return False
+        if self.scenarios and scenario_id not in self.scenarios:
+            return False
+        return self.octets is None or bool(self.octets.search(octets.replace(" ", "").lower()))
+
+
+def _read(path: Path) -> tuple[dict[str, Any], dict[tuple[str, int], int]]:
+    try:
+        text = path.read_text()
+        raw = yaml.safe_load(text) or {}
+        node = yaml.compose(text)
+    except (OSError, yaml.YAMLError) as exc:
+        raise DeviationError(f"cannot read the deviation table {path}: {exc}") from None
+    lines: dict[tuple[str, int], int] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if isinstance(value, yaml.SequenceNode):
+                for i, item in enumerate(value.value):
+                    lines[key.value, i] = item.start_mark.line + 1
+    return raw, lines
+
+
+def _list(value: Any) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
+def _pattern(path: Path, line: int, name: str, text: Any) -> re.Pattern[str] | None:
+    if text is None:
+        return None
+    try:
+        return re.compile(str(text))
+    except re.error as exc:
+        raise DeviationError(f"{path}:{line}: {name}: not a regular expression ({exc}): {text!r}") from None
+
+
+def _scenarios(path: Path, line: int, value: Any, known: set[str] | None) -> tuple[str, ...]:
+    ids = _list(value)
+    for sid in ids:
+        if not SCENARIO_ID.match(sid):
+            raise DeviationError(f"{path}:{line}: scenario {sid!r} is not a scenario id (globs are not allowed)")
+        if known is not None and sid not in known:
+            raise DeviationError(f"{path}:{line}: scenario {sid!r} does not exist")
+    return tuple(ids)
+
+
+ENTRY_KEYS = {"id", "peer", "side", "scenarios", "fails", "reason", "clause", "upstream"}
+FAILS_KEYS = {"step", "action", "reason", "expected", "seen"}
+WIRE_KEYS = {"id", "check", "peer", "reason", "clause", "upstream", "scenarios", "octets"}
+
+
+def load(path: Path = TABLE, known_scenarios: set[str] | None = None) -> list[Deviation]:
+    """The behaviour entries, one Deviation per peer named; `known_scenarios` checks every id exists."""
+    raw, lines = _read(path)
+    out: list[Deviation] = []
+    seen_ids: set[str] = set()
+    for i, entry in enumerate(raw.get("deviations") or []):
+        line = lines.get(("deviations", i), 0)
+        if not isinstance(entry, dict):
+            raise DeviationError(f"{path}:{line}: a deviation entry must be a mapping")
+        missing = ENTRY_KEYS - set(entry)
+        if missing:
+            raise DeviationError(f"{path}:{line}: entry {entry.get('id', i + 1)!r} lacks {', '.join(sorted(missing))}")
+        unknown = set(entry) - ENTRY_KEYS
+        if unknown:
+            raise DeviationError(f"{path}:{line}: unknown key(s) {', '.join(sorted(unknown))}")
+        did = str(entry["id"])
+        if did in seen_ids:
+            raise DeviationError(f"{path}:{line}: id {did!r} is used twice")
+        seen_ids.add(did)
+        if entry["side"] not in SIDES:
+            raise DeviationError(f"{path}:{line}: side must be server or client, not {entry['side']!r}")
+        fails = entry["fails"]
+        if not isinstance(fails, dict) or set(fails) - FAILS_KEYS:
+            raise DeviationError(f"{path}:{line}: fails takes {', '.join(sorted(FAILS_KEYS))}")
+        if not ({"expected", "seen"} & set(fails)) or not ({"step", "action"} & set(fails)):
+            raise DeviationError(
+                f"{path}:{line}: {did}: fails must name the step (step or action) and a pattern over "
+                "what was expected or seen, so that no other failure is excused"
+            )
+        sig = Signature(
+            step=None if fails.get("step") is None else str(fails["step"]),
+            action=fails.get("action"),
+            reason=_pattern(path, line, "fails.reason", fails.get("reason")),
+            expected=_pattern(path, line, "fails.expected", fails.get("expected")),
+            seen=_pattern(path, line, "fails.seen", fails.get("seen")),
         )
+        scenarios = _scenarios(path, line, entry["scenarios"], known_scenarios)
+        for peer in _list(entry["peer"]):
+            out.append(
+                Deviation(
+                    did,
+                    peer,
+                    entry["side"],
+                    scenarios,
+                    sig,
+                    str(entry["reason"]),
+                    str(entry["clause"]),
+                    str(entry["upstream"]),
+                    line,
+                )
+            )
+    return out
 
 
-def load_wire(path: Path = TABLE) -> list[WireDeviation]:
+def load_wire(path: Path = TABLE, known_scenarios: set[str] | None = None) -> list[WireDeviation]:
     """The table's `wire:` section: what the validator may find in a peer's bytes without failing its cell."""
-    raw = _read(path)
+    raw, lines = _read(path)
     out = []
     for i, entry in enumerate(raw.get("wire") or []):
-        missing = {"check", "peer", "reason"} - set(entry or {})
+        line = lines.get(("wire", i), 0)
+        missing = {"id", "check", "peer", "reason", "upstream", "octets"} - set(entry or {})
         if missing:
-            raise SystemExit(f"{path}: wire entry {i + 1} lacks {', '.join(sorted(missing))}")
-        names = entry["peer"] if isinstance(entry["peer"], list) else [entry["peer"]]
-        checks = entry["check"] if isinstance(entry["check"], list) else [entry["check"]]
-        scenarios = entry.get("scenario", "*")
-        for scenario in scenarios if isinstance(scenarios, list) else [scenarios]:
-            for check in checks:
-                for peer in names:
-                    out.append(WireDeviation(check, peer, entry["reason"], entry.get("reference", ""), scenario))
+            raise DeviationError(f"{path}:{line}: wire entry lacks {', '.join(sorted(missing))}")
+        unknown = set(entry) - WIRE_KEYS
+        if unknown:
+            raise DeviationError(f"{path}:{line}: unknown key(s) {', '.join(sorted(unknown))}")
+        scenarios = _scenarios(path, line, entry["scenarios"], known_scenarios) if "scenarios" in entry else ()
+        octets = _pattern(path, line, "octets", entry["octets"])
+        for peer in _list(entry["peer"]):
+            out.append(
+                WireDeviation(
+                    str(entry["id"]),
+                    str(entry["check"]),
+                    peer,
+                    str(entry["reason"]),
+                    str(entry.get("clause", "")),
+                    str(entry["upstream"]),
+                    scenarios,
+                    octets,
+                    line,
+                )
+            )
     return out
 
 
 def for_peers(table: list, families: dict[str, str]) -> list:
     """The table with each entry for an implementation also made for every peer that is a version
     of it (peers.yaml `family`), so `libzmq-4.3.4` inherits what is known of `libzmq`."""
-    from dataclasses import replace
-
     out = list(table)
     for dev in table:
         for peer, family in families.items():
@@ -109,12 +261,51 @@ def for_peers(table: list, families: dict[str, str]) -> list:
     return out
 
 
-def find_wire(table: list[WireDeviation], check: str, peer: str, scenario_id: str) -> WireDeviation | None:
-    return next((d for d in table if d.applies(check, peer, scenario_id)), None)
+def find_wire(
+    table: list[WireDeviation], check: str, peer: str, scenario_id: str, octets: str = ""
+) -> WireDeviation | None:
+    return next((d for d in table if d.applies(check, peer, scenario_id, octets)), None)
 
 
-def find(table: list[Deviation], scenario_id: str, server_peer: str, client_peer: str) -> Deviation | None:
+def find(
+    table: list[Deviation], scenario_id: str, server_peer: str, client_peer: str, failure: Failure
+) -> Deviation | None:
+    """The entry that excuses this failure of this cell, if one does."""
+    return next((d for d in table if d.excuses(scenario_id, server_peer, client_peer, failure)), None)
+
+
+@dataclass
+class Use:
+    """What one entry did in a run: the cells it spoke of, by outcome, and those it excused."""
+
+    entry: str
+    line: int
+    cells: dict[str, int] = field(default_factory=dict)
+    excused: int = 0
+
+    @property
+    def stale(self) -> str | None:
+        """Why the entry looks stale in this run, or None (also None when none of its cells ran)."""
+        if not self.cells:
+            return None
+        if self.excused:
+            return None
+        if set(self.cells) == {"unsupported"}:
+            return "every cell it covers was unsupported"
+        return "it excused no cell: " + ", ".join(f"{n} {o}" for o, n in sorted(self.cells.items()))
+
+
+def usage(table: list[Deviation], records: list[dict[str, Any]]) -> dict[str, Use]:
+    """For each entry id, the cells of a run (matrix.json records) it covers and how many it excused."""
+    uses: dict[str, Use] = {}
     for dev in table:
-        if dev.applies(scenario_id, server_peer, client_peer):
-            return dev
-    return None
+        uses.setdefault(dev.id, Use(dev.id, dev.line))
+    for r in records:
+        for dev in table:
+            if dev.covers(r["scenario"], r["server"]["peer"], r["client"]["peer"]):
+                use = uses[dev.id]
+                use.cells[r["outcome"]] = use.cells.get(r["outcome"], 0) + 1
+        excused = (r.get("deviation") or {}).get("id")
+        if excused in uses:
+            uses[excused].excused += 1
+    return uses

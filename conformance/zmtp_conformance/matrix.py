@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .runner import RAW, Cell
+from .cells import RAW, Cell
 from .scenario import Scenario
 
 

@@ -41,6 +41,12 @@ def ipc_path(kind: str) -> str:
     return str(IPC_DIR / f"{kind}-{os.getpid()}-{uuid.uuid4().hex[:10]}.ipc")
 
 
+def endpoint_for(transport: str) -> str:
+    if transport == "tcp":
+        return "tcp://127.0.0.1:0"
+    return f"ipc://{ipc_path('cell')}"
+
+
 def _expand(part: str) -> str:
     return (
         part.replace("{root}", str(HERE.parent))
@@ -329,3 +335,41 @@ async def probe(spec: PeerSpec) -> tuple[dict[str, str] | None, str | None]:
         return None, f"agent did not start: {exc}"
     finally:
         await agent.stop()
+
+
+class AgentPool:
+    """Agents kept running across cells: one process per (peer, side), restarted if it dies."""
+
+    def __init__(
+        self, specs: dict[str, PeerSpec], extra_args: dict[str, list[str]] | None = None, keylog: Path | None = None
+    ) -> None:
+        self.specs = specs
+        self.extra_args = extra_args or {}
+        self.keylog = keylog  # where agents write CURVE transient keys (None: nowhere)
+        self.agents: dict[tuple[str, str], AgentProcess] = {}
+
+    async def get(self, peer: str, side: str) -> AgentProcess:
+        key = (peer, side)
+        agent = self.agents.get(key)
+        if agent is None or not agent.alive:
+            agent = make_agent(
+                self.specs[peer], name=f"{peer}/{side}", extra_args=self.extra_args.get(peer), keylog=self.keylog
+            )
+            await agent.start()
+            self.agents[key] = agent
+        return agent
+
+    async def discard(self, *peers: str) -> None:
+        """Stop these peers' agents, so the next cell starts them afresh.
+
+        After a failed cell: whatever state the failure left in an agent (a socket
+        stuck mid-handshake, a library's I/O thread gone) must not reach the next
+        cell, nor the failed cell's own rerun.
+        """
+        for key in [k for k in self.agents if k[0] in peers]:
+            await self.agents.pop(key).stop()
+
+    async def close(self) -> None:
+        for agent in self.agents.values():
+            await agent.stop()
+        self.agents.clear()

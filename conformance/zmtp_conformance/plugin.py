@@ -20,8 +20,11 @@ from typing import Any
 import pytest
 
 from . import __version__, deviations, matrix, peers, wire
-from .runner import DEVIATES, FAILED, PASSED, RAW, SKIPPED, UNSUPPORTED, AgentPool, Cell, CellResult, run_cell
-from .scenario import Scenario, ScenarioError, load_file
+from .cells import RAW, Cell, CellResult
+from .peers import AgentPool
+from .runner import run_cell
+from .scenario import Scenario, ScenarioError, load_all, load_file
+from .vocabulary import Outcome
 
 RECORD_KEY = "zmtp_cell"
 
@@ -106,10 +109,15 @@ class State:
         self.keylog = self.capture_dir / "curve-keylog.txt" if self.capture_mode != "off" else None
         self.pool = AgentPool(self.registry, extra, keylog=self.keylog)
         path = config.getoption("deviations")
-        self.deviations = deviations.load(Path(path)) if path else deviations.load()
-        self.wire_table = deviations.load_wire(Path(path)) if path else deviations.load_wire()
+        table = Path(path) if path else deviations.TABLE
+        try:
+            known = {sc.id for sc in load_all()}
+            self.table = deviations.load(table, known)
+            self.wire_table = deviations.load_wire(table, known)
+        except (deviations.DeviationError, ScenarioError) as exc:
+            raise pytest.UsageError(str(exc)) from None
         families = {name: spec.family or name for name, spec in self.registry.items()}
-        self.deviations = deviations.for_peers(self.deviations, families)
+        self.deviations = deviations.for_peers(self.table, families)
         self.wire_table = deviations.for_peers(self.wire_table, families)
         self.select = config.getoption("scenario") or None
         self.sniffer: Any = None
@@ -206,15 +214,20 @@ def _state(config: pytest.Config) -> State:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "zmtp_cell: a ZMTP conformance matrix cell")
-    if not hasattr(config, "workerinput") and config.getoption("pcap", "off") != "off":
-        # A run's captures and key log are its own: nothing left from an earlier run in the same place.
+    matrix_run = _is_matrix_run(config)
+    if not hasattr(config, "workerinput") and matrix_run and config.getoption("pcap", "off") != "off":
+        # A run's captures and key log are its own: an earlier run's in the same report folder go, and
+        # the run says so. Any other pytest run (the unit tests) never touches them.
         captures = Path(config.getoption("report_dir")) / "captures"
         if captures.is_dir():
-            for old in (*captures.glob("*.pcap"), captures / "curve-keylog.txt"):
-                old.unlink(missing_ok=True)
+            earlier = [p for p in (*captures.glob("*.pcap"), captures / "curve-keylog.txt") if p.exists()]
+            for old in earlier:
+                old.unlink()
+            if earlier:
+                print(f"zmtp-conformance: replacing the {len(earlier)} capture files of an earlier run in {captures}")
         captures.mkdir(parents=True, exist_ok=True)
     config.pluginmanager.register(Recorder(config), "zmtp_conformance_recorder")
-    if not hasattr(config, "workerinput") and _is_matrix_run(config):
+    if not hasattr(config, "workerinput") and matrix_run:
         st = _state(config)
         if st.backend == "docker":
             _prepare_docker(config, st)
@@ -272,7 +285,7 @@ class CellItem(pytest.Item):
             why = st.missing.get(side) if side != RAW else None
             if why:
                 self.add_marker(pytest.mark.skip(reason=f"peer {side} is not available: {why}"))
-                rec = CellResult(cell, SKIPPED, reason=f"peer {side} is not available: {why}").record()
+                rec = CellResult(cell, Outcome.SKIPPED, reason=f"peer {side} is not available: {why}").record()
                 self.user_properties.append((RECORD_KEY, json.dumps(rec)))
                 break
 
@@ -284,7 +297,7 @@ class CellItem(pytest.Item):
             st.capture_dir.mkdir(parents=True, exist_ok=True)
             path = st.capture_dir / wire.file_name(self.cell.id)
         result = st.loop.run_until_complete(run_cell(self.cell, st.pool, st.deviations, capture, path, st.wire_table))
-        if result.outcome == FAILED:
+        if result.outcome == Outcome.FAILED:
             st.loop.run_until_complete(st.pool.discard(self.cell.server, self.cell.client))
         rec = result.record()
         if rec["capture"] and rec["capture"]["file"]:
@@ -292,12 +305,12 @@ class CellItem(pytest.Item):
             rec["capture"]["file"] = os.path.relpath(rec["capture"]["file"], st.capture_dir.parent)
         self.user_properties.append((RECORD_KEY, json.dumps(rec)))
         self._allure(result)
-        if result.outcome == PASSED:
+        if result.outcome == Outcome.PASSED:
             return
-        if result.outcome == DEVIATES:
+        if result.outcome == Outcome.DEVIATES:
             assert result.deviation is not None
             pytest.xfail(f"known deviation: {result.deviation.reason} ({result.reason})")
-        if result.outcome == UNSUPPORTED:
+        if result.outcome == Outcome.UNSUPPORTED:
             pytest.skip(f"unsupported: {result.reason}")
         raise CellFailed(result)
 
@@ -343,7 +356,7 @@ class CellItem(pytest.Item):
                     name="wire violations",
                     attachment_type=allure.attachment_type.TEXT,
                 )
-        if result.outcome == FAILED:
+        if result.outcome == Outcome.FAILED:
             allure.attach(
                 f"expected: {result.expected}\nseen:     {result.seen}",
                 name="expected vs seen",
@@ -391,6 +404,7 @@ class Recorder:
         self.records: dict[str, dict[str, Any]] = {}
         self.start = time.time()
         self.written: Path | None = None
+        self.stale: dict[str, str] = {}
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         # With --reruns a cell reports once per attempt; the last attempt
@@ -436,6 +450,12 @@ class Recorder:
             "scenario_set": scenario_fingerprint(config),
             "peers": sorted(st.peers) if st is not None else sorted({r["server"]["peer"] for r in records} - {RAW}),
         }
+        if st is not None:
+            self.stale = stale_entries(st.deviations, records)
+            meta["stale_deviations"] = self.stale
+            if self.stale and not config.getoption("shard"):
+                # A shard sees only part of an entry's cells; merge judges the whole.
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
         jsonfile.write(out / "matrix.json", meta, records)
         html.write(out / "matrix.html", meta, records)
         self.written = out
@@ -448,12 +468,20 @@ class Recorder:
             counts[r["outcome"]] = counts.get(r["outcome"], 0) + 1
         tr = terminalreporter
         tr.section("ZMTP conformance matrix")
-        tr.write_line("  ".join(f"{o}: {counts.get(o, 0)}" for o in (PASSED, FAILED, DEVIATES, UNSUPPORTED, SKIPPED)))
+        tr.write_line("  ".join(f"{o}: {counts.get(o, 0)}" for o in tuple(Outcome)))
         for line in pairing_table(list(self.records.values())):
             tr.write_line(line)
         tr.write_line(f"cells: {len(self.records)}   wall time: {time.time() - self.start:.1f}s")
+        for entry, why in self.stale.items():
+            tr.write_line(f"stale deviation entry {entry} (conformance/deviations.yaml): {why}", red=True)
         if self.written:
             tr.write_line(f"reports: {self.written / 'matrix.json'}  {self.written / 'matrix.html'}")
+
+
+def stale_entries(table: list[deviations.Deviation], records: list[dict[str, Any]]) -> dict[str, str]:
+    """Entries that covered cells of this run but excused none of them (or covered only unsupported ones)."""
+    uses = deviations.usage(table, records)
+    return {entry: use.stale for entry, use in uses.items() if use.stale}
 
 
 def scenario_fingerprint(config: pytest.Config) -> dict[str, Any]:
@@ -494,9 +522,9 @@ def pairing_table(records: list[dict[str, Any]]) -> list[str]:
             if not rs:
                 cells[s, c] = "-"
                 continue
-            n = {o: sum(1 for r in rs if r["outcome"] == o) for o in (PASSED, FAILED, DEVIATES, UNSUPPORTED, SKIPPED)}
-            text = f"{n[PASSED]}/{len(rs)}"
-            extra = [f"{n[o]}{o[0].upper()}" for o in (FAILED, DEVIATES, UNSUPPORTED, SKIPPED) if n[o]]
+            n = {o: sum(1 for r in rs if r["outcome"] == o) for o in tuple(Outcome)}
+            text = f"{n[Outcome.PASSED]}/{len(rs)}"
+            extra = [f"{n[o]}{o[0].upper()}" for o in tuple(Outcome)[1:] if n[o]]
             cells[s, c] = text + (" " + " ".join(extra) if extra else "")
     width = max([len(v) for v in cells.values()] + [len(c) for c in clients] + [6]) + 2
     head = "server \\ client".ljust(16) + "".join(c.rjust(width) for c in clients)

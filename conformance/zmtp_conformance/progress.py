@@ -12,9 +12,15 @@ from typing import Any
 import pytest
 
 from .plugin import cell_record
-from .runner import DEVIATES, FAILED, PASSED, SKIPPED, UNSUPPORTED
+from .vocabulary import Outcome
 
-COLOURS = {PASSED: "green", FAILED: "red", DEVIATES: "yellow", UNSUPPORTED: "blue", SKIPPED: "dim"}
+COLOURS = {
+    Outcome.PASSED: "green",
+    Outcome.FAILED: "red",
+    Outcome.DEVIATES: "yellow",
+    Outcome.UNSUPPORTED: "blue",
+    Outcome.SKIPPED: "dim",
+}
 
 
 class ProgressBar:

@@ -4,257 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import protocol
-from .deviations import Deviation, find
-from .peers import AgentProcess, PeerSpec, ipc_path, make_agent
+from .cells import Cell, CellResult, StepFailed, Unsupported
+from .credentials import CURVE_CLIENT_PUBLIC, PLAIN_PASSWORD, PLAIN_USER, client_mechanism, role_options
+from .deviations import Deviation, Failure, find
+from .matchers import DEFAULT_TIMEOUT, describe_event, describe_matchers, expect_args, frame_bytes, match, send_args
+from .peers import AgentPool, AgentProcess, endpoint_for
 from .rawpeer import RawFailure, RawPeer, build
-from .scenario import Role, Scenario, Step
+from .scenario import Role, Step
 from .trace import Transcript, show
+from .vocabulary import ACTIONS, PEER, RAW, Outcome
 
 if TYPE_CHECKING:
     from .deviations import WireDeviation
     from .wire import CellCapture, WireResult
 
-PASSED, FAILED, DEVIATES, UNSUPPORTED, SKIPPED = "passed", "failed", "deviates", "unsupported", "skipped"
-OUTCOMES = (PASSED, FAILED, DEVIATES, UNSUPPORTED, SKIPPED)
-RAW = "raw"
-DEFAULT_TIMEOUT = 2.0
-
-
-@dataclass(frozen=True)
-class Cell:
-    scenario: Scenario
-    server: str  # peer name, or "raw"
-    client: str
-    transport: str
-    mechanism: str
-
-    @property
-    def params(self) -> str:
-        return f"{self.server}-{self.client}-{self.transport}-{self.mechanism}"
-
-    @property
-    def id(self) -> str:
-        return f"{self.scenario.id}[{self.params}]"
-
-
-@dataclass
-class CellResult:
-    cell: Cell
-    outcome: str
-    reason: str = ""
-    duration: float = 0.0
-    transcript: str = ""
-    expected: str | None = None
-    seen: str | None = None
-    versions: dict[str, dict[str, str]] = field(default_factory=dict)
-    deviation: Deviation | None = None
-    wire: WireResult | None = None
-    measurements: dict[str, int] = field(default_factory=dict)  # e.g. {"lost": 3} after a fault
-
-    def record(self) -> dict[str, Any]:
-        c = self.cell
-        return {
-            "id": c.id,
-            "scenario": c.scenario.id,
-            "title": c.scenario.title,
-            "rfc": c.scenario.rfc,
-            "level": c.scenario.level,
-            "server": {"peer": c.server, "versions": self.versions.get("server", {})},
-            "client": {"peer": c.client, "versions": self.versions.get("client", {})},
-            "transport": c.transport,
-            "mechanism": c.mechanism,
-            "outcome": self.outcome,
-            "reason": self.reason,
-            "expected": self.expected,
-            "seen": self.seen,
-            "deviation": None
-            if self.deviation is None
-            else {"reason": self.deviation.reason, "reference": self.deviation.reference},
-            "duration": round(self.duration, 4),
-            "capture": None if self.wire is None else self.wire.record(),
-            "measurements": self.measurements,
-        }
-
-
-class StepFailed(Exception):
-    def __init__(self, message: str, expected: str | None = None, seen: str | None = None) -> None:
-        self.expected = expected
-        self.seen = seen
-        super().__init__(message)
-
-
-class Unsupported(Exception):
-    pass
-
-
-class AgentPool:
-    """Agents kept running across cells: one process per (peer, side), restarted if it dies."""
-
-    def __init__(
-        self, specs: dict[str, PeerSpec], extra_args: dict[str, list[str]] | None = None, keylog: Path | None = None
-    ) -> None:
-        self.specs = specs
-        self.extra_args = extra_args or {}
-        self.keylog = keylog  # where agents write CURVE transient keys (None: nowhere)
-        self.agents: dict[tuple[str, str], AgentProcess] = {}
-
-    async def get(self, peer: str, side: str) -> AgentProcess:
-        key = (peer, side)
-        agent = self.agents.get(key)
-        if agent is None or not agent.alive:
-            agent = make_agent(
-                self.specs[peer], name=f"{peer}/{side}", extra_args=self.extra_args.get(peer), keylog=self.keylog
-            )
-            await agent.start()
-            self.agents[key] = agent
-        return agent
-
-    async def discard(self, *peers: str) -> None:
-        """Stop these peers' agents, so the next cell starts them afresh.
-
-        After a failed cell: whatever state the failure left in an agent (a socket
-        stuck mid-handshake, a library's I/O thread gone) must not reach the next
-        cell, nor the failed cell's own rerun.
-        """
-        for key in [k for k in self.agents if k[0] in peers]:
-            await self.agents.pop(key).stop()
-
-    async def close(self) -> None:
-        for agent in self.agents.values():
-            await agent.stop()
-        self.agents.clear()
-
 
 def _version(v: str) -> tuple[int, ...]:
     return tuple(int(x) for x in v.split("."))
-
-
-def frame_bytes(frames: list[Any], vars: dict[str, bytes]) -> list[bytes]:
-    out = []
-    for f in frames:
-        if isinstance(f, str):
-            out.append(f.encode())
-        elif "hex" in f:
-            out.append(bytes.fromhex(f["hex"].replace(" ", "")))
-        elif "ref" in f:
-            if f["ref"] not in vars:
-                raise StepFailed(f"{{ref: {f['ref']}}} used before a {{capture: {f['ref']}}} filled it")
-            out.append(vars[f["ref"]])
-        elif "repeat" in f:
-            out.append((f["repeat"].encode() * (f["count"] // max(1, len(f["repeat"])) + 1))[: f["count"]])
-        else:
-            raise StepFailed(f"frame {f!r} cannot be sent")
-    return out
-
-
-def describe_matchers(frames: list[Any]) -> str:
-    parts = []
-    for f in frames:
-        if isinstance(f, str):
-            parts.append(repr(f))
-        elif "hex" in f:
-            parts.append(f"hex {f['hex']}")
-        elif "any" in f:
-            parts.append("<any>")
-        elif "capture" in f:
-            parts.append(f"<any, as {f['capture']}>")
-        elif "ref" in f:
-            parts.append(f"<{f['ref']}>")
-        elif "prefix" in f:
-            parts.append(f"{f['prefix']!r}...")
-        elif "repeat" in f:
-            parts.append(f"{f['repeat']!r} x {f['count']}")
-    return "[" + ", ".join(parts) + "]"
-
-
-def match(frames_spec: list[Any], got: list[bytes], vars: dict[str, bytes]) -> bool:
-    if len(frames_spec) != len(got):
-        return False
-    captured = {}
-    for spec, frame in zip(frames_spec, got, strict=True):
-        if isinstance(spec, str):
-            ok = frame == spec.encode()
-        elif "any" in spec:
-            ok = True
-        elif "capture" in spec:
-            captured[spec["capture"]] = frame
-            ok = True
-        elif "prefix" in spec:
-            ok = frame.startswith(spec["prefix"].encode())
-        else:
-            ok = frame == frame_bytes([spec], vars)[0]
-        if not ok:
-            return False
-    vars.update(captured)
-    return True
-
-
-def expect_args(arg: Any) -> tuple[list[Any], float]:
-    """An `expect` argument is a message, or {message, timeout}."""
-    if isinstance(arg, dict):
-        return arg["message"], arg.get("timeout", DEFAULT_TIMEOUT)
-    return arg, DEFAULT_TIMEOUT
-
-
-def describe_event(ev: dict[str, Any]) -> str:
-    detail = ", ".join(f"{k}={v}" for k, v in ev.items() if k in ("failure", "reason"))
-    return f"{ev['event']}({detail})" if detail else ev["event"]
-
-
-def endpoint_for(transport: str) -> str:
-    if transport == "tcp":
-        return "tcp://127.0.0.1:0"
-    return f"ipc://{ipc_path('cell')}"
-
-
-# Test credentials for cells run under PLAIN and CURVE (libzmq's documented test keys).
-PLAIN_USER, PLAIN_PASSWORD = "admin", "secret"
-CURVE_SERVER_PUBLIC = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"
-CURVE_SERVER_SECRET = "JTKVSB%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh6"
-CURVE_CLIENT_PUBLIC = "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID"
-CURVE_CLIENT_SECRET = "D:)Q[IlAW!ahhC2ac:9*A}h:p?([4%wOTJ%JR%cs"
-MECHANISM_OPTIONS: dict[str, dict[str, dict[str, Any]]] = {
-    "NULL": {"server": {}, "client": {}},
-    "PLAIN": {
-        "server": {"plain_server": True},
-        "client": {"plain_username": PLAIN_USER, "plain_password": PLAIN_PASSWORD},
-    },
-    "CURVE": {
-        "server": {"curve_server": True, "curve_secretkey": CURVE_SERVER_SECRET},
-        "client": {
-            "curve_secretkey": CURVE_CLIENT_SECRET,
-            "curve_publickey": CURVE_CLIENT_PUBLIC,
-            "curve_serverkey": CURVE_SERVER_PUBLIC,
-        },
-    },
-}
-
-
-def client_mechanism(mechanism: str) -> Any:
-    """The sans-I/O mechanism a raw client uses with the test credentials (None for NULL)."""
-    from functools import partial
-
-    from zmtp.keys import parse_key
-    from zmtp.mechanisms.curve import CurveMechanism
-    from zmtp.mechanisms.plain import PlainMechanism
-
-    if mechanism == "PLAIN":
-        return partial(PlainMechanism, username=PLAIN_USER.encode(), password=PLAIN_PASSWORD.encode())
-    if mechanism == "CURVE":
-        return partial(
-            CurveMechanism, secret_key=parse_key(CURVE_CLIENT_SECRET), server_key=parse_key(CURVE_SERVER_PUBLIC)
-        )
-    return None
-
-
-def role_options(role: Role, mechanism: str) -> dict[str, Any]:
-    """The scenario's options over the mechanism's defaults for the role's side."""
-    return {**MECHANISM_OPTIONS[mechanism][role.side], **role.options}
 
 
 # What a fresh partner does to prove a peer still serves after hostile input.
@@ -342,7 +113,7 @@ class CellRun:
             resp = await agent.request("socket", type=role.type, options=options, mechanism=mechanism)
         except protocol.AgentError as exc:
             if exc.kind == protocol.UNSUPPORTED:
-                raise Unsupported(f"{agent.name}: {exc.message}") from None
+                raise Unsupported(f"{agent.name}: {exc.message}", agent.name) from None
             raise
         self.sockets[role.name] = resp["socket"]
         self.t.add(role.name, "socket", f"{role.type} on {agent.name} {mechanism} {options or ''}".rstrip())
@@ -492,86 +263,159 @@ class CellRun:
             return
         role = self.cell.scenario.roles[st.role]  # type: ignore[index]
         if role.raw:
-            await self.raw_step(st, await self.raw(role.name), role)
-        else:
-            await self.agent_step(st, role)
+            raw = await self.raw(role.name)
+            try:
+                await RAW_STEPS[st.action](self, role, raw, st.arg)
+            except RawFailure as exc:
+                seen = show(exc.seen) if exc.seen is not None else None
+                raise StepFailed(f"{role.name}: {exc}", expected=exc.expected, seen=seen) from None
+            except ConnectionError as exc:
+                raise StepFailed(f"{role.name}: connection lost: {exc}", seen="connection closed") from None
+            return
+        if st.action != "fault" and role.name not in self.sockets:
+            raise StepFailed(f"{role.name}'s peer was killed and not restarted", expected="a restart first")
+        await PEER_STEPS[st.action](self, role, st.arg)
 
     def check_received(self, role: str, spec: list[Any], got: list[bytes]) -> None:
         self.t.add(role, "recv", show(got))
         if not match(spec, got, self.vars):
             raise StepFailed(f"{role} received a different message", expected=describe_matchers(spec), seen=show(got))
 
-    async def agent_step(self, st: Step, role: Role) -> None:
-        agent = self.agents[role.name]
-        a = st.arg
-        if st.action == "fault":
-            await self.fault(role, a)
-            return
-        if role.name not in self.sockets:
-            raise StepFailed(f"{role.name}'s peer was killed and not restarted", expected="a restart first")
-        sock = self.sockets[role.name]
-        if st.action == "send":
-            frames = frame_bytes(a, self.vars)
+    def _agent(self, role: Role) -> tuple[AgentProcess, str]:
+        return self.agents[role.name], self.sockets[role.name]
+
+    # -- steps of peer roles: an agent drives the implementation ------------------------------
+
+    def _addressing(self, extra: dict[str, Any]) -> dict[str, Any]:
+        """A send's group (RADIO) and routing id (SERVER), as the agent protocol carries them."""
+        out: dict[str, Any] = {}
+        if "group" in extra:
+            out["group"] = extra["group"]
+        if "routing_id" in extra:
+            out["routing_id"] = frame_bytes([extra["routing_id"]], self.vars)[0].hex()
+        return out
+
+    async def peer_send(self, role: Role, a: Any) -> None:
+        agent, sock = self._agent(role)
+        message, extra = send_args(a)
+        frames = frame_bytes(message, self.vars)
+        fields = self._addressing(extra)
+        self.t.add(role.name, "send", show(frames) + "".join(f" {k}={v}" for k, v in fields.items()))
+        await agent.request(
+            "send", socket=sock, frames=protocol.encode_frames(frames), timeout=DEFAULT_TIMEOUT, **fields
+        )
+
+    async def peer_try_send(self, role: Role, a: Any) -> None:
+        agent, sock = self._agent(role)
+        frames = frame_bytes(a, self.vars)
+        try:
+            await agent.request("send", socket=sock, frames=protocol.encode_frames(frames), timeout=0.5)
             self.t.add(role.name, "send", show(frames))
-            await agent.request("send", socket=sock, frames=protocol.encode_frames(frames), timeout=DEFAULT_TIMEOUT)
-        elif st.action == "try_send":
-            frames = frame_bytes(a, self.vars)
-            try:
-                await agent.request("send", socket=sock, frames=protocol.encode_frames(frames), timeout=0.5)
-                self.t.add(role.name, "send", show(frames))
-            except protocol.AgentError as exc:
-                if exc.kind not in (protocol.TIMEOUT, protocol.FAILED):
-                    raise
-                self.t.add(role.name, "send refused", f"{exc.kind}: {exc.message} (allowed here)")
-        elif st.action == "expect":
-            spec, timeout = expect_args(a)
-            try:
-                resp = await agent.request("recv", socket=sock, timeout=timeout)
-            except protocol.AgentError as exc:
-                if exc.kind == protocol.TIMEOUT:
-                    raise StepFailed(
-                        f"{role.name} received nothing within {timeout:g}s",
-                        expected=describe_matchers(spec),
-                        seen="nothing",
-                    ) from None
+        except protocol.AgentError as exc:
+            if exc.kind not in (protocol.TIMEOUT, protocol.FAILED):
                 raise
-            self.check_received(role.name, spec, protocol.decode_frames(resp["frames"]))
-        elif st.action == "expect_nothing":
-            try:
-                resp = await agent.request("recv", socket=sock, timeout=a)
-            except protocol.AgentError as exc:
-                if exc.kind == protocol.TIMEOUT:
-                    self.t.add(role.name, "recv", f"nothing for {a:g}s, as expected")
-                    return
-                raise
-            got = protocol.decode_frames(resp["frames"])
-            raise StepFailed(f"{role.name} received a message where none was due", expected="nothing", seen=show(got))
-        elif st.action in ("subscribe", "unsubscribe"):
-            topic = a.encode() if isinstance(a, str) else bytes.fromhex(a["hex"])
-            self.t.add(role.name, st.action, show(topic))
-            await agent.request(st.action, socket=sock, topic=topic.hex())
-        elif st.action == "send_expect_error":
-            frames = frame_bytes(a["message"], self.vars)
-            try:
-                await agent.request("send", socket=sock, frames=protocol.encode_frames(frames), timeout=DEFAULT_TIMEOUT)
-            except protocol.AgentError as exc:
-                self.t.add(role.name, "send failed", f"{exc.kind}: {exc.message}")
-                if exc.kind != a["error"]:
-                    raise StepFailed(
-                        f"{role.name}'s send failed with {exc.kind}", expected=a["error"], seen=exc.kind
-                    ) from None
+            self.t.add(role.name, "send refused", f"{exc.kind}: {exc.message} (allowed here)")
+
+    async def peer_expect(self, role: Role, a: Any) -> None:
+        agent, sock = self._agent(role)
+        spec, timeout = expect_args(a)
+        try:
+            resp = await agent.request("recv", socket=sock, timeout=timeout)
+        except protocol.AgentError as exc:
+            if exc.kind == protocol.TIMEOUT:
+                raise StepFailed(
+                    f"{role.name} received nothing within {timeout:g}s",
+                    expected=describe_matchers(spec),
+                    seen="nothing",
+                ) from None
+            raise
+        self.check_received(role.name, spec, protocol.decode_frames(resp["frames"]))
+        if isinstance(a, dict):
+            self.check_addressing(role.name, a, resp)
+
+    def check_addressing(self, role: str, a: dict[str, Any], resp: dict[str, Any]) -> None:
+        """A received message's group (DISH) and routing id (SERVER) against the expectation."""
+        if "group" in a and resp.get("group") != a["group"]:
+            raise StepFailed(
+                f"{role} received the message in another group",
+                expected=f"group {a['group']!r}",
+                seen=repr(resp.get("group")),
+            )
+        if "routing_id" in a:
+            got = bytes.fromhex(resp.get("routing_id") or "")
+            if not match([a["routing_id"]], [got], self.vars):
+                raise StepFailed(
+                    f"{role} received the message from another routing id",
+                    expected=describe_matchers([a["routing_id"]]),
+                    seen=show([got]),
+                )
+
+    async def peer_join(self, role: Role, a: Any) -> None:
+        agent, sock = self._agent(role)
+        self.t.add(role.name, "join", a)
+        await agent.request("join", socket=sock, group=a)
+
+    async def peer_leave(self, role: Role, a: Any) -> None:
+        agent, sock = self._agent(role)
+        self.t.add(role.name, "leave", a)
+        await agent.request("leave", socket=sock, group=a)
+
+    async def peer_expect_nothing(self, role: Role, a: Any) -> None:
+        agent, sock = self._agent(role)
+        try:
+            resp = await agent.request("recv", socket=sock, timeout=a)
+        except protocol.AgentError as exc:
+            if exc.kind == protocol.TIMEOUT:
+                self.t.add(role.name, "recv", f"nothing for {a:g}s, as expected")
                 return
-            raise StepFailed(f"{role.name}'s send succeeded", expected=f"error {a['error']}", seen="success")
-        elif st.action == "expect_event":
-            await self.expect_event(role.name, agent, sock, a)
-        elif st.action == "reopen":
-            await self.reopen(role)
-        elif st.action == "send_numbered":
-            await self.send_numbered(role, a)
-        elif st.action == "expect_numbered":
-            await self.expect_numbered(role, a)
-        else:
-            raise StepFailed(f"action {st.action} is not available for peer roles")
+            raise
+        got = protocol.decode_frames(resp["frames"])
+        raise StepFailed(f"{role.name} received a message where none was due", expected="nothing", seen=show(got))
+
+    async def _subscription(self, role: Role, a: Any, op: str) -> None:
+        agent, sock = self._agent(role)
+        topic = a.encode() if isinstance(a, str) else bytes.fromhex(a["hex"])
+        self.t.add(role.name, op, show(topic))
+        await agent.request(op, socket=sock, topic=topic.hex())
+
+    async def peer_subscribe(self, role: Role, a: Any) -> None:
+        await self._subscription(role, a, "subscribe")
+
+    async def peer_unsubscribe(self, role: Role, a: Any) -> None:
+        await self._subscription(role, a, "unsubscribe")
+
+    async def peer_send_expect_error(self, role: Role, a: Any) -> None:
+        agent, sock = self._agent(role)
+        frames = frame_bytes(a["message"], self.vars)
+        fields = self._addressing(a)
+        try:
+            await agent.request(
+                "send", socket=sock, frames=protocol.encode_frames(frames), timeout=DEFAULT_TIMEOUT, **fields
+            )
+        except protocol.AgentError as exc:
+            self.t.add(role.name, "send failed", f"{exc.kind}: {exc.message}")
+            if exc.kind != a["error"]:
+                raise StepFailed(
+                    f"{role.name}'s send failed with {exc.kind}", expected=a["error"], seen=exc.kind
+                ) from None
+            return
+        raise StepFailed(f"{role.name}'s send succeeded", expected=f"error {a['error']}", seen="success")
+
+    async def peer_expect_event(self, role: Role, a: Any) -> None:
+        agent, sock = self._agent(role)
+        await self.expect_event(role.name, agent, sock, a)
+
+    async def peer_fault(self, role: Role, a: Any) -> None:
+        await self.fault(role, a)
+
+    async def peer_reopen(self, role: Role, a: Any) -> None:
+        await self.reopen(role)
+
+    async def peer_send_numbered(self, role: Role, a: Any) -> None:
+        await self.send_numbered(role, a)
+
+    async def peer_expect_numbered(self, role: Role, a: Any) -> None:
+        await self.expect_numbered(role, a)
 
     async def expect_event(self, role: str, agent: AgentProcess, sock: str, a: str | dict[str, Any]) -> None:
         spec = {"event": a} if isinstance(a, str) else a
@@ -584,7 +428,7 @@ class CellRun:
                     f"{role} reported no {name} event within {timeout:g}s", expected=name, seen=exc.message
                 ) from None
             if exc.kind == protocol.UNSUPPORTED:
-                raise Unsupported(f"{agent.name}: {exc.message}") from None
+                raise Unsupported(f"{agent.name}: {exc.message}", agent.name) from None
             raise
         events = resp["events"]
         self.t.add(role, "events", ", ".join(describe_event(e) for e in events))
@@ -604,60 +448,58 @@ class CellRun:
                 seen=describe_event(events[-1]),
             )
 
-    async def raw_step(self, st: Step, raw: RawPeer, role: Role) -> None:
-        a = st.arg
-        try:
-            if st.action == "send_raw":
-                await raw.write(build(a, lambda frames: frame_bytes(frames, self.vars)))
-            elif st.action == "expect_raw":
-                await raw.expect(a)
-            elif st.action == "handshake":
-                await raw.handshake(
-                    a["type"],
-                    as_server=role.side == "server",
-                    minor=a.get("minor"),
-                    identity=a.get("identity", "").encode(),
-                )
-            elif st.action == "send":
-                await raw.send_message(frame_bytes(a, self.vars))
-            elif st.action == "expect":
-                spec, timeout = expect_args(a)
-                try:
-                    got = await raw.recv_message(timeout)
-                except TimeoutError:
-                    raise StepFailed(
-                        f"{role.name} received nothing within {timeout:g}s",
-                        expected=describe_matchers(spec),
-                        seen="nothing",
-                    ) from None
-                self.check_received(role.name, spec, got)
-            elif st.action == "expect_nothing":
-                try:
-                    got = await raw.recv_message(a)
-                except TimeoutError:
-                    return
-                raise StepFailed(
-                    f"{role.name} received a message where none was due", expected="nothing", seen=show(got)
-                )
-            elif st.action == "expect_close":
-                if isinstance(a, dict):
-                    seen = await raw.expect_close(a["timeout"])
-                    if a.get("silent") and seen:
-                        raise RawFailure(
-                            "the peer sent bytes before closing", expected="a close and nothing else", seen=seen
-                        )
-                else:
-                    await raw.expect_close(a)
-            elif st.action == "expect_open":
-                await raw.expect_open(a)
-            else:
-                raise StepFailed(f"action {st.action} is not available for raw roles")
-        except RawFailure as exc:
+    # -- steps of raw roles: the harness plays the peer byte by byte --------------------------
+
+    async def raw_send_raw(self, role: Role, raw: RawPeer, a: Any) -> None:
+        await raw.write(build(a, lambda frames: frame_bytes(frames, self.vars)))
+
+    async def raw_expect_raw(self, role: Role, raw: RawPeer, a: Any) -> None:
+        await raw.expect(a)
+
+    async def raw_handshake(self, role: Role, raw: RawPeer, a: Any) -> None:
+        await raw.handshake(
+            a["type"], as_server=role.side == "server", minor=a.get("minor"), identity=a.get("identity", "").encode()
+        )
+
+    async def raw_send(self, role: Role, raw: RawPeer, a: Any) -> None:
+        message, extra = send_args(a)
+        if extra:
             raise StepFailed(
-                f"{role.name}: {exc}", expected=exc.expected, seen=show(exc.seen) if exc.seen is not None else None
+                f"{role.name}: group and routing_id are for peer roles; a raw role writes them with send_raw"
+            )
+        await raw.send_message(frame_bytes(message, self.vars))
+
+    async def raw_expect(self, role: Role, raw: RawPeer, a: Any) -> None:
+        if isinstance(a, dict) and {"group", "routing_id"} & set(a):
+            raise StepFailed(
+                f"{role.name}: group and routing_id are for peer roles; a raw role reads them with expect_raw"
+            )
+        spec, timeout = expect_args(a)
+        try:
+            got = await raw.recv_message(timeout)
+        except TimeoutError:
+            raise StepFailed(
+                f"{role.name} received nothing within {timeout:g}s", expected=describe_matchers(spec), seen="nothing"
             ) from None
-        except ConnectionError as exc:
-            raise StepFailed(f"{role.name}: connection lost: {exc}", seen="connection closed") from None
+        self.check_received(role.name, spec, got)
+
+    async def raw_expect_nothing(self, role: Role, raw: RawPeer, a: Any) -> None:
+        try:
+            got = await raw.recv_message(a)
+        except TimeoutError:
+            return
+        raise StepFailed(f"{role.name} received a message where none was due", expected="nothing", seen=show(got))
+
+    async def raw_expect_close(self, role: Role, raw: RawPeer, a: Any) -> None:
+        if isinstance(a, dict):
+            seen = await raw.expect_close(a["timeout"])
+            if a.get("silent") and seen:
+                raise RawFailure("the peer sent bytes before closing", expected="a close and nothing else", seen=seen)
+        else:
+            await raw.expect_close(a)
+
+    async def raw_expect_open(self, role: Role, raw: RawPeer, a: Any) -> None:
+        await raw.expect_open(a)
 
     async def sanity(self) -> None:
         """After hostile input: a fresh connection still gets served."""
@@ -712,6 +554,16 @@ class CellRun:
                     pass
 
 
+# Each action of the vocabulary that a role kind may use has exactly one handler here
+# (a test holds the two tables to vocabulary.ACTIONS).
+PEER_STEPS: dict[str, Callable[[CellRun, Role, Any], Awaitable[None]]] = {
+    name: getattr(CellRun, f"peer_{name}") for name, a in ACTIONS.items() if PEER in a.roles
+}
+RAW_STEPS: dict[str, Callable[[CellRun, Role, RawPeer, Any], Awaitable[None]]] = {
+    name: getattr(CellRun, f"raw_{name}") for name, a in ACTIONS.items() if RAW in a.roles
+}
+
+
 async def run_cell(
     cell: Cell,
     pool: AgentPool,
@@ -723,30 +575,38 @@ async def run_cell(
     """Run one cell; with a capture, also write its pcap to `capture_path` and judge every peer's bytes."""
     start = time.monotonic()
     run = CellRun(cell, pool, capture)
-    result = CellResult(cell, PASSED)
+    result = CellResult(cell, Outcome.PASSED)
+    where, action = "setup", "setup"
     try:
         if capture is not None:
             await capture.begin()
         await run.setup()
-        for st in cell.scenario.steps:
+        for i, st in enumerate(cell.scenario.steps):
+            where, action = str(i), st.action
             await run.step(st)
         if cell.scenario.hostile:
+            where, action = "sanity", "sanity"
             await run.sanity()
     except Unsupported as exc:
-        result.outcome, result.reason = UNSUPPORTED, str(exc)
+        result.outcome, result.reason = Outcome.UNSUPPORTED, str(exc)
+        claims_all = exc.agent and _claims_everything(pool, exc.agent)
+        if claims_all:
+            result.outcome, result.reason = Outcome.FAILED, f"{exc} (impl claims every feature the scenarios use)"
     except StepFailed as exc:
-        result.outcome, result.reason, result.expected, result.seen = FAILED, str(exc), exc.expected, exc.seen
+        result.outcome, result.reason, result.expected, result.seen = Outcome.FAILED, str(exc), exc.expected, exc.seen
     except protocol.AgentError as exc:
-        kind = UNSUPPORTED if exc.kind == protocol.UNSUPPORTED else FAILED
-        result.outcome, result.reason = kind, str(exc)
+        unsupported = exc.kind == protocol.UNSUPPORTED and not _claims_everything(pool, exc.peer)
+        result.outcome, result.reason = (Outcome.UNSUPPORTED if unsupported else Outcome.FAILED), str(exc)
     except (OSError, TimeoutError) as exc:
-        result.outcome, result.reason = FAILED, f"{type(exc).__name__}: {exc}"
+        result.outcome, result.reason = Outcome.FAILED, f"{type(exc).__name__}: {exc}"
     finally:
         await run.teardown()
-    if result.outcome == FAILED:
-        dev = find(deviations, cell.scenario.id, cell.server, cell.client)
+    if result.outcome == Outcome.FAILED:
+        result.step, result.action = where, action
+        failure = Failure(where, action, result.reason, result.expected, result.seen)
+        dev = find(deviations, cell.scenario.id, cell.server, cell.client, failure)
         if dev is not None:
-            result.outcome, result.deviation = DEVIATES, dev
+            result.outcome, result.deviation = Outcome.DEVIATES, dev
     if capture is not None and capture_path is not None:
         result.wire = await judge_wire(run, capture, capture_path, wire_table or [], result)
     if result.reason:
@@ -756,6 +616,12 @@ async def run_cell(
     result.versions = run.versions
     result.measurements = run.measurements
     return result
+
+
+def _claims_everything(pool: AgentPool, agent: str) -> bool:
+    """impl is the reference: an agent of its family answering unsupported is a failure, not a gap."""
+    spec = pool.specs.get(agent.split("/", 1)[0])
+    return spec is not None and (spec.family or spec.name) == "impl"
 
 
 async def judge_wire(
@@ -782,11 +648,11 @@ async def judge_wire(
     unknown = wire.unknown
     if unknown:
         text = "; ".join(str(f) for f in unknown)
-        if result.outcome in (PASSED, DEVIATES):
-            result.outcome, result.deviation = FAILED, None
+        if result.outcome in (Outcome.PASSED, Outcome.DEVIATES):
+            result.outcome, result.deviation = Outcome.FAILED, None
             result.reason = f"wire: {text}"
             result.expected = "every octet the peers send conforms to the RFCs"
             result.seen = f"{unknown[0].violation.check}: {unknown[0].violation.octets}"
-        elif result.outcome == FAILED:
+        elif result.outcome == Outcome.FAILED:
             result.reason += f"; wire: {text}"
     return wire

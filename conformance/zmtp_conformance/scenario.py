@@ -8,7 +8,6 @@ A schema error names the file, the line and the field, e.g.
 from __future__ import annotations
 
 import fnmatch
-import json
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -17,9 +16,11 @@ from typing import Any
 import jsonschema
 import yaml
 
+from . import vocabulary
+
 HERE = Path(__file__).resolve().parent
 SCENARIO_DIR = HERE.parent.parent / "scenarios"
-SCHEMA_PATH = HERE / "schema" / "scenario.schema.json"
+SCHEMA_PATH = vocabulary.SCHEMA_PATH
 
 
 class ScenarioError(Exception):
@@ -96,7 +97,7 @@ class Scenario:
 
 @cache
 def schema() -> dict[str, Any]:
-    return json.loads(SCHEMA_PATH.read_text())
+    return vocabulary.scenario_schema()
 
 
 def _line_index(node: yaml.Node, path: tuple = ()) -> dict[tuple, int]:
@@ -121,16 +122,15 @@ def _where(path: tuple) -> str:
 
 
 def _explain(err: jsonschema.ValidationError) -> str:
-    # For oneOf failures the most specific sub-error says more than "is not valid under any".
-    if (
-        err.validator == "additionalProperties"
-        and err.path
-        and err.path[-1] != "roles"
-        and isinstance(err.instance, dict)
-    ):
+    if err.validator == "additionalProperties" and isinstance(err.instance, dict):
         extra = [k for k in err.instance if k not in err.schema.get("properties", {})]
-        if len(err.path) == 2 and err.path[0] == "steps":
-            return f"{', '.join(map(repr, extra))} is not a known action (role.send, role.expect, wait, ...)"
+        path = list(err.path)
+        if len(path) == 2 and path[0] == "steps":
+            known = ", ".join(sorted(vocabulary.ACTIONS))
+            return f"{', '.join(map(repr, extra))} is not a known action (role.ACTION with ACTION one of: {known})"
+        if path and path[-1] == "options":
+            known = ", ".join(sorted(vocabulary.OPTIONS))
+            return f"{', '.join(map(repr, extra))} is not a known option (one of: {known})"
     return err.message
 
 
@@ -196,14 +196,13 @@ def load_file(path: Path) -> Scenario:
             raise ScenarioError(
                 path, line, f"steps[{i}]", f"role {role!r} is not declared in roles ({', '.join(roles)})"
             )
-        raw_only = action in ("send_raw", "expect_raw", "handshake", "expect_close", "expect_open")
-        if raw_only and not roles[role].raw:
+        kinds = vocabulary.ACTIONS[action].roles
+        kind = vocabulary.RAW if roles[role].raw else vocabulary.PEER
+        if kind not in kinds:
+            what = "a raw role" if roles[role].raw else f"a {roles[role].type} peer role"
             raise ScenarioError(
-                path, line, f"steps[{i}]", f"{action} needs a raw role; {role!r} is a {roles[role].type} peer"
+                path, line, f"steps[{i}]", f"{action} is for {' and '.join(sorted(kinds))} roles; {role!r} is {what}"
             )
-        peer_only = ("subscribe", "unsubscribe", "expect_error", "send_expect_error", "try_send", "expect_event")
-        if roles[role].raw and action in peer_only:
-            raise ScenarioError(path, line, f"steps[{i}]", f"{action} is for peer roles; {role!r} is raw")
         steps.append(Step(role, action, arg, line))
     sc = Scenario(
         id=data["id"],

@@ -55,7 +55,7 @@ class Finding:
             "count": self.count,
             "deviation": None
             if self.deviation is None
-            else {"reason": self.deviation.reason, "reference": self.deviation.reference},
+            else {"id": self.deviation.id, "reason": self.deviation.reason, "reference": self.deviation.reference},
         }
 
     def __str__(self) -> str:
@@ -137,7 +137,7 @@ def check(
             if key in found:
                 found[key].count += 1
             else:
-                found[key] = Finding(peer, v, deviation=find_wire(table, v.check, peer, scenario_id))
+                found[key] = Finding(peer, v, deviation=find_wire(table, v.check, peer, scenario_id, v.octets))
     return len(streams), list(found.values()), incomplete
 
 
@@ -149,7 +149,7 @@ def _curve_keys(keylog: Path) -> CurveKeys | None:
     from zmtp.keys import parse_key
 
     from .capture.keylog import KeylogError, read
-    from .runner import CURVE_SERVER_PUBLIC
+    from .credentials import CURVE_SERVER_PUBLIC
 
     try:
         transient = read(keylog) if keylog.exists() else {}

@@ -10,7 +10,7 @@ from .. import protocol
 from ..capture.dissect import Decoder, Item
 from ..capture.transcript import load_streams, timeline
 from ..capture.validator import decode_stream
-from ..runner import AgentPool
+from ..peers import AgentPool
 from .application import PeerApplication
 from .live import LiveSide, inner_item
 from .verdict import (

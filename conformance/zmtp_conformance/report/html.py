@@ -13,7 +13,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-ORDER = ("passed", "failed", "deviates", "unsupported", "skipped")
+from ..vocabulary import Outcome
+
+ORDER = tuple(Outcome)
 
 CSS = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222}

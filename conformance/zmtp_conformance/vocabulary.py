@@ -1,0 +1,346 @@
+"""The harness's shared vocabularies, each defined once.
+
+Outcomes, the scenario step actions (and which roles may use them), the
+socket option names scenarios may set, monitor events, socket types and
+requirement levels. The scenario schema (schema/scenario.schema.json is
+written from here: `python -m zmtp_conformance.vocabulary`), the loader, the
+runner's step dispatch, the reports and the docs all derive from these
+tables, so a name cannot mean one thing in the schema and another in the
+runner.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "scenario.schema.json"
+
+
+class Outcome(StrEnum):
+    """What a matrix cell came to. A StrEnum: it is written to matrix.json as its value."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    DEVIATES = "deviates"  # failed exactly as a reviewed deviation entry says (deviations.yaml)
+    UNSUPPORTED = "unsupported"  # an agent said its implementation lacks a feature the scenario needs
+    SKIPPED = "skipped"  # a peer could not run here
+
+
+# Where an RFC states no keyword but users rely on the behaviour (libzmq does it, applications depend on it).
+INTEROP = "interop"
+LEVELS = ("MUST", "SHALL", "SHOULD", "MAY", INTEROP)
+
+SOCKET_TYPES = ("REQ", "REP", "DEALER", "ROUTER", "PUB", "SUB", "XPUB", "XSUB", "PUSH", "PULL", "PAIR")
+# The draft socket types: CLIENT/SERVER (RFC 47), RADIO/DISH (RFC 48), SCATTER/GATHER (RFC 49).
+DRAFT_SOCKET_TYPES = ("CLIENT", "SERVER", "RADIO", "DISH", "SCATTER", "GATHER")
+MECHANISMS = ("NULL", "PLAIN", "CURVE")
+TRANSPORTS = ("tcp", "ipc")
+EVENTS = (
+    "listening",
+    "bind_failed",
+    "accepted",
+    "connected",
+    "connect_retried",
+    "handshake_succeeded",
+    "handshake_failed",
+    "disconnected",
+    "closed",
+)
+FAILURE_CLASSES = ("protocol", "auth", "timeout", "closed")
+FAULTS = ("kill", "restart", "pause", "unpause")
+
+# Role kinds an action is for: a peer role (an agent drives an implementation), a raw
+# role (the harness plays it byte by byte), or the harness itself (no role).
+PEER, RAW, HARNESS = "peer", "raw", "harness"
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str
+    roles: frozenset[str]
+    arg: dict[str, Any]  # JSON schema of the step's argument
+    doc: str
+
+
+def _action(name: str, roles: set[str], arg: dict[str, Any], doc: str) -> Action:
+    return Action(name, frozenset(roles), arg, doc)
+
+
+_SECONDS = {"type": "number", "exclusiveMinimum": 0}
+_EVENT = {"enum": list(EVENTS)}
+_GROUP = {"type": "string", "maxLength": 255, "description": "RADIO/DISH group (RFC 48)"}
+_SEND = {
+    "oneOf": [
+        {"$ref": "#/$defs/message_out"},
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["message"],
+            "properties": {
+                "message": {"$ref": "#/$defs/message_out"},
+                "group": _GROUP,
+                "routing_id": {"$ref": "#/$defs/frame_out", "description": "SERVER: the client to send to"},
+            },
+        },
+    ]
+}
+_EXPECT = {
+    "oneOf": [
+        {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/frame_in"}},
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["message"],
+            "properties": {
+                "message": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/frame_in"}},
+                "timeout": {"type": "number", "exclusiveMinimum": 0},
+                "group": _GROUP,
+                "routing_id": {"$ref": "#/$defs/frame_in", "description": "SERVER: the client it came from"},
+            },
+        },
+    ]
+}
+_NUMBERED = {"from": {"type": "integer", "minimum": 0}, "count": {"type": "integer", "minimum": 1, "maximum": 100000}}
+
+ACTIONS: dict[str, Action] = {
+    a.name: a
+    for a in (
+        _action("wait", {HARNESS}, {"type": "number", "minimum": 0}, "seconds to wait (no role)"),
+        _action("send", {PEER, RAW}, _SEND, "send a message: a list of frames, or {message, group, routing_id}"),
+        _action(
+            "expect",
+            {PEER, RAW},
+            _EXPECT,
+            "receive a message matching this one, or {message, timeout (default 2 s), group, routing_id}",
+        ),
+        _action("expect_nothing", {PEER, RAW}, _SECONDS, "seconds during which no message may arrive"),
+        _action("subscribe", {PEER}, {"$ref": "#/$defs/text_or_hex"}, "subscribe to a topic (text or {hex})"),
+        _action("unsubscribe", {PEER}, {"$ref": "#/$defs/text_or_hex"}, "cancel a subscription"),
+        _action("join", {PEER}, _GROUP, "DISH: join a group (RFC 48)"),
+        _action("leave", {PEER}, _GROUP, "DISH: leave a group (RFC 48)"),
+        _action(
+            "send_expect_error",
+            {PEER},
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["message", "error"],
+                "properties": {
+                    "message": {"$ref": "#/$defs/message_out"},
+                    "error": {"enum": ["failed", "timeout"]},
+                    "group": _GROUP,
+                    "routing_id": {"$ref": "#/$defs/frame_out"},
+                },
+            },
+            "the send is refused with this error kind (a REQ out of turn, ROUTER mandatory to nobody)",
+        ),
+        _action(
+            "try_send",
+            {PEER},
+            {"$ref": "#/$defs/message_out"},
+            "send, and carry on if the peer cannot (e.g. its only connection was refused)",
+        ),
+        _action(
+            "expect_event",
+            {PEER},
+            {
+                "oneOf": [
+                    _EVENT,
+                    {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["event"],
+                        "properties": {
+                            "event": _EVENT,
+                            "failure": {
+                                "enum": list(FAILURE_CLASSES),
+                                "description": "for handshake_failed: the class, checked when the peer reports one",
+                            },
+                            "absent": {
+                                "type": "array",
+                                "items": _EVENT,
+                                "description": "events that must not come before it",
+                            },
+                            "timeout": _SECONDS,
+                        },
+                    },
+                ]
+            },
+            "the peer's socket monitor reports this event (agent op `events`); earlier events are read past",
+        ),
+        _action(
+            "fault",
+            {PEER},
+            {"enum": list(FAULTS)},
+            "kill, restart, pause or unpause the agent playing this role's side",
+        ),
+        _action(
+            "reopen",
+            {PEER},
+            {"const": True},
+            "close the role's socket and open a new one with the same options and endpoints (a lazy pirate client)",
+        ),
+        _action(
+            "send_numbered",
+            {PEER},
+            {"type": "object", "additionalProperties": False, "required": ["count"], "properties": _NUMBERED},
+            "send count one-frame messages whose text is their number, from `from` on",
+        ),
+        _action(
+            "expect_numbered",
+            {PEER},
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["count"],
+                "properties": {**_NUMBERED, "timeout": _SECONDS, "may_lose": {"type": "boolean"}},
+            },
+            "receive numbered messages in order, none twice; with may_lose the missing ones are counted",
+        ),
+        _action("send_raw", {RAW}, {"$ref": "#/$defs/raw_out"}, "octets, or pieces (greeting, ready, command, ...)"),
+        _action("expect_raw", {RAW}, {"$ref": "#/$defs/raw_in"}, "octets with ?? wildcards, or a piece to parse"),
+        _action(
+            "handshake",
+            {RAW},
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["type"],
+                "properties": {
+                    "type": {"enum": [*SOCKET_TYPES, *DRAFT_SOCKET_TYPES]},
+                    "minor": {"type": "integer"},
+                    "identity": {"type": "string"},
+                },
+            },
+            "greeting and NULL READY as this socket type",
+        ),
+        _action(
+            "expect_close",
+            {RAW},
+            {
+                "oneOf": [
+                    _SECONDS,
+                    {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["timeout"],
+                        "properties": {"timeout": _SECONDS, "silent": {"type": "boolean"}},
+                    },
+                ]
+            },
+            "seconds within which the peer must close; {timeout, silent: true} also forbids bytes before it",
+        ),
+        _action("expect_open", {RAW}, _SECONDS, "seconds during which the peer must keep the connection open"),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str
+    schema: dict[str, Any]
+    doc: str
+
+
+_BOOL = {"type": "boolean"}
+_Z85_KEY = {"type": "string", "minLength": 40, "maxLength": 40}
+_COUNT = {"type": "integer", "minimum": 0}
+_DURATION = {"type": "number", "minimum": 0}
+
+# The socket options a scenario may set on a peer role, named as zmtp.SocketOptions names them;
+# every agent maps them to its implementation (docs/agent-protocol.md) or answers unsupported.
+OPTIONS: dict[str, Option] = {
+    o.name: o
+    for o in (
+        Option("routing_id", {"type": "string", "pattern": "^([0-9a-fA-F]{2})*$"}, "the Identity in READY, as hex"),
+        Option("max_msg_size", {"oneOf": [_COUNT, {"type": "null"}]}, "largest message accepted; null: no limit"),
+        Option("sndhwm", _COUNT, "messages queued per peer before send blocks or drops"),
+        Option("rcvhwm", _COUNT, "messages queued per peer before reading pauses"),
+        Option("handshake_timeout", _DURATION, "seconds for greeting and security handshake; 0: none"),
+        Option("heartbeat_ivl", _DURATION, "seconds between PINGs; 0: no heartbeats"),
+        Option("heartbeat_ttl", _DURATION, "the TTL announced in PINGs, in seconds"),
+        Option("heartbeat_timeout", _DURATION, "seconds without traffic after a PING before closing"),
+        Option("reconnect_ivl", {"type": "number"}, "seconds before reconnecting; 0 or less: never"),
+        Option("reconnect_ivl_max", _DURATION, "cap of the reconnect backoff, seconds; 0: no backoff"),
+        Option("linger", {"oneOf": [_DURATION, {"type": "null"}]}, "seconds close waits to flush"),
+        Option("router_mandatory", _BOOL, "ROUTER: a send to an unknown routing id fails"),
+        Option("router_handover", _BOOL, "ROUTER: a new peer with a known routing id takes it over"),
+        Option("req_relaxed", _BOOL, "REQ: a new request may be sent before the reply"),
+        Option("req_correlate", _BOOL, "REQ: requests carry a request id"),
+        Option("xpub_verbose", _BOOL, "XPUB: pass on duplicate subscriptions"),
+        Option("immediate", _BOOL, "queue only to completed connections"),
+        Option("plain_server", _BOOL, "PLAIN server role"),
+        Option("plain_username", {"type": "string"}, "PLAIN client user name"),
+        Option("plain_password", {"type": "string"}, "PLAIN client password"),
+        Option("zap_domain", {"type": "string"}, "the ZAP domain"),
+        Option("curve_server", _BOOL, "CURVE server role"),
+        Option("curve_secretkey", _Z85_KEY, "long-term secret key (Z85)"),
+        Option("curve_publickey", _Z85_KEY, "long-term public key (Z85)"),
+        Option("curve_serverkey", _Z85_KEY, "CURVE client: the server's public key (Z85)"),
+    )
+}
+
+
+def step_schema() -> dict[str, Any]:
+    """The schema of one step, `role.action: argument` or `wait: seconds`, from ACTIONS."""
+    role = "^[a-z][a-z0-9_]*\\."
+    return {
+        "type": "object",
+        "minProperties": 1,
+        "maxProperties": 1,
+        "additionalProperties": False,
+        "properties": {name: dict(a.arg) for name, a in ACTIONS.items() if HARNESS in a.roles},
+        "patternProperties": {
+            f"{role}{name}$": {**a.arg, "description": a.doc} for name, a in ACTIONS.items() if HARNESS not in a.roles
+        },
+    }
+
+
+def options_schema() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {name: {**o.schema, "description": o.doc} for name, o in OPTIONS.items()},
+    }
+
+
+def scenario_schema() -> dict[str, Any]:
+    """The scenario schema: the hand-written structure in the JSON file, its vocabularies from here."""
+    doc = json.loads(SCHEMA_PATH.read_text())
+    return with_vocabulary(doc)
+
+
+def with_vocabulary(doc: dict[str, Any]) -> dict[str, Any]:
+    props = doc["properties"]
+    props["level"] = {"enum": list(LEVELS)}
+    props["transports"]["items"] = {"enum": list(TRANSPORTS)}
+    props["mechanisms"]["items"] = {"enum": list(MECHANISMS)}
+    role = doc["$defs"]["role"]["properties"]
+    role["type"] = {"enum": [*SOCKET_TYPES, *DRAFT_SOCKET_TYPES]}
+    role["options"] = options_schema()
+    doc["$defs"]["step"] = step_schema()
+    return doc
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write the scenario schema file from the vocabularies (`--check`: only say whether it is current)."""
+    args = sys.argv[1:] if argv is None else argv
+    current = SCHEMA_PATH.read_text()
+    wanted = json.dumps(scenario_schema(), indent=1) + "\n"
+    if current == wanted:
+        return 0
+    if "--check" in args:
+        print(f"{SCHEMA_PATH} is not what the vocabularies make: run python -m zmtp_conformance.vocabulary")
+        return 1
+    SCHEMA_PATH.write_text(wanted)
+    print(f"wrote {SCHEMA_PATH}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
