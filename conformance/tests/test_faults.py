@@ -19,7 +19,7 @@ id: 99/test/faults
 title: fault steps under test
 rfc: ["37/ZMTP#error-handling"]
 requirement: whatever the steps below require of the peers
-level: impl
+level: interop
 transports: [tcp]
 roles:
   server: {side: server, type: PULL}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from scenario_samples import GOOD, write
 
@@ -57,55 +59,115 @@ def test_shards_partition_the_matrix(tmp_path):
         matrix.shard(cells, "4/3")
 
 
-def test_deviation_matching(tmp_path):
-    table = tmp_path / "dev.yaml"
-    table.write_text(
-        "deviations:\n"
-        "  - {scenario: '37/x/*', peer: libzmq, side: server, reason: r}\n"
-        "  - {scenario: '28/y', peer: libzmq, side: client, reason: q}\n"
-        "  - {scenario: '29/z', peer: [libzmq, czmq], reason: both}\n"
-        "  - {scenario: ['30/a', '30/b'], peer: czmq, side: server, reason: one cause}\n"
-    )
-    devs = deviations.load(table)
-    assert deviations.find(devs, "37/x/a", "libzmq", "impl").reason == "r"
-    assert deviations.find(devs, "37/x/a", "impl", "libzmq") is None  # wrong side
-    assert deviations.find(devs, "28/y", "impl", "libzmq").reason == "q"
-    assert deviations.find(devs, "28/z", "libzmq", "libzmq") is None
-    assert deviations.find(devs, "29/z", "impl", "czmq").reason == "both"
-    assert deviations.find(devs, "29/z", "impl", "impl") is None
-    assert deviations.find(devs, "30/b", "czmq", "impl").reason == "one cause"
-    assert deviations.find(devs, "30/c", "czmq", "impl") is None
+ENTRY = """
+  - id: {id}
+    peer: {peer}
+    side: {side}
+    scenarios: {scenarios}
+    fails: {fails}
+    clause: 37/ZMTP#x
+    upstream: src/x.cpp f
+    reason: r
+"""
+
+
+def _table(tmp_path, *entries: dict) -> list:
+    text = "deviations:" + "".join(ENTRY.format(**e) for e in entries)
+    path = tmp_path / "dev.yaml"
+    path.write_text(text)
+    return deviations.load(path)
+
+
+CLOSE = "{step: 3, action: expect_close, expected: '^close$'}"
+
+
+def _fail(step="3", action="expect_close", expected="close", seen="(empty)", reason="kept open"):
+    return deviations.Failure(step, action, reason, expected, seen)
+
+
+def test_deviation_excuses_only_its_signature(tmp_path):
+    devs = _table(tmp_path, dict(id="a", peer="libzmq", side="server", scenarios="['37/x/a']", fails=CLOSE))
+    assert deviations.find(devs, "37/x/a", "libzmq", "impl", _fail()).id == "a"
+    assert deviations.find(devs, "37/x/a", "impl", "libzmq", _fail()) is None  # wrong side
+    assert deviations.find(devs, "37/x/b", "libzmq", "impl", _fail()) is None  # another scenario
+    # The same cell failing another way is a failure: another step, another action, another expectation.
+    assert deviations.find(devs, "37/x/a", "libzmq", "impl", _fail(step="4")) is None
+    assert deviations.find(devs, "37/x/a", "libzmq", "impl", _fail(action="expect")) is None
+    assert deviations.find(devs, "37/x/a", "libzmq", "impl", _fail(expected="a PONG")) is None
+    assert deviations.find(devs, "37/x/a", "libzmq", "impl", _fail(step="setup", action="setup")) is None
+
+
+def test_deviation_seen_pattern_must_match(tmp_path):
+    fails = "{action: expect_raw, expected: '^ERROR$', seen: '^04 09 5e'}"
+    devs = _table(tmp_path, dict(id="e", peer="[libzmq, czmq]", side="server", scenarios="['24/p']", fails=fails))
+    ok = _fail(action="expect_raw", expected="ERROR", seen="04 09 5e 52 52 4f 52")
+    assert deviations.find(devs, "24/p", "czmq", "raw", ok).id == "e"
+    other = _fail(action="expect_raw", expected="ERROR", seen="04 1a 05 52 45 41 44 59")
+    assert deviations.find(devs, "24/p", "czmq", "raw", other) is None
 
 
 def test_deviation_table_errors(tmp_path):
-    table = tmp_path / "dev.yaml"
-    table.write_text("deviations:\n  - {scenario: a, peer: b}\n")
-    with pytest.raises(SystemExit, match="lacks reason"):
-        deviations.load(table)
-    table.write_text("deviations:\n  - {scenario: a, peer: b, reason: c, side: left}\n")
-    with pytest.raises(SystemExit, match="side must be"):
-        deviations.load(table)
+    bad = dict(id="a", peer="libzmq", side="server", scenarios="['37/x/a']", fails=CLOSE)
+    with pytest.raises(deviations.DeviationError, match="side must be"):
+        _table(tmp_path, {**bad, "side": "left"})
+    with pytest.raises(deviations.DeviationError, match="globs are not allowed"):
+        _table(tmp_path, {**bad, "scenarios": "['37/x/*']"})
+    with pytest.raises(deviations.DeviationError, match="must name the step"):
+        _table(tmp_path, {**bad, "fails": "{expected: close}"})
+    with pytest.raises(deviations.DeviationError, match="must name the step"):
+        _table(tmp_path, {**bad, "fails": "{step: 3}"})
+    with pytest.raises(deviations.DeviationError, match="used twice"):
+        _table(tmp_path, bad, bad)
+    with pytest.raises(deviations.DeviationError, match="not a regular expression"):
+        _table(tmp_path, {**bad, "fails": "{step: 3, seen: '('}"})
+    (tmp_path / "short.yaml").write_text("deviations:\n  - {id: x, peer: b}\n")
+    with pytest.raises(deviations.DeviationError, match=r"short.yaml:2: .*lacks clause, fails"):
+        deviations.load(tmp_path / "short.yaml")
+    _table(tmp_path, bad)
+    with pytest.raises(deviations.DeviationError, match="does not exist"):
+        deviations.load(tmp_path / "dev.yaml", known_scenarios={"37/x/b"})
 
 
 def test_shipped_deviation_table_names_real_scenarios():
     from zmtp_conformance.scenario import load_all
 
-    ids = [s.id for s in load_all()]
-    import fnmatch
+    ids = {s.id for s in load_all()}
+    assert deviations.load(known_scenarios=ids)
+    deviations.load_wire(known_scenarios=ids)
 
-    for dev in deviations.load():
-        assert any(fnmatch.fnmatchcase(i, dev.scenario) for i in ids), dev.scenario
+
+def _record(scenario, server, client, outcome, deviation=None):
+    return {
+        "scenario": scenario,
+        "server": {"peer": server},
+        "client": {"peer": client},
+        "outcome": outcome,
+        "deviation": {"id": deviation} if deviation else None,
+    }
+
+
+def test_an_entry_that_excuses_nothing_is_stale(tmp_path):
+    devs = _table(tmp_path, dict(id="a", peer="libzmq", side="server", scenarios="['37/x/a']", fails=CLOSE))
+    used = [_record("37/x/a", "libzmq", "raw", "deviates", "a"), _record("37/x/a", "libzmq", "raw", "passed")]
+    assert not deviations.usage(devs, used)["a"].stale
+    passed = [_record("37/x/a", "libzmq", "raw", "passed")]
+    assert "excused no cell: 1 passed" in deviations.usage(devs, passed)["a"].stale
+    unsupported = [_record("37/x/a", "libzmq", "raw", "unsupported")]
+    assert "unsupported" in deviations.usage(devs, unsupported)["a"].stale
+    # None of its cells ran (another peer, another scenario): nothing to say.
+    assert deviations.usage(devs, [_record("37/x/a", "czmq", "raw", "passed")])["a"].stale is None
 
 
 def test_a_version_of_a_peer_inherits_its_deviations(tmp_path):
-    table = [deviations.Deviation("23/framing/*", "libzmq", "server", "no reserved-bit check")]
-    wire = [deviations.WireDeviation("curve-message-frame", "libzmq", "MESSAGE in a data frame")]
+    table = _table(tmp_path, dict(id="a", peer="libzmq", side="server", scenarios="['23/framing/x']", fails=CLOSE))
+    wire = [deviations.WireDeviation("w", "frame-malformed", "libzmq", "bad ERROR", octets=re.compile("^04095e"))]
     families = {"libzmq": "libzmq", "libzmq-4.3.4": "libzmq", "czmq": "czmq", "impl": "impl"}
     table, wire = deviations.for_peers(table, families), deviations.for_peers(wire, families)
-    assert deviations.find(table, "23/framing/x", "libzmq-4.3.4", "impl") is not None
-    assert deviations.find(table, "23/framing/x", "czmq", "impl") is None  # another implementation
-    assert deviations.find_wire(wire, "curve-message-frame", "libzmq-4.3.4", "28/x") is not None
-    assert deviations.find_wire(wire, "curve-message-frame", "impl", "28/x") is None
+    assert deviations.find(table, "23/framing/x", "libzmq-4.3.4", "impl", _fail()) is not None
+    assert deviations.find(table, "23/framing/x", "czmq", "impl", _fail()) is None  # another implementation
+    assert deviations.find_wire(wire, "frame-malformed", "libzmq-4.3.4", "28/x", "04 09 5e 52") is not None
+    assert deviations.find_wire(wire, "frame-malformed", "libzmq-4.3.4", "28/x", "04 1a 05 52") is None
+    assert deviations.find_wire(wire, "frame-malformed", "impl", "28/x", "04 09 5e 52") is None
 
 
 def test_the_registry_gives_each_peer_a_family(tmp_path):

@@ -8,7 +8,7 @@ import pytest
 
 from zmtp_conformance import peers, protocol
 from zmtp_conformance.cells import Cell
-from zmtp_conformance.deviations import Deviation
+from zmtp_conformance.deviations import Deviation, Signature
 from zmtp_conformance.matchers import match
 from zmtp_conformance.peers import AgentPool
 from zmtp_conformance.rawpeer import matches
@@ -71,7 +71,10 @@ def test_peer_with_a_wrong_ready_turns_red():
 
 
 def test_peer_with_an_empty_pong_turns_red():
-    assert run("37/heartbeat/ping-echoes-context", "impl", "raw", {"impl": ["--bug", "empty_pong"]}).outcome == Outcome.FAILED
+    assert (
+        run("37/heartbeat/ping-echoes-context", "impl", "raw", {"impl": ["--bug", "empty_pong"]}).outcome
+        == Outcome.FAILED
+    )
 
 
 def test_broken_peer_fails_peer_to_peer_cells_too():
@@ -89,10 +92,43 @@ def test_event_checks_turn_red_when_the_handshake_fails():
     assert "handshake_succeeded" in broken.reason and "handshake_failed" in (broken.seen or "")
 
 
-def test_known_deviation_is_reported_as_deviates():
-    dev = Deviation("28/req-rep/round-trip", "impl", "client", "pretend")
-    r = run("28/req-rep/round-trip", "libzmq", "impl", {"impl": ["--bug", "ready_socket_type='PUB'"]}, [dev])
+def test_a_deviation_excuses_only_the_failure_it_describes():
+    import re
+    from dataclasses import replace
+
+    bug = {"impl": ["--bug", "ready_socket_type='PUB'"]}
+    failed = run("28/req-rep/round-trip", "libzmq", "impl", bug, [])
+    assert failed.outcome == Outcome.FAILED and failed.step and failed.action
+    sig = Signature(step=failed.step, action=failed.action, expected=re.compile(re.escape(failed.expected or "")))
+    dev = Deviation("pretend", "impl", "client", ("28/req-rep/round-trip",), sig, "pretend", "37/ZMTP", "nowhere")
+    r = run("28/req-rep/round-trip", "libzmq", "impl", bug, [dev])
     assert r.outcome == Outcome.DEVIATES and r.deviation is dev
+    # The same entry with another step in its signature excuses nothing: the cell fails.
+    elsewhere = replace(dev, fails=replace(sig, step="99"))
+    assert run("28/req-rep/round-trip", "libzmq", "impl", bug, [elsewhere]).outcome == Outcome.FAILED
+    seen_else = replace(dev, fails=replace(sig, seen=re.compile("^something never seen$")))
+    assert run("28/req-rep/round-trip", "libzmq", "impl", bug, [seen_else]).outcome == Outcome.FAILED
+
+
+def test_impl_answering_unsupported_is_a_failure():
+    from dataclasses import replace
+
+    from zmtp_conformance.scenario import Role
+
+    sc = scenario("30/push-pull/in-order")
+    roles = dict(sc.roles)
+    roles["server"] = Role("server", "server", "PULL", options={"no_such_option": 1})
+    sc2 = replace(sc, roles=roles)
+
+    async def go():
+        pool = AgentPool(peers.load_registry())
+        try:
+            return await run_cell(Cell(sc2, "impl", "impl", "tcp", "NULL"), pool, [])
+        finally:
+            await pool.close()
+
+    r = asyncio.run(go())
+    assert r.outcome == Outcome.FAILED and "no_such_option" in r.reason and "impl claims" in r.reason
 
 
 def test_unsupported_option_is_unsupported_not_failed():

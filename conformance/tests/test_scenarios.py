@@ -42,7 +42,14 @@ def test_good_file(tmp_path):
         (("title: a test scenario\n", ""), 1, "", "'title' is a required property"),
         (("type: PULL}", "type: PULLL}"), 6, "roles.server.type", "is not one of"),
         (("  - server.expect: [hi]", "  - other.expect: [hi]"), 10, "steps[1]", "role 'other' is not declared"),
-        (("  - server.expect: [hi]", "  - server.expect_raw: 'ff'"), 10, "steps[1]", "needs a raw role"),
+        (("  - server.expect: [hi]", "  - server.expect_raw: 'ff'"), 10, "steps[1]", "expect_raw is for raw roles"),
+        (
+            ("type: PULL}", "type: PULL, options: {handshake_timout: 1}}"),
+            6,
+            "options",
+            "'handshake_timout' is not a known option",
+        ),
+        (("type: PULL}", "type: PULL, options: {linger: fast}}"), 6, "options.linger", "not valid"),
         (("  - server.expect: [hi]", "  - server.expect: [{nope: 1}]"), 10, "steps[1].server.expect[0]", "not valid"),
     ],
 )
@@ -72,3 +79,34 @@ def test_selection_by_prefix_and_glob(tmp_path):
     write(tmp_path, GOOD.replace("99/test/ok", "99/other/x"), "b.yaml")
     assert [s.id for s in load_all(tmp_path, ["99/test"])] == ["99/test/ok"]
     assert [s.id for s in load_all(tmp_path, ["99/*/x"])] == ["99/other/x"]
+
+
+def test_the_schema_file_is_what_the_vocabulary_makes():
+    from zmtp_conformance import vocabulary
+
+    assert vocabulary.main(["--check"]) == 0, "run python -m zmtp_conformance.vocabulary"
+
+
+def test_every_action_has_one_handler_per_role_kind_it_allows():
+    from zmtp_conformance import runner, vocabulary
+
+    peer = {n for n, a in vocabulary.ACTIONS.items() if vocabulary.PEER in a.roles}
+    raw = {n for n, a in vocabulary.ACTIONS.items() if vocabulary.RAW in a.roles}
+    assert set(runner.PEER_STEPS) == peer
+    assert set(runner.RAW_STEPS) == raw
+
+
+def test_every_option_is_one_impl_honours():
+    import dataclasses
+
+    import zmtp
+    from zmtp_conformance import vocabulary
+
+    fields = {f.name for f in dataclasses.fields(zmtp.SocketOptions)}
+    assert set(vocabulary.OPTIONS) <= fields
+
+
+def test_peer_only_actions_are_refused_on_raw_roles(tmp_path):
+    text = GOOD.replace("type: PULL}", "raw: true}").replace("  - server.expect: [hi]", "  - server.subscribe: a")
+    with pytest.raises(ScenarioError, match="subscribe is for peer roles"):
+        load_file(write(tmp_path, text))

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -183,9 +185,22 @@ def test_check_does_not_judge_the_harness(tmp_path):
 def test_check_matches_the_wire_table_by_check_peer_and_scenario(tmp_path):
     p = tmp_path / "bad.pcap"
     write_null(p, corrupt_server_at=40)
-    table = [WireDeviation("greeting-*", "impl", "pads oddly", "ref", scenario="37/*")]
+    (first,) = wire.check(p, {}, {0: "libzmq", 5555: "impl"}, "37/null/ready", [])[1]
+    octets = first.violation.octets.replace(" ", "").lower()
+    entry = WireDeviation(
+        "w",
+        first.violation.check,
+        "impl",
+        "pads oddly",
+        scenarios=("37/null/ready",),
+        octets=re.compile("^" + octets[:8]),
+    )
+    table = [entry]
     (f,) = wire.check(p, {}, {0: "libzmq", 5555: "impl"}, "37/null/ready", table)[1]
-    assert f.deviation is table[0]
+    assert f.deviation is entry
+    other_bytes = [replace(entry, octets=re.compile("^" + ("00" if octets[:2] != "00" else "11") + octets[2:8]))]
+    (f,) = wire.check(p, {}, {0: "libzmq", 5555: "impl"}, "37/null/ready", other_bytes)[1]
+    assert f.deviation is None  # the same check on other octets is not excused
     (f,) = wire.check(p, {}, {0: "libzmq", 5555: "impl"}, "28/req-rep/round-trip", table)[1]
     assert f.deviation is None  # the entry is for other scenarios
     (f,) = wire.check(p, {}, {0: "libzmq", 5555: "czmq"}, "37/null/ready", table)[1]
@@ -194,10 +209,11 @@ def test_check_matches_the_wire_table_by_check_peer_and_scenario(tmp_path):
 
 def test_the_wire_table_loads_and_names_bad_entries(tmp_path):
     table = deviations.load_wire()
-    assert any(d.check == "curve-message-frame" and d.peer == "libzmq" for d in table)
+    assert any(d.check == "frame-malformed" and d.peer == "libzmq" for d in table)
+    assert not any(d.check == "curve-message-frame" for d in table)  # a convention, for every peer
     bad = tmp_path / "d.yaml"
     bad.write_text("wire:\n  - check: frame-malformed\n    peer: libzmq\n")
-    with pytest.raises(SystemExit, match="wire entry 1 lacks reason"):
+    with pytest.raises(deviations.DeviationError, match=r"d.yaml:2: wire entry lacks id, octets, reason, upstream"):
         deviations.load_wire(bad)
 
 
@@ -227,13 +243,16 @@ def test_a_peer_that_passes_its_scenario_with_a_bad_byte_fails_on_the_wire(tmp_p
 
 
 def test_a_known_scenario_deviation_does_not_excuse_unknown_bytes(tmp_path):
-    from zmtp_conformance.deviations import Deviation
+    from zmtp_conformance.deviations import Deviation, Signature
 
     sid = "28/req-rep/round-trip"
-    excuse = [Deviation(sid, "impl", "any", "pretend this scenario is known to fail")]
+    sig = Signature(step="0", expected=re.compile("."))
+    excuse = [
+        Deviation("p", "impl", side, (sid,), sig, "pretend", "37/ZMTP", "nowhere") for side in ("server", "client")
+    ]
     r = run(sid, "impl", "libzmq", wire.ProxyCapture("libzmq"), tmp_path / "c.pcap", "ipc", BUGGY_FILLER, devs=excuse)
     assert r.outcome == Outcome.FAILED  # passed on behaviour, failed on the wire: no deviation applies
-    table = [WireDeviation("greeting-filler", "impl", "known here")]
+    table = [WireDeviation("k", "greeting-filler", "impl", "known here")]
     r = run(sid, "impl", "libzmq", wire.ProxyCapture("libzmq"), tmp_path / "d.pcap", "ipc", BUGGY_FILLER, table)
     assert r.outcome == Outcome.PASSED and r.wire.findings[0].deviation is not None
 
