@@ -27,6 +27,33 @@ def test_every_rfc_clause_names_a_spec_we_ship():
             assert clause.split("/")[0] in specs, f"{sc.id}: {clause}"
 
 
+def test_every_level_is_a_keyword_of_the_clause_it_cites():
+    """h2spec's rule: a scenario at MUST cites a passage that says MUST (or SHALL, and so on)."""
+    from zmtp_conformance import rfc
+
+    if not rfc.available():
+        pytest.skip(f"the RFC texts are not at {rfc.SPECS_DIR}")
+    wrong = []
+    for sc in load_all():
+        found: set[str] = set()
+        for clause in sc.rfc:
+            found |= rfc.keywords(rfc.section(clause))  # an anchor that names no section raises
+        if sc.level != "interop" and sc.level not in found:
+            wrong.append(f"{sc.path}: level {sc.level}, but {', '.join(sc.rfc)} says only {sorted(found)}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_level_check_can_fail():
+    from zmtp_conformance import rfc
+
+    if not rfc.available():
+        pytest.skip(f"the RFC texts are not at {rfc.SPECS_DIR}")
+    assert "MUST" not in rfc.keywords(rfc.section("37/ZMTP#connection-metadata"))
+    assert "SHALL" in rfc.keywords(rfc.section("37/ZMTP#connection-metadata"))
+    with pytest.raises(LookupError, match="no section"):
+        rfc.section("37/ZMTP#no-such-section")
+
+
 def test_good_file(tmp_path):
     sc = load_file(write(tmp_path, GOOD))
     assert sc.id == "99/test/ok"

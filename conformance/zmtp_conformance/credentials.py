@@ -29,20 +29,35 @@ MECHANISM_OPTIONS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
+Z85 = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#"
+
+
+def z85_decode(text: str) -> bytes:
+    """RFC 32: five characters to four octets, big-endian base 85."""
+    if len(text) % 5:
+        raise ValueError(f"Z85 text of {len(text)} characters is not a multiple of 5")
+    out = bytearray()
+    for i in range(0, len(text), 5):
+        value = 0
+        for ch in text[i : i + 5]:
+            value = value * 85 + Z85.index(ch)
+        out += value.to_bytes(4, "big")
+    return bytes(out)
+
+
 def client_mechanism(mechanism: str) -> Any:
-    """The sans-I/O mechanism a raw client uses with the test credentials (None for NULL)."""
+    """The raw peer's client side of a mechanism with the test credentials (None for NULL).
+
+    The raw peer's own codec (rawcodec), not impl's: the judge shares no code with the judged.
+    """
     from functools import partial
 
-    from zmtp.keys import parse_key
-    from zmtp.mechanisms.curve import CurveMechanism
-    from zmtp.mechanisms.plain import PlainMechanism
+    from .rawcodec import Curve, Plain
 
     if mechanism == "PLAIN":
-        return partial(PlainMechanism, username=PLAIN_USER.encode(), password=PLAIN_PASSWORD.encode())
+        return partial(Plain, username=PLAIN_USER.encode(), password=PLAIN_PASSWORD.encode())
     if mechanism == "CURVE":
-        return partial(
-            CurveMechanism, secret_key=parse_key(CURVE_CLIENT_SECRET), server_key=parse_key(CURVE_SERVER_PUBLIC)
-        )
+        return partial(Curve, secret=z85_decode(CURVE_CLIENT_SECRET), server_public=z85_decode(CURVE_SERVER_PUBLIC))
     return None
 
 

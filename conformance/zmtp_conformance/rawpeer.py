@@ -1,9 +1,9 @@
 """The raw peer: the harness itself as a scripted, byte-level ZMTP peer.
 
 It sends exact bytes and expects exact bytes (with `??` for octets that may
-legitimately vary), and can also complete a handshake through the sans-I/O
-core of impl/ and then exchange whole messages, for malformed input that
-only makes sense after a handshake.
+legitimately vary), and can also complete a handshake through its own codec
+(rawcodec, which shares nothing with impl/) and then exchange whole
+messages, for malformed input that only makes sense after a handshake.
 """
 
 from __future__ import annotations
@@ -13,12 +13,8 @@ import re
 import time
 from typing import Any
 
-from zmtp import command
-from zmtp.connection import Connection, State
-from zmtp.events import Event, Message
-from zmtp.frame import COMMAND, LONG, encode_message_bytes
-from zmtp.greeting import Greeting, encode_mechanism
-
+from . import rawcodec
+from .rawcodec import COMMAND, LONG, Codec, CodecError, MechanismFactory
 from .trace import Transcript, show
 
 
@@ -46,20 +42,14 @@ def build(piece: Any, frame_bytes) -> bytes:  # type: ignore[no-untyped-def]
         return piece["text"].encode()
     if "greeting" in piece:
         g = piece["greeting"]
-        raw = bytearray(Greeting().encode())
-        raw[10] = g.get("major", 3)
-        raw[11] = g.get("minor", 1)
-        raw[12:32] = encode_mechanism(g.get("mechanism", "NULL"))
-        raw[32] = g.get("as_server", 0)
-        return bytes(raw[: g.get("upto", 64)])
+        raw = rawcodec.greeting(g.get("major", 3), g.get("minor", 1), g.get("mechanism", "NULL"), g.get("as_server", 0))
+        return raw[: g.get("upto", 64)]
     if "ready" in piece:
-        return command.ready([(k, v.encode()) for k, v in piece["ready"].items()])
+        return rawcodec.ready([(k, v.encode()) for k, v in piece["ready"].items()])
     if "command" in piece:
-        from zmtp.frame import encode_command
-
-        return encode_command(piece["command"].encode(), parse_hex(piece.get("data", "")))
+        return rawcodec.command(piece["command"], parse_hex(piece.get("data", "")))
     if "message" in piece:
-        return encode_message_bytes(frame_bytes(piece["message"]))
+        return rawcodec.message(frame_bytes(piece["message"]))
     raise ValueError(f"unknown raw piece {piece!r}")
 
 
@@ -84,9 +74,7 @@ class RawPeer:
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
         self.buf = bytearray()
-        self.conn: Connection | None = None
-        self.messages: list[list[bytes]] = []
-        self.events: list[Event] = []
+        self.conn: Codec | None = None
         self.accepted: asyncio.Event | None = None  # set when a raw server role gets its connection
 
     async def connect(self, endpoint: str, timeout: float = 5.0) -> None:
@@ -127,10 +115,10 @@ class RawPeer:
 
     def _feed(self, data: bytes) -> None:
         assert self.conn is not None
-        for ev in self.conn.receive_data(data):
-            self.events.append(ev)
-            if isinstance(ev, Message):
-                self.messages.append(ev.frames)
+        try:
+            self.conn.receive(data)
+        except CodecError as exc:
+            raise RawFailure(f"the peer broke the protocol: {exc}", seen=data) from None
 
     async def read_exactly(self, n: int, timeout: float) -> bytes:
         deadline = time.monotonic() + timeout
@@ -160,8 +148,8 @@ class RawPeer:
             data = await self.read_exactly(64, timeout)
             self.t.add(self.name, "expect_raw", f"greeting {show(data)}")
             try:
-                Greeting.decode(data)
-            except Exception as exc:
+                rawcodec.parse_greeting(data)
+            except CodecError as exc:
                 raise RawFailure(
                     f"not a valid ZMTP 3.x greeting: {exc}", expected="a 64-octet greeting", seen=data
                 ) from None
@@ -184,19 +172,14 @@ class RawPeer:
         as_server: bool,
         minor: int | None = None,
         identity: bytes = b"",
-        mechanism: Any = None,
+        mechanism: MechanismFactory | None = None,
         timeout: float = 5.0,
     ) -> None:
-        """Greeting and security handshake through impl's sans-I/O core.
+        """Greeting and security handshake through the raw peer's own codec.
 
-        `mechanism` is a mechanism factory (a partial of PlainMechanism or
-        CurveMechanism) for a secured peer; None is NULL.
+        `mechanism` makes the client side of PLAIN or CURVE (credentials.client_mechanism); None is NULL.
         """
-        from zmtp.bugs import ProtocolBugs
-
-        bugs = ProtocolBugs(greeting_minor=minor) if minor is not None else ProtocolBugs()
-        extra = {"mechanism": mechanism} if mechanism is not None else {}
-        self.conn = Connection(socket_type, as_server=as_server, identity=identity, bugs=bugs, **extra)
+        self.conn = Codec(socket_type, as_server=as_server, minor=minor, identity=identity, mechanism=mechanism)
         pending = bytes(self.buf)
         self.buf.clear()
         await self.flush()
@@ -205,7 +188,7 @@ class RawPeer:
             await self.flush()
         deadline = time.monotonic() + timeout
         try:
-            while self.conn.state is not State.TRAFFIC:
+            while not self.conn.ready:
                 await self._read_more(deadline)
                 await self.flush()
         except (TimeoutError, ConnectionError) as exc:
@@ -224,7 +207,7 @@ class RawPeer:
 
     async def send_message(self, frames: list[bytes]) -> None:
         if self.conn is None:
-            await self.write(encode_message_bytes(frames))
+            await self.write(rawcodec.message(frames))
             return
         self.conn.send_message(frames)
         self.t.add(self.name, "send", show(frames))
@@ -234,10 +217,10 @@ class RawPeer:
         if self.conn is None:
             raise RawFailure("a raw role must complete a handshake before it can expect messages")
         deadline = time.monotonic() + timeout
-        while not self.messages:
+        while not self.conn.messages:
             await self._read_more(deadline)
             await self.flush()  # PONGs
-        return self.messages.pop(0)
+        return self.conn.messages.pop(0)
 
     async def expect_close(self, timeout: float) -> bytes:
         """Wait for the peer to close; returns what it sent meanwhile."""

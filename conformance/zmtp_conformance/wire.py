@@ -146,16 +146,14 @@ def _is_curve(st: tcp.Stream) -> bool:
 
 
 def _curve_keys(keylog: Path) -> CurveKeys | None:
-    from zmtp.keys import parse_key
-
     from .capture.keylog import KeylogError, read
-    from .credentials import CURVE_SERVER_PUBLIC
+    from .credentials import CURVE_SERVER_PUBLIC, z85_decode
 
     try:
         transient = read(keylog) if keylog.exists() else {}
     except KeylogError:
         return None  # a damaged key log costs the look inside the boxes, not the verdict
-    return CurveKeys(transient, parse_key(CURVE_SERVER_PUBLIC))
+    return CurveKeys(transient, z85_decode(CURVE_SERVER_PUBLIC))
 
 
 class CellCapture:

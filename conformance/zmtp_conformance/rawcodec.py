@@ -1,0 +1,410 @@
+"""The raw peer's own ZMTP: greeting, frames, NULL/PLAIN/CURVE client handshakes, messages.
+
+Written apart from impl/ on purpose: the raw peer judges impl, and a codec
+shared by the judge and the judged would make a bug in one a bug in both,
+and the two would agree on it. This is deliberately small and strict: it
+speaks what scenarios need (NULL on either side; PLAIN and CURVE as a client,
+for sanity exchanges under those mechanisms), answers PINGs, and raises
+CodecError on anything malformed. The CURVE boxes are PyNaCl's (libsodium);
+nothing cryptographic is written here.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from nacl.exceptions import CryptoError
+from nacl.public import Box, PrivateKey, PublicKey
+
+MORE, LONG, COMMAND = 0x01, 0x02, 0x04
+SIGNATURE_HEAD, SIGNATURE_TAIL = b"\xff" + b"\x00" * 8, 0x7F
+
+# Which peer socket types each socket type accepts (RFC 23/37 and the draft RFCs 47-49).
+VALID_PEERS = {
+    "REQ": {"REP", "ROUTER"},
+    "REP": {"REQ", "DEALER"},
+    "DEALER": {"REP", "DEALER", "ROUTER"},
+    "ROUTER": {"REQ", "DEALER", "ROUTER"},
+    "PUB": {"SUB", "XSUB"},
+    "XPUB": {"SUB", "XSUB"},
+    "SUB": {"PUB", "XPUB"},
+    "XSUB": {"PUB", "XPUB"},
+    "PUSH": {"PULL"},
+    "PULL": {"PUSH"},
+    "PAIR": {"PAIR"},
+    "CLIENT": {"SERVER"},
+    "SERVER": {"CLIENT"},
+    "RADIO": {"DISH"},
+    "DISH": {"RADIO"},
+    "SCATTER": {"GATHER"},
+    "GATHER": {"SCATTER"},
+}
+
+
+class CodecError(Exception):
+    """What the peer sent does not follow the protocol; says what and where."""
+
+
+# -- encoding ------------------------------------------------------------------------------
+
+
+def greeting(major: int = 3, minor: int = 1, mechanism: str = "NULL", as_server: int = 0) -> bytes:
+    """The 64-octet greeting of RFC 23/37: signature, version, mechanism, as-server, filler."""
+    return (
+        SIGNATURE_HEAD
+        + bytes((SIGNATURE_TAIL, major, minor))
+        + mechanism.encode("ascii").ljust(20, b"\x00")
+        + bytes((as_server,))
+        + bytes(31)
+    )
+
+
+def frame(body: bytes, flags: int = 0) -> bytes:
+    if len(body) > 255:
+        return bytes((flags | LONG,)) + struct.pack("!Q", len(body)) + body
+    return bytes((flags, len(body))) + body
+
+
+def command(name: str, data: bytes = b"") -> bytes:
+    raw = name.encode("ascii")
+    return frame(bytes((len(raw),)) + raw + data, COMMAND)
+
+
+def message(frames: list[bytes]) -> bytes:
+    return b"".join(frame(f, MORE if i < len(frames) - 1 else 0) for i, f in enumerate(frames))
+
+
+def properties(pairs: list[tuple[str, bytes]]) -> bytes:
+    out = bytearray()
+    for name, value in pairs:
+        raw = name.encode("ascii")
+        out += bytes((len(raw),)) + raw + struct.pack("!I", len(value)) + value
+    return bytes(out)
+
+
+def ready(pairs: list[tuple[str, bytes]]) -> bytes:
+    return command("READY", properties(pairs))
+
+
+# -- decoding -------------------------------------------------------------------------------
+
+
+def parse_greeting(data: bytes) -> tuple[int, int, str, int]:
+    """(major, minor, mechanism, as_server) of a ZMTP 3 greeting; CodecError if it is not one."""
+    if len(data) != 64 or data[0] != 0xFF or data[9] != SIGNATURE_TAIL:
+        raise CodecError(f"not a ZMTP 3 greeting signature: {data[:10].hex(' ')}")
+    if data[10] < 3:
+        raise CodecError(f"greeting announces ZMTP {data[10]}.x; the raw peer speaks ZMTP 3")
+    mech = data[12:32].rstrip(b"\x00")
+    if b"\x00" in mech:
+        raise CodecError(f"mechanism field is not NUL-padded text: {data[12:32].hex(' ')}")
+    return data[10], data[11], mech.decode("ascii", errors="replace"), data[32]
+
+
+def parse_properties(data: bytes) -> dict[str, bytes]:
+    """Metadata (RFC 37): names are matched without regard to case, so keys are lowercased."""
+    out: dict[str, bytes] = {}
+    pos = 0
+    while pos < len(data):
+        n = data[pos]
+        if n == 0 or pos + 1 + n + 4 > len(data):
+            raise CodecError(f"property at +{pos}: name of {n} octets does not fit")
+        name = data[pos + 1 : pos + 1 + n].decode("ascii", errors="replace").lower()
+        (size,) = struct.unpack_from("!I", data, pos + 1 + n)
+        start = pos + 1 + n + 4
+        if start + size > len(data):
+            raise CodecError(f"property {name!r} announces {size} octets, {len(data) - start} present")
+        out[name] = data[start : start + size]
+        pos = start + size
+    return out
+
+
+@dataclass
+class Frame:
+    flags: int
+    body: bytes
+
+    @property
+    def is_command(self) -> bool:
+        return bool(self.flags & COMMAND)
+
+    def command(self) -> tuple[str, bytes]:
+        if not self.body or 1 + self.body[0] > len(self.body):
+            raise CodecError(f"command frame without a whole name: {self.body[:16].hex(' ')}")
+        n = self.body[0]
+        return self.body[1 : 1 + n].decode("ascii", errors="replace"), self.body[1 + n :]
+
+
+class FrameReader:
+    """Frames out of a byte stream that arrives in pieces."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+
+    def feed(self, data: bytes) -> list[Frame]:
+        self.buf += data
+        out = []
+        while len(self.buf) >= 2:
+            flags = self.buf[0]
+            if flags & 0xF8:
+                raise CodecError(f"frame flags 0x{flags:02x} set reserved bits")
+            head = 9 if flags & LONG else 2
+            if len(self.buf) < head:
+                break
+            size = struct.unpack_from("!Q", self.buf, 1)[0] if flags & LONG else self.buf[1]
+            if len(self.buf) < head + size:
+                break
+            out.append(Frame(flags, bytes(self.buf[head : head + size])))
+            del self.buf[: head + size]
+        return out
+
+
+# -- mechanisms (client side) ----------------------------------------------------------------
+
+
+class Mechanism:
+    """One side's security handshake: feed it commands, it answers with bytes; done when READY came."""
+
+    name = "NULL"
+
+    def __init__(self, socket_type: str, identity: bytes) -> None:
+        self.socket_type = socket_type
+        self.identity = identity
+        self.peer: dict[str, bytes] | None = None  # the peer's metadata, once its READY arrived
+
+    def metadata(self) -> list[tuple[str, bytes]]:
+        pairs = [("Socket-Type", self.socket_type.encode())]
+        if self.socket_type in ("REQ", "DEALER", "ROUTER"):
+            pairs.append(("Identity", self.identity))
+        return pairs
+
+    def start(self) -> bytes:
+        return ready(self.metadata())
+
+    def on_command(self, name: str, data: bytes) -> bytes:
+        if name == "ERROR":
+            raise CodecError(f"the peer refused the handshake with ERROR {data[1 : 1 + data[0]]!r}")
+        if name != "READY":
+            raise CodecError(f"expected READY, got {name}")
+        self.peer = parse_properties(data)
+        return b""
+
+    def wrap(self, frames: list[bytes], command_frame: bool = False) -> bytes:
+        if command_frame:
+            return frame(frames[0], COMMAND)
+        return message(frames)
+
+    def unwrap(self, f: Frame) -> Frame:
+        return f
+
+
+class Plain(Mechanism):
+    """PLAIN client (RFC 24): HELLO with user and password, WELCOME, INITIATE with metadata, READY."""
+
+    name = "PLAIN"
+
+    def __init__(self, socket_type: str, identity: bytes, username: bytes, password: bytes) -> None:
+        super().__init__(socket_type, identity)
+        self.username, self.password = username, password
+
+    def start(self) -> bytes:
+        u, p = self.username, self.password
+        return command("HELLO", bytes((len(u),)) + u + bytes((len(p),)) + p)
+
+    def on_command(self, name: str, data: bytes) -> bytes:
+        if name == "WELCOME":
+            return command("INITIATE", properties(self.metadata()))
+        return super().on_command(name, data)
+
+
+class Curve(Mechanism):
+    """CURVE client (RFC 25/26), with PyNaCl boxes: HELLO, WELCOME, INITIATE (vouch), READY, MESSAGE."""
+
+    name = "CURVE"
+
+    def __init__(self, socket_type: str, identity: bytes, secret: bytes, server_public: bytes) -> None:
+        super().__init__(socket_type, identity)
+        self.permanent = PrivateKey(secret)
+        self.server = PublicKey(server_public)
+        self.transient = PrivateKey.generate()
+        self.nonce = 0
+        self.peer_nonce = 0
+        self.session: Box | None = None
+
+    def _short(self) -> bytes:
+        self.nonce += 1
+        return struct.pack("!Q", self.nonce)
+
+    def start(self) -> bytes:
+        short = self._short()
+        signature = Box(self.transient, self.server).encrypt(bytes(64), b"CurveZMQHELLO---" + short).ciphertext
+        body = b"\x01\x00" + bytes(72) + bytes(self.transient.public_key) + short + signature
+        return command("HELLO", body)
+
+    def on_command(self, name: str, data: bytes) -> bytes:
+        if name == "WELCOME":
+            if len(data) != 16 + 144:
+                raise CodecError(f"WELCOME of {len(data) + 8} octets; RFC 26 makes it 168")
+            try:
+                opened = Box(self.transient, self.server).decrypt(data[16:], b"WELCOME-" + data[:16])
+            except CryptoError:
+                raise CodecError("the WELCOME box does not open with the server key") from None
+            server_transient, cookie = PublicKey(opened[:32]), opened[32:]
+            self.session = Box(self.transient, server_transient)
+            long_nonce = os.urandom(16)
+            vouch_box = Box(self.permanent, server_transient).encrypt(
+                bytes(self.transient.public_key) + bytes(self.server), b"VOUCH---" + long_nonce
+            )
+            plain = bytes(self.permanent.public_key) + long_nonce + vouch_box.ciphertext + properties(self.metadata())
+            short = self._short()
+            box = self.session.encrypt(plain, b"CurveZMQINITIATE" + short).ciphertext
+            return command("INITIATE", cookie + short + box)
+        if name == "READY":
+            if self.session is None:
+                raise CodecError("READY before WELCOME")
+            self._check_nonce(data[:8])
+            try:
+                meta = self.session.decrypt(data[8:], b"CurveZMQREADY---" + data[:8])
+            except CryptoError:
+                raise CodecError("the READY box does not open") from None
+            self.peer = parse_properties(meta)
+            return b""
+        return super().on_command(name, data)
+
+    def _check_nonce(self, short: bytes) -> None:
+        (n,) = struct.unpack("!Q", short)
+        if n <= self.peer_nonce:
+            raise CodecError(f"the server's short nonce {n} does not increase (previous {self.peer_nonce})")
+        self.peer_nonce = n
+
+    def wrap(self, frames: list[bytes], command_frame: bool = False) -> bytes:
+        # MESSAGE in a data frame, MORE outside and inside the box: the ecosystem's form
+        # (validator.CONVENTIONS), the one libzmq reads.
+        assert self.session is not None
+        out = bytearray()
+        for i, body in enumerate(frames):
+            more = MORE if i < len(frames) - 1 else 0
+            inner = bytes((COMMAND if command_frame else more,)) + body
+            short = self._short()
+            box = self.session.encrypt(inner, b"CurveZMQMESSAGEC" + short).ciphertext
+            out += frame(b"\x07MESSAGE" + short + box, more)
+        return bytes(out)
+
+    def unwrap(self, f: Frame) -> Frame:
+        assert self.session is not None
+        if not f.body.startswith(b"\x07MESSAGE") or len(f.body) < 8 + 8 + 17:
+            raise CodecError(f"after the CURVE handshake, a frame that is not a MESSAGE: {f.body[:16].hex(' ')}")
+        short = f.body[8:16]
+        self._check_nonce(short)
+        try:
+            inner = self.session.decrypt(f.body[16:], b"CurveZMQMESSAGES" + short)
+        except CryptoError:
+            raise CodecError("a MESSAGE box does not open") from None
+        if inner[0] & ~(MORE | 0x02):
+            raise CodecError(f"MESSAGE flags 0x{inner[0]:02x} set reserved bits")
+        return Frame((MORE if inner[0] & MORE else 0) | (COMMAND if inner[0] & 0x02 else 0), inner[1:])
+
+
+MechanismFactory = Callable[[str, bytes], Mechanism]
+
+
+# -- one connection -------------------------------------------------------------------------
+
+
+class Codec:
+    """The raw peer's side of one connection: bytes in, messages out; what to send in `outgoing`."""
+
+    def __init__(
+        self,
+        socket_type: str,
+        *,
+        as_server: bool,
+        minor: int | None = None,
+        identity: bytes = b"",
+        mechanism: MechanismFactory | None = None,
+    ) -> None:
+        self.socket_type = socket_type
+        self.mech = (mechanism or Mechanism)(socket_type, identity)
+        self.minor = 1 if minor is None else minor
+        self.outgoing = bytearray(greeting(3, self.minor, self.mech.name, int(as_server)))
+        self.reader = FrameReader()
+        self.pending = bytearray()  # before the greeting is whole
+        self.peer_version: tuple[int, int] | None = None
+        self.ready = False
+        self.messages: list[list[bytes]] = []
+        self._parts: list[bytes] = []
+
+    @property
+    def version(self) -> str:
+        return (
+            "?"
+            if self.peer_version is None
+            else f"{min(3, self.peer_version[0])}.{min(self.minor, self.peer_version[1])}"
+        )
+
+    @property
+    def peer_socket_type(self) -> str:
+        meta = self.mech.peer or {}
+        return meta.get("socket-type", b"?").decode("ascii", errors="replace")
+
+    def data_to_send(self) -> bytes:
+        out = bytes(self.outgoing)
+        self.outgoing.clear()
+        return out
+
+    def receive(self, data: bytes) -> None:
+        if self.peer_version is None:
+            self.pending += data
+            if len(self.pending) < 64:
+                return
+            major, minor, mechanism, _ = parse_greeting(bytes(self.pending[:64]))
+            if mechanism != self.mech.name:
+                raise CodecError(f"the peer greets with mechanism {mechanism}, the raw peer with {self.mech.name}")
+            self.peer_version = (major, minor)
+            data = bytes(self.pending[64:])
+            self.outgoing += self.mech.start()
+        for f in self.reader.feed(data):
+            self._frame(f)
+
+    def _frame(self, f: Frame) -> None:
+        if not self.ready:
+            if not f.is_command:
+                raise CodecError(f"a message frame during the handshake: {f.body[:16].hex(' ')}")
+            name, data = f.command()
+            self.outgoing += self.mech.on_command(name, data)
+            if self.mech.peer is not None:
+                self._check_peer()
+                self.ready = True
+            return
+        f = self.mech.unwrap(f)
+        if f.is_command:
+            name, data = f.command()
+            if name == "PING":
+                if len(data) < 2:
+                    raise CodecError("PING without its TTL")
+                self.outgoing += self.mech.wrap([b"\x04PONG" + data[2:]], command_frame=True)
+            elif name == "ERROR":
+                raise CodecError(f"the peer sent ERROR {data[1 : 1 + data[0]]!r} after the handshake")
+            return
+        self._parts.append(f.body)
+        if not f.flags & MORE:
+            self.messages.append(self._parts)
+            self._parts = []
+
+    def _check_peer(self) -> None:
+        theirs = self.peer_socket_type
+        if theirs not in VALID_PEERS.get(self.socket_type, set()):
+            raise CodecError(f"the peer is a {theirs} socket, which a {self.socket_type} does not accept")
+
+    def send_message(self, frames: list[bytes]) -> None:
+        self.outgoing += self.mech.wrap(frames)
+
+    def send_subscribe(self, topic: bytes) -> None:
+        """SUBSCRIBE as ZMTP 3.1 has it (a command), or as a 3.0 peer expects it (a 01 message)."""
+        if self.peer_version is not None and self.peer_version[1] >= 1 and self.minor >= 1:
+            self.outgoing += self.mech.wrap([b"\x09SUBSCRIBE" + topic], command_frame=True)
+        else:
+            self.send_message([b"\x01" + topic])
