@@ -207,3 +207,31 @@ def test_a_failed_cells_agents_are_started_afresh():
             await pool.close()
 
     asyncio.run(go())
+
+
+def test_the_raw_peer_catches_what_impl_gets_wrong_in_its_own_core():
+    # The raw peer has its own codec: a bug switched on in impl's core (here its READY names the
+    # wrong socket type) is caught by the raw peer instead of being shared with it.
+    good = run("28/rep/envelope-returned", "impl", "raw")
+    assert good.outcome == Outcome.PASSED, good.reason
+    bad = run("28/rep/envelope-returned", "impl", "raw", {"impl": ["--bug", "ready_socket_type='PUB'"]})
+    assert bad.outcome == Outcome.FAILED and "PUB" in bad.reason, bad.reason
+
+
+def test_the_raw_peer_imports_nothing_from_impl():
+    import ast
+    from pathlib import Path
+
+    import zmtp_conformance
+
+    root = Path(zmtp_conformance.__file__).parent
+    for name in ("rawcodec.py", "rawpeer.py", "matchers.py", "capture/dissect.py", "capture/validator.py"):
+        tree = ast.parse((root / name).read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                assert not node.module.startswith("zmtp") or node.module.startswith("zmtp_conformance"), (
+                    name,
+                    node.module,
+                )
+            if isinstance(node, ast.Import):
+                assert not any(a.name == "zmtp" or a.name.startswith("zmtp.") for a in node.names), name

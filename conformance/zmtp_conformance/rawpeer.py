@@ -153,6 +153,8 @@ class RawPeer:
                 raise RawFailure(
                     f"not a valid ZMTP 3.x greeting: {exc}", expected="a 64-octet greeting", seen=data
                 ) from None
+        if "ready" in spec:
+            await self.expect_ready(spec["ready"], timeout)
         if "command" in spec:
             head = await self.read_exactly(2, timeout)
             if head[0] & LONG:
@@ -164,6 +166,40 @@ class RawPeer:
             self.t.add(self.name, "expect_raw", show(head + body))
             if not head[0] & COMMAND or body[1 : 1 + body[0]] != spec["command"].encode():
                 raise RawFailure(f"expected a {spec['command']} command", expected=spec["command"], seen=head + body)
+
+    async def read_frame(self, timeout: float) -> tuple[bytes, bytes]:
+        """One whole frame: (its header, its body)."""
+        head = await self.read_exactly(2, timeout)
+        if head[0] & LONG:
+            head += await self.read_exactly(7, timeout)
+            size = int.from_bytes(head[1:9], "big")
+        else:
+            size = head[1]
+        return head, await self.read_exactly(size, timeout)
+
+    async def expect_ready(self, wanted: dict[str, str], timeout: float) -> None:
+        """A READY carrying these properties, compared by meaning: names without regard to case, any
+        order, other properties allowed (RFC 37 makes Identity optional and lets peers add their own)."""
+        head, body = await self.read_frame(timeout)
+        self.t.add(self.name, "expect_raw", show(head + body))
+        want = ", ".join(f"{k}={v}" for k, v in wanted.items())
+        if not head[0] & COMMAND or body[1 : 1 + body[0]] != b"READY":
+            raise RawFailure("expected a READY command", expected=f"READY with {want}", seen=head + body)
+        try:
+            props = rawcodec.parse_properties(body[1 + body[0] :])
+        except CodecError as exc:
+            raise RawFailure(
+                f"READY with malformed metadata: {exc}", expected=f"READY with {want}", seen=head + body
+            ) from None
+        for name, value in wanted.items():
+            got = props.get(name.lower())
+            if got != value.encode():
+                have = ", ".join(f"{k}={v!r}" for k, v in props.items())
+                raise RawFailure(
+                    f"READY without {name}={value}" + (f" (it has {name}={got!r})" if got is not None else ""),
+                    expected=f"READY with {want}",
+                    seen=f"READY with {have}".encode(),
+                )
 
     async def handshake(
         self,

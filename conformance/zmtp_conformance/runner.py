@@ -41,6 +41,10 @@ SANITY_PARTNER = {
     "XPUB": "SUB",
     "SUB": "PUB",
     "XSUB": "PUB",
+    "SERVER": "CLIENT",
+    "CLIENT": "SERVER",
+    "GATHER": "SCATTER",
+    "SCATTER": "GATHER",
 }
 
 
@@ -342,7 +346,13 @@ class CellRun:
                 seen=repr(resp.get("group")),
             )
         if "routing_id" in a:
-            got = bytes.fromhex(resp.get("routing_id") or "")
+            if not resp.get("routing_id"):
+                raise StepFailed(
+                    f"{role}'s agent reported no routing id with the message",
+                    expected=describe_matchers([a["routing_id"]]),
+                    seen="no routing_id in the recv answer",
+                )
+            got = bytes.fromhex(resp["routing_id"])
             if not match([a["routing_id"]], [got], self.vars):
                 raise StepFailed(
                     f"{role} received the message from another routing id",
@@ -511,7 +521,7 @@ class CellRun:
             self.harness_client(raw)
             await raw.handshake(partner_type, as_server=False, mechanism=client_mechanism(self.cell.mechanism))
             agent, sock = self.agents[server.name], self.sockets[server.name]
-            if server.type in ("PULL", "ROUTER", "DEALER", "PAIR", "REP", "XSUB", "SUB"):
+            if server.type in ("PULL", "ROUTER", "DEALER", "PAIR", "REP", "XSUB", "SUB", "SERVER", "GATHER"):
                 await raw.send_message([b"", b"sanity"] if server.type == "REP" else [b"sanity"])
                 resp = await agent.request("recv", socket=sock, timeout=DEFAULT_TIMEOUT)
                 got = protocol.decode_frames(resp["frames"])

@@ -1,4 +1,5 @@
-"""zmtp: a reference implementation of ZMTP 3.1 (RFC 37) and 3.0 (RFC 23) in pure Python.
+"""zmtp: a reference implementation of ZMTP 3.1 (RFC 37) and 3.0 (RFC 23) in pure Python,
+with the draft socket types CLIENT/SERVER, RADIO/DISH and SCATTER/GATHER (RFC 47-49).
 
 The wire protocol lives in a sans-I/O core (`zmtp.connection` and the
 modules it uses: greeting, frame, command, metadata, mechanisms); the
@@ -47,16 +48,28 @@ PULL = SocketType.PULL
 PUSH = SocketType.PUSH
 XPUB = SocketType.XPUB
 XSUB = SocketType.XSUB
+CLIENT = SocketType.CLIENT
+SERVER = SocketType.SERVER
+RADIO = SocketType.RADIO
+DISH = SocketType.DISH
+SCATTER = SocketType.SCATTER
+GATHER = SocketType.GATHER
 
 __all__ = [
+    "CLIENT",
     "DEALER",
+    "DISH",
+    "GATHER",
     "PAIR",
     "PUB",
     "PULL",
     "PUSH",
+    "RADIO",
     "REP",
     "REQ",
     "ROUTER",
+    "SCATTER",
+    "SERVER",
     "SUB",
     "XPUB",
     "XSUB",

@@ -1,4 +1,4 @@
-"""Commands of ZMTP 3.x (RFC 23, RFC 37): READY, ERROR, SUBSCRIBE, CANCEL, PING, PONG.
+"""Commands of ZMTP 3.x (RFC 23, RFC 37): READY, ERROR, SUBSCRIBE, CANCEL, PING, PONG, JOIN, LEAVE.
 
     command-body = command-name command-data
     command-name = short-size 1*255command-name-char   ; ALPHA
@@ -23,9 +23,13 @@ SUBSCRIBE = b"SUBSCRIBE"
 CANCEL = b"CANCEL"
 PING = b"PING"
 PONG = b"PONG"
+JOIN = b"JOIN"
+LEAVE = b"LEAVE"
 
 MAX_PING_CONTEXT = 16
 MAX_PING_TTL = 0xFFFF  # tenths of a second
+MAX_GROUP = 255
+GROUP_CLAUSE = "37/ZMTP#the-radio-dish-pattern"
 
 
 def parse_command(body: bytes) -> tuple[bytes, bytes]:
@@ -96,3 +100,38 @@ def parse_ping(data: bytes) -> tuple[int, bytes]:
 
 def pong(context: bytes = b"") -> bytes:
     return encode_command(PONG, context[:MAX_PING_CONTEXT])
+
+
+def group_problem(group: bytes) -> str | None:
+    """What makes `group` break RFC 37's grammar (0*255 octets of %d1-255), or None."""
+    if len(group) > MAX_GROUP:
+        return f"group is {len(group)} octets; at most {MAX_GROUP} are allowed"
+    if 0 in group:
+        return "group contains a zero octet; group characters are 1-255"
+    return None
+
+
+def check_group(group: bytes) -> bytes:
+    """`group` if it is valid to send; a ValueError naming the rule otherwise."""
+    problem = group_problem(group)
+    if problem is not None:
+        raise ValueError(f"{problem} [{GROUP_CLAUSE}]")
+    return group
+
+
+def parse_group(name: bytes, data: bytes) -> bytes:
+    """The group of a JOIN or LEAVE command; a ProtocolError if it breaks the grammar."""
+    problem = group_problem(data)
+    if problem is not None:
+        raise ProtocolError(f"{name.decode()} command: {problem}", clause=GROUP_CLAUSE)
+    return bytes(data)
+
+
+def join(group: bytes) -> bytes:
+    """join = command-size %d4 "JOIN" group (RFC 37)."""
+    return encode_command(JOIN, check_group(group))
+
+
+def leave(group: bytes) -> bytes:
+    """leave = command-size %d5 "LEAVE" group (RFC 37)."""
+    return encode_command(LEAVE, check_group(group))

@@ -30,6 +30,8 @@ from .events import (
     Event,
     GreetingReceived,
     HandshakeComplete,
+    Join,
+    Leave,
     Message,
     Ping,
     Pong,
@@ -42,7 +44,7 @@ from .legacy import V1FrameDecoder, encode_message_v1
 from .mechanisms.base import Mechanism, ZapSettings
 from .mechanisms.null import NullMechanism
 from .metadata import Metadata
-from .socket_type import SENDS_IDENTITY, ZMTP20_TYPE_NUMBERS, ZMTP20_TYPES_BY_NUMBER, SocketType
+from .socket_type import SENDS_IDENTITY, THREAD_SAFE, ZMTP20_TYPE_NUMBERS, ZMTP20_TYPES_BY_NUMBER, SocketType
 from .zap import ZapResponse
 
 MechanismFactory = Callable[..., Mechanism]
@@ -121,6 +123,7 @@ class Connection:
         self._decoder: FrameDecoder | V1FrameDecoder = FrameDecoder(max_msg_size)
         self._partial: list[bytes] = []
         self._is_publisher = self.socket_type in (SocketType.PUB, SocketType.XPUB)
+        self._is_dish = self.socket_type is SocketType.DISH
         self._greeting = Greeting(
             minor=1 if bugs.greeting_minor is None else bugs.greeting_minor,
             mechanism=self.mechanism.name,
@@ -262,6 +265,18 @@ class Connection:
         else:
             self.send_message([(b"\x01" if subscribe else b"\x00") + topic])
 
+    def send_join(self, group: bytes) -> None:
+        self._send_group_command(command.join(group))
+
+    def send_leave(self, group: bytes) -> None:
+        self._send_group_command(command.leave(group))
+
+    def _send_group_command(self, frame: bytes) -> None:
+        # RFC 37 gives JOIN and LEAVE no other form: a 3.0 peer gets the command too
+        # (and a legacy peer never gets this far: thread-safe types do not downgrade).
+        self._require_traffic()
+        self._send_command(frame)
+
     def send_ping(self, ttl_deciseconds: int = 0, context: bytes = b"") -> None:
         self._require_traffic()
         if not self.speaks_commands:
@@ -368,7 +383,9 @@ class Connection:
 
     def _refuse_legacy(self, version: str) -> None:
         why = None
-        if not self.allow_legacy:
+        if self.socket_type in THREAD_SAFE:
+            why = f"{self.socket_type.value} exists only in ZMTP 3.1 ({version} has no such socket type)"
+        elif not self.allow_legacy:
             why = "legacy peers are not allowed on this socket"
         elif self.mechanism.name != "NULL":
             why = f"a {version} peer can only use NULL security, we require {self.mechanism.name}"
@@ -520,6 +537,9 @@ class Connection:
     def _receive_traffic(self, events: list[Event]) -> None:
         partial = self._partial
         append = events.append
+        if self._is_dish:
+            self._receive_dish_traffic(events)
+            return
         legacy = not self.speaks_commands
         publisher = self._is_publisher
         encrypted = self.mechanism.encrypts
@@ -546,6 +566,43 @@ class Connection:
                 append(Subscribe(body[1:], True) if body[0] == 1 else Cancel(body[1:], True))
             else:
                 append(Message([body]))
+
+    def _receive_dish_traffic(self, events: list[Event]) -> None:
+        """Traffic to a DISH: every message is RFC 37's radio-dish-message.
+
+            radio-dish-message = group-part body-part
+            group-part = %x01 short-size group
+
+        Anything else is a protocol error, and the RADIO is disconnected (as
+        libzmq's dish session does): a message without its group cannot be
+        delivered, and RFC 48 allows no multipart data.
+        """
+        partial = self._partial
+        encrypted = self.mechanism.encrypts
+        for flags, body in self._decoder.read_frames():
+            if encrypted:
+                flags, body = self._decrypt(flags, body)
+            if flags & COMMAND:
+                self._receive_command(flags, body, events)
+            elif not partial:
+                # Under CURVE the LONG flag of the plaintext frame is not known; only the size counts.
+                if not flags & MORE or (flags & LONG and not encrypted):
+                    raise ProtocolError(
+                        f"message to a DISH starts with a frame of flags {flags:02x}, not a group part"
+                        " (flags 01, short size)",
+                        clause=command.GROUP_CLAUSE,
+                    )
+                problem = command.group_problem(body)
+                if problem is not None:
+                    raise ProtocolError(f"group part: {problem}", clause=command.GROUP_CLAUSE)
+                partial.append(body)
+            elif flags & MORE:
+                raise ProtocolError(
+                    "message to a DISH has more than a group part and a body part", clause=command.GROUP_CLAUSE
+                )
+            else:
+                events.append(Message([partial[0], body]))
+                partial.clear()
 
     def _decrypt(self, flags: int, body: bytes) -> tuple[int, bytes]:
         """A MESSAGE command's frame, with its inner flags mapped to frame flags."""
@@ -583,6 +640,10 @@ class Connection:
             events.append(Subscribe(bytes(data)))
         elif name == command.CANCEL:
             events.append(Cancel(bytes(data)))
+        elif name == command.JOIN:
+            events.append(Join(command.parse_group(name, data)))
+        elif name == command.LEAVE:
+            events.append(Leave(command.parse_group(name, data)))
         elif name == command.ERROR:
             raise PeerRefused(command.parse_error(data), peer=self.peer)
         elif name in (command.READY, b"HELLO", b"WELCOME", b"INITIATE"):

@@ -23,7 +23,7 @@ from .errors import (
     ProtocolError,
     ZMTPError,
 )
-from .events import AuthenticationRequested, Cancel, HandshakeComplete, Message, Ping, Subscribe
+from .events import AuthenticationRequested, Cancel, HandshakeComplete, Join, Leave, Message, Ping, Subscribe
 from .monitor import EventKind, HandshakeFailure
 from .zap import ERROR as ZAP_ERROR
 from .zap import ZapRequest, ZapResponse
@@ -178,6 +178,10 @@ class Engine(asyncio.BufferedProtocol):
                 self.socket._on_subscription(pipe, ev.topic, True)  # type: ignore[arg-type]
             elif type(ev) is Cancel:
                 self.socket._on_subscription(pipe, ev.topic, False)  # type: ignore[arg-type]
+            elif type(ev) is Join:
+                self.socket._on_group(pipe, ev.group, True)  # type: ignore[arg-type]
+            elif type(ev) is Leave:
+                self.socket._on_group(pipe, ev.group, False)  # type: ignore[arg-type]
             elif type(ev) is Ping:
                 if ev.ttl:
                     self._arm_liveness(ev.ttl / 10.0, "the peer's PING TTL")
@@ -360,6 +364,16 @@ class Engine(asyncio.BufferedProtocol):
             self.conn.send_subscribe(topic)
         else:
             self.conn.send_cancel(topic)
+        self._write_now(self.conn.take_output())
+
+    def send_group(self, group: bytes, join: bool) -> None:
+        """A JOIN or LEAVE (DISH), after whatever messages are already queued."""
+        assert self.conn is not None
+        self.flush()
+        if join:
+            self.conn.send_join(group)
+        else:
+            self.conn.send_leave(group)
         self._write_now(self.conn.take_output())
 
     @property

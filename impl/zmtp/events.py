@@ -60,6 +60,18 @@ class Cancel(Event):
 
 
 @dataclass(slots=True)
+class Join(Event):
+    """A JOIN command (RFC 37): a DISH asks a RADIO for a group's messages."""
+
+    group: bytes
+
+
+@dataclass(slots=True)
+class Leave(Event):
+    group: bytes
+
+
+@dataclass(slots=True)
 class Ping(Event):
     """A PING arrived (the PONG has already been queued). `ttl` is in tenths of a second."""
 

@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 class ReceivedMessage:
     frames: list[bytes]
     properties: Metadata
+    group: bytes | None = None  # DISH: the group the RADIO sent it to
+    routing_id: int | None = None  # SERVER: the peer it came from (for send(..., routing_id=))
 
 
 log = logging.getLogger(__name__)
@@ -337,6 +339,9 @@ class Socket:
 
     def _on_subscription(self, pipe: Pipe, topic: bytes, subscribe: bool) -> None:
         """A SUBSCRIBE or CANCEL (either form) arrived; only publishers care."""
+
+    def _on_group(self, pipe: Pipe, group: bytes, join: bool) -> None:
+        """A JOIN or LEAVE arrived; only RADIO cares."""
 
     def _notify_writable(self) -> None:
         self._writable.set()

@@ -17,6 +17,13 @@ class SocketType(enum.Enum):
     PUSH = "PUSH"
     XPUB = "XPUB"
     XSUB = "XSUB"
+    # The draft thread-safe types (RFC 47, 48, 49): single-part messages only.
+    CLIENT = "CLIENT"
+    SERVER = "SERVER"
+    RADIO = "RADIO"
+    DISH = "DISH"
+    SCATTER = "SCATTER"
+    GATHER = "GATHER"
 
     @classmethod
     def parse(cls, value: SocketType | str) -> SocketType:
@@ -39,8 +46,8 @@ class SocketType(enum.Enum):
         return peer in VALID_PEERS.get(self.value, frozenset())
 
 
-# RFC 37 also lists the draft thread-safe types; we implement none of them, but
-# the table is complete so that the validator can judge any announced pair.
+# RFC 37's table, complete: PEER and CHANNEL (RFC 51, 52) are not implemented,
+# but the validator can still judge any announced pair.
 VALID_PEERS: dict[str, frozenset[str]] = {
     "REQ": frozenset({"REP", "ROUTER"}),
     "REP": frozenset({"REQ", "DEALER"}),
@@ -79,6 +86,12 @@ ZMTP20_TYPE_NUMBERS: dict[SocketType, int] = {
     SocketType.XSUB: 10,
 }
 ZMTP20_TYPES_BY_NUMBER: dict[int, SocketType] = {n: t for t, n in ZMTP20_TYPE_NUMBERS.items()}
+
+# The thread-safe family (RFC 37, "Thread-Safe Socket Types"): they exist only
+# in ZMTP 3.1, and RFC 15 has no number for them, so they never downgrade.
+THREAD_SAFE = frozenset(
+    {SocketType.CLIENT, SocketType.SERVER, SocketType.RADIO, SocketType.DISH, SocketType.SCATTER, SocketType.GATHER}
+)
 
 # Types that announce an Identity in READY. libzmq sends it (possibly empty)
 # from REQ, DEALER and ROUTER; RFC 37 lets exactly these announce one.

@@ -28,6 +28,18 @@ from .loop import Unsupported, run
 BYTES_OPTIONS = {"routing_id"}
 
 
+def routing_id_hex(rid: int) -> str:
+    """A SERVER's routing id on the control protocol: its 4 octets in network order, as hex."""
+    return rid.to_bytes(4, "big").hex()
+
+
+def routing_id_int(text: str) -> int:
+    raw = bytes.fromhex(text)
+    if len(raw) != 4:
+        raise TypeError(f"routing_id {text!r} is not 4 octets of hex")
+    return int.from_bytes(raw, "big")
+
+
 class AllowList:
     """A ZAP handler for the harness: fixed PLAIN users, CURVE keys (or any key), every NULL peer."""
 
@@ -102,6 +114,53 @@ class ImplAgent(SocketTableAgent):
     async def op_connect(self, socket: str, endpoint: str) -> dict:
         await self._sock(socket).connect(endpoint)
         return {}
+
+    async def op_send(
+        self,
+        socket: str,
+        frames: list[str],
+        timeout: float = 5.0,
+        group: str | None = None,
+        routing_id: str | None = None,
+    ) -> dict:
+        sock = self._sock(socket)
+        if group is not None and sock.type is not zmtp.RADIO:
+            raise TypeError(f"group is for RADIO sockets; {socket} is {sock.type.value}")
+        if routing_id is not None and sock.type is not zmtp.SERVER:
+            raise TypeError(f"routing_id is for SERVER sockets; {socket} is {sock.type.value}")
+        msg = protocol.decode_frames(frames)
+        if len(msg) == 1 and group is not None:
+            send = sock.send(msg[0], group=group)
+        elif len(msg) == 1 and routing_id is not None:
+            send = sock.send(msg[0], routing_id=routing_id_int(routing_id))
+        else:  # the socket itself refuses what it must (multipart, a SERVER send without a routing id)
+            send = sock.send_multipart(msg)
+        await asyncio.wait_for(send, timeout)
+        return {}
+
+    async def op_recv(self, socket: str, timeout: float = 2.0) -> dict:
+        sock = self._sock(socket)
+        msg = await asyncio.wait_for(sock.recv_message(), timeout)
+        answer: dict[str, Any] = {"frames": protocol.encode_frames(msg.frames)}
+        if msg.group is not None:
+            answer["group"] = msg.group.decode("utf-8", "replace")
+        if msg.routing_id is not None:
+            answer["routing_id"] = routing_id_hex(msg.routing_id)
+        return answer
+
+    async def op_join(self, socket: str, group: str) -> dict:
+        self._dish(socket).join(group)
+        return {}
+
+    async def op_leave(self, socket: str, group: str) -> dict:
+        self._dish(socket).leave(group)
+        return {}
+
+    def _dish(self, socket: str) -> Any:
+        sock = self._sock(socket)
+        if sock.type is not zmtp.DISH:
+            raise TypeError(f"join and leave are for DISH sockets; {socket} is {sock.type.value}")
+        return sock
 
     async def op_close(self, socket: str) -> dict:
         sock = self.sockets.pop(socket, None)

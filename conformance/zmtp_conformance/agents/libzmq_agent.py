@@ -54,6 +54,8 @@ BOOL_OPTIONS = {
     "tcp_keepalive",
 }
 UNSUPPORTED = {"allow_legacy", "send_buffer_size", "recv_buffer_size", "metadata", "tcp_nodelay"}
+# The thread-safe types of RFC 47-49: libzmq has them only when built with its draft API.
+DRAFT_TYPES = {"CLIENT", "SERVER", "RADIO", "DISH", "SCATTER", "GATHER"}
 
 # libzmq monitor events -> the control protocol's event names (and failure class).
 # EVENT_CLOSED is libzmq closing one file descriptor, not the socket; CONNECT_DELAYED
@@ -82,6 +84,7 @@ class LibzmqAgent(SocketTableAgent):
         self._zap_policy: tuple[dict[str, str], set[bytes] | None, int] = ({}, set(), 400)
         self._busy: set[str] = set()  # sockets with a send or recv in progress
         self._monitors: dict[str, asyncio.Task[None]] = {}
+        self._draft: dict[str, str] = {}  # socket id -> draft type, for sockets of RFC 47-49
 
     async def _poke(self) -> None:
         # libzmq attaches new pipes only when the application calls into the
@@ -130,7 +133,18 @@ class LibzmqAgent(SocketTableAgent):
             "versions": {"libzmq": zmq.zmq_version(), "pyzmq": zmq.__version__},
         }
 
-    async def op_send(self, socket: str, frames: list[str], timeout: float = 5.0) -> dict:
+    async def op_send(
+        self,
+        socket: str,
+        frames: list[str],
+        timeout: float = 5.0,
+        group: str | None = None,
+        routing_id: str | None = None,
+    ) -> dict:
+        if socket in self._draft:
+            return await self._draft_send(socket, frames, timeout, group, routing_id)
+        if group is not None or routing_id is not None:
+            raise TypeError("group and routing_id are for RADIO and SERVER sockets")
         self._busy.add(socket)
         try:
             return await super().op_send(socket, frames, timeout)
@@ -138,11 +152,79 @@ class LibzmqAgent(SocketTableAgent):
             self._busy.discard(socket)
 
     async def op_recv(self, socket: str, timeout: float = 2.0) -> dict:
+        if socket in self._draft:
+            return await self._draft_recv(socket, timeout)
         self._busy.add(socket)
         try:
             return await super().op_recv(socket, timeout)
         finally:
             self._busy.discard(socket)
+
+    # -- the draft types: blocking calls in a thread --------------------------------------
+    # libzmq gives thread-safe sockets no ZMQ_FD (socket_base.cpp refuses it), and pyzmq's
+    # asyncio sockets wait on that descriptor; these sockets are plain zmq.Sockets instead,
+    # driven from a worker thread with a send/receive timeout, as their thread safety allows.
+
+    def _draft_type(self, socket: str, *types: str) -> zmq.Socket:
+        sock = self._sock(socket)
+        kind = self._draft.get(socket, "of a classic type")
+        if kind not in types:
+            raise TypeError(f"this is for {' and '.join(types)} sockets; {socket} is {kind}")
+        return sock
+
+    async def _draft_send(
+        self, socket: str, frames: list[str], timeout: float, group: str | None, routing_id: str | None
+    ) -> dict:
+        sock = self._sock(socket)
+        if group is not None:
+            self._draft_type(socket, "RADIO")
+        if routing_id is not None:
+            self._draft_type(socket, "SERVER")
+        msg = protocol.decode_frames(frames)
+
+        def send() -> None:
+            sock.sndtimeo = int(timeout * 1000)
+            if len(msg) != 1:
+                sock.send_multipart(msg)  # libzmq refuses it (EINVAL): reported as failed
+                return
+            frame = zmq.Frame(msg[0])
+            if group is not None:
+                frame.group = group
+            if routing_id is not None:
+                frame.routing_id = int.from_bytes(bytes.fromhex(routing_id), "big")
+            sock.send(frame)
+
+        try:
+            await asyncio.to_thread(send)
+        except zmq.Again:
+            raise TimeoutError(f"send did not complete within {timeout:g}s") from None
+        return {}
+
+    async def _draft_recv(self, socket: str, timeout: float) -> dict:
+        sock, kind = self._sock(socket), self._draft[socket]
+
+        def recv() -> zmq.Frame:
+            sock.rcvtimeo = int(timeout * 1000)
+            return sock.recv(copy=False)
+
+        try:
+            frame = await asyncio.to_thread(recv)
+        except zmq.Again:
+            raise TimeoutError(f"nothing arrived within {timeout:g}s") from None
+        answer: dict[str, Any] = {"frames": protocol.encode_frames([frame.bytes])}
+        if kind == "DISH":
+            answer["group"] = frame.group
+        if kind == "SERVER":
+            answer["routing_id"] = frame.routing_id.to_bytes(4, "big").hex()
+        return answer
+
+    async def op_join(self, socket: str, group: str) -> dict:
+        self._draft_type(socket, "DISH").join(group)
+        return {}
+
+    async def op_leave(self, socket: str, group: str) -> dict:
+        self._draft_type(socket, "DISH").leave(group)
+        return {}
 
     async def op_zap(
         self, users: dict[str, str] | None = None, curve_keys: list[str] | None = None, deny_status: int = 400
@@ -188,10 +270,17 @@ class LibzmqAgent(SocketTableAgent):
     async def op_socket(self, type: str, options: dict[str, Any] | None = None, mechanism: str = "NULL") -> dict:
         if mechanism not in ("NULL", "PLAIN", "CURVE"):
             raise Unsupported(f"mechanism {mechanism} is not supported by libzmq")
+        draft = type.upper() in DRAFT_TYPES
+        if draft and not zmq.has("draft"):
+            raise Unsupported(
+                f"{type.upper()} needs libzmq's draft API; pyzmq {zmq.__version__}'s libzmq {zmq.zmq_version()}"
+                " is built without it (zmq.has('draft') is False)"
+            )
         try:
-            sock = self.ctx.socket(getattr(zmq, type.upper()))
+            number = getattr(zmq, type.upper())
         except AttributeError:
             raise Unsupported(f"socket type {type} is unknown to pyzmq") from None
+        sock = zmq.Socket(self.ctx, number) if draft else self.ctx.socket(number)
         sock.linger = 0
         for key, value in (options or {}).items():
             if key in UNSUPPORTED:
@@ -212,7 +301,15 @@ class LibzmqAgent(SocketTableAgent):
                 value = -1
             sock.setsockopt(opt, value)
         answer = self._add(sock)
-        monitor = sock.get_monitor_socket()
+        if draft:
+            self._draft[answer["socket"]] = type.upper()
+            # get_monitor_socket would hand back a socket of the blocking kind; the watcher needs asyncio's.
+            addr = f"inproc://monitor.{answer['socket']}"
+            sock.monitor(addr, zmq.EVENT_ALL)
+            monitor = self.ctx.socket(zmq.PAIR)
+            monitor.connect(addr)
+        else:
+            monitor = sock.get_monitor_socket()
         self._monitors[answer["socket"]] = asyncio.get_running_loop().create_task(
             self._watch(monitor, self.event_logs[answer["socket"]])
         )
@@ -231,6 +328,7 @@ class LibzmqAgent(SocketTableAgent):
 
     async def op_close(self, socket: str) -> dict:
         sock = self.sockets.pop(socket, None)
+        self._draft.pop(socket, None)
         if sock is not None:
             sock.close(0)
         task = self._monitors.pop(socket, None)
