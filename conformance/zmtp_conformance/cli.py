@@ -282,6 +282,31 @@ def cmd_merge(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def cmd_findings(args: argparse.Namespace) -> int:
+    """The distinct failures of each implementation in a run (matrix.json), for its maintainers."""
+    from .report import findings, jsonfile
+
+    path = args.source if args.source.suffix == ".json" else args.source / "matrix.json"
+    meta, records = jsonfile.read(path)
+    found = findings.collect(records, meta)
+    if args.implementation:
+        found = {k: v for k, v in found.items() if k in args.implementation}
+    if args.propose:
+        print(findings.propose(found), end="")
+        return 0
+    if args.json:
+        import json
+
+        print(json.dumps({k: [f.to_dict() for f in v] for k, v in found.items()}, indent=1))
+    else:
+        print(findings.text(found))
+    html_path = path.parent / "findings.html"
+    findings.write_html(html_path, found, meta)
+    if not args.json:
+        print(f"\n{html_path}")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from .report import allure, jsonfile
 
@@ -445,6 +470,11 @@ def main(argv: list[str] | None = None) -> int:
     mg = sub.add_parser("merge", help="merge the report folders of several shards into one matrix")
     mg.add_argument("dirs", nargs="+", type=Path, help="report folders (each with a matrix.json)")
     mg.add_argument("--output", type=Path, default=Path("reports/merged"))
+    fnd = sub.add_parser("findings", help="each implementation's distinct failures in a run, with how to reproduce")
+    fnd.add_argument("source", nargs="?", type=Path, default=Path("reports"), help="a report folder or its matrix.json")
+    fnd.add_argument("--implementation", action="append", help="only this implementation (family); repeatable")
+    fnd.add_argument("--json", action="store_true")
+    fnd.add_argument("--propose", action="store_true", help="print deviation entries for the open findings, to review")
     rpt = sub.add_parser("report", help="render the Allure HTML report of a run (Allure 3 on Node.js)")
     rpt.add_argument("--report-dir", type=Path, default=Path("reports"), help="the run's report folder")
     rpt.add_argument("--output", type=Path, default=None, help="default: REPORT_DIR/allure-report")
@@ -497,6 +527,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_bench(args)
     if args.cmd == "report":
         return cmd_report(args)
+    if args.cmd == "findings":
+        return cmd_findings(args)
     if args.cmd == "dissect":
         return cmd_dissect(args)
     return cmd_run(args, extra)

@@ -300,6 +300,10 @@ class CellItem(pytest.Item):
         if result.outcome == Outcome.FAILED:
             st.loop.run_until_complete(st.pool.discard(self.cell.server, self.cell.client))
         rec = result.record()
+        for side in ("server", "client"):
+            spec = st.registry.get(rec[side]["peer"])
+            if spec is not None:
+                rec[side]["family"] = spec.family or spec.name
         if rec["capture"] and rec["capture"]["file"]:
             # Relative to matrix.json, so a report directory can be moved or archived whole.
             rec["capture"]["file"] = os.path.relpath(rec["capture"]["file"], st.capture_dir.parent)
@@ -457,6 +461,10 @@ class Recorder:
                 # A shard sees only part of an entry's cells; merge judges the whole.
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
         jsonfile.write(out / "matrix.json", meta, records)
+        from .report import findings
+
+        found = findings.collect(records, meta)
+        findings.write_html(out / "findings.html", found, meta)
         html.write(out / "matrix.html", meta, records)
         self.written = out
 

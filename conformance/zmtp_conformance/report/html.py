@@ -73,6 +73,8 @@ def write(path: Path, meta: dict[str, Any], records: list[dict[str, Any]]) -> No
         + "</p>"
     )
 
+    if (path.parent / "findings.html").exists():
+        out.append("<p id='findings-link'><a href='findings.html'>Findings by implementation</a> (findings.html)</p>")
     if (path.parent / "bench.html").exists():
         out.append("<p id='bench-link'><a href='bench.html'>Benchmarks of every pairing</a> (bench.html)</p>")
     out.append("<table class='matrix' id='matrix'><tr><th>server \\ client</th>")
@@ -110,8 +112,10 @@ def write(path: Path, meta: dict[str, Any], records: list[dict[str, Any]]) -> No
             if r.get("expected") is not None or r.get("seen") is not None:
                 out.append(f"\nexpected: {e(str(r.get('expected')))}\nseen:     {e(str(r.get('seen')))}")
             if r.get("deviation"):
+                dev = r["deviation"]
                 out.append(
-                    f"\nknown deviation: {e(r['deviation']['reason'])} {e(r['deviation'].get('reference') or '')}"
+                    f"\nexcused by deviation entry {e(dev.get('id') or '?')}: {e(dev['reason'])}"
+                    f" ({e(dev.get('reference') or '')})"
                 )
             out.append("</pre>")
             cap = r.get("capture") or {}

@@ -1,0 +1,79 @@
+"""Findings: failures grouped by implementation, attributed to the right side, and proposed entries that fit."""
+
+from __future__ import annotations
+
+import yaml
+
+from zmtp_conformance import deviations
+from zmtp_conformance.report import findings
+
+
+def rec(scenario, server, client, outcome, *, step="2", action="expect_close", seen="(empty)", fam=None, dev=None):
+    fam = fam or {}
+    return {
+        "id": f"{scenario}[{server}-{client}-tcp-NULL]",
+        "scenario": scenario,
+        "title": "t",
+        "rfc": ["37/ZMTP#framing"],
+        "level": "MUST",
+        "server": {"peer": server, "family": fam.get(server, server)},
+        "client": {"peer": client, "family": fam.get(client, client)},
+        "outcome": outcome,
+        "reason": "probe: the peer kept the connection open for 3s",
+        "expected": "close",
+        "seen": seen,
+        "step": step,
+        "action": action,
+        "deviation": {"id": dev} if dev else None,
+    }
+
+
+def test_failures_count_against_the_implementation_not_impl_or_raw():
+    records = [
+        rec("23/a", "zmq4", "raw", "failed"),
+        rec("23/a", "zmq4", "impl", "failed"),
+        rec("23/a", "impl", "raw", "passed"),
+        rec("23/b", "impl", "zmq4", "failed", step="1", action="expect"),
+    ]
+    found = findings.collect(records)
+    assert set(found) == {"zmq4"}
+    by_scenario = {(f.scenario, f.side): f for f in found["zmq4"]}
+    assert len(by_scenario["23/a", "server"].cells) == 2  # one finding, seen against raw and impl
+    assert by_scenario["23/a", "server"].against == {"raw", "impl"}
+    assert by_scenario["23/b", "client"].step == "1"
+    assert by_scenario["23/a", "server"].reproduce.endswith("--peers zmq4,impl --scenario 23/a")
+
+
+def test_interop_with_libzmq_is_flagged_and_versions_group_by_family():
+    fam = {"libzmq-4.3.5": "libzmq", "zmqrs-0.7.0": "zmqrs"}
+    found = findings.collect([rec("28/x", "libzmq-4.3.5", "zmqrs-0.7.0", "failed", fam=fam)])
+    (f,) = found["zmqrs"]
+    assert f.breaks_libzmq and f.peers == {"zmqrs-0.7.0"}
+    # libzmq is not the reference: the same cell counts against it too.
+    assert found["libzmq"][0].against == {"zmqrs-0.7.0"}
+
+
+def test_known_deviations_are_listed_but_not_open():
+    found = findings.collect([rec("23/a", "czmq", "raw", "deviates", dev="libzmq-x")])
+    (f,) = found["czmq"]
+    assert f.outcome == "deviates" and f.deviation == "libzmq-x"
+    assert "0 open finding(s), 1 reviewed" in findings.text(found)
+
+
+def test_proposed_entries_load_and_fit_every_cell_they_came_from(tmp_path):
+    records = [
+        rec("23/a", "zmq4", "raw", "failed", seen="04 1a 05 52 45 41 44 59 aa"),
+        rec("23/a", "zmq4", "impl", "failed", seen="04 1a 05 52 45 41 44 59 bb"),
+    ]
+    text = findings.propose(findings.collect(records))
+    entries = yaml.safe_load(text)["deviations"]
+    (entry,) = entries
+    assert entry["upstream"].startswith("TO REVIEW")  # never pasted blind
+    table = tmp_path / "d.yaml"
+    table.write_text(text)
+    devs = deviations.load(table)
+    for r in records:
+        failure = deviations.Failure(r["step"], r["action"], r["reason"], r["expected"], r["seen"])
+        assert deviations.find(devs, "23/a", "zmq4", r["client"]["peer"], failure) is not None
+    other = deviations.Failure("2", "expect_close", "x", "close", "ff 00")
+    assert deviations.find(devs, "23/a", "zmq4", "raw", other) is None

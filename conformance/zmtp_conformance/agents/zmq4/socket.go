@@ -1,0 +1,467 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/go-zeromq/zmq4"
+	"github.com/go-zeromq/zmq4/security/plain"
+)
+
+// How long connect waits for zmq4's Dial, which returns only after the
+// handshake: long enough that a REQ (whose Send fails at once without a
+// connection, req.go) can send right after connect to a live peer, short
+// enough that connecting before the peer binds does not hold up the cell.
+const connectGrace = time.Second
+
+// subscribeTimeout bounds a subscribe, which sends to the connected peers.
+const subscribeTimeout = 5 * time.Second
+
+var constructors = map[string]func(context.Context, ...zmq4.Option) zmq4.Socket{
+	"REQ": zmq4.NewReq, "REP": zmq4.NewRep, "DEALER": zmq4.NewDealer, "ROUTER": zmq4.NewRouter,
+	"PUB": zmq4.NewPub, "SUB": zmq4.NewSub, "XPUB": zmq4.NewXPub, "XSUB": zmq4.NewXSub,
+	"PUSH": zmq4.NewPush, "PULL": zmq4.NewPull, "PAIR": zmq4.NewPair,
+}
+
+// received is one result of the socket's Recv, message or error.
+type received struct {
+	msg zmq4.Msg
+	err error
+}
+
+type sock struct {
+	kind      string
+	opts      []zmq4.Option
+	hwm       int // PUB only: zmq4's one high-water mark (pub.go)
+	reconnect bool
+	zs        zmq4.Socket // made at the first bind, connect or use (see ensure)
+	inbox     chan received
+	kick      chan struct{} // REQ: one Recv per request sent
+	done      chan struct{}
+}
+
+type agent struct {
+	socks map[string]*sock
+	n     int
+}
+
+func newAgent() *agent { return &agent{socks: map[string]*sock{}} }
+
+func (a *agent) lookup(name string) (*sock, error) {
+	s, ok := a.socks[name]
+	if !ok {
+		return nil, invalid("no socket %q", name)
+	}
+	return s, nil
+}
+
+func seconds(v *float64, def float64) time.Duration {
+	if v == nil {
+		return time.Duration(def * float64(time.Second))
+	}
+	return time.Duration(*v * float64(time.Second))
+}
+
+// ensure makes the zmq4 socket. It is made this late because zmq4 takes its
+// options only at construction, and one of them depends on whether the socket
+// binds or connects: WithAutomaticReconnect re-dials the socket's last endpoint
+// whenever a connection drops (socket.go scheduleRmConn), which for a bound
+// socket is its own listening address. Connecting sockets reconnect, as
+// ZeroMQ's do; bound ones do not.
+func (s *sock) ensure(binding bool) {
+	if s.zs != nil {
+		return
+	}
+	opts := append([]zmq4.Option{}, s.opts...)
+	if s.reconnect {
+		// ZeroMQ keeps retrying until the socket is closed; zmq4 stops after 10 by default.
+		opts = append(opts, zmq4.WithDialerMaxRetries(-1), zmq4.WithAutomaticReconnect(!binding))
+	} else {
+		opts = append(opts, zmq4.WithDialerMaxRetries(0))
+	}
+	s.zs = constructors[s.kind](context.Background(), opts...)
+	if s.hwm != 0 {
+		if err := s.zs.SetOption(zmq4.OptionHWM, s.hwm); err != nil {
+			fmt.Fprintln(os.Stderr, "zmq4 agent: sndhwm:", err)
+		}
+	}
+	if s.kind != "PUSH" && s.kind != "PUB" {
+		go s.readLoop()
+	}
+}
+
+// readLoop keeps taking messages off the socket so that they are queued here
+// between requests, and recv can give up after its timeout without losing one.
+// A REQ reads only from the peer it last sent to and only when asked (req.go
+// reqReader.read fails without a request out), so it reads once per send.
+func (s *sock) readLoop() {
+	for {
+		if s.kind == "REQ" {
+			select {
+			case <-s.kick:
+			case <-s.done:
+				return
+			}
+		}
+		msg, err := s.zs.Recv()
+		select {
+		case <-s.done:
+			return
+		case s.inbox <- received{msg, err}:
+		}
+	}
+}
+
+// take waits for the next message (or Recv error) until the deadline.
+func (s *sock) take(deadline time.Time) (zmq4.Msg, error) {
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case r := <-s.inbox:
+		return r.msg, r.err
+	case <-t.C:
+		return zmq4.Msg{}, timedOut("nothing arrived in time")
+	}
+}
+
+// within runs a blocking zmq4 call and waits for it at most d. A call that
+// outlives d carries on in the background: zmq4 cannot take back a Send.
+func within(d time.Duration, what string, call func() error) error {
+	done := make(chan error, 1)
+	go func() { done <- call() }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+		return timedOut("%s did not complete within %v", what, d)
+	}
+}
+
+func (s *sock) send(frames [][]byte, d time.Duration) error {
+	err := within(d, "send", func() error { return s.zs.Send(zmq4.NewMsgFrom(frames...)) })
+	if err == nil && s.kind == "REQ" {
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}
+	return err
+}
+
+// -- options ------------------------------------------------------------------
+
+func decodeBool(raw json.RawMessage) (bool, error) {
+	var b bool
+	err := json.Unmarshal(raw, &b)
+	return b, err
+}
+
+func decodeFloat(raw json.RawMessage) (float64, error) {
+	var f float64
+	err := json.Unmarshal(raw, &f)
+	return f, err
+}
+
+func decodeText(raw json.RawMessage) (string, error) {
+	var t string
+	err := json.Unmarshal(raw, &t)
+	return t, err
+}
+
+// Booleans zmq4 has no switch for: false is what it does anyway, true it cannot do.
+var noSwitch = map[string]string{
+	"router_mandatory": "its ROUTER drops a message for an unknown peer without a word (router.go routerMWriter.write)",
+	"router_handover":  "its ROUTER keeps every connection under its Identity, old and new (router.go)",
+	"req_relaxed":      "its REQ has no send/receive state to relax (req.go reqWriter.write)",
+	"req_correlate":    "its REQ sends no request id (req.go reqWriter.write)",
+	"xpub_verbose":     "its XPUB hands no subscription to the application at all (pub.go pubQReader.listen)",
+	"immediate":        "it has no such option (options.go)",
+}
+
+// Options zmq4 has no counterpart for, with where its source shows it.
+var noOption = map[string]string{
+	"rcvhwm":            "its receive queue is a fixed channel of 10 messages (msgio.go newQReader)",
+	"max_msg_size":      "Conn.read takes frames of any size (conn.go)",
+	"handshake_timeout": "it reads the greeting and handshake with no deadline (conn.go Open, init)",
+	"heartbeat_ivl":     "it sends no PING and answers none on a socket (conn.go: only Conn.RecvMsg, which no socket calls, answers PING)",
+	"heartbeat_ttl":     "it sends no PING and answers none on a socket (conn.go: only Conn.RecvMsg, which no socket calls, answers PING)",
+	"heartbeat_timeout": "it sends no PING and answers none on a socket (conn.go: only Conn.RecvMsg, which no socket calls, answers PING)",
+	"zap_domain":        "it has no ZAP (RFC 27) client",
+}
+
+const noCurve = "go-zeromq/zmq4 %s implements no CURVE: security.go only names CurveSecurity, the module has " +
+	"security/null and security/plain only, and there is no github.com/go-zeromq/zmq4/security/curve module " +
+	"on the Go module proxy (upstream issue go-zeromq/zmq4#26 is open)"
+
+func (a *agent) opSocket(req *request) (fields, error) {
+	kind := strings.ToUpper(req.Type)
+	if _, ok := constructors[kind]; !ok {
+		return nil, unsupported("zmq4 has no socket type %q (socket_types.go)", req.Type)
+	}
+	mechanism := req.Mechanism
+	if mechanism == "" {
+		mechanism = "NULL"
+	}
+	s := &sock{kind: kind, reconnect: true, inbox: make(chan received),
+		kick: make(chan struct{}, 1024), done: make(chan struct{})}
+	var user, pass string
+	plainWanted := mechanism == "PLAIN"
+
+	names := make([]string, 0, len(req.Options))
+	for name := range req.Options {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		raw := req.Options[name]
+		if string(raw) == "null" {
+			continue
+		}
+		bad := func(err error) error { return invalid("option %s: %v", name, err) }
+		switch name {
+		case "routing_id":
+			t, err := decodeText(raw)
+			if err != nil {
+				return nil, bad(err)
+			}
+			id, err := hex.DecodeString(t)
+			if err != nil {
+				return nil, bad(err)
+			}
+			s.opts = append(s.opts, zmq4.WithID(zmq4.SocketIdentity(id)))
+		case "sndhwm":
+			f, err := decodeFloat(raw)
+			if err != nil {
+				return nil, bad(err)
+			}
+			if kind != "PUB" {
+				return nil, unsupported("zmq4 has a send high-water mark on PUB only (pub.go pubSocket.SetOption, "+
+					"OptionHWM); a %s sends straight to its connections", kind)
+			}
+			s.hwm = int(f)
+		case "reconnect_ivl":
+			f, err := decodeFloat(raw)
+			if err != nil {
+				return nil, bad(err)
+			}
+			if f < 0 {
+				s.reconnect = false
+			} else {
+				s.opts = append(s.opts, zmq4.WithDialerRetry(seconds(&f, 0)))
+			}
+		case "reconnect_ivl_max":
+			// zmq4 retries at the fixed reconnect_ivl (socket.go Dial), which never
+			// exceeds a maximum above it; ZeroMQ ignores a maximum below it.
+			if _, err := decodeFloat(raw); err != nil {
+				return nil, bad(err)
+			}
+		case "linger":
+			f, err := decodeFloat(raw)
+			if err != nil {
+				return nil, bad(err)
+			}
+			if f != 0 {
+				return nil, unsupported("zmq4's Close drops whatever is queued at once (socket.go Close): linger is always 0")
+			}
+		case "plain_server":
+			b, err := decodeBool(raw)
+			if err != nil {
+				return nil, bad(err)
+			}
+			// zmq4 picks the PLAIN role by accept or dial (conn.go Open), not by option.
+			plainWanted = plainWanted || b
+		case "plain_username", "plain_password":
+			t, err := decodeText(raw)
+			if err != nil {
+				return nil, bad(err)
+			}
+			if name == "plain_username" {
+				user = t
+			} else {
+				pass = t
+			}
+			plainWanted = true
+		case "curve_server", "curve_secretkey", "curve_publickey", "curve_serverkey":
+			return nil, unsupported(noCurve, moduleVersion(zmq4Module))
+		default:
+			if why, ok := noSwitch[name]; ok {
+				b, err := decodeBool(raw)
+				if err != nil {
+					return nil, bad(err)
+				}
+				if b {
+					return nil, unsupported("zmq4 cannot honour %s: %s", name, why)
+				}
+				continue
+			}
+			if why, ok := noOption[name]; ok {
+				return nil, unsupported("zmq4 has no %s: %s", name, why)
+			}
+			return nil, unsupported("option %q has no zmq4 counterpart", name)
+		}
+	}
+	switch mechanism {
+	case "NULL", "PLAIN":
+	case "CURVE":
+		return nil, unsupported(noCurve, moduleVersion(zmq4Module))
+	default:
+		return nil, unsupported("zmq4 has no mechanism %q (security.go)", mechanism)
+	}
+	if plainWanted {
+		s.opts = append(s.opts, zmq4.WithSecurity(plain.Security(user, pass)))
+	}
+	a.n++
+	name := fmt.Sprintf("s%d", a.n)
+	a.socks[name] = s
+	return fields{"socket": name}, nil
+}
+
+// -- ops ----------------------------------------------------------------------
+
+func (a *agent) opBind(req *request) (fields, error) {
+	s, err := a.lookup(req.Socket)
+	if err != nil {
+		return nil, err
+	}
+	s.ensure(true)
+	if err := s.zs.Listen(req.Endpoint); err != nil {
+		return nil, err
+	}
+	endpoint := req.Endpoint
+	if strings.HasPrefix(endpoint, "tcp://") && s.zs.Addr() != nil {
+		endpoint = "tcp://" + s.zs.Addr().String() // the port ":0" got
+	}
+	return fields{"endpoint": endpoint}, nil
+}
+
+func (a *agent) opConnect(req *request) (fields, error) {
+	s, err := a.lookup(req.Socket)
+	if err != nil {
+		return nil, err
+	}
+	network, addr, found := strings.Cut(req.Endpoint, "://")
+	if !found {
+		return nil, invalid("endpoint %q has no transport", req.Endpoint)
+	}
+	if network == "tcp" {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return nil, invalid("endpoint %q: %v", req.Endpoint, err)
+		}
+	}
+	s.ensure(false)
+	done := make(chan error, 1)
+	go func() { done <- s.zs.Dial(req.Endpoint) }()
+	select {
+	case err := <-done:
+		if errors.As(err, &zmq4.UnknownTransportError{}) {
+			return nil, err
+		}
+		if err != nil {
+			// A refused or failed handshake: ZeroMQ's connect does not fail for it either
+			// (it would be an event, which zmq4 does not have).
+			fmt.Fprintf(os.Stderr, "zmq4 agent: connect %s: %v\n", req.Endpoint, err)
+		}
+	case <-time.After(connectGrace):
+		// Still dialling (the peer is not there yet): zmq4 keeps retrying in the background.
+	}
+	return fields{}, nil
+}
+
+func (a *agent) opSend(req *request) (fields, error) {
+	s, err := a.lookup(req.Socket)
+	if err != nil {
+		return nil, err
+	}
+	if len(req.Frames) == 0 {
+		return nil, invalid("send needs at least one frame")
+	}
+	frames, err := decodeFrames(req.Frames)
+	if err != nil {
+		return nil, err
+	}
+	s.ensure(false)
+	return fields{}, s.send(frames, seconds(req.Timeout, 5))
+}
+
+func (a *agent) opRecv(req *request) (fields, error) {
+	s, err := a.lookup(req.Socket)
+	if err != nil {
+		return nil, err
+	}
+	s.ensure(false)
+	if s.kind == "PUSH" || s.kind == "PUB" {
+		_, err := s.zs.Recv() // fails at once, with zmq4's own words
+		return nil, err
+	}
+	msg, err := s.take(time.Now().Add(seconds(req.Timeout, 2)))
+	if err != nil {
+		return nil, err
+	}
+	return fields{"frames": encodeFrames(msg.Frames)}, nil
+}
+
+func (a *agent) opSubscribe(req *request, on bool) (fields, error) {
+	s, err := a.lookup(req.Socket)
+	if err != nil {
+		return nil, err
+	}
+	topic, err := hex.DecodeString(req.Topic)
+	if err != nil {
+		return nil, invalid("topic is not hex: %v", err)
+	}
+	s.ensure(false)
+	switch s.kind {
+	case "SUB":
+		opt := zmq4.OptionUnsubscribe
+		if on {
+			opt = zmq4.OptionSubscribe
+		}
+		return fields{}, within(subscribeTimeout, "subscribe", func() error { return s.zs.SetOption(opt, string(topic)) })
+	case "XSUB":
+		// An XSUB application subscribes by sending 01/00 + topic (RFC 29); zmq4's XSUB has no option for it.
+		flag := byte(0)
+		if on {
+			flag = 1
+		}
+		return fields{}, s.send([][]byte{append([]byte{flag}, topic...)}, subscribeTimeout)
+	}
+	return nil, invalid("%s sockets do not subscribe", s.kind)
+}
+
+func (s *sock) close() {
+	close(s.done)
+	if s.zs == nil {
+		return
+	}
+	// zmq4's Close does not wait for anything in flight; bound it anyway so the agent never hangs.
+	if err := within(time.Second, "close", s.zs.Close); err != nil {
+		fmt.Fprintln(os.Stderr, "zmq4 agent: close:", err)
+	}
+}
+
+func (a *agent) opClose(req *request) (fields, error) {
+	s, err := a.lookup(req.Socket)
+	if err != nil {
+		return nil, err
+	}
+	delete(a.socks, req.Socket)
+	s.close()
+	return fields{}, nil
+}
+
+func (a *agent) closeAll() {
+	for name, s := range a.socks {
+		delete(a.socks, name)
+		s.close()
+	}
+}

@@ -1,0 +1,240 @@
+"""Findings: the distinct ways each implementation fails, for the people who maintain it.
+
+Read from matrix.json (so a merged CI run works as well as a local one). A
+failed or deviating cell counts against the implementation(s) that played in
+it other than the reference (impl) and the raw peer; cells that fail the same
+way (same scenario, same side, same step) are one finding, with every peer it
+was seen against, whether it also breaks interop with libzmq, the bytes the
+harness saw, and a command that reproduces it.
+"""
+
+from __future__ import annotations
+
+import html
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..vocabulary import Outcome
+
+REFERENCE = "impl"
+RAW = "raw"
+
+
+@dataclass
+class Finding:
+    implementation: str  # family
+    scenario: str
+    title: str
+    rfc: list[str]
+    level: str
+    side: str  # the side the implementation played
+    step: str
+    action: str
+    outcome: str  # failed, or deviates (then `deviation` names the reviewed entry)
+    reason: str
+    expected: str | None
+    seen: str | None
+    wire: str = ""  # the first validator finding about its bytes, with the octets
+    deviation: str = ""
+    peers: set[str] = field(default_factory=set)  # the versions of the implementation seen failing
+    against: set[str] = field(default_factory=set)
+    cells: list[str] = field(default_factory=list)
+    seens: list[str] = field(default_factory=list)  # what each cell saw, for a signature that fits them all
+    breaks_libzmq: bool = False
+    backend: str = "local"
+
+    @property
+    def reproduce(self) -> str:
+        peer = sorted(self.peers)[0]
+        other = sorted(self.against)[0]
+        peers = peer if other == RAW else f"{peer},{other}"
+        return f"zmtp-conformance run --backend {self.backend} --peers {peers} --scenario {self.scenario}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "implementation": self.implementation,
+            "scenario": self.scenario,
+            "title": self.title,
+            "rfc": self.rfc,
+            "level": self.level,
+            "side": self.side,
+            "step": self.step,
+            "action": self.action,
+            "outcome": self.outcome,
+            "deviation": self.deviation or None,
+            "reason": self.reason,
+            "expected": self.expected,
+            "seen": self.seen,
+            "wire": self.wire or None,
+            "peers": sorted(self.peers),
+            "against": sorted(self.against),
+            "cells": len(self.cells),
+            "breaks_libzmq": self.breaks_libzmq,
+            "reproduce": self.reproduce,
+        }
+
+
+def _family(side: dict[str, Any]) -> str:
+    return side.get("family") or side["peer"]
+
+
+def _wire(record: dict[str, Any], peer: str) -> str:
+    for v in (record.get("capture") or {}).get("violations") or []:
+        if v.get("peer") == peer and not v.get("deviation"):
+            return f"{v['check']} [{v['clause']}]: {v['message']} ({v['octets'][:64]})"
+    return ""
+
+
+def collect(records: list[dict[str, Any]], meta: dict[str, Any] | None = None) -> dict[str, list[Finding]]:
+    """Findings by implementation (family), most cells first."""
+    backend = (meta or {}).get("backend", "local")
+    found: dict[tuple[str, ...], Finding] = {}
+    for r in records:
+        if r["outcome"] not in (Outcome.FAILED, Outcome.DEVIATES):
+            continue
+        for side, other in (("server", "client"), ("client", "server")):
+            me, them = r[side], r[other]
+            family = _family(me)
+            if me["peer"] == RAW or family == REFERENCE:
+                continue
+            dev = (r.get("deviation") or {}).get("id") or ""
+            key = (family, r["scenario"], side, str(r.get("step")), str(r.get("action")), dev)
+            f = found.get(key)
+            if f is None:
+                f = found[key] = Finding(
+                    implementation=family,
+                    scenario=r["scenario"],
+                    title=r.get("title", ""),
+                    rfc=list(r.get("rfc") or []),
+                    level=r.get("level", ""),
+                    side=side,
+                    step=str(r.get("step") or ""),
+                    action=str(r.get("action") or ""),
+                    outcome=r["outcome"],
+                    reason=r.get("reason", ""),
+                    expected=r.get("expected"),
+                    seen=r.get("seen"),
+                    wire=_wire(r, me["peer"]),
+                    deviation=dev,
+                    backend=backend,
+                )
+            f.peers.add(me["peer"])
+            f.against.add(them["peer"])
+            f.cells.append(r["id"])
+            f.seens.append(r.get("seen") or "")
+            if _family(them) == "libzmq":
+                f.breaks_libzmq = True
+    out: dict[str, list[Finding]] = defaultdict(list)
+    for f in found.values():
+        out[f.implementation].append(f)
+    for fs in out.values():
+        fs.sort(key=lambda f: (f.outcome != Outcome.FAILED, -len(f.cells), f.scenario))
+    return dict(sorted(out.items()))
+
+
+def _common_prefix(texts: list[str]) -> str:
+    if not texts:
+        return ""
+    first, last = min(texts), max(texts)
+    n = 0
+    while n < min(len(first), len(last)) and first[n] == last[n]:
+        n += 1
+    return first[:n]
+
+
+def propose(findings: dict[str, list[Finding]]) -> str:
+    """Deviation entries (deviations.yaml) for the open findings, with signatures that fit every cell
+    seen: to be reviewed, given a reason and the upstream cause, never pasted blind."""
+    import re
+
+    import yaml
+
+    entries = []
+    for impl, fs in findings.items():
+        for f in fs:
+            if f.outcome != Outcome.FAILED or not f.step:
+                continue
+            fails: dict[str, Any] = {"step": int(f.step) if f.step.isdigit() else f.step, "action": f.action}
+            if f.expected:
+                fails["expected"] = "^" + re.escape(f.expected) + "$"
+            seen = _common_prefix(f.seens)[:60]
+            if seen:
+                fails["seen"] = "^" + re.escape(seen)
+            if "expected" not in fails and "seen" not in fails:
+                fails["reason"] = "^" + re.escape(_common_prefix([f.reason])[:60])
+                fails["seen"] = ""
+            entries.append(
+                {
+                    "id": f"{impl}-{f.scenario.replace('/', '-')}-{f.side}",
+                    "peer": impl,
+                    "side": f.side,
+                    "scenarios": [f.scenario],
+                    "fails": fails,
+                    "clause": ", ".join(f.rfc),
+                    "upstream": "TO REVIEW: file and function in the implementation",
+                    "reason": f"TO REVIEW: {f.reason}",
+                }
+            )
+    return yaml.safe_dump({"deviations": entries}, sort_keys=False, width=120, allow_unicode=True)
+
+
+def text(findings: dict[str, list[Finding]]) -> str:
+    lines = []
+    for impl, fs in findings.items():
+        open_ = [f for f in fs if f.outcome == Outcome.FAILED]
+        lines.append(f"== {impl}: {len(open_)} open finding(s), {len(fs) - len(open_)} reviewed deviation(s)")
+        for f in fs:
+            mark = "FAILED " if f.outcome == Outcome.FAILED else f"known ({f.deviation}) "
+            lines.append(f"  {mark}{f.scenario} [{f.level}] as {f.side}, step {f.step} {f.action}: {f.reason}")
+            lines.append(
+                f"      rfc: {', '.join(f.rfc)}; against {', '.join(sorted(f.against))}; {len(f.cells)} cell(s)"
+                + ("; breaks interop with libzmq" if f.breaks_libzmq else "")
+            )
+            if f.expected or f.seen:
+                lines.append(f"      expected: {f.expected}")
+                lines.append(f"      seen:     {(f.seen or '')[:160]}")
+            if f.wire:
+                lines.append(f"      wire:     {f.wire}")
+            lines.append(f"      reproduce: {f.reproduce}")
+    return "\n".join(lines) if lines else "no findings: every cell of every implementation passed or is unsupported"
+
+
+def write_html(path: Path, findings: dict[str, list[Finding]], meta: dict[str, Any]) -> None:
+    e = html.escape
+    parts = [
+        "<!doctype html><meta charset='utf-8'><title>ZMTP conformance findings</title>",
+        "<style>body{font:14px/1.4 system-ui,sans-serif;margin:2em;max-width:80em}"
+        "table{border-collapse:collapse;width:100%;margin-bottom:2em}td,th{border:1px solid #ccc;padding:.3em .5em;"
+        "vertical-align:top;text-align:left}th{background:#f4f4f4}.failed{background:#fde2e2}"
+        ".deviates{background:#fff4d6}code{font-size:12px;word-break:break-all}</style>",
+        "<h1>Findings by implementation</h1>",
+        f"<p>From the run of {e(str(meta.get('generated', '?')))} ({e(str(meta.get('backend', '?')))} backend). "
+        "A <b>failed</b> row is an open finding; a <b>known</b> row failed exactly as a reviewed entry of "
+        "conformance/deviations.yaml says. <a href='matrix.html'>The matrix</a>.</p>",
+    ]
+    if not findings:
+        parts.append("<p>No findings: every cell passed or is unsupported.</p>")
+    for impl, fs in findings.items():
+        open_ = sum(1 for f in fs if f.outcome == Outcome.FAILED)
+        parts.append(f"<h2 id='{e(impl)}'>{e(impl)}: {open_} open, {len(fs) - open_} known</h2>")
+        parts.append(
+            "<table><tr><th>scenario</th><th>RFC, level</th><th>as</th><th>what failed</th>"
+            "<th>expected / seen</th><th>against</th><th>reproduce</th></tr>"
+        )
+        for f in fs:
+            cls = "failed" if f.outcome == Outcome.FAILED else "deviates"
+            status = "failed" if f.outcome == Outcome.FAILED else f"known: {f.deviation}"
+            libzmq = "<br><b>breaks interop with libzmq</b>" if f.breaks_libzmq else ""
+            wire = f"<br>wire: <code>{e(f.wire)}</code>" if f.wire else ""
+            parts.append(
+                f"<tr class='{cls}'><td>{e(f.scenario)}<br><small>{e(f.title)}</small></td>"
+                f"<td>{e(', '.join(f.rfc))}<br>{e(f.level)}</td><td>{e(f.side)}</td>"
+                f"<td>{e(status)}<br>step {e(f.step)} {e(f.action)}: {e(f.reason)}{libzmq}</td>"
+                f"<td><code>{e(str(f.expected))}</code><br><code>{e((f.seen or '')[:300])}</code>{wire}</td>"
+                f"<td>{e(', '.join(sorted(f.against)))}<br><small>{len(f.cells)} cell(s)</small></td>"
+                f"<td><code>{e(f.reproduce)}</code></td></tr>"
+            )
+        parts.append("</table>")
+    path.write_text("\n".join(parts))
