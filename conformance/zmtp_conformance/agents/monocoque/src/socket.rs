@@ -1,0 +1,637 @@
+//! An agent socket: what the harness calls a socket (bind and connect many
+//! times, send, recv), built from Monocoque's one-stream socket objects.
+//!
+//! Monocoque leaves several peers on one endpoint to the application (its
+//! `bind` returns `(listener, socket)` for the first peer; more go through
+//! `from_tcp`). So the agent accepts, and hands each stream to the library's
+//! constructor, which runs the handshake. Messages from all connections are
+//! queued in arrival order; outgoing ones go round-robin (DEALER, PUSH, REQ),
+//! to every connection for the library to filter (ROUTER: each RouterSocket
+//! drops or refuses identities that are not its peer's), or back to the
+//! connection the last request came from (REP).
+
+use crate::conn::{Bench, Conn, Kind, Msg, Reconnect, is_poll_timeout};
+use crate::util::Fault;
+use monocoque::rt::{TcpListener, sleep, spawn_detached, timeout};
+use monocoque::zmq::{PubSocket, SocketEvent, SocketMonitor, XPubSocket};
+use monocoque::{Bytes, SocketOptions};
+use serde_json::{Value, json};
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+/// How long a connection's task blocks in one library `recv` before it looks
+/// for requests (sends, subscriptions). Monocoque has no way to wait on both
+/// (its sockets take `&mut self` for each), so the library's own
+/// `recv_timeout` slices the wait.
+pub const POLL: Duration = Duration::from_millis(5);
+/// How long an accept loop waits before checking that its socket is still open.
+const ACCEPT_POLL: Duration = Duration::from_millis(50);
+
+pub enum Cmd {
+    Send(Msg, flume::Sender<Result<(), Fault>>),
+    Subscribe(Bytes, bool),
+    Bench(Bench, flume::Sender<Result<Value, Fault>>),
+    Close,
+}
+
+struct Link {
+    id: u64,
+    cmd: flume::Sender<Cmd>,
+}
+
+pub struct Shared {
+    pub kind: Kind,
+    pub opts: SocketOptions,
+    inbox_tx: flume::Sender<(u64, Msg)>,
+    inbox_rx: flume::Receiver<(u64, Msg)>,
+    links: RefCell<Vec<Link>>,
+    next_link: Cell<u64>,
+    /// Subscriptions in force (a multiset), replayed on every new connection.
+    subs: RefCell<Vec<Bytes>>,
+    monitors: RefCell<Vec<SocketMonitor>>,
+    events: RefCell<VecDeque<Value>>,
+    closed: Cell<bool>,
+    /// A bound PAIR takes one peer, as PairSocket::bind does (monocoque-rs-zmtp src/pair.rs).
+    pair_taken: Cell<bool>,
+    rr: Cell<usize>,
+    last_from: Cell<Option<u64>>,
+    /// PUB and XPUB: the one task that owns the library socket.
+    owner: RefCell<Option<flume::Sender<Cmd>>>,
+}
+
+pub struct AgentSocket {
+    pub shared: Rc<Shared>,
+}
+
+impl AgentSocket {
+    pub fn new(kind: Kind, opts: SocketOptions) -> Self {
+        let (inbox_tx, inbox_rx) = flume::unbounded();
+        Self {
+            shared: Rc::new(Shared {
+                kind,
+                opts,
+                inbox_tx,
+                inbox_rx,
+                links: RefCell::new(Vec::new()),
+                next_link: Cell::new(1),
+                subs: RefCell::new(Vec::new()),
+                monitors: RefCell::new(Vec::new()),
+                events: RefCell::new(VecDeque::new()),
+                closed: Cell::new(false),
+                pair_taken: Cell::new(false),
+                rr: Cell::new(0),
+                last_from: Cell::new(None),
+                owner: RefCell::new(None),
+            }),
+        }
+    }
+
+    pub async fn bind(&self, endpoint: &str) -> Result<String, Fault> {
+        let sh = &self.shared;
+        match (sh.kind, parse_endpoint(endpoint)?) {
+            (Kind::Pub, Endpoint::Tcp(addr)) => {
+                let mut p = PubSocket::bind_with_options(addr.as_str(), sh.opts.clone()).await?;
+                let local = p.local_addr()?;
+                sh.monitors.borrow_mut().push(p.monitor());
+                let (tx, rx) = flume::unbounded();
+                *sh.owner.borrow_mut() = Some(tx);
+                spawn_detached(run_pub(sh.clone(), p, rx));
+                Ok(format!("tcp://{local}"))
+            }
+            (Kind::XPub, Endpoint::Tcp(addr)) => {
+                let x = XPubSocket::bind_with_options(&addr, sh.opts.clone()).await?;
+                let local = x.local_addr()?;
+                let (tx, rx) = flume::unbounded();
+                *sh.owner.borrow_mut() = Some(tx);
+                spawn_detached(run_xpub(sh.clone(), x, rx));
+                Ok(format!("tcp://{local}"))
+            }
+            (Kind::Pub | Kind::XPub, Endpoint::Ipc(_)) => Err(Fault::Unsupported(format!(
+                "{:?} over ipc: Monocoque's PubSocket::accept_subscriber takes a TcpListener and \
+                 XPubSocket::bind_with_options binds TCP only (monocoque-rs-zmtp 0.4.2 src/publisher.rs, src/xpub.rs)",
+                sh.kind
+            ))),
+            (_, Endpoint::Tcp(addr)) => {
+                let listener = TcpListener::bind(addr.as_str()).await?;
+                let local = listener.local_addr()?;
+                spawn_detached(accept_tcp(sh.clone(), listener));
+                Ok(format!("tcp://{local}"))
+            }
+            (_, Endpoint::Ipc(path)) => {
+                let listener = monocoque::zmq::ipc::bind(&path).await?;
+                spawn_detached(accept_ipc(sh.clone(), listener));
+                Ok(format!("ipc://{path}"))
+            }
+        }
+    }
+
+    pub fn connect(&self, endpoint: &str) -> Result<(), Fault> {
+        let sh = self.shared.clone();
+        if matches!(sh.kind, Kind::Pub | Kind::XPub) {
+            return Err(Fault::Unsupported(format!(
+                "{:?} cannot connect in Monocoque: PubSocket and XPubSocket only bind and accept \
+                 (monocoque-rs-zmtp 0.4.2 src/publisher.rs, src/xpub.rs; XPubSocket::connect_upstream is a proxy hop, not a peer)",
+                sh.kind
+            )));
+        }
+        let ep = parse_endpoint(endpoint)?;
+        // Connecting is asynchronous, as in libzmq: the request returns and the
+        // connection comes up behind it; a refused connect is tried again.
+        spawn_detached(async move {
+            let mut attempt = 0u32;
+            while !sh.closed.get() {
+                let result = match &ep {
+                    Endpoint::Tcp(addr) => match Conn::connect_tcp(sh.kind, addr, sh.opts.clone()).await {
+                        Ok(c) => {
+                            add_link(&sh, c, true);
+                            return;
+                        }
+                        Err(e) => e,
+                    },
+                    Endpoint::Ipc(path) => match monocoque::zmq::ipc::connect(path).await {
+                        Ok(stream) => match Conn::over_ipc(sh.kind, stream, sh.opts.clone()).await {
+                            Ok(c) => {
+                                add_link(&sh, c, false);
+                                return;
+                            }
+                            Err(e) => e,
+                        },
+                        Err(e) => e,
+                    },
+                };
+                eprintln!("monocoque agent: connect {ep:?}: {result}");
+                if result.to_string().starts_with("Handshake failed") {
+                    return; // the peer refused us; do not hammer it
+                }
+                sleep(sh.opts.next_reconnect_ivl(attempt)).await;
+                attempt = attempt.saturating_add(1);
+            }
+        });
+        Ok(())
+    }
+
+    pub async fn send(&self, msg: Msg, wait: Duration) -> Result<(), Fault> {
+        let sh = &self.shared;
+        let deadline = Instant::now() + wait;
+        match sh.kind {
+            Kind::Sub | Kind::Pull => {
+                return Err(Fault::Failed(format!("a {:?} socket cannot send (Monocoque's {:?}Socket has no send)", sh.kind, sh.kind)));
+            }
+            Kind::Pub | Kind::XPub => {
+                let owner = sh.owner.borrow().clone();
+                let Some(owner) = owner else {
+                    // Nobody to publish to yet: a PUB drops the message.
+                    return Ok(());
+                };
+                return ask(&owner, |tx| Cmd::Send(msg, tx), deadline).await?;
+            }
+            Kind::Router => {
+                let links = self.link_senders();
+                if links.is_empty() {
+                    return if sh.opts.router_mandatory {
+                        Err(Fault::Failed("ROUTER mandatory: no peer connected".into()))
+                    } else {
+                        Ok(())
+                    };
+                }
+                let mut last_err = None;
+                let mut delivered = false;
+                for l in links {
+                    match ask(&l, |tx| Cmd::Send(msg.clone(), tx), deadline).await? {
+                        Ok(()) => delivered = true,
+                        Err(e) => last_err = Some(e),
+                    }
+                }
+                return match (delivered, last_err) {
+                    (false, Some(e)) => Err(e),
+                    _ => Ok(()),
+                };
+            }
+            _ => {}
+        }
+        // One connection gets it: the one the request came from (REP), or the next in turn.
+        loop {
+            let target = {
+                let links = sh.links.borrow();
+                let from = sh.last_from.get().filter(|_| sh.kind == Kind::Rep);
+                match from.and_then(|id| links.iter().find(|l| l.id == id)) {
+                    Some(l) => Some(l.cmd.clone()),
+                    None if links.is_empty() => None,
+                    None => {
+                        let i = sh.rr.get() % links.len();
+                        sh.rr.set(i + 1);
+                        Some(links[i].cmd.clone())
+                    }
+                }
+            };
+            if let Some(link) = target {
+                return ask(&link, |tx| Cmd::Send(msg, tx), deadline).await?;
+            }
+            if Instant::now() >= deadline {
+                return Err(Fault::Timeout("no peer to send to within the timeout".into()));
+            }
+            sleep(POLL).await;
+        }
+    }
+
+    pub async fn recv(&self, wait: Duration) -> Result<Msg, Fault> {
+        let sh = &self.shared;
+        if matches!(sh.kind, Kind::Push | Kind::Pub) {
+            return Err(Fault::Failed(format!("a {:?} socket cannot receive", sh.kind)));
+        }
+        match timeout(wait, sh.inbox_rx.recv_async()).await {
+            Ok(Ok((from, msg))) => {
+                sh.last_from.set(Some(from));
+                Ok(msg)
+            }
+            Ok(Err(_)) => Err(Fault::Failed("socket closed".into())),
+            Err(_) => Err(Fault::Timeout("nothing arrived in time".into())),
+        }
+    }
+
+    pub fn subscribe(&self, topic: Bytes, on: bool) -> Result<(), Fault> {
+        let sh = &self.shared;
+        if !matches!(sh.kind, Kind::Sub | Kind::XSub) {
+            return Err(Fault::Invalid(format!("subscribe on a {:?} socket", sh.kind)));
+        }
+        {
+            let mut subs = sh.subs.borrow_mut();
+            if on {
+                subs.push(topic.clone());
+            } else if let Some(i) = subs.iter().position(|t| *t == topic) {
+                subs.remove(i);
+            }
+        }
+        for l in self.link_senders() {
+            let _ = l.send(Cmd::Subscribe(topic.clone(), on));
+        }
+        Ok(())
+    }
+
+    pub async fn bench(&self, b: Bench, wait: Duration) -> Result<Value, Fault> {
+        let deadline = Instant::now() + wait;
+        let link = loop {
+            if let Some(l) = self.link_senders().into_iter().next() {
+                break l;
+            }
+            if Instant::now() >= deadline {
+                return Err(Fault::Timeout("no peer connected for the benchmark".into()));
+            }
+            sleep(POLL).await;
+        };
+        let (tx, rx) = flume::bounded(1);
+        link.send(Cmd::Bench(b, tx)).map_err(|_| Fault::Failed("connection gone".into()))?;
+        // The loop bounds itself by its own timeouts; wait for it however long it takes.
+        rx.recv_async().await.map_err(|_| Fault::Failed("connection gone during the benchmark".into()))?
+    }
+
+    pub async fn events(&self, until: Option<&str>, wait: Duration) -> Result<Value, Fault> {
+        let sh = &self.shared;
+        let deadline = Instant::now() + wait;
+        loop {
+            drain_monitors(sh);
+            let mut events = sh.events.borrow_mut();
+            let upto = match until {
+                None => Some(events.len()),
+                Some(name) => events.iter().position(|e| e["event"] == name).map(|i| i + 1),
+            };
+            if let Some(n) = upto {
+                return Ok(Value::Array(events.drain(..n).collect()));
+            }
+            if Instant::now() >= deadline {
+                let seen: Vec<String> = events.iter().map(|e| e["event"].to_string()).collect();
+                return Err(Fault::Timeout(format!(
+                    "no {} event within the timeout (saw {}); Monocoque's monitor() channel only gets \
+                     events emitted after it is attached, and 0.4.2 emits them only inside the connect \
+                     constructors, before any monitor can exist (monocoque-rs src/zmq/dealer.rs `connect`, `emit_event`)",
+                    until.unwrap_or("?"),
+                    if seen.is_empty() { "nothing".into() } else { seen.join(", ") }
+                )));
+            }
+            drop(events);
+            sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    pub fn close(&self) {
+        let sh = &self.shared;
+        sh.closed.set(true);
+        for l in self.link_senders() {
+            let _ = l.send(Cmd::Close);
+        }
+        if let Some(owner) = sh.owner.borrow_mut().take() {
+            let _ = owner.send(Cmd::Close);
+        }
+    }
+
+    fn link_senders(&self) -> Vec<flume::Sender<Cmd>> {
+        self.shared.links.borrow().iter().map(|l| l.cmd.clone()).collect()
+    }
+}
+
+/// Sends a command that answers on a channel, and waits for the answer until `deadline`.
+async fn ask<T>(
+    to: &flume::Sender<Cmd>,
+    make: impl FnOnce(flume::Sender<T>) -> Cmd,
+    deadline: Instant,
+) -> Result<T, Fault> {
+    let (tx, rx) = flume::bounded(1);
+    to.send(make(tx)).map_err(|_| Fault::Failed("connection gone".into()))?;
+    let left = deadline.saturating_duration_since(Instant::now());
+    match timeout(left, rx.recv_async()).await {
+        Ok(Ok(answer)) => Ok(answer),
+        Ok(Err(_)) => Err(Fault::Failed("connection gone before the send completed".into())),
+        Err(_) => Err(Fault::Timeout("the send did not complete in time".into())),
+    }
+}
+
+#[derive(Debug)]
+enum Endpoint {
+    Tcp(String),
+    Ipc(String),
+}
+
+fn parse_endpoint(endpoint: &str) -> Result<Endpoint, Fault> {
+    if let Some(addr) = endpoint.strip_prefix("tcp://") {
+        Ok(Endpoint::Tcp(addr.to_owned()))
+    } else if let Some(path) = endpoint.strip_prefix("ipc://") {
+        Ok(Endpoint::Ipc(path.to_owned()))
+    } else {
+        Err(Fault::Unsupported(format!("endpoint {endpoint}: Monocoque's transports are tcp and ipc (and inproc, in-process only)")))
+    }
+}
+
+fn drain_monitors(sh: &Shared) {
+    for m in sh.monitors.borrow().iter() {
+        while let Ok(ev) = m.try_recv() {
+            sh.events.borrow_mut().push_back(event_json(&ev));
+        }
+    }
+}
+
+fn event_json(ev: &SocketEvent) -> Value {
+    match ev {
+        SocketEvent::Connected(ep) => json!({"event": "connected", "endpoint": ep.to_string()}),
+        SocketEvent::Disconnected(ep) => json!({"event": "disconnected", "endpoint": ep.to_string()}),
+        SocketEvent::Bound(ep) | SocketEvent::Listening(ep) => json!({"event": "listening", "endpoint": ep.to_string()}),
+        SocketEvent::Accepted(ep) => json!({"event": "accepted", "endpoint": ep.to_string()}),
+        SocketEvent::BindFailed { endpoint, reason } => {
+            json!({"event": "bind_failed", "endpoint": endpoint.to_string(), "reason": reason})
+        }
+        SocketEvent::ConnectFailed { endpoint, reason } => {
+            json!({"event": "connect_retried", "endpoint": endpoint.to_string(), "reason": reason})
+        }
+    }
+}
+
+/// `reconnects`: made by the library's `connect_with_options`, so it keeps
+/// its endpoint and `try_reconnect` can work.
+fn add_link<S>(sh: &Rc<Shared>, mut conn: Conn<S>, reconnects: bool)
+where
+    S: compio_io::AsyncRead + compio_io::AsyncWrite + Unpin + 'static,
+    Conn<S>: Reconnect,
+{
+    if sh.closed.get() {
+        return;
+    }
+    if let Some(m) = conn.monitor() {
+        sh.monitors.borrow_mut().push(m);
+    }
+    let id = sh.next_link.get();
+    sh.next_link.set(id + 1);
+    let (tx, rx) = flume::unbounded();
+    sh.links.borrow_mut().push(Link { id, cmd: tx });
+    spawn_detached(run_link(sh.clone(), id, conn, rx, reconnects));
+}
+
+async fn accept_tcp(sh: Rc<Shared>, listener: TcpListener) {
+    while !sh.closed.get() {
+        if sh.pair_taken.get() {
+            // Keep the port (PairSocket::bind hands the listener back) but take nobody else.
+            sleep(ACCEPT_POLL).await;
+            continue;
+        }
+        match timeout(ACCEPT_POLL, listener.accept()).await {
+            Ok(Ok((stream, _))) => {
+                let sh = sh.clone();
+                spawn_detached(async move {
+                    match Conn::over_tcp(sh.kind, stream, sh.opts.clone()).await {
+                        Ok(c) => accepted(&sh, c),
+                        Err(e) => eprintln!("monocoque agent: accepted connection failed: {e}"),
+                    }
+                });
+            }
+            Ok(Err(e)) => {
+                eprintln!("monocoque agent: accept: {e}");
+                sleep(ACCEPT_POLL).await;
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+async fn accept_ipc(sh: Rc<Shared>, listener: monocoque::zmq::ipc::IpcListener) {
+    while !sh.closed.get() {
+        if sh.pair_taken.get() {
+            sleep(ACCEPT_POLL).await;
+            continue;
+        }
+        match timeout(ACCEPT_POLL, monocoque::zmq::ipc::accept(&listener)).await {
+            Ok(Ok(stream)) => {
+                let sh = sh.clone();
+                spawn_detached(async move {
+                    match Conn::over_ipc(sh.kind, stream, sh.opts.clone()).await {
+                        Ok(c) => accepted(&sh, c),
+                        Err(e) => eprintln!("monocoque agent: accepted connection failed: {e}"),
+                    }
+                });
+            }
+            Ok(Err(e)) => {
+                eprintln!("monocoque agent: accept: {e}");
+                sleep(ACCEPT_POLL).await;
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+fn accepted<S>(sh: &Rc<Shared>, conn: Conn<S>)
+where
+    S: compio_io::AsyncRead + compio_io::AsyncWrite + Unpin + 'static,
+    Conn<S>: Reconnect,
+{
+    if sh.kind == Kind::Pair {
+        if sh.pair_taken.get() {
+            return; // a second handshake finished first; PAIR keeps one peer
+        }
+        sh.pair_taken.set(true);
+    }
+    add_link(sh, conn, false);
+}
+
+/// The task that owns one connection: it serves requests and reads in between.
+async fn run_link<S>(sh: Rc<Shared>, id: u64, mut conn: Conn<S>, cmds: flume::Receiver<Cmd>, reconnects: bool)
+where
+    S: compio_io::AsyncRead + compio_io::AsyncWrite + Unpin + 'static,
+    Conn<S>: Reconnect,
+{
+    conn.set_recv_timeout(Some(POLL));
+    let topics = sh.subs.borrow().clone();
+    for t in topics {
+        if let Err(e) = conn.subscribe(&t, true).await {
+            eprintln!("monocoque agent: subscribe on a new connection: {e}");
+        }
+    }
+    // REQ: a request is out; REP: a request came in (the lockstep both keep).
+    let mut turn = false;
+    'serve: while !sh.closed.get() {
+        // Requests first, without waiting if the connection has reading to do.
+        loop {
+            let cmd = if conn.may_recv(turn) {
+                match cmds.try_recv() {
+                    Ok(c) => c,
+                    Err(flume::TryRecvError::Empty) => break,
+                    Err(flume::TryRecvError::Disconnected) => break 'serve,
+                }
+            } else {
+                match timeout(ACCEPT_POLL, cmds.recv_async()).await {
+                    Ok(Ok(c)) => c,
+                    Ok(Err(_)) => break 'serve,
+                    Err(_) if sh.closed.get() => break 'serve,
+                    Err(_) => continue,
+                }
+            };
+            match cmd {
+                Cmd::Send(msg, answer) => {
+                    let r = if reconnects { conn.send_reconnecting(msg).await } else { conn.send(msg).await };
+                    if r.is_ok() {
+                        turn = matches!(conn, Conn::Req(_));
+                    }
+                    let _ = answer.send(r);
+                }
+                Cmd::Subscribe(topic, on) => {
+                    if let Err(e) = conn.subscribe(&topic, on).await {
+                        eprintln!("monocoque agent: subscribe: {e}");
+                    }
+                }
+                Cmd::Bench(b, answer) => {
+                    let _ = answer.send(conn.bench(b, POLL).await);
+                }
+                Cmd::Close => break 'serve,
+            }
+        }
+        let lost = match conn.recv().await {
+            Ok(Some(msg)) => {
+                turn = matches!(conn, Conn::Rep(_));
+                let _ = sh.inbox_tx.send((id, msg));
+                None
+            }
+            Ok(None) => Some("peer closed the connection".to_owned()),
+            Err(e) if is_poll_timeout(&e) => None,
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(why) = lost {
+            eprintln!("monocoque agent: connection {id} lost: {why}");
+            turn = false;
+            // The library's reconnect, with its backoff, where it has one.
+            loop {
+                if sh.closed.get() || !reconnects {
+                    break 'serve;
+                }
+                match conn.reconnect().await {
+                    None => break 'serve,
+                    Some(Ok(())) => {
+                        conn.set_recv_timeout(Some(POLL));
+                        let topics = sh.subs.borrow().clone();
+                        for t in topics {
+                            let _ = conn.subscribe(&t, true).await;
+                        }
+                        break;
+                    }
+                    Some(Err(e)) => {
+                        eprintln!("monocoque agent: reconnect: {e}");
+                        sleep(sh.opts.reconnect_ivl.max(POLL)).await;
+                    }
+                }
+            }
+        }
+    }
+    sh.links.borrow_mut().retain(|l| l.id != id);
+    if sh.kind == Kind::Pair && sh.links.borrow().is_empty() {
+        sh.pair_taken.set(false);
+    }
+}
+
+/// PUB: Monocoque's PubSocket accepts subscribers itself and fans out on worker threads.
+async fn run_pub(sh: Rc<Shared>, mut p: PubSocket, cmds: flume::Receiver<Cmd>) {
+    while !sh.closed.get() {
+        while let Ok(cmd) = cmds.try_recv() {
+            match cmd {
+                Cmd::Send(msg, answer) => {
+                    let _ = answer.send(p.send(msg).await.map_err(Fault::from));
+                }
+                Cmd::Bench(Bench::Send { size, count }, answer) => {
+                    let body = Bytes::from(vec![0u8; size]);
+                    let t0 = Instant::now();
+                    let mut r = Ok(());
+                    for _ in 0..count {
+                        if let Err(e) = p.send(vec![body.clone()]).await {
+                            r = Err(Fault::from(e));
+                            break;
+                        }
+                    }
+                    let _ = answer.send(r.map(|()| json!({"elapsed": t0.elapsed().as_secs_f64()})));
+                }
+                Cmd::Bench(_, answer) => {
+                    let _ = answer.send(Err(Fault::Unsupported("PUB only sends".into())));
+                }
+                Cmd::Subscribe(..) => {}
+                Cmd::Close => return,
+            }
+        }
+        match timeout(POLL, p.accept_subscriber()).await {
+            Ok(Ok(id)) => eprintln!("monocoque agent: PUB subscriber {id} joined"),
+            Ok(Err(e)) => eprintln!("monocoque agent: PUB accept: {e}"),
+            Err(_) => {}
+        }
+    }
+}
+
+/// XPUB: XPubSocket owns its listener; accepting, reading subscriptions and
+/// sending all take `&mut self`, so they take turns.
+async fn run_xpub(sh: Rc<Shared>, mut x: XPubSocket, cmds: flume::Receiver<Cmd>) {
+    while !sh.closed.get() {
+        while let Ok(cmd) = cmds.try_recv() {
+            match cmd {
+                Cmd::Send(msg, answer) => {
+                    let _ = answer.send(x.send(msg).await.map_err(Fault::from));
+                }
+                Cmd::Bench(_, answer) => {
+                    let _ = answer.send(Err(Fault::Unsupported("no XPUB benchmark in this agent".into())));
+                }
+                Cmd::Subscribe(..) => {}
+                Cmd::Close => return,
+            }
+        }
+        match timeout(POLL, x.accept()).await {
+            Ok(Err(e)) => eprintln!("monocoque agent: XPUB accept: {e}"),
+            Ok(Ok(())) | Err(_) => {}
+        }
+        match timeout(POLL, x.recv_subscription()).await {
+            Ok(Ok(Some(ev))) => {
+                use monocoque::zmq::SubscriptionEvent;
+                let (flag, topic) = match ev {
+                    SubscriptionEvent::Subscribe(t) => (1u8, t),
+                    SubscriptionEvent::Unsubscribe(t) => (0u8, t),
+                };
+                let mut frame = vec![flag];
+                frame.extend_from_slice(&topic);
+                let _ = sh.inbox_tx.send((0, vec![Bytes::from(frame)]));
+            }
+            Ok(Err(e)) => eprintln!("monocoque agent: XPUB recv_subscription: {e}"),
+            Ok(Ok(None)) | Err(_) => {}
+        }
+    }
+}
