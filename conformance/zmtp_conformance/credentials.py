@@ -12,14 +12,17 @@ CURVE_SERVER_PUBLIC = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"
 CURVE_SERVER_SECRET = "JTKVSB%%)wK0E.X)V>+}o?pNmC{O&4W4b!Ni{Lh6"
 CURVE_CLIENT_PUBLIC = "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID"
 CURVE_CLIENT_SECRET = "D:)Q[IlAW!ahhC2ac:9*A}h:p?([4%wOTJ%JR%cs"
+# Servers name a ZAP domain, as deployments that authenticate do: some implementations
+# (Monocoque) consult ZAP only when one is set, and RFC 27 passes it to the handler.
+ZAP_DOMAIN = "global"
 MECHANISM_OPTIONS: dict[str, dict[str, dict[str, Any]]] = {
     "NULL": {"server": {}, "client": {}},
     "PLAIN": {
-        "server": {"plain_server": True},
+        "server": {"plain_server": True, "zap_domain": ZAP_DOMAIN},
         "client": {"plain_username": PLAIN_USER, "plain_password": PLAIN_PASSWORD},
     },
     "CURVE": {
-        "server": {"curve_server": True, "curve_secretkey": CURVE_SERVER_SECRET},
+        "server": {"curve_server": True, "curve_secretkey": CURVE_SERVER_SECRET, "zap_domain": ZAP_DOMAIN},
         "client": {
             "curve_secretkey": CURVE_CLIENT_SECRET,
             "curve_publickey": CURVE_CLIENT_PUBLIC,
