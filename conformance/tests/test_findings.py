@@ -77,3 +77,29 @@ def test_proposed_entries_load_and_fit_every_cell_they_came_from(tmp_path):
         assert deviations.find(devs, "23/a", "zmq4", r["client"]["peer"], failure) is not None
     other = deviations.Failure("2", "expect_close", "x", "close", "ff 00")
     assert deviations.find(devs, "23/a", "zmq4", "raw", other) is None
+
+
+def test_the_kill_matrix_names_every_knob_and_refuses_gaps(tmp_path):
+    import pytest
+
+    from zmtp_conformance import killmatrix
+
+    knobs = killmatrix.load()
+    assert all(k.scenarios or k.legal for k in knobs)
+    text = killmatrix.TABLE.read_text()
+    gap = tmp_path / "k.yaml"
+    gap.write_text(text.replace("  empty_pong:\n    scenarios: [37/heartbeat/ping-echoes-context]\n", ""))
+    with pytest.raises(killmatrix.KillMatrixError, match="no entry for ProtocolBugs knob"):
+        killmatrix.load(gap)
+    silent = tmp_path / "s.yaml"
+    silent.write_text(text.replace("scenarios: [37/heartbeat/ping-echoes-context]\n", "value: true\n", 1))
+    with pytest.raises(killmatrix.KillMatrixError, match="empty_pong lists no scenario"):
+        killmatrix.load(silent)
+
+
+def test_a_knob_is_caught_by_its_scenarios():
+    from zmtp_conformance import killmatrix
+
+    (knob,) = [k for k in killmatrix.load() if k.name == "empty_pong"]
+    (r,) = killmatrix.run([knob], [])
+    assert r.verdict == "caught" and r.caught

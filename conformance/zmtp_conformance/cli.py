@@ -307,6 +307,35 @@ def cmd_findings(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_kill_matrix(args: argparse.Namespace) -> int:
+    """Every ProtocolBugs knob of impl switched on in turn: which cells catch it; exit 1 if one goes undetected."""
+    import json
+
+    from . import killmatrix
+
+    try:
+        knobs = killmatrix.load()
+    except killmatrix.KillMatrixError as exc:
+        print(f"zmtp-conformance kill-matrix: {exc}", file=sys.stderr)
+        return 2
+    if args.knob:
+        knobs = [k for k in knobs if k.name in args.knob]
+    counterparts = killmatrix.available_counterparts(args.against.split(","))
+    print(f"impl against raw{''.join(', ' + c for c in counterparts)}: {len(knobs)} knobs")
+    results = killmatrix.run(knobs, counterparts)
+    args.report_dir.mkdir(parents=True, exist_ok=True)
+    (args.report_dir / "kill-matrix.json").write_text(json.dumps(killmatrix.record(results), indent=1))
+    killmatrix.write_html(args.report_dir / "kill-matrix.html", results)
+    undetected = [r.knob.name for r in results if r.verdict == "UNDETECTED"]
+    print(
+        f"{args.report_dir / 'kill-matrix.html'}: {len(results) - len(undetected)} of {len(results)} knobs caught or legal"
+    )
+    if undetected:
+        print(f"undetected: {', '.join(undetected)}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from .report import allure, jsonfile
 
@@ -470,6 +499,10 @@ def main(argv: list[str] | None = None) -> int:
     mg = sub.add_parser("merge", help="merge the report folders of several shards into one matrix")
     mg.add_argument("dirs", nargs="+", type=Path, help="report folders (each with a matrix.json)")
     mg.add_argument("--output", type=Path, default=Path("reports/merged"))
+    km = sub.add_parser("kill-matrix", help="switch on each of impl's ProtocolBugs knobs and show which cells catch it")
+    km.add_argument("--knob", action="append", help="only this knob (repeatable)")
+    km.add_argument("--against", default="libzmq", help="peers impl meets besides the raw peer (default libzmq)")
+    km.add_argument("--report-dir", type=Path, default=Path("reports"))
     fnd = sub.add_parser("findings", help="each implementation's distinct failures in a run, with how to reproduce")
     fnd.add_argument("source", nargs="?", type=Path, default=Path("reports"), help="a report folder or its matrix.json")
     fnd.add_argument("--implementation", action="append", help="only this implementation (family); repeatable")
@@ -529,6 +562,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_report(args)
     if args.cmd == "findings":
         return cmd_findings(args)
+    if args.cmd == "kill-matrix":
+        return cmd_kill_matrix(args)
     if args.cmd == "dissect":
         return cmd_dissect(args)
     return cmd_run(args, extra)
