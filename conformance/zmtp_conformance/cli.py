@@ -99,6 +99,8 @@ def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
     ]
     if args.peers:
         argv += ["--peers", args.peers]
+    if args.pair_with:
+        argv += ["--pair-with", args.pair_with]
     for sc in args.scenario:
         argv += ["--scenario", sc]
     if args.shard:
@@ -432,6 +434,11 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="run the matrix (extra arguments go to pytest)")
     run.add_argument("--peers", help="comma-separated peers (default: all in peers.yaml)")
     run.add_argument("--scenario", action="append", default=[], help="scenario id, prefix or glob (repeatable)")
+    run.add_argument(
+        "--pair-with",
+        help="comma-separated peers: keep only cells where one side is one of them (or the raw peer), "
+        "so N peers cost N pairings each instead of N squared",
+    )
     run.add_argument("--shard", help="i/n: run one shard of the matrix")
     run.add_argument("-n", "--workers", help="parallel workers (pytest-xdist), e.g. auto")
     run.add_argument("--report-dir", default="reports")

@@ -33,6 +33,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g = parser.getgroup("zmtp-conformance")
     g.addoption("--peers", default=None, help="comma-separated peers to pair (default: every peer in peers.yaml)")
     g.addoption("--scenario", action="append", default=[], help="scenario id or glob to run (repeatable)")
+    g.addoption(
+        "--pair-with",
+        default=None,
+        help="comma-separated peers: only cells where one side is one of them (or the raw peer)",
+    )
     g.addoption("--shard", default=None, help="run only shard i of n (i/n), for splitting across CI machines")
     g.addoption("--report-dir", default="reports", help="where matrix.json and matrix.html go (default: reports)")
     g.addoption(
@@ -120,6 +125,8 @@ class State:
         self.deviations = deviations.for_peers(self.table, families)
         self.wire_table = deviations.for_peers(self.wire_table, families)
         self.select = config.getoption("scenario") or None
+        pair_with = config.getoption("pair_with")
+        self.pair_with = {p.strip() for p in pair_with.split(",")} | {RAW} if pair_with else set()
         self.sniffer: Any = None
         self.sniffer_error: str | None = None
 
@@ -253,6 +260,8 @@ class ScenarioFile(pytest.File):
         if st.select and not _selected(sc, st.select):
             return
         cells = matrix.expand([sc], st.peers)
+        if st.pair_with:
+            cells = [c for c in cells if {c.server, c.client} & st.pair_with]
         cells = matrix.shard(cells, self.config.getoption("shard"))
         for cell in cells:
             yield CellItem.from_parent(self, name=f"{sc.id}[{cell.params}]", cell=cell)
@@ -451,6 +460,7 @@ class Recorder:
             "peer_versions": versions or _versions_from_records(records),
             "shard": config.getoption("shard"),
             "scenario_selection": config.getoption("scenario") or None,
+            "pair_with": config.getoption("pair_with"),
             "scenario_set": scenario_fingerprint(config),
             "peers": sorted(st.peers) if st is not None else sorted({r["server"]["peer"] for r in records} - {RAW}),
         }
