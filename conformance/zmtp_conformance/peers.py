@@ -85,6 +85,9 @@ class PeerSpec:
     keylog: str = ""  # how the peer exports CURVE transient keys: "zmtp", "sodium" (preload shim) or ""
     family: str = ""  # the implementation this peer is a version of (default: its name), for the deviation tables
     image: str = ""  # docker backend: the image whose agent this peer is (containers/images.py)
+    # Why this peer's failed cells do not (yet) fail a run: a newly added implementation whose
+    # findings are still being triaged into the deviation table. Its cells still show as failed.
+    provisional: str = ""
 
     @property
     def backend(self) -> str:
@@ -177,6 +180,7 @@ def load_registry(path: Path = REGISTRY) -> dict[str, PeerSpec]:
             build_sources=list(build.get("sources", [])),
             keylog=entry.get("keylog", ""),
             family=entry.get("family", name),
+            provisional=entry.get("provisional", ""),
         )
     return peers
 

@@ -41,6 +41,7 @@ class ImageSpec:
     wheels: list[str] = field(default_factory=list)
     description: str = ""
     agent: str = ""  # a local peer (peers.yaml) whose agent build is copied into the image
+    provisional: str = ""  # why its failed cells do not yet fail a run (findings still being triaged)
 
     @property
     def dist_dir(self) -> Path:
@@ -62,6 +63,7 @@ class ImageSpec:
             keylog=self.keylog,
             family=self.family,
             image=self.image,
+            provisional=self.provisional,
         )
 
 
@@ -81,7 +83,7 @@ def load(path: Path = MATRIX) -> VersionMatrix:
     for peer, entry in (raw.get("peers") or {}).items():
         if not isinstance(entry, dict) or "image" not in entry:
             raise ImageError(f"{path}: peer {peer!r} needs at least an image (repository:tag)")
-        unknown = set(entry) - {"image", "family", "keylog", "wheels", "description", "agent"}
+        unknown = set(entry) - {"image", "family", "keylog", "wheels", "description", "agent", "provisional"}
         if unknown:
             raise ImageError(f"{path}: peer {peer!r} has unknown key(s) {', '.join(sorted(unknown))}")
         spec = ImageSpec(
@@ -92,6 +94,7 @@ def load(path: Path = MATRIX) -> VersionMatrix:
             wheels=[str(w) for w in entry.get("wheels", [])],
             description=str(entry.get("description", "")),
             agent=str(entry.get("agent", "")),
+            provisional=str(entry.get("provisional", "")),
         )
         if not spec.dockerfile.exists():
             raise ImageError(f"{path}: peer {peer!r} has no Dockerfile at {spec.dockerfile}")
