@@ -100,3 +100,38 @@ def test_runs_on_different_backends_are_refused(tmp_path):
     jsonfile.write(tmp_path / "b" / "matrix.json", {**meta, "backend": "docker"}, [])
     with pytest.raises(merge.MergeError, match="different backends"):
         merge.merge([tmp_path / "a", tmp_path / "b"], tmp_path / "out")
+
+
+def test_pair_with_keeps_only_cells_with_one_of_those_peers(tmp_path):
+    proc = cli(
+        "run", "--peers", "impl,libzmq", "--pair-with", "libzmq", "--scenario", "28/req-rep/round-trip",
+        "--report-dir", str(tmp_path / "p"), "--no-progress", "--pcap", "off",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-1500:]
+    pairs = {
+        (c["server"]["peer"], c["client"]["peer"])
+        for c in json.loads((tmp_path / "p/matrix.json").read_text())["cells"]
+    }
+    assert pairs == {("impl", "libzmq"), ("libzmq", "impl"), ("libzmq", "libzmq")}
+
+
+def test_a_provisional_peers_failures_show_but_do_not_fail_the_run(tmp_path):
+    registry = tmp_path / "peers.yaml"
+    registry.write_text(
+        "peers:\n"
+        "  impl:\n    command: ['{python}', '-m', 'zmtp_conformance.agents.impl_agent']\n"
+        "  newcomer:\n    command: ['{python}', '-m', 'zmtp_conformance.agents.impl_agent', '--bug', 'skip_socket_type_check']\n"
+        "    provisional: findings being triaged\n"
+    )
+    args = ["--scenario", "37/socket-type/mismatch-error-command/pull-vs-sub", "--no-progress", "--pcap", "off"]
+    proc = cli(
+        "run", "--peers", "newcomer", *args, "--report-dir", str(tmp_path / "a"), "--", "--registry", str(registry)
+    )
+    assert proc.returncode == 0, proc.stdout[-1500:]
+    doc = json.loads((tmp_path / "a/matrix.json").read_text())
+    assert {c["outcome"] for c in doc["cells"]} == {"failed"}  # still failed in the record
+    assert doc["meta"]["provisional_peers"] == {"newcomer": "findings being triaged"}
+    # The same misbehaviour in a peer that is not provisional fails the run.
+    proc = cli("run", "--peers", "impl", *args, "--peer-args", "impl=--bug=skip_socket_type_check",
+               "--report-dir", str(tmp_path / "b"), "--", "--registry", str(registry))  # fmt: skip
+    assert proc.returncode == 1

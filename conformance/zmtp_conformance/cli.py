@@ -123,6 +123,8 @@ def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
         argv += ["--version-matrix", args.version_matrix]
     if args.no_build:
         argv += ["--no-build"]
+    # `run ... -- ARGS` hands ARGS to pytest as options, not as paths to collect.
+    extra = [a for a in extra if a != "--"]
     return int(pytest.main(argv + extra))
 
 
