@@ -135,3 +135,19 @@ def test_a_provisional_peers_failures_show_but_do_not_fail_the_run(tmp_path):
     proc = cli("run", "--peers", "impl", *args, "--peer-args", "impl=--bug=skip_socket_type_check",
                "--report-dir", str(tmp_path / "b"), "--", "--registry", str(registry))  # fmt: skip
     assert proc.returncode == 1
+
+
+def test_a_runs_matrix_json_follows_its_schema_and_a_wrong_one_is_named(shards, tmp_path):
+    from zmtp_conformance.report import jsonfile
+
+    base, _ = shards
+    doc = json.loads((base / "whole" / "matrix.json").read_text())
+    assert jsonfile.problems(doc) == []
+    doc["cells"][0]["outcome"] = "sort of passed"
+    doc["cells"][1]["server"]["colour"] = "red"
+    found = jsonfile.problems(doc)
+    assert any("cells/0/outcome" in p for p in found) and any("cells/1/server" in p for p in found)
+    bad = tmp_path / "matrix.json"
+    bad.write_text(json.dumps(doc))
+    with pytest.raises(SystemExit, match="is not a matrix.json this version writes"):
+        jsonfile.read(bad)
