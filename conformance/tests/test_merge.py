@@ -149,5 +149,5 @@ def test_a_runs_matrix_json_follows_its_schema_and_a_wrong_one_is_named(shards, 
     assert any("cells/0/outcome" in p for p in found) and any("cells/1/server" in p for p in found)
     bad = tmp_path / "matrix.json"
     bad.write_text(json.dumps(doc))
-    with pytest.raises(SystemExit, match="is not a matrix.json this version writes"):
+    with pytest.raises(SystemExit, match=r"is not a matrix\.json this version writes"):
         jsonfile.read(bad)
