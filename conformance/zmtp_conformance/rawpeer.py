@@ -156,13 +156,7 @@ class RawPeer:
         if "ready" in spec:
             await self.expect_ready(spec["ready"], timeout)
         if "command" in spec:
-            head = await self.read_exactly(2, timeout)
-            if head[0] & LONG:
-                head += await self.read_exactly(7, timeout)
-                size = int.from_bytes(head[1:9], "big")
-            else:
-                size = head[1]
-            body = await self.read_exactly(size, timeout)
+            head, body = await self.read_frame(timeout)
             self.t.add(self.name, "expect_raw", show(head + body))
             if not head[0] & COMMAND or body[1 : 1 + body[0]] != spec["command"].encode():
                 raise RawFailure(f"expected a {spec['command']} command", expected=spec["command"], seen=head + body)
