@@ -28,8 +28,12 @@ def record(sid: str, server: str, client: str, outcome: str) -> dict:
         "reason": "because" if outcome != "passed" else "",
         "expected": "x" if outcome == "failed" else None,
         "seen": "y" if outcome == "failed" else None,
+        "step": "1" if outcome == "failed" else None,
+        "action": "expect" if outcome == "failed" else None,
         "deviation": None,
         "duration": 0.1,
+        "capture": None,
+        "measurements": {},
     }
 
 
