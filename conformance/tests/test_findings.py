@@ -103,3 +103,23 @@ def test_a_knob_is_caught_by_its_scenarios():
     (knob,) = [k for k in killmatrix.load() if k.name == "empty_pong"]
     (r,) = killmatrix.run([knob], [])
     assert r.verdict == "caught" and r.caught
+
+
+def test_the_findings_page_lists_implementations_most_open_first(tmp_path):
+    records = [
+        rec("23/a", "zmq4", "raw", "failed"),
+        rec("23/b", "zmq4", "raw", "failed", step="1"),
+        rec("23/a", "czmq", "raw", "deviates", dev="libzmq-x"),
+    ]
+    page = tmp_path / "findings.html"
+    findings.write_html(page, findings.collect(records), {"provisional_peers": {"zmq4": "new"}})
+    text = page.read_text()
+    assert text.index("href='#zmq4'>zmq4</a> (provisional)") < text.index("href='#czmq'>czmq</a>")
+    assert "zmq4: 2 open, 0 known" in text and "czmq: 0 open, 1 known" in text
+
+
+def test_a_newcomer_is_the_suspect_against_an_established_peer():
+    records = [rec("27/x", "libzmq-4.3.5", "monocoque-0.4.2", "failed")]
+    meta = {"provisional_peers": {"monocoque-0.4.2": "new"}}
+    assert set(findings.collect(records, meta)) == {"monocoque-0.4.2"}
+    assert set(findings.collect(records)) == {"libzmq-4.3.5", "monocoque-0.4.2"}  # no newcomer: both

@@ -90,14 +90,20 @@ def _wire(record: dict[str, Any], peer: str) -> str:
 def collect(records: list[dict[str, Any]], meta: dict[str, Any] | None = None) -> dict[str, list[Finding]]:
     """Findings by implementation (family), most cells first."""
     backend = (meta or {}).get("backend", "local")
+    provisional = set((meta or {}).get("provisional_peers") or {})
     found: dict[tuple[str, ...], Finding] = {}
     for r in records:
         if r["outcome"] not in (Outcome.FAILED, Outcome.DEVIATES):
             continue
+        # Between two implementations under test, a newcomer (provisional) that fails against an
+        # established peer is the suspect, not the peer that passes everywhere else.
+        newcomers = {r[s]["peer"] for s in ("server", "client")} & provisional
         for side, other in (("server", "client"), ("client", "server")):
             me, them = r[side], r[other]
             family = _family(me)
             if me["peer"] == RAW or family == REFERENCE:
+                continue
+            if len(newcomers) == 1 and me["peer"] not in newcomers:
                 continue
             dev = (r.get("deviation") or {}).get("id") or ""
             key = (family, r["scenario"], side, str(r.get("step")), str(r.get("action")), dev)
@@ -216,7 +222,24 @@ def write_html(path: Path, findings: dict[str, list[Finding]], meta: dict[str, A
     ]
     if not findings:
         parts.append("<p>No findings: every cell passed or is unsupported.</p>")
-    for impl, fs in findings.items():
+    # Most open findings first: the summary is what a maintainer reads before scrolling.
+    order = sorted(findings, key=lambda i: (-sum(f.outcome == Outcome.FAILED for f in findings[i]), i))
+    if findings:
+        parts.append(
+            "<table id='summary'><tr><th>implementation</th><th>open findings</th><th>known</th><th>cells</th></tr>"
+        )
+        for impl in order:
+            fs = findings[impl]
+            open_ = sum(1 for f in fs if f.outcome == Outcome.FAILED)
+            provisional = (meta.get("provisional_peers") or {}).keys() & {p for f in fs for p in f.peers}
+            note = " (provisional)" if provisional else ""
+            parts.append(
+                f"<tr class='{'failed' if open_ else 'deviates'}'><td><a href='#{e(impl)}'>{e(impl)}</a>{note}</td>"
+                f"<td>{open_}</td><td>{len(fs) - open_}</td><td>{sum(len(f.cells) for f in fs)}</td></tr>"
+            )
+        parts.append("</table>")
+    for impl in order:
+        fs = findings[impl]
         open_ = sum(1 for f in fs if f.outcome == Outcome.FAILED)
         parts.append(f"<h2 id='{e(impl)}'>{e(impl)}: {open_} open, {len(fs) - open_} known</h2>")
         parts.append(
