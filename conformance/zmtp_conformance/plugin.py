@@ -221,6 +221,7 @@ def _state(config: pytest.Config) -> State:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "zmtp_cell: a ZMTP conformance matrix cell")
+    config.addinivalue_line("markers", "flaky(reruns=0): how often pytest-rerunfailures may rerun a cell")
     matrix_run = _is_matrix_run(config)
     if not hasattr(config, "workerinput") and matrix_run and config.getoption("pcap", "off") != "off":
         # A run's captures and key log are its own: an earlier run's in the same report folder go, and
@@ -290,6 +291,10 @@ class CellItem(pytest.Item):
             self.config.addinivalue_line("markers", f"{marker}: scenarios tagged {tag}")
             self.add_marker(marker)
         st = _state(self.config)
+        if any(st.registry[p].provisional for p in (cell.server, cell.client) if p in st.registry):
+            # A newcomer's failures are findings to triage, not flakes to retry (pytest-rerunfailures
+            # reads this marker before --reruns).
+            self.add_marker(pytest.mark.flaky(reruns=0))
         for side in (cell.server, cell.client):
             why = st.missing.get(side) if side != RAW else None
             if why:
