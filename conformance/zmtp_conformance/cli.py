@@ -289,7 +289,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
     # Shards each see part of an entry's cells; the merged whole says whether an entry still excuses anything.
     from . import deviations
 
-    stale = {e: u.stale for e, u in deviations.usage(deviations.load(), records).items() if u.stale}
+    stale = deviations.stale(deviations.load(), records)
     for entry, why in stale.items():
         print(f"  stale deviation entry {entry}: {why}", file=sys.stderr)
     if stale:

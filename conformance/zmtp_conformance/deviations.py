@@ -301,11 +301,20 @@ def usage(table: list[Deviation], records: list[dict[str, Any]]) -> dict[str, Us
     for dev in table:
         uses.setdefault(dev.id, Use(dev.id, dev.line))
     for r in records:
-        for dev in table:
-            if dev.covers(r["scenario"], r["server"]["peer"], r["client"]["peer"]):
-                use = uses[dev.id]
-                use.cells[r["outcome"]] = use.cells.get(r["outcome"], 0) + 1
+        # An entry names a family (libzmq) or a version (libzmq-4.3.5): a record carries both, and
+        # the table may be expanded per version (for_peers) or not (merge reads it as written).
+        names = [(r["server"]["peer"], r["client"]["peer"])]
+        names.append((r["server"].get("family") or names[0][0], r["client"].get("family") or names[0][1]))
+        covering = {dev.id for dev in table if any(dev.covers(r["scenario"], s, c) for s, c in names)}
+        for entry in covering:
+            use = uses[entry]
+            use.cells[r["outcome"]] = use.cells.get(r["outcome"], 0) + 1
         excused = (r.get("deviation") or {}).get("id")
         if excused in uses:
             uses[excused].excused += 1
     return uses
+
+
+def stale(table: list[Deviation], records: list[dict[str, Any]]) -> dict[str, str]:
+    """Entries that covered cells of a run but excused none of them (or covered only unsupported ones)."""
+    return {entry: use.stale for entry, use in usage(table, records).items() if use.stale}

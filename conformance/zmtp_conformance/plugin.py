@@ -471,7 +471,7 @@ class Recorder:
             "peers": sorted(st.peers) if st is not None else sorted({r["server"]["peer"] for r in records} - {RAW}),
         }
         if st is not None:
-            self.stale = stale_entries(st.deviations, records)
+            self.stale = deviations.stale(st.deviations, records)
             meta["stale_deviations"] = self.stale
             if self.stale and not config.getoption("shard"):
                 # A shard sees only part of an entry's cells; merge judges the whole.
@@ -512,12 +512,6 @@ class Recorder:
             tr.write_line(f"stale deviation entry {entry} (conformance/deviations.yaml): {why}", red=True)
         if self.written:
             tr.write_line(f"reports: {self.written / 'matrix.json'}  {self.written / 'matrix.html'}")
-
-
-def stale_entries(table: list[deviations.Deviation], records: list[dict[str, Any]]) -> dict[str, str]:
-    """Entries that covered cells of this run but excused none of them (or covered only unsupported ones)."""
-    uses = deviations.usage(table, records)
-    return {entry: use.stale for entry, use in uses.items() if use.stale}
 
 
 def scenario_fingerprint(config: pytest.Config) -> dict[str, Any]:
