@@ -24,7 +24,7 @@ from .cells import RAW, Cell
 from .deviations import for_peers, load_wire
 from .deviations import load as load_deviations
 from .runner import run_cell
-from .scenario import load_all
+from .scenario import Scenario, load_all
 from .vocabulary import Outcome
 from .wire import ProxyCapture, file_name
 
@@ -89,9 +89,9 @@ def load(path: Path = TABLE) -> list[Knob]:
     return knobs
 
 
-def cells_for(knob: Knob, counterparts: list[str]) -> list[Cell]:
+def cells_for(knob: Knob, counterparts: list[str], scenarios: list[Scenario] | None = None) -> list[Cell]:
     """impl against the raw peer and each counterpart, both ways, over tcp."""
-    chosen = [sc for sc in load_all() if sc.id in knob.scenarios]
+    chosen = [sc for sc in (scenarios if scenarios is not None else load_all()) if sc.id in knob.scenarios]
     out = []
     for cell in matrix.expand(chosen, ["impl", *counterparts]):
         if "impl" in (cell.server, cell.client) and cell.transport == "tcp":
@@ -99,19 +99,33 @@ def cells_for(knob: Knob, counterparts: list[str]) -> list[Cell]:
     return out
 
 
-async def run_knob(knob: Knob, counterparts: list[str], workdir: Path) -> KnobResult:
+@dataclass
+class Setting:
+    """What every knob's run shares, read once: the peers, the deviation tables, the scenarios."""
+
+    registry: dict[str, peers.PeerSpec]
+    deviations: list[Any]
+    wire_table: list[Any]
+    scenarios: list[Scenario]
+
+    @classmethod
+    def load(cls) -> Setting:
+        registry = peers.load_registry()
+        families = {n: s.family or n for n, s in registry.items()}
+        return cls(registry, for_peers(load_deviations(), families), for_peers(load_wire(), families), load_all())
+
+
+async def run_knob(knob: Knob, counterparts: list[str], workdir: Path, setting: Setting) -> KnobResult:
     result = KnobResult(knob)
     if knob.legal:
         return result
-    registry = peers.load_registry()
-    families = {n: s.family or n for n, s in registry.items()}
-    devs = for_peers(load_deviations(), families)
-    wire_table = for_peers(load_wire(), families)
-    pool = peers.AgentPool(registry, {"impl": ["--bug", knob.argument]})
+    pool = peers.AgentPool(setting.registry, {"impl": ["--bug", knob.argument]})
     try:
-        for cell in cells_for(knob, counterparts):
+        for cell in cells_for(knob, counterparts, setting.scenarios):
             capture = ProxyCapture(cell.client)
-            r = await run_cell(cell, pool, devs, capture, workdir / file_name(cell.id), wire_table)
+            r = await run_cell(
+                cell, pool, setting.deviations, capture, workdir / file_name(cell.id), setting.wire_table
+            )
             result.cells += 1
             if r.outcome == Outcome.FAILED:
                 result.caught.append(cell.id)
@@ -124,9 +138,10 @@ async def run_knob(knob: Knob, counterparts: list[str], workdir: Path) -> KnobRe
 
 def run(knobs: list[Knob], counterparts: list[str], log=print) -> list[KnobResult]:  # type: ignore[no-untyped-def]
     results = []
+    setting = Setting.load()
     with tempfile.TemporaryDirectory(prefix="zmtp-kill-") as tmp:
         for knob in knobs:
-            r = asyncio.run(run_knob(knob, counterparts, Path(tmp)))
+            r = asyncio.run(run_knob(knob, counterparts, Path(tmp), setting))
             results.append(r)
             if knob.legal:
                 log(f"{knob.name:<30} legal: {knob.legal}")
