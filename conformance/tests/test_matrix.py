@@ -169,6 +169,19 @@ def test_staleness_is_judged_by_family_in_a_table_read_as_written(tmp_path):
     assert deviations.usage(expanded, [passed])["a"].cells == {"passed": 1}
 
 
+def test_a_stale_entry_gates_unless_it_spoke_only_of_provisional_peers(tmp_path):
+    devs = _table(tmp_path, dict(id="a", peer="zmq4", side="server", scenarios="['37/x/a']", fails=CLOSE))
+    only_new = [_record("37/x/a", "zmq4-0.17.0", "raw", "passed")]
+    only_new[0]["server"]["family"] = "zmq4"
+    assert "excused no cell" in deviations.stale(devs, only_new)["a"]
+    # Its peer is provisional: reported apart, not among the entries that fail the run.
+    assert deviations.stale(devs, only_new, {"zmq4-0.17.0"}) == {}
+    assert "excused no cell" in deviations.stale_provisional(devs, only_new, {"zmq4-0.17.0"})["a"]
+    # Once the peer is no longer provisional (another one is), its stale entry gates again.
+    assert "a" in deviations.stale(devs, only_new, {"jeromq-0.6.0"})
+    assert deviations.stale_provisional(devs, only_new, {"jeromq-0.6.0"}) == {}
+
+
 def test_a_version_of_a_peer_inherits_its_deviations(tmp_path):
     table = _table(tmp_path, dict(id="a", peer="libzmq", side="server", scenarios="['23/framing/x']", fails=CLOSE))
     wire = [deviations.WireDeviation("w", "frame-malformed", "libzmq", "bad ERROR", octets=re.compile("^04095e"))]

@@ -289,9 +289,12 @@ def cmd_merge(args: argparse.Namespace) -> int:
     # Shards each see part of an entry's cells; the merged whole says whether an entry still excuses anything.
     from . import deviations
 
-    stale = deviations.stale(deviations.load(), records)
+    table = deviations.load()
+    stale = deviations.stale(table, records, provisional)
     for entry, why in stale.items():
         print(f"  stale deviation entry {entry}: {why}", file=sys.stderr)
+    for entry, why in deviations.stale_provisional(table, records, provisional).items():
+        print(f"  stale deviation entry {entry}, for provisional peers only (not gating): {why}", file=sys.stderr)
     if stale:
         return 1
     for r in records:
@@ -352,6 +355,81 @@ def cmd_kill_matrix(args: argparse.Namespace) -> int:
         print(f"undetected: {', '.join(undetected)}", file=sys.stderr)
         return 1
     return 0
+
+
+def parse_budget(text: str) -> tuple[int | None, float | None]:
+    """`500` is a number of inputs, `60s` (or `5m`) a number of seconds."""
+    try:
+        if text.endswith("s"):
+            return None, float(text[:-1])
+        if text.endswith("m"):
+            return None, float(text[:-1]) * 60
+        return int(text), None
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number of inputs (500) or seconds (60s)") from None
+
+
+def cmd_fuzz(args: argparse.Namespace) -> int:
+    """Hostile inputs against peers: exit 1 when a campaign has a finding (unless --exit-zero)."""
+    from .fuzz import campaign
+
+    chosen = backend_registry(args)
+    if chosen is None:
+        return 2
+    _, registry = chosen
+    extra: dict[str, list[str]] = {}
+    for item in args.peer_args:
+        name, _, arg = item.partition("=")
+        extra.setdefault(name, []).append(arg)
+    names = args.peer.split(",")
+    unknown = [n for n in names if n not in registry]
+    if unknown:
+        print(f"zmtp-conformance fuzz: unknown peer(s) {', '.join(unknown)}; known: {', '.join(registry)}", file=sys.stderr)
+        return 2
+
+    async def main() -> int:
+        pool = peers.AgentPool(registry, extra)
+        found = 0
+        try:
+            if args.replay:
+                failures = await campaign.replay(args.replay, pool, names[0])
+                for f in failures:
+                    print(f"{f.oracle}: {f.detail}")
+                print("every oracle passed" if not failures else f"{len(failures)} oracle(s) failed")
+                return 1 if failures else 0
+            for name in names:
+                why = registry[name].missing()
+                if why:
+                    print(f"{name}: skipped: {why}", file=sys.stderr)
+                    continue
+                for mechanism in args.mechanism.split(","):
+                    settings = campaign.Settings(
+                        peer=name,
+                        side=args.side,
+                        mechanism=mechanism,
+                        inputs=args.budget[0],
+                        seconds=args.budget[1],
+                        seed=args.seed,
+                        out=args.out,
+                        rss_limit=args.rss_limit_mb << 20,
+                        minimise_runs=args.minimise_runs,
+                    )
+                    print(f"fuzz {name} {mechanism} as {args.side}, seed {args.seed}")
+                    try:
+                        summary = await campaign.Campaign(settings, pool).run()
+                    except ValueError as exc:
+                        print(f"  {name} {mechanism}: {exc}", file=sys.stderr)
+                        continue
+                    print(summary.line())
+                    for key, path in summary.distinct.items():
+                        print(f"  {key}: {path}")
+                    found += len(summary.distinct)
+                    await pool.discard(name)
+        finally:
+            await pool.close()
+        return 1 if found and not args.exit_zero else 0
+
+    return asyncio.run(main())
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -526,6 +604,21 @@ def main(argv: list[str] | None = None) -> int:
     km.add_argument("--knob", action="append", help="only this knob (repeatable)")
     km.add_argument("--against", default="libzmq", help="peers impl meets besides the raw peer (default libzmq)")
     km.add_argument("--report-dir", type=Path, default=Path("reports"))
+    fz = sub.add_parser("fuzz", help="hostile inputs against peers: oracles, minimised reproducers (docs/fuzzing.md)")
+    fz.add_argument("--peer", required=True, help="peer name(s), comma-separated")
+    fz.add_argument("--side", choices=["server", "client"], default="server", help="the side the peer plays")
+    fz.add_argument("--mechanism", default="NULL", help="NULL, PLAIN, CURVE, or several comma-separated")
+    fz.add_argument("--budget", type=parse_budget, default=(200, None), help="inputs (500) or seconds (60s)")
+    fz.add_argument("--seed", type=int, default=0)
+    fz.add_argument("--backend", choices=["local", "docker", "auto"], default="local")
+    fz.add_argument("--version-matrix", default=None, help=argparse.SUPPRESS)
+    fz.add_argument("--no-build", action="store_true", help="docker backend: do not build images first")
+    fz.add_argument("--out", type=Path, default=Path("reports/fuzz"))
+    fz.add_argument("--rss-limit-mb", type=int, default=256, help="growth of the agent's memory that is a finding")
+    fz.add_argument("--minimise-runs", type=int, default=40, help="attempts to shrink each finding (0: none)")
+    fz.add_argument("--peer-args", action="append", default=[], help="PEER=ARG passed to that peer's agent")
+    fz.add_argument("--replay", type=Path, default=None, help="play one finding's JSON record once, with the oracles")
+    fz.add_argument("--exit-zero", action="store_true", help="exit 0 even when there are findings")
     fnd = sub.add_parser("findings", help="each implementation's distinct failures in a run, with how to reproduce")
     fnd.add_argument("source", nargs="?", type=Path, default=Path("reports"), help="a report folder or its matrix.json")
     fnd.add_argument("--implementation", action="append", help="only this implementation (family); repeatable")
@@ -587,6 +680,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_findings(args)
     if args.cmd == "kill-matrix":
         return cmd_kill_matrix(args)
+    if args.cmd == "fuzz":
+        return cmd_fuzz(args)
     if args.cmd == "dissect":
         return cmd_dissect(args)
     return cmd_run(args, extra)

@@ -15,6 +15,7 @@ implementation, the scenarios, and a pattern over the octets it flagged.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -282,6 +283,9 @@ class Use:
     line: int
     cells: dict[str, int] = field(default_factory=dict)
     excused: int = 0
+    # Covered cells in which no provisional peer played: a provisional peer's failures are not
+    # yet trusted to repeat, so an entry that spoke only of its cells does not gate when stale.
+    firm: int = 0
 
     @property
     def stale(self) -> str | None:
@@ -295,7 +299,9 @@ class Use:
         return "it excused no cell: " + ", ".join(f"{n} {o}" for o, n in sorted(self.cells.items()))
 
 
-def usage(table: list[Deviation], records: list[dict[str, Any]]) -> dict[str, Use]:
+def usage(
+    table: list[Deviation], records: list[dict[str, Any]], provisional: Collection[str] = ()
+) -> dict[str, Use]:
     """For each entry id, the cells of a run (matrix.json records) it covers and how many it excused."""
     uses: dict[str, Use] = {}
     for dev in table:
@@ -306,15 +312,32 @@ def usage(table: list[Deviation], records: list[dict[str, Any]]) -> dict[str, Us
         names = [(r["server"]["peer"], r["client"]["peer"])]
         names.append((r["server"].get("family") or names[0][0], r["client"].get("family") or names[0][1]))
         covering = {dev.id for dev in table if any(dev.covers(r["scenario"], s, c) for s, c in names)}
+        firm = not {r["server"]["peer"], r["client"]["peer"]} & set(provisional)
         for entry in covering:
             use = uses[entry]
             use.cells[r["outcome"]] = use.cells.get(r["outcome"], 0) + 1
+            use.firm += firm
         excused = (r.get("deviation") or {}).get("id")
         if excused in uses:
             uses[excused].excused += 1
     return uses
 
 
-def stale(table: list[Deviation], records: list[dict[str, Any]]) -> dict[str, str]:
-    """Entries that covered cells of a run but excused none of them (or covered only unsupported ones)."""
-    return {entry: use.stale for entry, use in usage(table, records).items() if use.stale}
+def stale(
+    table: list[Deviation], records: list[dict[str, Any]], provisional: Collection[str] = ()
+) -> dict[str, str]:
+    """Entries that covered cells of a run but excused none of them (or covered only unsupported
+    ones). With `provisional` (peer names), an entry that covered only cells of those peers is left
+    out: see stale_provisional."""
+    uses = usage(table, records, provisional)
+    return {entry: use.stale for entry, use in uses.items() if use.stale and (use.firm or not provisional)}
+
+
+def stale_provisional(
+    table: list[Deviation], records: list[dict[str, Any]], provisional: Collection[str]
+) -> dict[str, str]:
+    """Stale entries that covered only cells of provisional peers: reported, not gating."""
+    if not provisional:
+        return {}
+    uses = usage(table, records, provisional)
+    return {entry: use.stale for entry, use in uses.items() if use.stale and not use.firm}

@@ -424,6 +424,7 @@ class Recorder:
         self.written: Path | None = None
         self.stale: dict[str, str] = {}
         self.provisional: list[str] = []
+        self.stale_provisional: dict[str, str] = {}
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         # With --reruns a cell reports once per attempt; the last attempt
@@ -471,12 +472,15 @@ class Recorder:
             "peers": sorted(st.peers) if st is not None else sorted({r["server"]["peer"] for r in records} - {RAW}),
         }
         if st is not None:
-            self.stale = deviations.stale(st.deviations, records)
+            provisional = {n for n in st.peers if st.registry[n].provisional}
+            self.stale = deviations.stale(st.deviations, records, provisional)
             meta["stale_deviations"] = self.stale
+            self.stale_provisional = deviations.stale_provisional(st.deviations, records, provisional)
+            if self.stale_provisional:
+                meta["stale_provisional_deviations"] = self.stale_provisional
             if self.stale and not config.getoption("shard"):
                 # A shard sees only part of an entry's cells; merge judges the whole.
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
-            provisional = {n for n in st.peers if st.registry[n].provisional}
             failed = [r for r in records if r["outcome"] == Outcome.FAILED]
             self.provisional = [r["id"] for r in failed if {r["server"]["peer"], r["client"]["peer"]} & provisional]
             meta["provisional_peers"] = {n: st.registry[n].provisional for n in sorted(provisional)}
@@ -510,6 +514,8 @@ class Recorder:
             )
         for entry, why in self.stale.items():
             tr.write_line(f"stale deviation entry {entry} (conformance/deviations.yaml): {why}", red=True)
+        for entry, why in self.stale_provisional.items():
+            tr.write_line(f"stale deviation entry {entry}, for provisional peers only (not gating): {why}", yellow=True)
         if self.written:
             tr.write_line(f"reports: {self.written / 'matrix.json'}  {self.written / 'matrix.html'}")
 
