@@ -1,12 +1,18 @@
 """Throughput and latency of zmtp against libzmq (pyzmq), measured in the same run.
 
-    python bench/throughput.py [--quick] [--transport tcp|ipc]
+    python bench/throughput.py [--quick] [--transport tcp|ipc] [--options tuned|default] [--rows ...]
 
 Sender and receiver run in separate processes for both implementations, so
 each side gets a core, as it would in production. Every row prints the
 figure for each implementation and the zmtp/libzmq ratio; machines are
 noisy, so compare ratios, not absolute numbers. This is a script, not a
 test: nothing asserts a timing.
+
+--options default runs both implementations as a user who never tunes
+anything would (SocketOptions() and libzmq's defaults); tuned (the default)
+gives both the larger high-water marks and zmtp the larger buffers below.
+The REQ/REP rows also count event-loop wakeups per round trip on each
+zmtp side (selector polls that returned something).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "impl"))
 
 SIZES = [64, 1024, 64 * 1024, 1024 * 1024]
+TUNED = True  # set from --options before any process is forked
 
 
 def count_for(size: int, quick: bool) -> int:
@@ -51,7 +58,8 @@ def zmq_pull(ep: str, count: int, q: mp.Queue, curve: bool = False) -> None:
 
     ctx = zmq.Context()
     s = ctx.socket(zmq.PULL)
-    s.rcvhwm = 10000
+    if TUNED:
+        s.rcvhwm = 10000
     if curve:
         s.curve_server, s.curve_secretkey = True, SERVER_SECRET.encode()
     s.bind(ep)
@@ -70,7 +78,8 @@ def zmq_push(ep: str, count: int, size: int, batch: bool, curve: bool = False) -
 
     ctx = zmq.Context()
     s = ctx.socket(zmq.PUSH)
-    s.sndhwm = 10000
+    if TUNED:
+        s.sndhwm = 10000
     if curve:
         s.curve_secretkey, s.curve_publickey = CLIENT_SECRET.encode(), CLIENT_PUBLIC.encode()
         s.curve_serverkey = SERVER_PUBLIC.encode()
@@ -122,6 +131,25 @@ def zmq_req_latencies(ep: str, count: int, size: int) -> list[float]:
 # -- zmtp ----------------------------------------------------------------------------
 
 
+class LoopTurns:
+    """Counts the event loop's iterations (one selector poll each) from now on."""
+
+    def __init__(self) -> None:
+        selector = asyncio.get_running_loop()._selector  # type: ignore[attr-defined]
+        self.turns = 0
+        self.woken = 0  # polls that returned I/O events
+        poll = selector.select
+
+        def select(timeout: float | None = None) -> list:  # type: ignore[type-arg]
+            events = poll(timeout)
+            self.turns += 1
+            if events:
+                self.woken += 1
+            return events
+
+        selector.select = select
+
+
 def impl_pull(ep: str, count: int, q: mp.Queue, batch: bool, curve: bool = False) -> None:
     import zmtp
 
@@ -129,7 +157,8 @@ def impl_pull(ep: str, count: int, q: mp.Queue, batch: bool, curve: bool = False
 
     async def main() -> None:
         ctx = zmtp.Context()
-        s = ctx.socket(zmtp.PULL, zmtp.SocketOptions(rcvhwm=10000, recv_buffer_size=256 * 1024, linger=0, **sec))
+        tuned = {"rcvhwm": 10000, "recv_buffer_size": 256 * 1024} if TUNED else {}
+        s = ctx.socket(zmtp.PULL, zmtp.SocketOptions(linger=0, **tuned, **sec))
         q.put(await s.bind(ep))
         await s.recv_multipart()
         t0 = time.perf_counter()
@@ -153,7 +182,8 @@ def impl_push(ep: str, count: int, size: int, batch: bool, curve: bool = False) 
 
     async def main() -> None:
         ctx = zmtp.Context()
-        s = ctx.socket(zmtp.PUSH, zmtp.SocketOptions(sndhwm=10000, send_buffer_size=64 * 1024, linger=None, **sec))
+        tuned = {"sndhwm": 10000, "send_buffer_size": 64 * 1024} if TUNED else {}
+        s = ctx.socket(zmtp.PUSH, zmtp.SocketOptions(linger=None, **tuned, **sec))
         await s.connect(ep)
         msg = [b"x" * size]
         if batch:
@@ -177,17 +207,21 @@ def impl_rep(ep: str, q: mp.Queue) -> None:
         ctx = zmtp.Context()
         s = ctx.socket(zmtp.REP, zmtp.SocketOptions(linger=1.0))
         q.put(await s.bind(ep))
+        turns = None
         while True:
             m = await s.recv_multipart()
+            if turns is None:
+                turns = LoopTurns()  # from the first request on (the handshake is not counted)
             await s.send_multipart(m if m != [b"STOP"] else [b""])
             if m == [b"STOP"]:
                 break
+        q.put((turns.turns, turns.woken))
         await ctx.term()
 
     asyncio.run(main())
 
 
-def impl_req_latencies(ep: str, count: int, size: int) -> list[float]:
+def impl_req_latencies(ep: str, count: int, size: int, turns: list[int]) -> list[float]:
     import zmtp
 
     async def main() -> list[float]:
@@ -196,11 +230,15 @@ def impl_req_latencies(ep: str, count: int, size: int) -> list[float]:
         await s.connect(ep)
         msg = [b"x" * size]
         out = []
+        await s.send_multipart(msg)  # the first round trip waits for the handshake: not counted
+        await s.recv_multipart()
+        counter = LoopTurns()
         for _ in range(count):
             t0 = time.perf_counter()
             await s.send_multipart(msg)
             await s.recv_multipart()
             out.append(time.perf_counter() - t0)
+        turns[:] = [counter.turns, counter.woken]
         await s.send_multipart([b"STOP"])
         await s.recv_multipart()
         await ctx.term()
@@ -230,14 +268,25 @@ def throughput(kind: str, size: int, count: int, transport: str, batch: bool, cu
     return (count - 1) / elapsed
 
 
-def latency(kind: str, size: int, count: int, transport: str) -> list[float]:
+def latency(kind: str, size: int, count: int, transport: str) -> tuple[list[float], str]:
+    """Round-trip times, and for zmtp the loop turns per round trip on each side."""
     q: mp.Queue = mp.Queue()
     server = mp.Process(target=zmq_rep if kind == "libzmq" else impl_rep, args=(endpoint(transport), q))
     server.start()
     ep = q.get(timeout=30)
-    lat = (zmq_req_latencies if kind == "libzmq" else impl_req_latencies)(ep, count, size)
+    if kind == "libzmq":
+        lat = zmq_req_latencies(ep, count, size)
+        server.join(30)
+        return lat, ""
+    turns: list[int] = []
+    lat = impl_req_latencies(ep, count, size, turns)
+    rep_turns, rep_woken = q.get(timeout=30)
     server.join(30)
-    return lat
+    # The REP counts one request more (STOP) than the REQ's timed loop.
+    return lat, (
+        f"loop turns per round trip: REQ {turns[0] / count:.2f} ({turns[1] / count:.2f} woken by I/O),"
+        f" REP {rep_turns / (count + 1):.2f} ({rep_woken / (count + 1):.2f})"
+    )
 
 
 KINDS = (("libzmq", False), ("impl", False), ("impl", True))
@@ -276,21 +325,49 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer messages, one repetition")
     ap.add_argument("--transport", choices=["tcp", "ipc"], default="tcp")
     ap.add_argument("--repeat", type=int, default=None, help="repetitions per row (median is shown)")
+    ap.add_argument(
+        "--options",
+        choices=["tuned", "default"],
+        default="tuned",
+        help="socket options of the throughput rows: tuned (larger HWMs and buffers) or everyone's defaults",
+    )
+    ap.add_argument(
+        "--rows",
+        nargs="+",
+        choices=["null", "curve", "latency"],
+        default=["null", "curve", "latency"],
+        help="which tables to print (default: all)",
+    )
+    ap.add_argument("--sizes", type=int, nargs="+", default=None, help="message sizes of the NULL throughput rows")
     args = ap.parse_args()
+    global TUNED
+    TUNED = args.options == "tuned"
     reps = args.repeat or (1 if args.quick else 3)
+    if "null" in args.rows:
+        null_rows(args, reps)
+    if "curve" in args.rows:
+        curve_rows(args, reps)
+    if "latency" in args.rows:
+        latency_rows(args)
+
+
+def null_rows(args: argparse.Namespace, reps: int) -> None:
     print(
-        f"PUSH/PULL throughput over {args.transport}, msgs/s (median of {reps}; spread in brackets; "
-        "ratios: median of the per-repetition ratios)"
+        f"PUSH/PULL throughput over {args.transport}, {args.options} options, msgs/s (median of {reps};"
+        " spread in brackets; ratios: median of the per-repetition ratios)"
     )
     print(f"{'size':>8} {'libzmq':>24} {'zmtp per-msg':>24} {'ratio':>6} {'zmtp batch':>24} {'ratio':>6}")
-    for size in SIZES:
+    for size in args.sizes or SIZES:
         row = interleaved(size, count_for(size, args.quick), args.transport, reps, curve=False)
         print(
             f"{human(size):>8} {cell(row[('libzmq', False)])} {cell(row[('impl', False)])} "
             f"{ratio(row, False):>6.2f} {cell(row[('impl', True)])} {ratio(row, True):>6.2f}"
         )
     print()
-    print(f"PUSH/PULL throughput with CURVE over {args.transport}, msgs/s")
+
+
+def curve_rows(args: argparse.Namespace, reps: int) -> None:
+    print(f"PUSH/PULL throughput with CURVE over {args.transport}, {args.options} options, msgs/s")
     print(f"{'size':>8} {'libzmq':>24} {'zmtp per-msg':>24} {'ratio':>6} {'zmtp batch':>24} {'ratio':>6}")
     for size in (1024, 64 * 1024):
         row = interleaved(size, count_for(size, True), args.transport, reps, curve=True)
@@ -299,11 +376,15 @@ def main() -> None:
             f"{ratio(row, False):>6.2f} {cell(row[('impl', True)])} {ratio(row, True):>6.2f}"
         )
     print()
-    print(f"REQ/REP round trips over {args.transport}, microseconds")
+
+
+def latency_rows(args: argparse.Namespace) -> None:
+    print(f"REQ/REP round trips over {args.transport}, default options, microseconds")
     print(f"{'size':>8} {'impl':>8} {'p50':>8} {'p95':>8} {'p99':>8}   ratio p50 (zmtp/libzmq)")
     count = 2000 if args.quick else 10000
     for size in (64, 1024):
-        res = {kind: latency(kind, size, count, args.transport) for kind in ("libzmq", "impl")}
+        both = {kind: latency(kind, size, count, args.transport) for kind in ("libzmq", "impl")}
+        res = {kind: lat for kind, (lat, _) in both.items()}
         for kind in ("libzmq", "impl"):
             lat = res[kind]
             extra = f"   {pct(res['impl'], 0.5) / pct(res['libzmq'], 0.5):.2f}" if kind == "impl" else ""
@@ -311,6 +392,7 @@ def main() -> None:
                 f"{human(size):>8} {kind:>8} {pct(lat, 0.5) * 1e6:>8.1f} {pct(lat, 0.95) * 1e6:>8.1f}"
                 f" {pct(lat, 0.99) * 1e6:>8.1f}{extra}"
             )
+        print(f"{'':>8} {both['impl'][1]}")
 
 
 if __name__ == "__main__":

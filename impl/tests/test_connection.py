@@ -262,6 +262,14 @@ def test_legacy_refused_when_disabled():
         server.receive_data(b"\xff" + b"\x00" * 8 + b"\x7f\x01\x08")
 
 
+def test_legacy_refused_as_soon_as_the_version_octet_shows_it():
+    # Found by the fuzzer: with 11 octets (signature and version 0) impl waited for a 12th before
+    # refusing a ZMTP 2.0 peer under a ZAP domain, where RFC 23 says to close immediately.
+    server = Connection("PULL", as_server=True, zap_domain="global")
+    with pytest.raises(ProtocolError, match="ZAP domain"):
+        server.receive_data(b"\xff" + b"\x00" * 8 + b"\x7f\x00")
+
+
 def test_vanilla_1_0_message_does_not_reach_a_secure_socket():
     # libzmq test_security_*: "01 00" + "08 00 sneaky\0" must never be delivered.
     server = Connection("PULL", as_server=True, zap_domain="test")

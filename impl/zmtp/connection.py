@@ -33,6 +33,7 @@ from .events import (
     Join,
     Leave,
     Message,
+    Messages,
     Ping,
     Pong,
     Subscribe,
@@ -122,6 +123,7 @@ class Connection:
         self._greeting_sent = 0  # octets of our greeting already queued
         self._decoder: FrameDecoder | V1FrameDecoder = FrameDecoder(max_msg_size)
         self._partial: list[bytes] = []
+        self._batched = False  # the current receive_data call wants Messages events
         self._is_publisher = self.socket_type in (SocketType.PUB, SocketType.XPUB)
         self._is_dish = self.socket_type is SocketType.DISH
         self._greeting = Greeting(
@@ -193,6 +195,21 @@ class Connection:
         if bugs.long_flag_on_short_frames or bugs.reserved_flag_bits:
             return self._encode_message_buggy(frames)
         return encode_message(frames)
+
+    def message_encoder(self) -> Callable[[list[bytes]], list[bytes]]:
+        """What `encode_message` does for the rest of the traffic phase, without its per-call
+        checks: the plain framer when nothing (legacy framing, a mechanism that encrypts,
+        a ProtocolBugs knob) changes the bytes. Callers pass messages of at least one frame."""
+        self._require_traffic()
+        bugs = self.bugs
+        if (
+            self.version == (1, 0)
+            or self.mechanism.encrypts
+            or bugs.long_flag_on_short_frames
+            or bugs.reserved_flag_bits
+        ):
+            return self.encode_message
+        return encode_message
 
     def encode_messages(self, messages: list[list[bytes]]) -> list[bytes]:
         """The chunks of many messages; the same bytes as encoding them one by one."""
@@ -292,14 +309,17 @@ class Connection:
 
     # -- input -----------------------------------------------------------
 
-    def receive_data(self, data: bytes | bytearray | memoryview) -> list[Event]:
+    def receive_data(self, data: bytes | bytearray | memoryview, *, batched: bool = False) -> list[Event]:
         """Feed bytes from the peer; returns the events they complete.
 
+        With `batched`, messages that follow one another come as one `Messages`
+        event rather than a `Message` each (the order of all events is kept).
         Raises ProtocolError / HandshakeError on a violation; the connection
         is then CLOSED, and its output may still hold an ERROR to flush.
         """
         if self.state is State.CLOSED:
             raise InvalidState("connection is closed", peer=self.peer)
+        self._batched = batched
         events: list[Event] = []
         try:
             if self.state is State.GREETING:
@@ -329,9 +349,10 @@ class Connection:
             return None
         return self._decoder.big_buffer()
 
-    def receive_into(self, nbytes: int) -> list[Event]:
+    def receive_into(self, nbytes: int, *, batched: bool = False) -> list[Event]:
         """Like `receive_data`, for bytes written into `receive_buffer()`."""
         assert isinstance(self._decoder, FrameDecoder)
+        self._batched = batched
         self._decoder.big_filled(nbytes)
         events: list[Event] = []
         try:
@@ -408,10 +429,12 @@ class Connection:
         return True
 
     def _downgrade_v2(self, events: list[Event]) -> bool:
+        # The version octet already shows a pre-3.0 peer: refuse it now (RFC 23: "immediately"),
+        # not after waiting for a socket-type octet it may never send.
+        self._refuse_legacy("ZMTP 2.0")
         g = self._greeting_in
         if len(g) < SIGNATURE_SIZE + 2:
             return False
-        self._refuse_legacy("ZMTP 2.0")
         number = g[11]
         peer_type = ZMTP20_TYPES_BY_NUMBER.get(number)
         if peer_type is None:
@@ -543,6 +566,8 @@ class Connection:
         legacy = not self.speaks_commands
         publisher = self._is_publisher
         encrypted = self.mechanism.encrypts
+        batched = self._batched
+        batch: list[list[bytes]] | None = None  # the Messages event being filled, if batched
         for flags, body in self._decoder.read_frames():
             if encrypted:
                 flags, body = self._decrypt(flags, body)
@@ -555,15 +580,28 @@ class Connection:
                 # libzmq may slip a PING between the frames of a multipart
                 # message, so a command does not end the message in progress.
                 self._receive_command(flags, body, events)
+                batch = None
             elif flags & MORE:
                 partial.append(body)
             elif partial:
                 partial.append(body)
-                append(Message(partial[:]))
+                if batched:
+                    if batch is None:
+                        batch = []
+                        append(Messages(batch))
+                    batch.append(partial[:])
+                else:
+                    append(Message(partial[:]))
                 partial.clear()
             elif publisher and body and body[0] <= 1:
                 # 3.0-style subscription frame (RFC 23 / RFC 29).
                 append(Subscribe(body[1:], True) if body[0] == 1 else Cancel(body[1:], True))
+                batch = None
+            elif batched:
+                if batch is None:
+                    batch = []
+                    append(Messages(batch))
+                batch.append([body])
             else:
                 append(Message([body]))
 

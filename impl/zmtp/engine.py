@@ -3,7 +3,9 @@
 It feeds the transport's bytes to a sans-I/O `Connection`, writes what the
 connection has to say, runs the timers the core leaves to I/O (handshake
 timeout, heartbeats, the peer's ping TTL), and hands messages and
-subscriptions to the socket through its pipe.
+subscriptions to the socket through its pipe. All it asks of the socket is
+`EngineOwner`: public methods, so that a pattern overrides what it means to
+override and nothing is chosen by looking at which methods a subclass has.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket as _socket
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from .connection import Connection, State
 from .errors import (
@@ -23,23 +26,81 @@ from .errors import (
     ProtocolError,
     ZMTPError,
 )
-from .events import AuthenticationRequested, Cancel, HandshakeComplete, Join, Leave, Message, Ping, Subscribe
+from .events import AuthenticationRequested, Cancel, HandshakeComplete, Join, Leave, Message, Messages, Ping, Subscribe
 from .monitor import EventKind, HandshakeFailure
 from .zap import ERROR as ZAP_ERROR
 from .zap import ZapRequest, ZapResponse
 
 if TYPE_CHECKING:
+    from .metrics import SocketMetrics
+    from .options import SocketOptions
     from .pipe import Pipe
-    from .socket import Socket
+    from .socket_type import SocketType
+    from .zap import ZapHandler
 
 log = logging.getLogger(__name__)
 
 HEADER_PEEK = 9  # a long frame header: flags and an 8-octet size
+# Reads start at recv_buffer_size and double while the kernel fills them, up to this
+# (or recv_buffer_size, if larger); they halve again once reads come back mostly empty.
+# A backlog of small messages then costs one read (and one wakeup) per few hundred of
+# them instead of one per eight, while an idle connection holds only its preset buffer.
+READ_MAX = 256 * 1024
 BIG_WRITE = 256 * 1024  # chunks at least this large are written without being joined to others
 
 
+@runtime_checkable
+class EngineOwner(Protocol):
+    """The socket side of an engine: what one connection needs from the socket above it."""
+
+    type: SocketType
+    options: SocketOptions
+
+    @property
+    def metrics(self) -> SocketMetrics | None: ...
+
+    @property
+    def zap_handler(self) -> ZapHandler | None: ...
+
+    def mechanism_args(self, bound: bool, peer_ip: str) -> dict[str, Any]:
+        """Keyword arguments for `Connection` that select and configure the security mechanism."""
+        ...
+
+    def emit_event(
+        self,
+        kind: EventKind,
+        endpoint: str,
+        peer: str = "",
+        reason: str = "",
+        failure: HandshakeFailure | None = None,
+        **details: Any,
+    ) -> None:
+        """A connection event for the socket's monitors and metrics."""
+        ...
+
+    def engine_ready(self, engine: Engine, ev: HandshakeComplete) -> None:
+        """The handshake completed: set engine.pipe, or leave it None to refuse the peer."""
+        ...
+
+    def engine_failed(self, engine: Engine, exc: BaseException) -> None: ...
+
+    def engine_closed(self, engine: Engine, was_ready: bool) -> None: ...
+
+    def deliver(self, pipe: Pipe, messages: list[list[bytes]]) -> None:
+        """Whole messages from one read, in order (always a batch: there is no per-message path)."""
+        ...
+
+    def subscription_changed(self, pipe: Pipe, topic: bytes, subscribe: bool) -> None: ...
+
+    def group_changed(self, pipe: Pipe, group: bytes, join: bool) -> None: ...
+
+    def writable(self) -> None:
+        """The transport takes data again: senders waiting for room may retry."""
+        ...
+
+
 class Engine(asyncio.BufferedProtocol):
-    def __init__(self, socket: Socket, *, as_server: bool, endpoint: str, pipe: Pipe | None = None) -> None:
+    def __init__(self, socket: EngineOwner, *, as_server: bool, endpoint: str, pipe: Pipe | None = None) -> None:
         self.socket = socket
         self.options = socket.options
         self.as_server = as_server
@@ -55,14 +116,16 @@ class Engine(asyncio.BufferedProtocol):
         self.fatal = False  # do not reconnect (protocol error, ERROR received)
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._loop = asyncio.get_running_loop()
-        self._buf = bytearray(self.options.recv_buffer_size)
-        self._view = memoryview(self._buf)
+        self._read_min = self.options.recv_buffer_size
+        self._read_max = max(READ_MAX, self._read_min)
+        self._view = memoryview(bytearray(self._read_min))
         self._direct = False
         # After a large frame, the next read takes only a frame header, so that a large
         # body behind it is read straight into its own buffer instead of being copied
         # out of the read buffer (see get_buffer).
         self._peek = False
         self._wchunks: list[bytes] = []
+        self._encode: Callable[[list[bytes]], list[bytes]] | None = None  # set when the handshake completes
         self._wsize = 0
         self._flush_handle: asyncio.Handle | None = None
         self._timers: list[asyncio.TimerHandle] = []
@@ -70,7 +133,7 @@ class Engine(asyncio.BufferedProtocol):
         self._last_recv = 0.0
         self._heartbeat = False
         self._failure_reported = False
-        self._metrics = socket._metrics
+        self._metrics = socket.metrics
         self._started = 0.0
 
     # -- asyncio protocol --------------------------------------------------
@@ -100,12 +163,12 @@ class Engine(asyncio.BufferedProtocol):
                 allow_legacy=opts.allow_legacy,
                 bugs=opts.bugs,
                 peer=self.peer,
-                **self.socket._mechanism_args(self.as_server, peer_ip),
+                **self.socket.mechanism_args(self.as_server, peer_ip),
             )
         except ZMTPError as exc:
             self._fail(exc)
             return
-        self.socket._emit(EventKind.ACCEPTED if self.as_server else EventKind.CONNECTED, self.endpoint, self.peer)
+        self.socket.emit_event(EventKind.ACCEPTED if self.as_server else EventKind.CONNECTED, self.endpoint, self.peer)
         transport.write(self.conn.data_to_send())
         if opts.handshake_timeout > 0:
             self._hs_timer = self._loop.call_later(opts.handshake_timeout, self._handshake_expired)
@@ -134,6 +197,15 @@ class Engine(asyncio.BufferedProtocol):
             return direct
         return self._view[:HEADER_PEEK] if self._peek else self._view
 
+    def _adapt_read_size(self, nbytes: int) -> None:
+        size = len(self._view)
+        if nbytes == size:
+            if size < self._read_max:
+                # The data is copied out of the view before the next read: no need to keep it.
+                self._view = memoryview(bytearray(min(size * 2, self._read_max)))
+        elif nbytes < size >> 2 and size > self._read_min:
+            self._view = memoryview(bytearray(max(size >> 1, self._read_min)))
+
     def buffer_updated(self, nbytes: int) -> None:
         conn = self.conn
         if conn is None or conn.state is State.CLOSED:
@@ -142,12 +214,15 @@ class Engine(asyncio.BufferedProtocol):
             self._last_recv = self._loop.time()
         try:
             if self._direct:
-                events = conn.receive_into(nbytes)
+                events = conn.receive_into(nbytes, batched=True)
                 self._peek = True
             else:
-                events = conn.receive_data(self._view[:nbytes])
-                if self._peek:  # keep peeking while large frames follow one another
+                peeked = self._peek
+                events = conn.receive_data(self._view[:nbytes], batched=True)
+                if peeked:  # keep peeking while large frames follow one another
                     self._peek = conn.receive_buffer() is not None
+                else:
+                    self._adapt_read_size(nbytes)
         except (ProtocolError, HandshakeError) as exc:
             self._fail(exc)
             return
@@ -161,13 +236,19 @@ class Engine(asyncio.BufferedProtocol):
         pipe = self.pipe
         batch: list[list[bytes]] = []  # consecutive messages go to the socket in one call
         for ev in events:
-            if type(ev) is Message:
+            if type(ev) is Messages:
+                if batch:
+                    batch += ev.messages
+                else:
+                    batch = ev.messages
+                continue
+            if type(ev) is Message:  # (the DISH's traffic, and the greeting's leftovers, are not batched)
                 batch.append(ev.frames)
                 continue
             if batch:
                 if self._metrics is not None:
                     self._metrics.received(batch)
-                self.socket._deliver_many(pipe, batch)  # type: ignore[arg-type]
+                self.socket.deliver(pipe, batch)  # type: ignore[arg-type]
                 batch = []
             if type(ev) is HandshakeComplete:
                 self._handshake_complete(ev)
@@ -175,13 +256,13 @@ class Engine(asyncio.BufferedProtocol):
                 if pipe is None:
                     return
             elif type(ev) is Subscribe:
-                self.socket._on_subscription(pipe, ev.topic, True)  # type: ignore[arg-type]
+                self.socket.subscription_changed(pipe, ev.topic, True)  # type: ignore[arg-type]
             elif type(ev) is Cancel:
-                self.socket._on_subscription(pipe, ev.topic, False)  # type: ignore[arg-type]
+                self.socket.subscription_changed(pipe, ev.topic, False)  # type: ignore[arg-type]
             elif type(ev) is Join:
-                self.socket._on_group(pipe, ev.group, True)  # type: ignore[arg-type]
+                self.socket.group_changed(pipe, ev.group, True)  # type: ignore[arg-type]
             elif type(ev) is Leave:
-                self.socket._on_group(pipe, ev.group, False)  # type: ignore[arg-type]
+                self.socket.group_changed(pipe, ev.group, False)  # type: ignore[arg-type]
             elif type(ev) is Ping:
                 if ev.ttl:
                     self._arm_liveness(ev.ttl / 10.0, "the peer's PING TTL")
@@ -192,11 +273,11 @@ class Engine(asyncio.BufferedProtocol):
         if batch and pipe is not None:
             if self._metrics is not None:
                 self._metrics.received(batch)
-            self.socket._deliver_many(pipe, batch)
+            self.socket.deliver(pipe, batch)
 
     async def _authenticate(self, request: ZapRequest) -> None:
         """Ask the context's ZAP handler, then resume the handshake with its answer."""
-        handler = self.socket.context.zap_handler if self.socket.context is not None else None
+        handler = self.socket.zap_handler
         try:
             if handler is None:
                 raise RuntimeError("no ZAP handler is installed")
@@ -260,9 +341,9 @@ class Engine(asyncio.BufferedProtocol):
         self.transport = None
         if was_ready:
             log.info("disconnected from %s (%s)%s", self.peer, self.endpoint, f": {self.error}" if self.error else "")
-            self.socket._emit(EventKind.DISCONNECTED, self.endpoint, self.peer, str(self.error or "closed"))
+            self.socket.emit_event(EventKind.DISCONNECTED, self.endpoint, self.peer, str(self.error or "closed"))
         elif not self._failure_reported and self.conn is not None:
-            self.socket._emit(
+            self.socket.emit_event(
                 EventKind.HANDSHAKE_FAILED,
                 self.endpoint,
                 self.peer,
@@ -270,7 +351,7 @@ class Engine(asyncio.BufferedProtocol):
                 HandshakeFailure.CLOSED,
                 mechanism=self._mechanism_name(),
             )
-        self.socket._engine_closed(self, was_ready)
+        self.socket.engine_closed(self, was_ready)
         if not self.closed.done():
             self.closed.set_result(None)
 
@@ -281,7 +362,7 @@ class Engine(asyncio.BufferedProtocol):
         self.paused = False
         if self.pipe is not None:
             self.pipe.flush_pending()
-            self.socket._notify_writable()
+            self.socket.writable()
 
     # -- reading flow control ---------------------------------------------
 
@@ -297,17 +378,17 @@ class Engine(asyncio.BufferedProtocol):
 
     # -- writing -------------------------------------------------------------
 
-    def write_message(self, frames: list[bytes]) -> None:
-        assert self.conn is not None
-        chunks = self.conn.encode_message(frames)
-        size = 0
-        for f in frames:
-            size += len(f)
+    def write_message(self, frames: list[bytes], now: bool = False) -> None:
+        """Queue one message; `now` writes it (and anything gathered) at once, for a
+        sender that waits for an answer next, where gathering would only add a loop turn."""
+        assert self._encode is not None, "write_message before the handshake completed"
+        chunks = self._encode(frames)
+        size = len(frames[0]) if len(frames) == 1 else sum(map(len, frames))
         self._wchunks.extend(chunks)
         self._wsize += size
         if self._metrics is not None:
             self._metrics.sent(1, size)
-        if self._wsize >= self.options.send_buffer_size:
+        if now or self._wsize >= self.options.send_buffer_size:
             self.flush()
         elif self._flush_handle is None:
             # Gather the small messages of this loop iteration into one write.
@@ -329,11 +410,17 @@ class Engine(asyncio.BufferedProtocol):
             self._flush_handle = self._loop.call_soon(self.flush)
 
     def flush(self) -> None:
-        self._flush_handle = None
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
         if self._wchunks and self.transport is not None:
             chunks = self._wchunks
             self._wchunks = []
             size, self._wsize = self._wsize, 0
+            if len(chunks) == 1:
+                # One chunk (a CURVE box is header and all in one): writelines would join it into a copy.
+                self.transport.write(chunks[0])
+                return
             if size < BIG_WRITE:
                 self.transport.writelines(chunks)
                 return
@@ -387,8 +474,10 @@ class Engine(asyncio.BufferedProtocol):
         if self._hs_timer is not None:
             self._hs_timer.cancel()
             self._hs_timer = None
+        assert self.conn is not None
+        self._encode = self.conn.message_encoder()
         self.ready = True
-        self.socket._emit(
+        self.socket.emit_event(
             EventKind.HANDSHAKE_SUCCEEDED,
             self.endpoint,
             self.peer,
@@ -404,7 +493,7 @@ class Engine(asyncio.BufferedProtocol):
             ev.version[1],
             ev.peer_socket_type or "?",
         )
-        self.socket._engine_ready(self, ev)
+        self.socket.engine_ready(self, ev)
         if self.pipe is None:
             self.close()
             return
@@ -469,7 +558,7 @@ class Engine(asyncio.BufferedProtocol):
                 failure = HandshakeFailure.TIMEOUT
             else:
                 failure = HandshakeFailure.PROTOCOL
-            self.socket._emit(
+            self.socket.emit_event(
                 EventKind.HANDSHAKE_FAILED,
                 self.endpoint,
                 self.peer,
@@ -477,7 +566,7 @@ class Engine(asyncio.BufferedProtocol):
                 failure,
                 mechanism=self._mechanism_name(),
             )
-        self.socket._engine_failed(self, exc)
+        self.socket.engine_failed(self, exc)
         if self.transport is not None:
             if self.conn is not None:
                 out = self.conn.take_output()

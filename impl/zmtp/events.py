@@ -46,6 +46,15 @@ class Message(Event):
 
 
 @dataclass(slots=True)
+class Messages(Event):
+    """Whole messages that follow one another, each a list of frames: what
+    `Connection.receive_data(..., batched=True)` gives instead of one Message
+    each (an event object per small message costs more than the message)."""
+
+    messages: list[list[bytes]]
+
+
+@dataclass(slots=True)
 class Subscribe(Event):
     """A SUBSCRIBE command, or a 3.0-style `01`+topic frame received by a PUB or XPUB."""
 

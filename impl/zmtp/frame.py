@@ -28,6 +28,7 @@ _unpack_long_from = struct.Struct(">Q").unpack_from
 
 # Short headers are built by table lookup: one bytes object per (flags, size).
 _SHORT_HEADERS = [[bytes((flags, size)) for size in range(256)] for flags in range(8)]
+_LONG_HEADER = bytes((LONG,))
 
 
 def frame_header(size: int, flags: int = 0) -> bytes:
@@ -56,8 +57,12 @@ def encode_message(frames: list[bytes] | tuple[bytes, ...]) -> list[bytes]:
 
     Bodies are passed through untouched so that a 1 MiB frame is never copied.
     """
-    chunks: list[bytes] = []
     last = len(frames) - 1
+    if not last:  # one frame: the common case, without the loop
+        body = frames[0]
+        size = len(body)
+        return [_SHORT_HEADERS[0][size] if size < 256 else _LONG_HEADER + _pack_long(size), body]
+    chunks: list[bytes] = []
     for i, body in enumerate(frames):
         size = len(body)
         flags = MORE if i < last else 0

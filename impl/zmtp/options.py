@@ -38,9 +38,13 @@ class SocketOptions:
     tcp_keepalive: bool = False
     tcp_keepalive_idle: float | None = None
     tcp_keepalive_interval: float | None = None
-    # Buffers: recv_buffer_size is the most read from the kernel per read;
-    # send_buffer_size is how many bytes of small messages are gathered
-    # before they are written (fewer system calls for small messages).
+    # Buffers: recv_buffer_size is the size of a read from the kernel on a
+    # quiet connection (and the memory an idle one keeps); while the kernel
+    # fills every read, the engine doubles the read size up to 256 KiB (or up
+    # to recv_buffer_size, if larger) and halves it again once reads come back
+    # mostly empty, so a backlog of small messages costs few reads whatever
+    # the preset. send_buffer_size is how many bytes of small messages are
+    # gathered before they are written (fewer system calls for small messages).
     send_buffer_size: int = 8 * KiB
     recv_buffer_size: int = 8 * KiB
     # Patterns

@@ -36,6 +36,7 @@ class Pipe:
         "persistent",
         "properties",
         "rcvhwm",
+        "resume_at",
         "routing_id",
         "sndhwm",
         "socket",
@@ -56,6 +57,7 @@ class Pipe:
         self.in_active = False  # queued in the socket's fair-queue ring
         self.sndhwm = socket.options.sndhwm
         self.rcvhwm = socket.options.rcvhwm
+        self.resume_at = max(1, self.rcvhwm // 2)  # a paused connection is read again below this
         self.peer_address = ""
         self.properties = Metadata()  # per-message properties (Socket-Type, User-Id, ...)
 
@@ -72,11 +74,12 @@ class Pipe:
             return True
         return not self.sndhwm or len(self.pending) < self.sndhwm
 
-    def send(self, frames: list[bytes]) -> bool:
-        """Queue one whole message for the peer; False when the pipe is full."""
+    def send(self, frames: list[bytes], now: bool = False) -> bool:
+        """Queue one whole message for the peer; False when the pipe is full.
+        `now`: write it at once rather than at the end of this loop turn (Engine.write_message)."""
         engine = self.engine
         if engine is not None and engine.ready and not engine.paused and not self.pending:
-            engine.write_message(frames)
+            engine.write_message(frames, now)
             return True
         if self.sndhwm and len(self.pending) >= self.sndhwm:
             return False
@@ -136,13 +139,13 @@ class Pipe:
         inbound = self.inbound
         out = [inbound.popleft() for _ in range(n)]
         engine = self.engine
-        if engine is not None and engine.reading_paused and len(inbound) < max(1, self.rcvhwm // 2):
+        if engine is not None and engine.reading_paused and len(inbound) < self.resume_at:
             engine.resume_reading()
         return out
 
     def pop_inbound(self) -> list[bytes]:
         frames = self.inbound.popleft()
         engine = self.engine
-        if engine is not None and engine.reading_paused and len(self.inbound) < max(1, self.rcvhwm // 2):
+        if engine is not None and engine.reading_paused and len(self.inbound) < self.resume_at:
             engine.resume_reading()
         return frames

@@ -4,6 +4,14 @@ Patterns (REQ, ROUTER, PUB, ...) subclass `Socket` and decide where a
 message goes and where the next one comes from; this module gives them the
 two classic strategies, load balancing and fair queueing, and the rest of the
 machinery: bind, connect with reconnect and backoff, linger on close.
+
+A Socket is the `EngineOwner` its engines talk to (engine.py), through
+public methods only. Patterns override public hooks: `deliver` (always a
+batch), `pipe_attached`/`pipe_detached`, `pipe_usable`/`pipe_unusable`,
+`filter_in`, `check_recv`, `take`/`take_many` and `send_now`/`send_waiting`.
+No fast path is chosen by looking at which hooks a subclass overrides; hooks
+that only make sense together are checked to be overridden together when the
+pattern class is defined.
 """
 
 from __future__ import annotations
@@ -11,19 +19,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from . import keylog
 from .endpoint import Endpoint
 from .engine import Engine
 from .errors import NotSupported, SocketClosed
 from .events import HandshakeComplete
 from .keys import parse_key
 from .mechanisms.base import ZapSettings
-from .mechanisms.curve import CurveMechanism
+from .mechanisms.curve import CookieKeys, CurveMechanism
 from .mechanisms.plain import PlainMechanism
 from .metadata import Metadata
 from .monitor import EventKind, HandshakeFailure, Monitor, SocketEvent
@@ -34,6 +44,8 @@ from .subscriptions import Subscriptions
 
 if TYPE_CHECKING:
     from .context import Context
+    from .metrics import SocketMetrics
+    from .zap import ZapHandler
 
 
 @dataclass(frozen=True)
@@ -45,6 +57,19 @@ class ReceivedMessage:
 
 
 log = logging.getLogger(__name__)
+
+# The CURVE servers of this process share cookie keys, rotated by the monotonic clock.
+COOKIE_KEYS = CookieKeys(time.monotonic)
+
+
+def _defined_below(cls: type, one: str, other: str) -> bool:
+    """Is `one` defined in a class of cls's MRO that comes before the one defining `other`?"""
+    for klass in cls.__mro__:
+        if other in vars(klass):
+            return False
+        if one in vars(klass):
+            return True
+    return False
 
 
 class Socket:
@@ -89,7 +114,15 @@ class Socket:
             self._monitors.append(mon)
         return mon
 
-    def _emit(
+    @property
+    def metrics(self) -> SocketMetrics | None:
+        return self._metrics
+
+    @property
+    def zap_handler(self) -> ZapHandler | None:
+        return self.context.zap_handler if self.context is not None else None
+
+    def emit_event(
         self,
         kind: EventKind,
         endpoint: str,
@@ -113,7 +146,7 @@ class Socket:
         if self._metrics is not None:
             self._metrics.dropped(reason)
 
-    def _mechanism_args(self, bound: bool, peer_ip: str) -> dict[str, Any]:
+    def mechanism_args(self, bound: bool, peer_ip: str) -> dict[str, Any]:
         """Connection arguments for the mechanism these options select.
 
         NULL makes the binding side the server (RFC 37); PLAIN takes its role
@@ -138,6 +171,8 @@ class Socket:
                 CurveMechanism,
                 secret_key=parse_key(opts.curve_secretkey or b"", "curve_secretkey"),
                 server_key=None if opts.curve_serverkey is None else parse_key(opts.curve_serverkey, "curve_serverkey"),
+                cookie_keys=COOKIE_KEYS,
+                keylog=keylog.from_environment(),
             )
         return args
 
@@ -168,13 +203,13 @@ class Socket:
                 server = await loop.create_unix_server(factory, path)
                 bound = str(ep)
         except OSError as exc:
-            self._emit(EventKind.BIND_FAILED, str(ep), reason=str(exc))
+            self.emit_event(EventKind.BIND_FAILED, str(ep), reason=str(exc))
             raise
         name[0] = bound
         self._servers[bound] = server
         self.last_endpoint = bound
         log.info("%s bound to %s", self.type.value, bound)
-        self._emit(EventKind.LISTENING, bound)
+        self.emit_event(EventKind.LISTENING, bound)
         return bound
 
     async def unbind(self, endpoint: str) -> None:
@@ -197,7 +232,7 @@ class Socket:
         pipe = Pipe(self, key, persistent=True)
         self._pipes.append(pipe)
         if not self.options.immediate:
-            self._pipe_usable(pipe)
+            self.pipe_usable(pipe)
         self._connecters[key] = asyncio.get_running_loop().create_task(self._connect_loop(ep, pipe))
 
     async def disconnect(self, endpoint: str) -> None:
@@ -237,14 +272,14 @@ class Socket:
                     delay = opts.reconnect_ivl  # a connection that worked resets the backoff
             if opts.reconnect_ivl <= 0 or self._closed:
                 return
-            self._emit(EventKind.CONNECT_RETRIED, str(ep), interval=delay)
+            self.emit_event(EventKind.CONNECT_RETRIED, str(ep), interval=delay)
             await asyncio.sleep(delay)
             if opts.reconnect_ivl_max > opts.reconnect_ivl:
                 delay = min(delay * 2, opts.reconnect_ivl_max)
 
-    # -- engine callbacks ------------------------------------------------
+    # -- engine callbacks (EngineOwner) ---------------------------------------
 
-    def _engine_ready(self, engine: Engine, ev: HandshakeComplete) -> None:
+    def engine_ready(self, engine: Engine, ev: HandshakeComplete) -> None:
         """A handshake completed: give the engine a pipe, or refuse it (engine.pipe = None)."""
         pipe = engine.pipe
         if pipe is None:
@@ -262,7 +297,11 @@ class Socket:
         pipe.properties = Metadata(props)
         pipe.peer_address = engine.peer
         pipe.subscriptions = Subscriptions()
-        if not self._attach(pipe):
+        if ev.version == (1, 0):
+            # A ZMTP 1.0 subscriber filters on its own side and sends no subscriptions (RFC 13): a
+            # publisher treats it as subscribed to everything (libzmq lost this once, #2254).
+            pipe.subscriptions.add(b"")
+        if not self.pipe_attached(pipe):
             pipe.engine = None
             engine.pipe = None
             if not pipe.persistent:
@@ -274,102 +313,153 @@ class Socket:
         pipe.live = True
         if pipe not in self._pipes:
             self._pipes.append(pipe)
-        self._pipe_usable(pipe)
+        self.pipe_usable(pipe)
         pipe.flush_pending()
-        self._notify_writable()
+        self.writable()
 
-    def _engine_failed(self, engine: Engine, exc: BaseException) -> None:
+    def engine_failed(self, engine: Engine, exc: BaseException) -> None:
         """Hook for patterns and metrics; the engine closes itself."""
 
-    def _engine_closed(self, engine: Engine, was_ready: bool) -> None:
+    def engine_closed(self, engine: Engine, was_ready: bool) -> None:
         self._engines.discard(engine)
         pipe = engine.pipe
         if pipe is None or pipe.engine is not engine:
             return
         pipe.engine = None
         pipe.live = False
-        self._detach(pipe)
+        self.pipe_detached(pipe)
         if not pipe.persistent:
             self._remove_pipe(pipe)
         elif self.options.immediate:
-            self._pipe_unusable(pipe)
+            self.pipe_unusable(pipe)
 
     def _remove_pipe(self, pipe: Pipe) -> None:
         if pipe in self._pipes:
             self._pipes.remove(pipe)
-        self._pipe_unusable(pipe)
+        self.pipe_unusable(pipe)
         # Messages that arrived before the peer left are still delivered (as
         # libzmq does): the pipe leaves the fair-queue ring once drained.
 
-    # -- pattern hooks -------------------------------------------------------
-
-    def _attach(self, pipe: Pipe) -> bool:
-        """A peer completed its handshake on `pipe`. Return False to refuse it."""
-        return True
-
-    def _detach(self, pipe: Pipe) -> None:
-        """The peer on `pipe` disconnected."""
-
-    def _pipe_usable(self, pipe: Pipe) -> None:
-        """`pipe` may now be chosen for sending (load balancing)."""
-
-    def _pipe_unusable(self, pipe: Pipe) -> None:
-        """`pipe` must no longer be chosen for sending."""
-
-    def _deliver(self, pipe: Pipe, frames: list[bytes]) -> None:
-        """A whole message arrived on `pipe`. Default: fair-queue it for recv."""
-        pipe.push_inbound(frames)
-        if not pipe.in_active:
-            pipe.in_active = True
-            self._active.append(pipe)
-        self._readable.set()
-
-    def _deliver_many(self, pipe: Pipe, messages: list[list[bytes]]) -> None:
-        """Several whole messages from one read. Patterns that override `_deliver`
-        get them one by one; the plain fair-queue path takes them at once."""
-        if type(self)._deliver is not Socket._deliver:
-            for frames in messages:
-                self._deliver(pipe, frames)
-            return
+    def deliver(self, pipe: Pipe, messages: list[list[bytes]]) -> None:
+        """Whole messages that arrived on `pipe`, in order. Default: fair-queue them for recv,
+        all at once. Patterns that judge each message override this and loop themselves."""
         pipe.push_inbound_many(messages)
         if not pipe.in_active:
             pipe.in_active = True
             self._active.append(pipe)
         self._readable.set()
 
-    def _on_subscription(self, pipe: Pipe, topic: bytes, subscribe: bool) -> None:
+    def subscription_changed(self, pipe: Pipe, topic: bytes, subscribe: bool) -> None:
         """A SUBSCRIBE or CANCEL (either form) arrived; only publishers care."""
 
-    def _on_group(self, pipe: Pipe, group: bytes, join: bool) -> None:
+    def group_changed(self, pipe: Pipe, group: bytes, join: bool) -> None:
         """A JOIN or LEAVE arrived; only RADIO cares."""
 
-    def _notify_writable(self) -> None:
+    def writable(self) -> None:
         self._writable.set()
 
-    # -- strategies ----------------------------------------------------------
+    # -- pattern hooks (PatternHooks) ----------------------------------------
 
-    def _fq_take(self) -> tuple[Pipe, list[bytes]] | None:
-        """Fair queueing (RFC 28): the next message, taking peers in turn."""
+    def pipe_attached(self, pipe: Pipe) -> bool:
+        """A peer completed its handshake on `pipe`. Return False to refuse it."""
+        return True
+
+    def pipe_detached(self, pipe: Pipe) -> None:
+        """The peer on `pipe` disconnected."""
+
+    def pipe_usable(self, pipe: Pipe) -> None:
+        """`pipe` may now be chosen for sending (load balancing)."""
+
+    def pipe_unusable(self, pipe: Pipe) -> None:
+        """`pipe` must no longer be chosen for sending."""
+
+    # What the application reads of a message from the fair queue (None drops it), for
+    # patterns that look at each message: they define filter_in(pipe, frames). None (the
+    # default) reads messages as queued, which lets take_many move a backlog in bulk.
+    filter_in: Callable[[Pipe, list[bytes]], list[bytes] | None] | None = None
+
+    def check_recv(self) -> None:
+        """Raise InvalidState if the pattern's state allows no receive now."""
+
+    def take(self) -> list[bytes] | None:
+        """The next message the application may read now, or None (never waits).
+        Default: fair queueing (RFC 28), through `filter_in` if the pattern has one."""
         active = self._active
+        filter_in = self.filter_in
         while active:
             pipe = active.popleft()
-            if not pipe.inbound:
+            inbound = pipe.inbound
+            if not inbound:
                 pipe.in_active = False
                 continue
-            frames = pipe.pop_inbound()
-            if pipe.inbound:
+            frames = inbound.popleft()
+            if inbound:
                 active.append(pipe)
             else:
                 pipe.in_active = False
-            return pipe, frames
+            engine = pipe.engine
+            if engine is not None and engine.reading_paused and len(inbound) < pipe.resume_at:
+                engine.resume_reading()
+            if filter_in is not None:
+                frames = filter_in(pipe, frames)
+                if frames is None:
+                    continue
+            self._last_pipe = pipe
+            return frames
         return None
 
-    async def _fq_recv(self) -> tuple[Pipe, list[bytes]]:
-        while True:
-            got = self._fq_take()
-            if got is not None:
-                return got
-            await self._wait(self._readable)
+    def take_many(self, limit: int) -> list[list[bytes]]:
+        """Up to `limit` messages readable now, as `take` would give them one by one.
+
+        One peer with a backlog (the throughput case) is taken in bulk; with
+        several, they are taken in turn, one message each.
+        """
+        out: list[list[bytes]] = []
+        active = self._active
+        while len(out) < limit and active:
+            if len(active) == 1:
+                pipe = active[0]
+                taken = pipe.pop_inbound_many(min(limit - len(out), len(pipe.inbound)))
+                if not pipe.inbound:
+                    active.popleft()
+                    pipe.in_active = False
+                filter_in = self.filter_in
+                if filter_in is None:
+                    out += taken
+                    if taken:
+                        self._last_pipe = pipe
+                    continue
+                for frames in taken:
+                    kept = filter_in(pipe, frames)
+                    if kept is not None:
+                        out.append(kept)
+                        self._last_pipe = pipe
+                continue
+            frames = self.take()
+            if frames is None:
+                break
+            out.append(frames)
+        return out
+
+    def send_now(self, frames: list[bytes]) -> bool:
+        """Send without waiting if the pattern can; False means "use send_waiting"."""
+        raise NotSupported(f"{self.type.value} sockets cannot send")
+
+    async def send_waiting(self, frames: list[bytes]) -> None:
+        """Send, waiting for room where the pattern says to wait."""
+        raise NotSupported(f"{self.type.value} sockets cannot send")
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # Hooks that come in pairs are overridden together: a pattern with a queue of its
+        # own must say how to take many messages from it, and one that can wait to send
+        # must say how to send without waiting; inheriting the other half would bypass
+        # its queue or silently send every message the slow way.
+        for one, other in (("take", "take_many"), ("send_waiting", "send_now")):
+            if _defined_below(cls, one, other):
+                raise TypeError(f"{cls.__name__} overrides {one} but not {other}: override both")
+
+    # -- strategies ----------------------------------------------------------
 
     async def _wait(self, event: asyncio.Event) -> None:
         self._check_open()
@@ -377,20 +467,20 @@ class Socket:
         await event.wait()
         self._check_open()
 
-    def _lb_try(self, frames: list[bytes], pipes: list[Pipe]) -> Pipe | None:
+    def _lb_try(self, frames: list[bytes], pipes: list[Pipe], now: bool = False) -> Pipe | None:
         """Load balancing (RFC 28): the next pipe in turn that can take the message."""
         n = len(pipes)
         for i in range(n):
             idx = (self._lb_index + i) % n
             pipe = pipes[idx]
-            if pipe.send(frames):
+            if pipe.send(frames, now):
                 self._lb_index = idx + 1
                 return pipe
         return None
 
-    async def _lb_send(self, frames: list[bytes], pipes: list[Pipe]) -> Pipe:
+    async def _lb_send(self, frames: list[bytes], pipes: list[Pipe], now: bool = False) -> Pipe:
         while True:
-            pipe = self._lb_try(frames, pipes)
+            pipe = self._lb_try(frames, pipes, now)
             if pipe is not None:
                 return pipe
             await self._wait(self._writable)
@@ -403,15 +493,19 @@ class Socket:
 
     async def send_multipart(self, frames: Iterable[bytes]) -> None:
         """Send one message of one or more frames, atomically."""
-        self._check_open()
+        if self._closed:
+            self._check_open()
         if not self.can_send:
             raise NotSupported(f"{self.type.value} sockets cannot send")
-        msg = [bytes(f) if not isinstance(f, bytes) else f for f in frames]
+        msg = list(frames)  # our own list: the caller may reuse theirs
+        for i, f in enumerate(msg):
+            if type(f) is not bytes:
+                msg[i] = bytes(f)
         if not msg:
             raise ValueError("a message has at least one frame")
         # Most sends complete at once; only wait (a coroutine deeper) when they cannot.
-        if not self._send_nowait(msg):
-            await self._send(msg)
+        if not self.send_now(msg):
+            await self.send_waiting(msg)
 
     async def send(self, data: bytes) -> None:
         """Send a single-frame message."""
@@ -427,28 +521,31 @@ class Socket:
         if not self.can_send:
             raise NotSupported(f"{self.type.value} sockets cannot send")
         n = 0
-        send, send_nowait = self._send, self._send_nowait
+        send_waiting, send_now = self.send_waiting, self.send_now
         for frames in messages:
             msg = frames if isinstance(frames, list) else list(frames)
-            if not send_nowait(msg):
-                await send(msg)
+            if not send_now(msg):
+                await send_waiting(msg)
             n += 1
         return n
 
-    def _send_nowait(self, frames: list[bytes]) -> bool:
-        """Send without waiting if the pattern can; False means "use _send"."""
-        return False
-
     async def recv_multipart(self) -> list[bytes]:
         """The next whole message."""
-        self._check_open()
+        if self._closed:
+            self._check_open()
         if not self.can_recv:
             raise NotSupported(f"{self.type.value} sockets cannot receive")
         if self._recv_rest:
             rest = list(self._recv_rest)
             self._recv_rest.clear()
             return rest
-        return await self._recv()
+        self.check_recv()
+        # A message already queued is returned without suspending (no loop turn).
+        frames = self.take()
+        while frames is None:
+            await self._wait(self._readable)
+            frames = self.take()
+        return frames
 
     async def recv(self) -> bytes:
         """The next frame; the rest of a multipart message follows on later calls."""
@@ -461,54 +558,9 @@ class Socket:
     async def recv_many(self, max_messages: int = 1024) -> list[list[bytes]]:
         """Wait for at least one message, then return up to `max_messages` that are ready."""
         out = [await self.recv_multipart()]
-        if self._plain_fair_queue and len(self._active) == 1:
-            # One peer with a backlog (the throughput case): take its messages in bulk.
-            pipe = self._active[0]
-            take = min(max_messages - 1, len(pipe.inbound))
-            if take:
-                out += pipe.pop_inbound_many(take)
-            if not pipe.inbound:
-                self._active.popleft()
-                pipe.in_active = False
-            return out
-        while len(out) < max_messages:
-            frames = self._recv_nowait()
-            if frames is None:
-                break
-            out.append(frames)
+        if max_messages > 1:
+            out += self.take_many(max_messages - 1)
         return out
-
-    def _recv_nowait(self) -> list[bytes] | None:
-        """A message if one is ready without waiting; patterns with their own queue override."""
-        got = self._fq_take()
-        if got is None:
-            return None
-        self._last_pipe = got[0]
-        return self._filter_in(got[0], got[1])
-
-    def _filter_in(self, pipe: Pipe, frames: list[bytes]) -> list[bytes] | None:
-        return frames
-
-    @property
-    def _plain_fair_queue(self) -> bool:
-        """Messages are read exactly as queued: no filter, no queue of the pattern's own."""
-        cls = type(self)
-        return (
-            cls._filter_in is Socket._filter_in
-            and cls._recv_nowait is Socket._recv_nowait
-            and (cls._recv is Socket._recv)
-        )
-
-    async def _send(self, frames: list[bytes]) -> None:
-        raise NotSupported(f"{self.type.value} sockets cannot send")
-
-    async def _recv(self) -> list[bytes]:
-        while True:
-            pipe, frames = await self._fq_recv()
-            out = self._filter_in(pipe, frames)
-            if out is not None:
-                self._last_pipe = pipe
-                return out
 
     async def recv_message(self) -> ReceivedMessage:
         """The next message with the properties of the peer it came from
@@ -563,7 +615,7 @@ class Socket:
             pending = [e.closed for e in self._engines if not e.closed.done()]
             if pending:
                 await asyncio.wait(pending, timeout=0.5)
-            self._emit(EventKind.CLOSED, self.last_endpoint)
+            self.emit_event(EventKind.CLOSED, self.last_endpoint)
             for mon in list(self._monitors):
                 mon.close()
 

@@ -10,7 +10,9 @@ The cookie is secretbox[C' + s'] under a server cookie key: after WELCOME
 the server forgets both transient keys and gets them back from the cookie
 in INITIATE, so it keeps no per-connection state before INITIATE. The
 cookie key is rotated every COOKIE_KEY_LIFETIME seconds (the previous one
-stays valid, for handshakes in flight). Short nonces start at 1 and must
+stays valid, for handshakes in flight), by the clock the I/O layer hands to
+`CookieKeys`; this module reads no clock and writes no file (a key log is a
+callable passed in, see zmtp.keylog). Short nonces start at 1 and must
 strictly increase in each direction.
 
 RFC 26 disagrees with itself: HELLO padding is 72 octets in the grammar and
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 import os
 import struct
-import time
+from collections.abc import Callable
 
 from nacl.bindings import crypto_box_beforenm, crypto_box_easy_afternm, crypto_box_open_easy_afternm
 
@@ -43,7 +45,7 @@ from nacl.exceptions import CryptoError
 from nacl.public import Box, PrivateKey, PublicKey
 from nacl.secret import SecretBox
 
-from .. import command, keylog
+from .. import command
 from ..errors import ProtocolError
 from ..frame import encode_command, frame_header
 from ..metadata import decode_properties, encode_properties
@@ -60,22 +62,28 @@ _unpack_nonce = struct.Struct(">Q").unpack
 
 
 class CookieKeys:
-    """The server's rotating cookie keys, shared by all its connections in this process."""
+    """A server's rotating cookie keys, shared by the connections that are given the same object.
 
-    def __init__(self, lifetime: float = COOKIE_KEY_LIFETIME) -> None:
+    `clock` (seconds, monotonic) is the I/O layer's: with it, a key older than `lifetime`
+    is replaced when next used; without it, keys change only when `rotate` is called.
+    """
+
+    def __init__(self, clock: Callable[[], float] | None = None, lifetime: float = COOKIE_KEY_LIFETIME) -> None:
         self.lifetime = lifetime
+        self._clock = clock
         self._current = SecretBox(os.urandom(32))
         self._previous: SecretBox | None = None
-        self._since = time.monotonic()
+        self._since = clock() if clock is not None else 0.0
 
     def current(self) -> SecretBox:
-        if time.monotonic() - self._since > self.lifetime:
+        if self._clock is not None and self._clock() - self._since > self.lifetime:
             self.rotate()
         return self._current
 
     def rotate(self) -> None:
         self._previous, self._current = self._current, SecretBox(os.urandom(32))
-        self._since = time.monotonic()
+        if self._clock is not None:
+            self._since = self._clock()
 
     def open(self, nonce: bytes, box: bytes) -> bytes:
         for key in (self.current(), self._previous):
@@ -86,9 +94,6 @@ class CookieKeys:
             except CryptoError:
                 continue
         raise CryptoError("cookie does not open with the current or previous cookie key")
-
-
-COOKIE_KEYS = CookieKeys()
 
 
 def _box(sk: PrivateKey, pk: bytes, nonce: bytes, plaintext: bytes) -> bytes:
@@ -112,7 +117,8 @@ class CurveMechanism(Mechanism):
         secret_key: bytes,
         server_key: bytes | None = None,  # the server's long-term public key (clients)
         transient: PrivateKey | None = None,  # injectable for tests
-        cookie_keys: CookieKeys = COOKIE_KEYS,
+        cookie_keys: CookieKeys | None = None,  # a server's; None: keys of its own that never rotate
+        keylog: Callable[[bytes, bytes], None] | None = None,  # told each transient pair (public, secret)
         **kw,  # type: ignore[no-untyped-def]
     ) -> None:
         super().__init__(**kw)
@@ -122,8 +128,9 @@ class CurveMechanism(Mechanism):
         if not self.as_server and (server_key is None or len(server_key) != 32):
             raise ValueError("a CURVE client needs the server's 32-byte public key (curve_serverkey)")
         self.transient = transient or PrivateKey.generate()
-        keylog.record(bytes(self.transient.public_key), bytes(self.transient))
-        self.cookie_keys = cookie_keys
+        if keylog is not None:
+            keylog(bytes(self.transient.public_key), bytes(self.transient))
+        self.cookie_keys = cookie_keys if cookie_keys is not None else CookieKeys()
         self.peer_transient: bytes | None = None
         self.client_key: bytes | None = None  # the client's long-term key, on a server
         self._send_nonce = 1

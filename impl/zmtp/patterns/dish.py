@@ -57,27 +57,27 @@ class Dish(SinglePart):
         self._groups.remove(g)
         self._tell_radios(g, False)
 
-    def _attach(self, pipe: Pipe) -> bool:
+    def pipe_attached(self, pipe: Pipe) -> bool:
         assert pipe.engine is not None
         for group in self._groups:
             pipe.engine.send_group(group, True)
         return True
 
-    def _deliver(self, pipe: Pipe, frames: list[bytes]) -> None:
-        # The connection has checked the layout: frames are [group, body].
-        if frames[0] not in self._groups:
-            self._dropped("unsubscribed")
-            return
-        if pipe.rcvhwm and len(pipe.inbound) >= pipe.rcvhwm:
-            self._dropped("hwm")  # "SHALL silently discard messages if the queue for a radio is full"
-            return
-        pipe.inbound.append(frames)
-        if not pipe.in_active:
+    def deliver(self, pipe: Pipe, messages: list[list[bytes]]) -> None:
+        for frames in messages:
+            # The connection has checked the layout: frames are [group, body].
+            if frames[0] not in self._groups:
+                self._dropped("unsubscribed")
+            elif pipe.rcvhwm and len(pipe.inbound) >= pipe.rcvhwm:
+                self._dropped("hwm")  # "SHALL silently discard messages if the queue for a radio is full"
+            else:
+                pipe.inbound.append(frames)
+        if pipe.inbound and not pipe.in_active:
             pipe.in_active = True
             self._active.append(pipe)
         self._readable.set()
 
-    def _filter_in(self, pipe: Pipe, frames: list[bytes]) -> list[bytes] | None:
+    def filter_in(self, pipe: Pipe, frames: list[bytes]) -> list[bytes] | None:
         group = frames[0]
         if group not in self._groups:
             return None  # left after it was queued

@@ -15,19 +15,22 @@ class LoadBalanced(Socket):
         super().__init__(*args, **kwargs)
         self._out_pipes: list[Pipe] = []
 
-    def _pipe_usable(self, pipe: Pipe) -> None:
+    def pipe_usable(self, pipe: Pipe) -> None:
         if pipe not in self._out_pipes:
             self._out_pipes.append(pipe)
 
-    def _pipe_unusable(self, pipe: Pipe) -> None:
+    def pipe_unusable(self, pipe: Pipe) -> None:
         if pipe in self._out_pipes:
             self._out_pipes.remove(pipe)
 
-    async def _send(self, frames: list[bytes]) -> None:
+    async def send_waiting(self, frames: list[bytes]) -> None:
         await self._lb_send(frames, self._out_pipes)
 
-    def _send_nowait(self, frames: list[bytes]) -> bool:
-        return self._lb_try(frames, self._out_pipes) is not None
+    def send_now(self, frames: list[bytes]) -> bool:
+        pipes = self._out_pipes
+        if len(pipes) == 1:  # one peer (the common case): no turn to take
+            return pipes[0].send(frames)
+        return self._lb_try(frames, pipes) is not None
 
     async def send_many(self, messages: Iterable[Iterable[bytes]]) -> int:
         """With one peer (the throughput case) the whole batch is encoded and
@@ -47,6 +50,6 @@ class LoadBalanced(Socket):
                 done += took
                 if took:
                     continue
-            await self._send(batch[done])  # wait for room (or for the peer set to change)
+            await self.send_waiting(batch[done])  # wait for room (or for the peer set to change)
             done += 1
         return done

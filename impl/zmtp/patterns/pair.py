@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 class Pair(LoadBalanced):
     type = SocketType.PAIR
 
-    def _attach(self, pipe: Pipe) -> bool:
+    def pipe_attached(self, pipe: Pipe) -> bool:
         others = [p for p in self._pipes if p is not pipe and (p.live or p.persistent)]
         if any(p.live for p in others):
             log.warning("PAIR already has a peer; refusing %s", pipe.peer_address)

@@ -16,17 +16,18 @@ class Pub(Socket):
     type = SocketType.PUB
     can_recv = False
 
-    def _deliver(self, pipe: Pipe, frames: list[bytes]) -> None:
+    def deliver(self, pipe: Pipe, messages: list[list[bytes]]) -> None:
         return  # RFC 29: a PUB drops any data from its subscribers
 
-    def _on_subscription(self, pipe: Pipe, topic: bytes, subscribe: bool) -> None:
+    def subscription_changed(self, pipe: Pipe, topic: bytes, subscribe: bool) -> None:
         if subscribe:
             pipe.subscriptions.add(topic)
         else:
             pipe.subscriptions.remove(topic)
 
-    async def _send(self, frames: list[bytes]) -> None:
+    def send_now(self, frames: list[bytes]) -> bool:
         topic = frames[0]
         for pipe in self._pipes:
             if pipe.live and pipe.subscriptions.matches(topic) and not pipe.send(frames):
                 self._dropped("hwm")  # the peer is full: it misses this one
+        return True  # a PUB never waits

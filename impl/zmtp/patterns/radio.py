@@ -27,7 +27,7 @@ class Radio(SinglePart):
         super().__init__(*args, **kwargs)
         self._joined: dict[Pipe, Counter[bytes]] = {}
 
-    def _on_group(self, pipe: Pipe, group: bytes, join: bool) -> None:
+    def group_changed(self, pipe: Pipe, group: bytes, join: bool) -> None:
         groups = self._joined.setdefault(pipe, Counter())
         if join:
             groups[group] += 1
@@ -36,12 +36,13 @@ class Radio(SinglePart):
         else:
             groups.pop(group, None)  # a LEAVE for a group never joined is ignored, as libzmq does
 
-    def _detach(self, pipe: Pipe) -> None:
-        super()._detach(pipe)
+    def pipe_detached(self, pipe: Pipe) -> None:
+        super().pipe_detached(pipe)
         self._joined.pop(pipe, None)  # a DISH that comes back joins again
 
-    def _deliver(self, pipe: Pipe, frames: list[bytes]) -> None:
-        self._dropped("unexpected")  # "SHALL silently discard any messages that dishes send it"
+    def deliver(self, pipe: Pipe, messages: list[list[bytes]]) -> None:
+        for _ in messages:
+            self._dropped("unexpected")  # "SHALL silently discard any messages that dishes send it"
 
     def _publish(self, group: bytes, body: bytes) -> None:
         msg = [group, body]
@@ -54,6 +55,6 @@ class Radio(SinglePart):
         self._check_open()
         self._publish(command.check_group(_group(group)), bytes(data))
 
-    def _send_nowait(self, frames: list[bytes]) -> bool:
+    def send_now(self, frames: list[bytes]) -> bool:
         self._publish(b"", frames[0])  # a message sent without a group is in the empty group, as in libzmq
         return True

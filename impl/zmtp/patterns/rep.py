@@ -23,9 +23,7 @@ class Rep(Socket):
         super().__init__(*args, **kwargs)
         self._reply_to: tuple[Pipe, list[bytes]] | None = None
 
-    def _filter_in(self, pipe: Pipe, frames: list[bytes]) -> list[bytes] | None:
-        if self._reply_to is not None:
-            raise InvalidState("REP must send the reply before receiving the next request")
+    def filter_in(self, pipe: Pipe, frames: list[bytes]) -> list[bytes] | None:
         try:
             split = frames.index(b"") + 1
         except ValueError:
@@ -37,21 +35,27 @@ class Rep(Socket):
         self._reply_to = (pipe, frames[:split])
         return body
 
-    async def _recv(self) -> list[bytes]:
+    def check_recv(self) -> None:
         if self._reply_to is not None:
             raise InvalidState("REP must send the reply before receiving the next request")
-        return await super()._recv()
 
-    async def recv_many(self, max_messages: int = 1024) -> list[list[bytes]]:
+    def take(self) -> list[bytes] | None:
+        return None if self._reply_to is not None else super().take()
+
+    def take_many(self, limit: int) -> list[list[bytes]]:
         # Each request needs its own reply before the next may be read.
-        return [await self.recv_multipart()]
+        frames = self.take() if limit > 0 else None
+        return [] if frames is None else [frames]
 
-    async def _send(self, frames: list[bytes]) -> None:
+    def send_now(self, frames: list[bytes]) -> bool:
         if self._reply_to is None:
             raise InvalidState("REP must receive a request before sending a reply")
         pipe, envelope = self._reply_to
         self._reply_to = None
         if not pipe.live and not pipe.persistent:
             log.debug("REP dropped a reply: the requester %s is gone", pipe.peer_address)
-            return
-        pipe.send([*envelope, *frames])
+            return True
+        # The requester waits for this reply, and nothing else can leave before the next
+        # request: write it now rather than at the end of the loop turn.
+        pipe.send([*envelope, *frames], now=True)
+        return True

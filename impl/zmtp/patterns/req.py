@@ -32,30 +32,47 @@ class Req(LoadBalanced):
         self._request_id = 0x1DE4F35A
         self._replies: deque[list[bytes]] = deque()
 
-    async def _send(self, frames: list[bytes]) -> None:
+    def _request(self, frames: list[bytes]) -> tuple[list[bytes], int]:
+        """The request on the wire, and the request id it carries (req_correlate)."""
         if self._waiting_reply and not self.options.req_relaxed:
             raise InvalidState("REQ must receive the reply before sending again (set req_relaxed to allow it)")
-        self._replies.clear()
         if self.options.req_correlate:
-            self._request_id = (self._request_id + 1) & 0xFFFFFFFF
-            msg = [struct.pack(">I", self._request_id), b"", *frames]
-        else:
-            msg = [b"", *frames]
+            rid = (self._request_id + 1) & 0xFFFFFFFF
+            return [struct.pack(">I", rid), b"", *frames], rid
+        return [b"", *frames], self._request_id
+
+    def send_now(self, frames: list[bytes]) -> bool:
+        msg, rid = self._request(frames)
+        # A REQ waits for the reply next: the request is written now, not at the end of the loop turn.
+        pipe = self._lb_try(msg, self._out_pipes, now=True)
+        if pipe is None:
+            return False  # no peer can take it yet: send_waiting waits for one
+        self._replies.clear()
+        self._request_id = rid
+        self._waiting_reply = True
+        self._reply_pipe = pipe
+        return True
+
+    async def send_waiting(self, frames: list[bytes]) -> None:
+        msg, rid = self._request(frames)
+        self._replies.clear()
+        self._request_id = rid
         self._reply_pipe = None
         self._waiting_reply = True
-        self._reply_pipe = await self._lb_send(msg, self._out_pipes)
-
-    def _send_nowait(self, frames: list[bytes]) -> bool:
-        return False  # every request goes through _send: delimiter, state, reply pipe
+        self._reply_pipe = await self._lb_send(msg, self._out_pipes, now=True)
 
     async def send_many(self, messages: Iterable[Iterable[bytes]]) -> int:
         return await Socket.send_many(self, messages)  # one request at a time, by the rules
 
-    def _deliver(self, pipe: Pipe, frames: list[bytes]) -> None:
+    def deliver(self, pipe: Pipe, messages: list[list[bytes]]) -> None:
         if not self._waiting_reply or pipe is not self._reply_pipe:
-            log.debug("REQ dropped a message from %s: no request is pending with that peer", pipe.peer_address)
+            log.debug(
+                "REQ dropped %d message(s) from %s: no request is pending with that peer",
+                len(messages),
+                pipe.peer_address,
+            )
             return
-        self._replies.append(frames)
+        self._replies.extend(messages)
         self._readable.set()
 
     def _take_reply(self) -> list[bytes] | None:
@@ -75,14 +92,13 @@ class Req(LoadBalanced):
             return body
         return None
 
-    async def _recv(self) -> list[bytes]:
+    def check_recv(self) -> None:
         if not self._waiting_reply:
             raise InvalidState("REQ must send a request before it can receive")
-        while True:
-            body = self._take_reply()
-            if body is not None:
-                return body
-            await self._wait(self._readable)
 
-    def _recv_nowait(self) -> list[bytes] | None:
+    def take(self) -> list[bytes] | None:
         return self._take_reply() if self._waiting_reply else None
+
+    def take_many(self, limit: int) -> list[list[bytes]]:
+        frames = self.take() if limit > 0 else None  # one reply per request
+        return [] if frames is None else [frames]

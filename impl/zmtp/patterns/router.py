@@ -34,7 +34,7 @@ class Router(Socket):
             if rid not in self._routes:
                 return rid
 
-    def _attach(self, pipe: Pipe) -> bool:
+    def pipe_attached(self, pipe: Pipe) -> bool:
         rid = pipe.routing_id
         if not rid or rid[0] == 0:
             if rid:
@@ -57,15 +57,32 @@ class Router(Socket):
         self._routes[rid] = pipe
         return True
 
-    def _detach(self, pipe: Pipe) -> None:
+    def pipe_detached(self, pipe: Pipe) -> None:
         if self._routes.get(pipe.routing_id) is pipe:
             del self._routes[pipe.routing_id]
 
-    def _filter_in(self, pipe: Pipe, frames: list[bytes]) -> list[bytes] | None:
+    def filter_in(self, pipe: Pipe, frames: list[bytes]) -> list[bytes] | None:
         # Also for a peer that has left since: its messages still count.
         return [pipe.routing_id, *frames]
 
-    async def _send(self, frames: list[bytes]) -> None:
+    def send_now(self, frames: list[bytes]) -> bool:
+        if len(frames) < 2:
+            raise ValueError("ROUTER messages start with a routing id frame followed by at least one frame")
+        rid = frames[0]
+        pipe = self._routes.get(rid)
+        if pipe is None:
+            if self.options.router_mandatory:
+                raise HostUnreachable(f"no peer with routing id {rid!r}")
+            self._dropped("unroutable")
+            return True  # RFC 28: unroutable messages are dropped silently
+        if pipe.send(frames[1:]):
+            return True
+        if not self.options.router_mandatory:
+            self._dropped("hwm")
+            return True  # peer at its high-water mark: drop, as libzmq does
+        return False  # ROUTER_MANDATORY: wait for room
+
+    async def send_waiting(self, frames: list[bytes]) -> None:
         if len(frames) < 2:
             raise ValueError("ROUTER messages start with a routing id frame followed by at least one frame")
         rid, body = frames[0], frames[1:]

@@ -12,5 +12,6 @@ class Scatter(SinglePart, LoadBalanced):
     type = SocketType.SCATTER
     can_recv = False
 
-    def _deliver(self, pipe: Pipe, frames: list[bytes]) -> None:
-        self._dropped("unexpected")  # nothing may be read from a SCATTER, so nothing is kept
+    def deliver(self, pipe: Pipe, messages: list[list[bytes]]) -> None:
+        for _ in messages:
+            self._dropped("unexpected")  # nothing may be read from a SCATTER, so nothing is kept

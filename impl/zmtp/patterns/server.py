@@ -37,7 +37,7 @@ class Server(SinglePart):
             if self._next_id and self._next_id not in self._routes:
                 return self._next_id
 
-    def _attach(self, pipe: Pipe) -> bool:
+    def pipe_attached(self, pipe: Pipe) -> bool:
         if pipe not in self._ids:  # a connect's queue keeps its id across reconnects
             rid = self._generate_id()
             self._ids[pipe] = rid
@@ -49,8 +49,8 @@ class Server(SinglePart):
         if rid is not None:
             del self._routes[rid]
 
-    def _detach(self, pipe: Pipe) -> None:
-        super()._detach(pipe)
+    def pipe_detached(self, pipe: Pipe) -> None:
+        super().pipe_detached(pipe)
         if not pipe.persistent:
             self._forget(pipe)
 
@@ -78,5 +78,5 @@ class Server(SinglePart):
             self._dropped("hwm")
             raise Again(f"the queue for routing id {routing_id:#010x} is full")
 
-    async def _send(self, frames: list[bytes]) -> None:
+    def send_now(self, frames: list[bytes]) -> bool:
         raise InvalidState("a SERVER sends to one peer: use send(data, routing_id=...)")

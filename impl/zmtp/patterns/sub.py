@@ -44,14 +44,14 @@ class Sub(Socket):
         if self._subs.remove(topic):
             self._broadcast_subscription(topic, False)
 
-    def _attach(self, pipe: Pipe) -> bool:
+    def pipe_attached(self, pipe: Pipe) -> bool:
         assert pipe.engine is not None
         for topic in self._subs.topics():
             pipe.engine.send_subscription(topic, True)
         return True
 
-    def _filter_in(self, pipe: Pipe, frames: list[bytes]) -> list[bytes] | None:
+    def filter_in(self, pipe: Pipe, frames: list[bytes]) -> list[bytes] | None:
         return frames if self._subs.matches(frames[0]) else None
 
-    async def _send(self, frames: list[bytes]) -> None:
+    def send_now(self, frames: list[bytes]) -> bool:
         raise NotSupported("SUB sockets cannot send; use subscribe() or an XSUB socket")

@@ -41,15 +41,20 @@ class SinglePart(Socket):
             self._refuse_multipart(msg)
         return await super().send_many(batch)
 
-    def _deliver(self, pipe: Pipe, frames: list[bytes]) -> None:
-        if len(frames) > 1:
-            # "MUST discard any part of a multipart message"; libzmq keeps the connection, so do we.
-            log.debug("%s discarded a %d-frame message from %s", self.type.value, len(frames), pipe.peer_address)
-            self._dropped("multipart")
-            return
-        super()._deliver(pipe, frames)
+    def deliver(self, pipe: Pipe, messages: list[list[bytes]]) -> None:
+        single = [frames for frames in messages if len(frames) == 1]
+        if len(single) < len(messages):
+            for frames in messages:
+                if len(frames) > 1:
+                    # "MUST discard any part of a multipart message"; libzmq keeps the connection, so do we.
+                    log.debug(
+                        "%s discarded a %d-frame message from %s", self.type.value, len(frames), pipe.peer_address
+                    )
+                    self._dropped("multipart")
+        if single:
+            super().deliver(pipe, single)
 
-    def _detach(self, pipe: Pipe) -> None:
+    def pipe_detached(self, pipe: Pipe) -> None:
         if not pipe.persistent:
             pipe.inbound.clear()  # "SHALL destroy its queue and SHALL discard any messages it contains"
-        super()._detach(pipe)
+        super().pipe_detached(pipe)

@@ -29,10 +29,11 @@ class XPub(Pub):
         self._upstream.append(frames)
         self._readable.set()
 
-    def _deliver(self, pipe: Pipe, frames: list[bytes]) -> None:
-        self._up(frames)
+    def deliver(self, pipe: Pipe, messages: list[list[bytes]]) -> None:
+        self._upstream.extend(messages)
+        self._readable.set()
 
-    def _on_subscription(self, pipe: Pipe, topic: bytes, subscribe: bool) -> None:
+    def subscription_changed(self, pipe: Pipe, topic: bytes, subscribe: bool) -> None:
         if subscribe:
             new_for_pipe = pipe.subscriptions.add(topic)
             first = new_for_pipe and self._subscribers.add(topic)
@@ -41,15 +42,14 @@ class XPub(Pub):
         elif pipe.subscriptions.remove(topic) and self._subscribers.remove(topic):
             self._up([b"\x00" + topic])
 
-    def _detach(self, pipe: Pipe) -> None:
+    def pipe_detached(self, pipe: Pipe) -> None:
         for topic in pipe.subscriptions.clear():
             if self._subscribers.remove(topic):
                 self._up([b"\x00" + topic])
 
-    def _recv_nowait(self) -> list[bytes] | None:
+    def take(self) -> list[bytes] | None:
         return self._upstream.popleft() if self._upstream else None
 
-    async def _recv(self) -> list[bytes]:
-        while not self._upstream:
-            await self._wait(self._readable)
-        return self._upstream.popleft()
+    def take_many(self, limit: int) -> list[list[bytes]]:
+        up = self._upstream
+        return [up.popleft() for _ in range(min(limit, len(up)))]

@@ -22,13 +22,13 @@ class XSub(Socket):
         super().__init__(*args, **kwargs)
         self._subs: Counter[bytes] = Counter()  # replayed to publishers that (re)connect
 
-    def _attach(self, pipe: Pipe) -> bool:
+    def pipe_attached(self, pipe: Pipe) -> bool:
         assert pipe.engine is not None
         for topic in self._subs:
             pipe.engine.send_subscription(topic, True)
         return True
 
-    async def _send(self, frames: list[bytes]) -> None:
+    def send_now(self, frames: list[bytes]) -> bool:
         first = frames[0]
         if len(frames) == 1 and first[:1] in (b"\x00", b"\x01"):
             topic = first[1:]
@@ -42,7 +42,8 @@ class XSub(Socket):
             for pipe in self._pipes:
                 if pipe.live and pipe.engine is not None:
                     pipe.engine.send_subscription(topic, subscribe)
-            return
+            return True
         for pipe in self._pipes:
             if pipe.live:
                 pipe.send(frames)
+        return True  # like a PUB, an XSUB never waits for a full publisher
