@@ -16,7 +16,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from . import vocabulary
+from . import requirements, vocabulary
 
 HERE = Path(__file__).resolve().parent
 SCENARIO_DIR = HERE.parent.parent / "scenarios"
@@ -69,6 +69,7 @@ class Scenario:
     peers: dict[str, list[str]] = field(default_factory=dict)
     zap_deny_status: int = 400  # how the server side's ZAP handler refuses peers not on its allow list
     min_zmtp: str | None = None  # the ZMTP version both peers must speak (see required_zmtp)
+    covers: list[str] | None = None  # requirement ids the steps check; None: not yet reviewed
 
     @property
     def required_zmtp(self) -> str | None:
@@ -144,11 +145,15 @@ def _deepest(err: jsonschema.ValidationError) -> jsonschema.ValidationError:
     return err
 
 
-def load_file(path: Path) -> Scenario:
+def load_file(path: Path, inventory: dict[str, requirements.Requirement] | None = None) -> Scenario:
+    """One scenario file; `inventory` (default: the committed one) is what its `covers:` ids are checked against."""
     try:
         text = path.read_text()
     except OSError as exc:
         raise ScenarioError(path, None, "", f"cannot read: {exc}") from None
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise ScenarioError(path, line, "", f"not UTF-8 text: octet {exc.object[exc.start]:#04x} at {exc.start}") from None
     try:
         node = yaml.compose(text)
         data = yaml.safe_load(text)
@@ -220,7 +225,21 @@ def load_file(path: Path) -> Scenario:
         peers={k: list(v) for k, v in (data.get("peers") or {}).items()},
         zap_deny_status=int((data.get("zap") or {}).get("deny_status", 400)),
         min_zmtp=data.get("min_zmtp"),
+        covers=list(data["covers"]) if "covers" in data else None,
     )
+    if sc.covers:
+        known = requirements.inventory() if inventory is None else inventory
+        for i, rid in enumerate(sc.covers):
+            if rid not in known:
+                section = rid.rsplit("/", 1)[0] + "/"
+                near = [k for k in known if k.startswith(section)]
+                hint = f" (that section has {', '.join(near[:8])}{' ...' if len(near) > 8 else ''})" if near else ""
+                raise ScenarioError(
+                    path,
+                    lines.get(("covers", i)) or lines.get(("covers",)),
+                    f"covers[{i}]",
+                    f"{rid!r} is not a requirement id of the inventory {requirements.INVENTORY_PATH.name}{hint}",
+                )
     if not any(r.side == "server" for r in roles.values()):
         raise ScenarioError(path, lines.get(("roles",)), "roles", "at least one role must have side: server")
     return sc

@@ -31,6 +31,9 @@ class Outcome(StrEnum):
     SKIPPED = "skipped"  # a peer could not run here
 
 
+# A requirement id as the inventory writes it: <rfc>/<section-slug>/<n>, a split part with a letter after n.
+REQUIREMENT_ID = "^[0-9]+/[a-z0-9-]+/[0-9]+[a-z]?$"
+
 # Where an RFC states no keyword but users rely on the behaviour (libzmq does it, applications depend on it).
 INTEROP = "interop"
 LEVELS = ("MUST", "SHALL", "SHOULD", "MAY", INTEROP)
@@ -38,6 +41,9 @@ LEVELS = ("MUST", "SHALL", "SHOULD", "MAY", INTEROP)
 SOCKET_TYPES = ("REQ", "REP", "DEALER", "ROUTER", "PUB", "SUB", "XPUB", "XSUB", "PUSH", "PULL", "PAIR")
 # The draft socket types: CLIENT/SERVER (RFC 47), RADIO/DISH (RFC 48), SCATTER/GATHER (RFC 49).
 DRAFT_SOCKET_TYPES = ("CLIENT", "SERVER", "RADIO", "DISH", "SCATTER", "GATHER")
+# A scenario's id: the RFC number and the section's words, or corpus/N/... for a case of the
+# interop-bug corpus. The schema, the loader and the deviation tables all read it from here.
+SCENARIO_ID = r"^([0-9]+|corpus)/[A-Za-z0-9._/-]+$"
 MECHANISMS = ("NULL", "PLAIN", "CURVE")
 TRANSPORTS = ("tcp", "ipc")
 EVENTS = (
@@ -119,7 +125,12 @@ ACTIONS: dict[str, Action] = {
             "receive a message matching this one, or {message, timeout (default 2 s), group, routing_id}",
         ),
         _action("expect_nothing", {PEER, RAW}, _SECONDS, "seconds during which no message may arrive"),
-        _action("subscribe", {PEER}, {"$ref": "#/$defs/text_or_hex"}, "subscribe to a topic (text or {hex})"),
+        _action(
+            "subscribe",
+            {PEER, RAW},
+            {"$ref": "#/$defs/text_or_hex"},
+            "subscribe to a topic (text or {hex}); a raw role, after handshake, in the form its peer's version takes",
+        ),
         _action("unsubscribe", {PEER}, {"$ref": "#/$defs/text_or_hex"}, "cancel a subscription"),
         _action("join", {PEER}, _GROUP, "DISH: join a group (RFC 48)"),
         _action("leave", {PEER}, _GROUP, "DISH: leave a group (RFC 48)"),
@@ -215,9 +226,14 @@ ACTIONS: dict[str, Action] = {
                     "type": {"enum": [*SOCKET_TYPES, *DRAFT_SOCKET_TYPES]},
                     "minor": {"type": "integer"},
                     "identity": {"type": "string"},
+                    "properties": {
+                        "type": "object",
+                        "additionalProperties": {"type": "string"},
+                        "description": "more metadata for READY (or INITIATE), e.g. X-Name: value",
+                    },
                 },
             },
-            "greeting and NULL READY as this socket type",
+            "greeting and READY as this socket type, under the cell's mechanism when the role is a client",
         ),
         _action(
             "expect_close",
@@ -236,6 +252,12 @@ ACTIONS: dict[str, Action] = {
             "seconds within which the peer must close; {timeout, silent: true} also forbids bytes before it",
         ),
         _action("expect_open", {RAW}, _SECONDS, "seconds during which the peer must keep the connection open"),
+        _action(
+            "expect_response",
+            {RAW},
+            _SECONDS,
+            "seconds within which the peer must send more octets or close; staying silent (a stall) fails",
+        ),
     )
 }
 
@@ -317,7 +339,15 @@ def scenario_schema() -> dict[str, Any]:
 
 def with_vocabulary(doc: dict[str, Any]) -> dict[str, Any]:
     props = doc["properties"]
+    props["id"]["pattern"] = SCENARIO_ID
     props["level"] = {"enum": list(LEVELS)}
+    # Which ids exist is the inventory's business (requirements.py); the loader checks them, the schema their form.
+    props["covers"] = {
+        "type": "array",
+        "uniqueItems": True,
+        "items": {"type": "string", "pattern": REQUIREMENT_ID},
+        "description": "the requirement ids (conformance/requirements/inventory.json) the steps check",
+    }
     props["transports"]["items"] = {"enum": list(TRANSPORTS)}
     props["mechanisms"]["items"] = {"enum": list(MECHANISMS)}
     role = doc["$defs"]["role"]["properties"]

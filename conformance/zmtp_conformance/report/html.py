@@ -75,6 +75,11 @@ def write(path: Path, meta: dict[str, Any], records: list[dict[str, Any]]) -> No
 
     if (path.parent / "findings.html").exists():
         out.append("<p id='findings-link'><a href='findings.html'>Findings by implementation</a> (findings.html)</p>")
+    # Always linked: `zmtp-conformance coverage` writes the page after the run, beside this one.
+    out.append(
+        "<p id='coverage-link'><a href='coverage.html'>Requirement coverage</a> "
+        "(coverage.html, written by zmtp-conformance coverage)</p>"
+    )
     if (path.parent / "bench.html").exists():
         out.append("<p id='bench-link'><a href='bench.html'>Benchmarks of every pairing</a> (bench.html)</p>")
     out.append("<table class='matrix' id='matrix'><tr><th>server \\ client</th>")
@@ -122,6 +127,19 @@ def write(path: Path, meta: dict[str, Any], records: list[dict[str, Any]]) -> No
             if cap.get("file"):
                 out.append(f"<p>capture: <a href='{e(cap['file'])}'>{e(cap['file'])}</a> ({e(cap['method'])})</p>")
             out.append("</details>")
+        linked = [r for r in cell if r not in bad and (r.get("capture") or {}).get("file")]
+        if linked:
+            # The Allure report links these rather than embedding them; here each is one click away.
+            out.append(
+                f"<details class='captures'><summary>captures of the other {len(linked)} cells</summary><ul>"
+            )
+            for r in linked:
+                cap = r["capture"]
+                out.append(
+                    f"<li id='{e(r['id'])}'><a href='{e(cap['file'])}'>{e(r['id'])}</a> "
+                    f"<span class='outcome-{r['outcome']}'>{e(r['outcome'])}</span> ({e(cap.get('method') or '')})</li>"
+                )
+            out.append("</ul></details>")
     out += wire_section(records)
     out += measurements_section(records)
     out.append("</body></html>")
