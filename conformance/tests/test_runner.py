@@ -225,7 +225,12 @@ def test_the_raw_peer_imports_nothing_from_impl():
     import zmtp_conformance
 
     root = Path(zmtp_conformance.__file__).parent
-    for name in ("rawcodec.py", "rawpeer.py", "matchers.py", "capture/dissect.py", "capture/validator.py"):
+    # Everything that judges bytes or plays a side against the peer under test: the raw peer, the
+    # matchers, the capture readers, dissector and validator, and replay.
+    judges = ["rawcodec.py", "rawpeer.py", "matchers.py"]
+    judges += [str(f.relative_to(root)) for sub in ("capture", "replay") for f in sorted((root / sub).glob("*.py"))]
+    assert "replay/session.py" in judges and "capture/validator.py" in judges
+    for name in judges:
         tree = ast.parse((root / name).read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module:

@@ -4,7 +4,7 @@ Written apart from impl/ on purpose: the raw peer judges impl, and a codec
 shared by the judge and the judged would make a bug in one a bug in both,
 and the two would agree on it. This is deliberately small and strict: it
 speaks what scenarios need (NULL on either side; PLAIN and CURVE as a client,
-for sanity exchanges under those mechanisms), answers PINGs, and raises
+for sanity exchanges under those mechanisms; CURVE as a server, for replay), answers PINGs, and raises
 CodecError on anything malformed. The CURVE boxes are PyNaCl's (libsodium);
 nothing cryptographic is written here.
 """
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from nacl.exceptions import CryptoError
 from nacl.public import Box, PrivateKey, PublicKey
+from nacl.secret import SecretBox
 
 MORE, LONG, COMMAND = 0x01, 0x02, 0x04
 SIGNATURE_HEAD, SIGNATURE_TAIL = b"\xff" + b"\x00" * 8, 0x7F
@@ -162,7 +163,7 @@ class FrameReader:
         return out
 
 
-# -- mechanisms (client side) ----------------------------------------------------------------
+# -- mechanisms ----------------------------------------------------------------
 
 
 class Mechanism:
@@ -173,13 +174,14 @@ class Mechanism:
     def __init__(self, socket_type: str, identity: bytes) -> None:
         self.socket_type = socket_type
         self.identity = identity
+        self.extra: list[tuple[str, bytes]] = []  # more properties a scenario asks for (X-..., large metadata)
         self.peer: dict[str, bytes] | None = None  # the peer's metadata, once its READY arrived
 
     def metadata(self) -> list[tuple[str, bytes]]:
         pairs = [("Socket-Type", self.socket_type.encode())]
         if self.socket_type in ("REQ", "DEALER", "ROUTER"):
             pairs.append(("Identity", self.identity))
-        return pairs
+        return pairs + self.extra
 
     def start(self) -> bytes:
         return ready(self.metadata())
@@ -220,15 +222,14 @@ class Plain(Mechanism):
         return super().on_command(name, data)
 
 
-class Curve(Mechanism):
-    """CURVE client (RFC 25/26), with PyNaCl boxes: HELLO, WELCOME, INITIATE (vouch), READY, MESSAGE."""
+class _CurveBoxes(Mechanism):
+    """What both CURVE sides share (RFC 25/26): short nonces that only increase, and MESSAGE boxes."""
 
     name = "CURVE"
+    sends, reads = b"CurveZMQMESSAGEC", b"CurveZMQMESSAGES"  # a client's view; a server swaps them
 
-    def __init__(self, socket_type: str, identity: bytes, secret: bytes, server_public: bytes) -> None:
+    def __init__(self, socket_type: str, identity: bytes) -> None:
         super().__init__(socket_type, identity)
-        self.permanent = PrivateKey(secret)
-        self.server = PublicKey(server_public)
         self.transient = PrivateKey.generate()
         self.nonce = 0
         self.peer_nonce = 0
@@ -237,6 +238,51 @@ class Curve(Mechanism):
     def _short(self) -> bytes:
         self.nonce += 1
         return struct.pack("!Q", self.nonce)
+
+    def _check_nonce(self, short: bytes) -> None:
+        (n,) = struct.unpack("!Q", short)
+        if n <= self.peer_nonce:
+            raise CodecError(f"the peer's short nonce {n} does not increase (previous {self.peer_nonce})")
+        self.peer_nonce = n
+
+    def box(self, inner_flags: int, body: bytes) -> bytes:
+        """One frame: a MESSAGE box of `body` with its inner flags (MORE 0x01, COMMAND 0x02)."""
+        assert self.session is not None
+        short = self._short()
+        sealed = self.session.encrypt(bytes((inner_flags,)) + body, self.sends + short).ciphertext
+        return frame(b"\x07MESSAGE" + short + sealed, inner_flags & MORE)
+
+    def wrap(self, frames: list[bytes], command_frame: bool = False) -> bytes:
+        # MESSAGE in a data frame, MORE outside and inside the box: the ecosystem's form
+        # (validator.CONVENTIONS), the one libzmq reads.
+        out = bytearray()
+        for i, body in enumerate(frames):
+            more = MORE if i < len(frames) - 1 else 0
+            out += self.box(0x02 if command_frame else more, body)
+        return bytes(out)
+
+    def unwrap(self, f: Frame) -> Frame:
+        assert self.session is not None
+        if not f.body.startswith(b"\x07MESSAGE") or len(f.body) < 8 + 8 + 17:
+            raise CodecError(f"after the CURVE handshake, a frame that is not a MESSAGE: {f.body[:16].hex(' ')}")
+        short = f.body[8:16]
+        self._check_nonce(short)
+        try:
+            inner = self.session.decrypt(f.body[16:], self.reads + short)
+        except CryptoError:
+            raise CodecError("a MESSAGE box does not open") from None
+        if inner[0] & ~(MORE | 0x02):
+            raise CodecError(f"MESSAGE flags 0x{inner[0]:02x} set reserved bits")
+        return Frame((MORE if inner[0] & MORE else 0) | (COMMAND if inner[0] & 0x02 else 0), inner[1:])
+
+
+class Curve(_CurveBoxes):
+    """CURVE client (RFC 25/26), with PyNaCl boxes: HELLO, WELCOME, INITIATE (vouch), READY, MESSAGE."""
+
+    def __init__(self, socket_type: str, identity: bytes, secret: bytes, server_public: bytes) -> None:
+        super().__init__(socket_type, identity)
+        self.permanent = PrivateKey(secret)
+        self.server = PublicKey(server_public)
 
     def start(self) -> bytes:
         short = self._short()
@@ -274,38 +320,82 @@ class Curve(Mechanism):
             return b""
         return super().on_command(name, data)
 
-    def _check_nonce(self, short: bytes) -> None:
-        (n,) = struct.unpack("!Q", short)
-        if n <= self.peer_nonce:
-            raise CodecError(f"the server's short nonce {n} does not increase (previous {self.peer_nonce})")
-        self.peer_nonce = n
 
-    def wrap(self, frames: list[bytes], command_frame: bool = False) -> bytes:
-        # MESSAGE in a data frame, MORE outside and inside the box: the ecosystem's form
-        # (validator.CONVENTIONS), the one libzmq reads.
-        assert self.session is not None
-        out = bytearray()
-        for i, body in enumerate(frames):
-            more = MORE if i < len(frames) - 1 else 0
-            inner = bytes((COMMAND if command_frame else more,)) + body
+class CurveServer(_CurveBoxes):
+    """CURVE server (RFC 25/26): reads HELLO, answers WELCOME with a cookie, checks INITIATE's
+    cookie and vouch, answers READY. It accepts any client key: authorising it is ZAP's part,
+    which the raw peer does not play."""
+
+    sends, reads = b"CurveZMQMESSAGES", b"CurveZMQMESSAGEC"
+
+    def __init__(self, socket_type: str, identity: bytes, secret: bytes) -> None:
+        super().__init__(socket_type, identity)
+        self.permanent = PrivateKey(secret)
+        self.cookie_key = SecretBox(os.urandom(32))
+        self.cookie = b""
+        self.client_transient: PublicKey | None = None
+        self.client: bytes = b""  # the client's permanent public key, once INITIATE vouched for it
+
+    def start(self) -> bytes:
+        return b""  # the client speaks first
+
+    def on_command(self, name: str, data: bytes) -> bytes:
+        if name == "HELLO":
+            if len(data) != 194:
+                raise CodecError(f"HELLO of {len(data) + 6} octets; RFC 26 makes it 200")
+            if data[:2] != b"\x01\x00":
+                raise CodecError(f"HELLO version {data[0]}.{data[1]}; RFC 26 has 1.0")
+            client_transient, short = PublicKey(data[74:106]), data[106:114]
+            self._check_nonce(short)
+            try:
+                zeros = Box(self.permanent, client_transient).decrypt(data[114:], b"CurveZMQHELLO---" + short)
+            except CryptoError:
+                raise CodecError("the HELLO signature box does not open with the server key") from None
+            if zeros != bytes(64):
+                raise CodecError("the HELLO signature box does not hold 64 zero octets")
+            self.client_transient = client_transient
+            nonce = os.urandom(16)
+            # The cookie holds C' and s' sealed with a key only this server has (RFC 26 WELCOME).
+            self.cookie = (
+                nonce
+                + self.cookie_key.encrypt(
+                    bytes(client_transient) + bytes(self.transient), b"COOKIE--" + nonce
+                ).ciphertext
+            )
+            long_nonce = os.urandom(16)
+            sealed = (
+                Box(self.permanent, client_transient)
+                .encrypt(bytes(self.transient.public_key) + self.cookie, b"WELCOME-" + long_nonce)
+                .ciphertext
+            )
+            return command("WELCOME", long_nonce + sealed)
+        if name == "INITIATE":
+            if self.client_transient is None:
+                raise CodecError("INITIATE before HELLO")
+            if len(data) < 96 + 8 + 16 + 128 or data[:96] != self.cookie:
+                raise CodecError("INITIATE does not carry the cookie this server sent in WELCOME")
+            short = data[96:104]
+            self._check_nonce(short)
+            self.session = Box(self.transient, self.client_transient)
+            try:
+                plain = self.session.decrypt(data[104:], b"CurveZMQINITIATE" + short)
+            except CryptoError:
+                raise CodecError("the INITIATE box does not open") from None
+            client, vouch_nonce, vouch = PublicKey(plain[:32]), plain[32:48], plain[48:128]
+            try:
+                vouched = Box(self.transient, client).decrypt(vouch, b"VOUCH---" + vouch_nonce)
+            except CryptoError:
+                raise CodecError("the vouch box does not open with the client's permanent key") from None
+            if vouched != bytes(self.client_transient) + bytes(self.permanent.public_key):
+                raise CodecError("the vouch does not name this connection's client transient key and this server")
+            self.client = bytes(client)
+            self.peer = parse_properties(plain[128:])
             short = self._short()
-            box = self.session.encrypt(inner, b"CurveZMQMESSAGEC" + short).ciphertext
-            out += frame(b"\x07MESSAGE" + short + box, more)
-        return bytes(out)
-
-    def unwrap(self, f: Frame) -> Frame:
-        assert self.session is not None
-        if not f.body.startswith(b"\x07MESSAGE") or len(f.body) < 8 + 8 + 17:
-            raise CodecError(f"after the CURVE handshake, a frame that is not a MESSAGE: {f.body[:16].hex(' ')}")
-        short = f.body[8:16]
-        self._check_nonce(short)
-        try:
-            inner = self.session.decrypt(f.body[16:], b"CurveZMQMESSAGES" + short)
-        except CryptoError:
-            raise CodecError("a MESSAGE box does not open") from None
-        if inner[0] & ~(MORE | 0x02):
-            raise CodecError(f"MESSAGE flags 0x{inner[0]:02x} set reserved bits")
-        return Frame((MORE if inner[0] & MORE else 0) | (COMMAND if inner[0] & 0x02 else 0), inner[1:])
+            sealed = self.session.encrypt(properties(self.metadata()), b"CurveZMQREADY---" + short).ciphertext
+            return command("READY", short + sealed)
+        if name == "ERROR":
+            return super().on_command(name, data)
+        raise CodecError(f"expected HELLO or INITIATE, got {name}")
 
 
 MechanismFactory = Callable[[str, bytes], Mechanism]
@@ -325,9 +415,11 @@ class Codec:
         minor: int | None = None,
         identity: bytes = b"",
         mechanism: MechanismFactory | None = None,
+        properties: list[tuple[str, bytes]] | None = None,
     ) -> None:
         self.socket_type = socket_type
         self.mech = (mechanism or Mechanism)(socket_type, identity)
+        self.mech.extra = list(properties or [])
         self.minor = 1 if minor is None else minor
         self.outgoing = bytearray(greeting(3, self.minor, self.mech.name, int(as_server)))
         self.reader = FrameReader()

@@ -32,12 +32,16 @@ def parse_hex(text: str) -> bytes:
         raise ValueError(f"{text!r} is not hex octets") from None
 
 
-def build(piece: Any, frame_bytes) -> bytes:  # type: ignore[no-untyped-def]
-    """Bytes for one `send_raw` piece (see the scenario schema)."""
+def build(piece: Any, frame_bytes, last_sent: bytes | None = None) -> bytes:  # type: ignore[no-untyped-def]
+    """Bytes for one `send_raw` piece (see the scenario schema); `last_sent` is what `resend` repeats."""
     if isinstance(piece, list):
-        return b"".join(build(p, frame_bytes) for p in piece)
+        return b"".join(build(p, frame_bytes, last_sent) for p in piece)
     if isinstance(piece, str):
         return parse_hex(piece)
+    if "resend" in piece:
+        if last_sent is None:
+            raise ValueError("resend: this role has sent no message yet")
+        return last_sent
     if "text" in piece:
         return piece["text"].encode()
     if "greeting" in piece:
@@ -75,6 +79,7 @@ class RawPeer:
         self.writer: asyncio.StreamWriter | None = None
         self.buf = bytearray()
         self.conn: Codec | None = None
+        self.last_sent: bytes | None = None  # the octets of the last `send`, for `resend` (a replayed nonce)
         self.accepted: asyncio.Event | None = None  # set when a raw server role gets its connection
 
     async def connect(self, endpoint: str, timeout: float = 5.0) -> None:
@@ -203,13 +208,17 @@ class RawPeer:
         minor: int | None = None,
         identity: bytes = b"",
         mechanism: MechanismFactory | None = None,
+        properties: list[tuple[str, bytes]] | None = None,
         timeout: float = 5.0,
     ) -> None:
         """Greeting and security handshake through the raw peer's own codec.
 
         `mechanism` makes the client side of PLAIN or CURVE (credentials.client_mechanism); None is NULL.
+        `properties` are sent after Socket-Type and Identity in READY (INITIATE under PLAIN and CURVE).
         """
-        self.conn = Codec(socket_type, as_server=as_server, minor=minor, identity=identity, mechanism=mechanism)
+        self.conn = Codec(
+            socket_type, as_server=as_server, minor=minor, identity=identity, mechanism=mechanism, properties=properties
+        )
         pending = bytes(self.buf)
         self.buf.clear()
         await self.flush()
@@ -237,10 +246,22 @@ class RawPeer:
 
     async def send_message(self, frames: list[bytes]) -> None:
         if self.conn is None:
-            await self.write(rawcodec.message(frames))
+            self.last_sent = rawcodec.message(frames)
+            await self.write(self.last_sent)
             return
+        await self.flush()  # PONGs still queued are not part of this message
         self.conn.send_message(frames)
+        self.last_sent = bytes(self.conn.outgoing)
         self.t.add(self.name, "send", show(frames))
+        await self.flush()
+
+    async def subscribe(self, topic: bytes) -> None:
+        """SUBSCRIBE in the form the peer's greeting asks for (a command to 3.1, a 01 message to 3.0),
+        inside the CURVE box when the handshake was CURVE."""
+        if self.conn is None:
+            raise RawFailure("a raw role must complete a handshake before it can subscribe")
+        self.conn.send_subscribe(topic)
+        self.t.add(self.name, "subscribe", show(topic))
         await self.flush()
 
     async def recv_message(self, timeout: float) -> list[bytes]:
@@ -269,6 +290,19 @@ class RawPeer:
             ) from None
         except Exception as exc:  # a protocol error in what the peer sent before closing
             raise RawFailure(f"peer sent bytes our decoder refused before closing: {exc}", seen=bytes(seen)) from None
+
+    async def expect_response(self, timeout: float) -> None:
+        """The peer sends something more or closes within `timeout`; a peer that does neither has stalled."""
+        if self.buf:
+            return
+        try:
+            await self._read_more(time.monotonic() + timeout)
+        except ConnectionError:
+            self.t.add(self.name, "closed by peer", "")
+        except TimeoutError:
+            raise RawFailure(
+                f"the peer neither sent anything nor closed within {timeout:g}s", expected="octets or a close"
+            ) from None
 
     async def expect_open(self, duration: float) -> None:
         deadline = time.monotonic() + duration

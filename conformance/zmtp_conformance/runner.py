@@ -461,15 +461,25 @@ class CellRun:
     # -- steps of raw roles: the harness plays the peer byte by byte --------------------------
 
     async def raw_send_raw(self, role: Role, raw: RawPeer, a: Any) -> None:
-        await raw.write(build(a, lambda frames: frame_bytes(frames, self.vars)))
+        await raw.write(build(a, lambda frames: frame_bytes(frames, self.vars), raw.last_sent))
 
     async def raw_expect_raw(self, role: Role, raw: RawPeer, a: Any) -> None:
         await raw.expect(a)
 
     async def raw_handshake(self, role: Role, raw: RawPeer, a: Any) -> None:
+        # The raw peer's codec has only the client side of PLAIN and CURVE; a raw server stays NULL.
+        client = role.side == "client"
         await raw.handshake(
-            a["type"], as_server=role.side == "server", minor=a.get("minor"), identity=a.get("identity", "").encode()
+            a["type"],
+            as_server=not client,
+            minor=a.get("minor"),
+            identity=a.get("identity", "").encode(),
+            mechanism=client_mechanism(self.cell.mechanism) if client else None,
+            properties=[(k, v.encode()) for k, v in a.get("properties", {}).items()],
         )
+
+    async def raw_subscribe(self, role: Role, raw: RawPeer, a: Any) -> None:
+        await raw.subscribe(a.encode() if isinstance(a, str) else bytes.fromhex(a["hex"]))
 
     async def raw_send(self, role: Role, raw: RawPeer, a: Any) -> None:
         message, extra = send_args(a)
@@ -510,6 +520,9 @@ class CellRun:
 
     async def raw_expect_open(self, role: Role, raw: RawPeer, a: Any) -> None:
         await raw.expect_open(a)
+
+    async def raw_expect_response(self, role: Role, raw: RawPeer, a: Any) -> None:
+        await raw.expect_response(a)
 
     async def sanity(self) -> None:
         """After hostile input: a fresh connection still gets served."""
@@ -614,7 +627,7 @@ async def run_cell(
     if result.outcome == Outcome.FAILED:
         result.step, result.action = where, action
         failure = Failure(where, action, result.reason, result.expected, result.seen)
-        dev = find(deviations, cell.scenario.id, cell.server, cell.client, failure)
+        dev = find(deviations, cell.scenario.id, cell.server, cell.client, failure, cell.mechanism, cell.transport)
         if dev is not None:
             result.outcome, result.deviation = Outcome.DEVIATES, dev
     if capture is not None and capture_path is not None:

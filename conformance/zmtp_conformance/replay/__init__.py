@@ -1,7 +1,7 @@
 """Replaying one side of a capture against a live peer, and comparing what it sends back.
 
 `zmtp-conformance replay FILE.pcap --against PEER` takes one TCP stream of
-the capture. The harness plays one side (the client by default) and the
+the capture (pcap or pcapng). The harness plays one side (the client by default) and the
 live peer, driven by its agent, plays the other with the socket type,
 mechanism and credentials the capture shows. Then, item by item in the
 order of the capture:

@@ -51,7 +51,7 @@ class LiveSide:
         """Hand the bytes from `start` up to `end` (default: all) to a sans-I/O connection; returns `end`."""
         end = len(self.data) if end is None else end
         if start < end:
-            core.receive_data(bytes(self.data[start:end]))
+            core.receive(bytes(self.data[start:end]))
         return max(start, end)
 
 

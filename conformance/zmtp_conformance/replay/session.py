@@ -6,10 +6,11 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from .. import protocol
+from .. import protocol, rawcodec
 from ..capture.dissect import Decoder, Item
 from ..capture.transcript import load_streams, timeline
 from ..capture.validator import decode_stream
+from ..credentials import z85_decode
 from ..peers import AgentPool
 from .application import PeerApplication
 from .live import LiveSide, inner_item
@@ -31,6 +32,18 @@ PATIENCE = 0.2  # how long to wait for the live peer before suspecting it waits 
 
 class ReplayError(Exception):
     """The capture cannot be replayed as asked; the message says why and what to give instead."""
+
+
+def parse_key(text: str, what: str = "key") -> bytes:
+    """A CURVE key as manifests and users give it: 40 Z85 characters or 64 hex digits."""
+    try:
+        if len(text) == 40:
+            return z85_decode(text)
+        if len(text) == 64:
+            return bytes.fromhex(text)
+    except ValueError as exc:
+        raise ReplayError(f"{what}: {exc}") from None
+    raise ReplayError(f"{what}: {len(text)} characters; a CURVE key is 40 Z85 characters or 64 hex digits")
 
 
 def _socket_type(items: list[Item]) -> str | None:
@@ -92,8 +105,6 @@ class Replay:
 
     def _open_boxes(self, keylog: Path | None) -> None:
         """Open the captured boxes, where a key log (given, named by the manifest, or beside the file) allows."""
-        from zmtp.keys import parse_key
-
         from ..capture.curvebox import CurveKeys, open_stream
         from ..capture.keylog import KeylogError, read
 
@@ -107,7 +118,7 @@ class Replay:
             transient = read(keylog)
         except KeylogError as exc:
             raise ReplayError(str(exc)) from None
-        server = parse_key(self.keys["server_public"]) if self.keys.get("server_public") else None
+        server = parse_key(self.keys["server_public"], "server_public") if self.keys.get("server_public") else None
         c, s = (self.harness_dec, self.peer_dec) if self.play == "client" else (self.peer_dec, self.harness_dec)
         open_stream(c, s, CurveKeys(transient, server))
 
@@ -266,53 +277,57 @@ class Replay:
             report.verdicts.append(Verdict(result, it, got, note))
 
     async def _curve(self, report: ReplayReport, live: LiveSide, writer: Any, agent: Any, sock: str) -> None:
-        from functools import partial
-
-        from zmtp.connection import Connection, State
-        from zmtp.keys import parse_key
-        from zmtp.mechanisms.curve import CurveMechanism
-
+        # The harness's side of the handshake is the raw peer's own codec (rawcodec), not impl's:
+        # replay judges the live peer, and impl may be that peer.
         if self.play == "client":
             need = ("client_secret", "server_public")
             missing = [k for k in need if not self.keys.get(k)]
             if missing:
                 raise ReplayError(f"replaying the CURVE client needs the keys {', '.join(missing)}")
-            mech: Any = partial(
-                CurveMechanism,
-                secret_key=parse_key(self.keys["client_secret"]),
-                server_key=parse_key(self.keys["server_public"]),
-            )
+            secret = parse_key(self.keys["client_secret"], "client_secret")
+            server = parse_key(self.keys["server_public"], "server_public")
+
+            def mech(st: str, ident: bytes) -> rawcodec.Mechanism:
+                return rawcodec.Curve(st, ident, secret, server)
         else:
             if not self.keys.get("server_secret"):
                 raise ReplayError("replaying the CURVE server needs the key server_secret")
-            mech = partial(CurveMechanism, secret_key=parse_key(self.keys["server_secret"]))
-        core = Connection(self.harness_type, as_server=self.play == "server", mechanism=mech)
+            server_secret = parse_key(self.keys["server_secret"], "server_secret")
+
+            def mech(st: str, ident: bytes) -> rawcodec.Mechanism:
+                return rawcodec.CurveServer(st, ident, server_secret)
+
+        core = rawcodec.Codec(self.harness_type, as_server=self.play == "server", mechanism=mech)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 5
         pos = 0
         handshake = [it for it in self.peer_dec.items if it.kind == "greeting" or it.kind == "command"]
         handshake = handshake[: 1 + 2]  # greeting and the two commands each side sends
-        for want in handshake:
-            while True:
-                if out := core.data_to_send():
-                    writer.write(out)
-                    await writer.drain()
-                got = await live.next(0.05)
-                if got is not None:
-                    break
-                # Nothing complete yet: what has come is part of the handshake item awaited.
-                pos = live.feed_core(core, pos)
-                if loop.time() > deadline or live.closed:
-                    report.verdicts.append(Verdict(MISSING, want, None, "the CURVE handshake stalled"))
-                    return
-            # Up to the end of this item only: what follows READY is for the message phase.
-            pos = live.feed_core(core, pos, got.end)
-            result, note = compare(want, got, "CURVE")
-            report.verdicts.append(Verdict(result, want, got, note))
+        try:
+            for want in handshake:
+                while True:
+                    if out := core.data_to_send():
+                        writer.write(out)
+                        await writer.drain()
+                    got = await live.next(0.05)
+                    if got is not None:
+                        break
+                    # Nothing complete yet: what has come is part of the handshake item awaited.
+                    pos = live.feed_core(core, pos)
+                    if loop.time() > deadline or live.closed:
+                        report.verdicts.append(Verdict(MISSING, want, None, "the CURVE handshake stalled"))
+                        return
+                # Up to the end of this item only: what follows READY is for the message phase.
+                pos = live.feed_core(core, pos, got.end)
+                result, note = compare(want, got, "CURVE")
+                report.verdicts.append(Verdict(result, want, got, note))
+        except rawcodec.CodecError as exc:
+            report.verdicts.append(Verdict(DIFFERS, None, None, f"the CURVE handshake failed: {exc}"))
+            return
         if out := core.data_to_send():
             writer.write(out)
             await writer.drain()
-        if core.state is not State.TRAFFIC:
+        if not core.ready:
             report.verdicts.append(Verdict(MISSING, None, None, "the CURVE handshake did not complete"))
             return
         if core.peer_socket_type != self.peer_type:
@@ -334,7 +349,8 @@ class Replay:
             )
             live.skip_received()  # not compared, so nothing left over is extra
             return
-        await self._curve_messages(report, live, writer, core.mechanism, agent, sock, after)
+        assert isinstance(core.mech, rawcodec._CurveBoxes)
+        await self._curve_messages(report, live, writer, core.mech, agent, sock, after)
 
     async def _curve_messages(
         self,
@@ -354,7 +370,7 @@ class Replay:
         k = 0
         for who, it in after:
             if who == "harness":
-                writer.write(mechanism.encrypt(it.fields["inner_flags"], bytes(it.fields["plaintext"])))
+                writer.write(mechanism.box(it.fields["inner_flags"], bytes(it.fields["plaintext"])))
                 await writer.drain()
                 app.saw_from_harness(inner_item(it))
                 continue
@@ -367,10 +383,15 @@ class Replay:
                     report.verdicts.append(Verdict(MISSING, want, None, f"nothing within {self.timeout:g} s"))
                     return
                 try:
-                    flags, body = mechanism.decrypt(
-                        b"MESSAGE", bytes(got.body[8:] if got.kind == "frame" else got.body)
+                    # A MESSAGE in a data frame or as a command: the box is what follows its name.
+                    inner = mechanism.unwrap(
+                        rawcodec.Frame(0, b"\x07MESSAGE" + bytes(got.body[8:] if got.kind == "frame" else got.body))
                     )
-                except Exception as exc:  # the live peer's box does not open: that is the finding
+                    flags, body = (
+                        (0x01 if inner.flags & rawcodec.MORE else 0) | (0x02 if inner.is_command else 0),
+                        inner.body,
+                    )
+                except rawcodec.CodecError as exc:  # the live peer's box does not open: that is the finding
                     report.verdicts.append(Verdict(DIFFERS, want, got, f"the live MESSAGE does not open: {exc}"))
                     return
                 live_inner = inner_item(got, flags, body)

@@ -1,0 +1,89 @@
+"""The raw peer's own codec: its CURVE client and server meet each other, and refuse what is wrong."""
+
+from __future__ import annotations
+
+import pytest
+
+from zmtp_conformance import rawcodec
+from zmtp_conformance.credentials import (
+    CURVE_CLIENT_PUBLIC,
+    CURVE_CLIENT_SECRET,
+    CURVE_SERVER_PUBLIC,
+    CURVE_SERVER_SECRET,
+    z85_decode,
+)
+
+CLIENT_SECRET, SERVER_SECRET = z85_decode(CURVE_CLIENT_SECRET), z85_decode(CURVE_SERVER_SECRET)
+SERVER_PUBLIC = z85_decode(CURVE_SERVER_PUBLIC)
+
+
+def pair(server_public: bytes = SERVER_PUBLIC) -> tuple[rawcodec.Codec, rawcodec.Codec]:
+    client = rawcodec.Codec(
+        "DEALER", as_server=False, mechanism=lambda st, i: rawcodec.Curve(st, i, CLIENT_SECRET, server_public)
+    )
+    server = rawcodec.Codec(
+        "ROUTER", as_server=True, mechanism=lambda st, i: rawcodec.CurveServer(st, i, SERVER_SECRET)
+    )
+    return client, server
+
+
+def pump(a: rawcodec.Codec, b: rawcodec.Codec) -> None:
+    for _ in range(10):
+        out_a, out_b = a.data_to_send(), b.data_to_send()
+        if not out_a and not out_b:
+            return
+        b.receive(out_a)
+        a.receive(out_b)
+
+
+def test_curve_client_and_server_shake_hands_and_exchange_boxes():
+    client, server = pair()
+    pump(client, server)
+    assert client.ready and server.ready
+    assert (client.peer_socket_type, server.peer_socket_type) == ("ROUTER", "DEALER")
+    assert isinstance(server.mech, rawcodec.CurveServer) and server.mech.client == z85_decode(CURVE_CLIENT_PUBLIC)
+    client.send_message([b"a", b"bb"])
+    server.send_message([b"reply"])
+    pump(client, server)
+    assert server.messages == [[b"a", b"bb"]] and client.messages == [[b"reply"]]
+
+
+def test_a_ping_inside_the_box_is_answered_with_a_command_box():
+    client, server = pair()
+    pump(client, server)
+    # The COMMAND flag inside a MESSAGE box is 0x02 (RFC 26); a PONG comes back the same way.
+    server.outgoing += server.mech.box(0x02, b"\x04PING\x00\x0aab")
+    pump(client, server)
+    assert client.messages == [] and server.messages == []
+    assert server.mech.peer_nonce > 2  # the PONG's box opened on the server side
+
+
+def test_a_client_that_knows_another_server_key_is_refused():
+    wrong = z85_decode(CURVE_CLIENT_PUBLIC)  # any other key than the server's
+    client, server = pair(server_public=wrong)
+    with pytest.raises(rawcodec.CodecError, match="HELLO signature box does not open"):
+        pump(client, server)
+
+
+def test_an_initiate_without_the_servers_cookie_is_refused():
+    client, server = pair()
+    server.receive(client.data_to_send())  # its greeting
+    client.receive(server.data_to_send())  # the server's greeting: the client says HELLO
+    server.receive(client.data_to_send())  # HELLO: the server says WELCOME
+    client.receive(server.data_to_send())  # WELCOME: the client says INITIATE
+    initiate = bytearray(client.data_to_send())
+    # The cookie starts right after the command name; spoil one octet of it.
+    at = initiate.index(b"\x08INITIATE") + 9
+    initiate[at] ^= 0xFF
+    with pytest.raises(rawcodec.CodecError, match="cookie"):
+        server.receive(bytes(initiate))
+
+
+def test_a_replayed_message_nonce_is_refused():
+    client, server = pair()
+    pump(client, server)
+    client.send_message([b"once"])
+    boxed = client.data_to_send()
+    server.receive(boxed)
+    with pytest.raises(rawcodec.CodecError, match="does not increase"):
+        server.receive(boxed)
