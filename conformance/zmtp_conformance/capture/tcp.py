@@ -42,6 +42,8 @@ def _network(data: bytes, linktype: int) -> tuple[int, str, str, int, int] | Non
         ethertype = (data[12] << 8) | data[13]
         off = 14
         if ethertype == 0x8100:  # VLAN tag
+            if len(data) < 18:
+                return None
             ethertype, off = (data[16] << 8) | data[17], 18
         if ethertype not in (0x0800, 0x86DD):
             return None
@@ -62,6 +64,8 @@ def _network(data: bytes, linktype: int) -> tuple[int, str, str, int, int] | Non
         src, dst = _ip(4, data[off + 12 : off + 16]), _ip(4, data[off + 16 : off + 20])
         return data[off + 9], src, dst, off + ihl, off + total if total else len(data)
     if version == 6:
+        if len(data) < off + 40:  # a packet cut inside its IPv6 header
+            return None
         # No extension headers on loopback captures.
         plen = (data[off + 4] << 8) | data[off + 5]
         src, dst = _ip(6, data[off + 8 : off + 24]), _ip(6, data[off + 24 : off + 40])

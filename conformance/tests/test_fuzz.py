@@ -1,0 +1,240 @@
+"""The peer fuzzer: its inputs are deterministic and well formed as scenarios, its minimiser shrinks,
+and its oracles catch agents that are broken on purpose (a dying agent, impl with a ProtocolBugs knob)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sys
+import textwrap
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from zmtp_conformance import peers
+from zmtp_conformance.fuzz import campaign, findings, grammar, mutate
+from zmtp_conformance.fuzz.inputs import Context, FuzzInput
+from zmtp_conformance.fuzz.minimise import minimise
+from zmtp_conformance.fuzz.oracles import judge, phantom
+from zmtp_conformance.fuzz.target import Played, Sanity, process_rss
+from zmtp_conformance.scenario import load_file
+
+
+@pytest.mark.parametrize("mechanism", ["NULL", "PLAIN", "CURVE"])
+def test_inputs_depend_only_on_the_seed(mechanism: str) -> None:
+    ctx = Context(mechanism, "server", mutate.load_seeds(mechanism))
+    first = [i.to_json() for i in campaign.make_inputs(7, ctx, 120)]
+    again = [i.to_json() for i in campaign.make_inputs(7, ctx, 120)]
+    other = [i.to_json() for i in campaign.make_inputs(8, ctx, 120)]
+    assert first == again
+    assert first != other
+
+
+def test_every_generator_runs_and_round_trips() -> None:
+    for mechanism in ("NULL", "PLAIN", "CURVE"):
+        ctx = Context(mechanism, "server", mutate.load_seeds(mechanism))
+        rng = random.Random(3)
+        for gen, mechs, _, _ in grammar.GENERATORS:
+            if mechanism not in mechs:
+                continue
+            for _ in range(20):
+                inp = gen(rng, ctx)
+                assert inp.steps, gen.__name__
+                assert FuzzInput.from_json(inp.to_json()).to_json() == inp.to_json()
+
+
+def test_the_seed_corpus_comes_from_the_golden_captures() -> None:
+    seeds = mutate.load_seeds("NULL")
+    assert seeds, "captures/ should hold NULL exchanges"
+    assert all(s.startswith(b"\xff") for s in seeds)  # each a client's stream, greeting first
+    families = Counter(
+        campaign.make_inputs(1, Context("NULL", "server", seeds), 200)[i].family.split(".")[0] for i in range(200)
+    )
+    assert families["mutate"] > 20 and families["greeting"] and families["frame"]
+
+
+@pytest.mark.parametrize("side", ["server", "client"])
+def test_findings_are_loadable_scenarios(tmp_path: Path, side: str) -> None:
+    ctx = Context("NULL", side, mutate.load_seeds("NULL"))
+    for i, inp in enumerate(campaign.make_inputs(5, ctx, 40)):
+        path = findings.write(
+            tmp_path,
+            inp,
+            peer="some-peer",
+            side=side,
+            mechanism="NULL",
+            oracle="crash",
+            detail="died",
+            original=inp,
+            seed=5,
+            index=i,
+            attempts=0,
+            versions={},
+        )
+        sc = load_file(path)
+        assert sc.hostile == (side == "server")
+        assert any(r.raw for r in sc.roles.values())
+    loaded = findings.load(tmp_path)
+    assert len(loaded["some-peer"]) == len({p.name for p in (tmp_path / "findings" / "some-peer").glob("*.json")})
+
+
+def test_the_minimiser_shrinks_to_what_the_failure_needs() -> None:
+    noise = bytes(range(40))
+    big = FuzzInput(
+        "frame.size.huge",
+        "PULL",
+        [("handshake", None), ("raw", noise), ("wait", 0.01), ("raw", noise + b"\x02\x7f\xff" + noise), ("wait", 0.01)],
+    )
+    runs = []
+
+    async def fails(c: FuzzInput) -> bool:  # stands in for "the peer crashes"
+        runs.append(c)
+        return c.handshakes and b"\x7f\xff" in c.raw_bytes()
+
+    small, attempts = asyncio.run(minimise(big, fails, max_runs=400))
+    assert small.steps == [("handshake", None), ("raw", b"\x7f\xff")]
+    assert attempts == len(runs) <= 400
+    # And a bound is a bound.
+    _, capped = asyncio.run(minimise(big, fails, max_runs=5))
+    assert capped == 5
+
+
+def test_the_phantom_oracle() -> None:
+    wire = Played(wire=b"\x00\x03abc\x00\x03xyz")
+    assert phantom([[b"abc"]], [wire], "NULL") is None
+    assert phantom([[b"abc"], [b"xyz"]], [wire], "NULL") is None
+    assert "never written" in (phantom([[b"hello"]], [wire], "NULL") or "")
+    assert "received 2 times" in (phantom([[b"abc"], [b"abc"]], [wire], "NULL") or "")
+    boxed = Played(boxed=[[b"one"]])
+    assert phantom([[b"one"]], [boxed], "CURVE") is None
+    assert phantom([[b"one"], [b"one"]], [boxed], "CURVE")  # a replayed box delivered twice
+    assert phantom([[b"plaintext"]], [Played(wire=b"plaintext")], "CURVE")  # unboxed after CURVE
+
+
+def test_judge_names_each_oracle() -> None:
+    ok = Sanity(True, [])
+    common = dict(rss_baseline=100 << 20, rss_limit=256 << 20, evidence=[], mechanism="NULL", received=[])
+    assert judge(alive=True, exit_detail="", hung=False, sanity=ok, rss=110 << 20, played=Played(), **common) == []
+    died = judge(
+        alive=False, exit_detail="status -6", hung=False, sanity=Sanity(False, [], "x"), rss=0, played=None, **common
+    )
+    assert [f.oracle for f in died] == ["crash"]
+    fat = judge(alive=True, exit_detail="", hung=False, sanity=ok, rss=900 << 20, played=None, **common)
+    assert [f.oracle for f in fat] == ["rss"]
+    stayed = judge(alive=True, exit_detail="", hung=False, sanity=ok, rss=0, played=Played(stayed_open=True), **common)
+    assert [f.oracle for f in stayed] == ["must-close"]
+    hung = judge(
+        alive=False,
+        exit_detail="",
+        hung=True,
+        sanity=Sanity(False, [], "no answer to recv"),
+        rss=0,
+        played=None,
+        **common,
+    )
+    assert [f.oracle for f in hung] == ["hang"]
+
+
+def test_process_rss_counts_a_live_process() -> None:
+    import os
+
+    assert process_rss(os.getpid()) > 1 << 20
+    assert process_rss(2**22 + 12345) == 0
+
+
+# -- against live agents --------------------------------------------------------------------
+
+DYING_AGENT = textwrap.dedent(
+    """
+    # impl's agent, except that a frame header announcing 2^63-1 octets kills the process at once,
+    # as zmq.rs aborts on one: the crash oracle must notice and the campaign restart the agent.
+    import os
+    import zmtp.frame
+
+    feed = zmtp.frame.FrameDecoder.feed
+
+    def dying_feed(self, data):
+        if b"\\x7f\\xff\\xff\\xff\\xff\\xff\\xff\\xff" in bytes(data):
+            os._exit(7)
+        return feed(self, data)
+
+    zmtp.frame.FrameDecoder.feed = dying_feed
+    from zmtp_conformance.agents.impl_agent import main
+    main()
+    """
+)
+
+
+def _pool(tmp_path: Path, **specs: list[str]) -> peers.AgentPool:
+    registry = peers.load_registry()
+    for name, command in specs.items():
+        registry[name] = peers.PeerSpec(name=name, command=command, family="impl")
+    return peers.AgentPool(registry)
+
+
+def test_the_crash_oracle_catches_a_dying_agent_and_restarts_it(tmp_path: Path) -> None:
+    script = tmp_path / "dying_agent.py"
+    script.write_text(DYING_AGENT)
+    pool = _pool(tmp_path, dying=[sys.executable, str(script)])
+    huge = FuzzInput(
+        "frame.size.huge", "PULL", [("handshake", None), ("raw", b"\x02" + b"\x7f" + b"\xff" * 7 + b"abc")]
+    )
+    harmless = FuzzInput("frame.split", "PULL", [("handshake", None), ("raw", b"\x00\x03abc")])
+
+    async def go() -> tuple[list, list, int, list]:
+        c = campaign.Campaign(campaign.Settings(peer="dying", out=tmp_path), pool, log=lambda _: None)
+        try:
+            before = await c.execute(harmless, random.Random(0))
+            crash = await c.execute(huge, random.Random(0))
+            restarts = c.target.restarts
+            after = await c.execute(harmless, random.Random(0))
+            return before, crash, restarts, after
+        finally:
+            await c.target.close()
+            await pool.close()
+
+    before, crash, restarts, after = asyncio.run(go())
+    assert before == [] and after == []
+    assert [f.oracle for f in crash] == ["crash"]
+    assert "status 7" in crash[0].detail
+    assert restarts == 1
+
+
+def test_a_campaign_writes_minimised_reproducers(tmp_path: Path) -> None:
+    """impl told to leave Socket-Type out of its READY: the sanity exchange (the raw peer checks the
+    socket type) fails even for the clean control exchange; that is reported once, as its finding."""
+    pool = peers.AgentPool(peers.load_registry(), {"impl": ["--bug", "ready_omit_socket_type"]})
+    settings = campaign.Settings(peer="impl", inputs=3, seed=2, out=tmp_path, minimise_runs=0)
+
+    async def go() -> campaign.Summary:
+        try:
+            return await campaign.Campaign(settings, pool, log=lambda _: None).run()
+        finally:
+            await pool.close()
+
+    summary = asyncio.run(go())
+    # Every clean control exchange fails, so no hostile input is sent: its failures would say nothing more.
+    assert summary.inputs == 0
+    assert summary.failures == {}
+    assert any(sig.startswith("sanity:") for sig in summary.baseline)
+    assert list(summary.distinct) == ["sanity control.clean"]
+    written = findings.load(tmp_path)["impl"]
+    assert written[0]["oracle"] == "sanity"
+    assert "socket" in written[0]["detail"].lower()
+    assert (tmp_path / "fuzz-impl-null-server.json").exists()
+
+
+def test_a_short_campaign_against_impl_has_no_finding(tmp_path: Path) -> None:
+    pool = peers.AgentPool(peers.load_registry())
+    settings = campaign.Settings(peer="impl", inputs=60, seed=11, out=tmp_path, minimise_runs=0)
+
+    async def go() -> campaign.Summary:
+        try:
+            return await campaign.Campaign(settings, pool, log=lambda _: None).run()
+        finally:
+            await pool.close()
+
+    summary = asyncio.run(go())
+    assert summary.inputs == 60
+    assert summary.distinct == {}, summary.line()

@@ -1,0 +1,335 @@
+"""The peer under test, live: its agent (through the matrix's AgentPool), its sockets, and the raw
+peer that plays one input against it on a fresh connection.
+
+The agent's socket always receives (PULL, ROUTER, or PUB for subscriptions), so that whatever the
+hostile bytes make it deliver to its application can be compared with what they carried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import re
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nacl.public import Box, PrivateKey
+
+from .. import protocol
+from ..credentials import CURVE_CLIENT_PUBLIC, MECHANISM_OPTIONS, PLAIN_PASSWORD, PLAIN_USER, client_mechanism
+from ..peers import AgentPool, AgentProcess, endpoint_for
+from ..rawcodec import Curve, frame
+from ..rawpeer import RawFailure, RawPeer
+from ..trace import Transcript
+from .inputs import PARTNER, FuzzInput
+
+HANDSHAKE_TIMEOUT = 2.0
+# Boxes that open under the session key with a fresh nonce: whatever else is odd about them (reserved
+# inner flags, a long frame, a misspelt command name), their message was carried by the wire. Boxes
+# with stale nonces, wrong keys or damaged ciphertext carry nothing an application may receive.
+CARRIED = {"good", "long", "flags", "name"}
+SANITY_TIMEOUT = 3.0
+CLOSE_TIMEOUT = 1.5
+
+
+@dataclass
+class Played:
+    """What one input did on the wire."""
+
+    wire: bytes = b""  # every octet the raw peer wrote, in order (plaintext: NULL and PLAIN)
+    boxed: list[list[bytes]] = field(default_factory=list)  # messages in good CURVE boxes
+    handshake: bool | None = None  # None: the input has no handshake step
+    closed_by_peer: bool = False
+    stayed_open: bool = False  # a must-close input: the peer kept the connection open
+    detail: str = ""
+
+
+@dataclass
+class Sanity:
+    ok: bool
+    received: list[list[bytes]]  # messages the application got besides the sanity message
+    detail: str = ""
+
+
+def process_rss(pid: int) -> int:
+    """Resident memory of a process and all its descendants, in octets (0 if gone)."""
+    total, todo, seen = 0, [pid], set()
+    while todo:
+        p = todo.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+            for task in os.listdir(f"/proc/{p}/task"):
+                kids = Path(f"/proc/{p}/task/{task}/children").read_text().split()
+                todo += [int(k) for k in kids]
+        except (OSError, ValueError):
+            continue
+    return total
+
+
+class Target:
+    def __init__(self, pool: AgentPool, peer: str, side: str, mechanism: str) -> None:
+        if side == "client" and mechanism != "NULL":
+            raise ValueError(
+                f"--side client needs the raw peer to be a {mechanism} server, and rawcodec has only the "
+                "client side of PLAIN and CURVE; fuzz a client peer under NULL"
+            )
+        self.pool, self.peer, self.side, self.mechanism = pool, peer, side, mechanism
+        # Agents inherit this environment: a Go panic then prints its own goroutine only, so that
+        # the panic line survives in the stderr tail the crash oracle quotes.
+        os.environ.setdefault("GOTRACEBACK", "single")
+        os.environ.setdefault("RUST_BACKTRACE", "0")
+        self.agent: AgentProcess | None = None
+        self.sockets: dict[str, str] = {}  # socket type -> socket id in the agent
+        self.endpoints: dict[str, str] = {}  # socket type -> where the raw peer connects (server side)
+        self.listener: asyncio.AbstractServer | None = None  # client side: the agent connects here
+        self.incoming: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+        self.restarts = 0
+        self.notes: list[str] = []  # what differs from the matrix's set-up, for the summary
+        self.sanity_count = 0
+        self.t = Transcript()
+
+    # -- the agent ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.agent = await self.pool.get(self.peer, self.side)
+        self.sockets.clear()
+        self.endpoints.clear()
+        if self.side == "server" and self.mechanism != "NULL":
+            try:
+                await self.agent.request("zap", users={PLAIN_USER: PLAIN_PASSWORD}, curve_keys=[CURVE_CLIENT_PUBLIC])
+            except protocol.AgentError as exc:
+                if exc.kind != protocol.UNSUPPORTED:
+                    raise
+                # No ZAP (zmq4): its server accepts every client, which is still worth attacking.
+                self.notes.append(f"no ZAP handler: {exc.message[:160]}")
+
+    @property
+    def alive(self) -> bool:
+        return self.agent is not None and self.agent.alive
+
+    @property
+    def pid(self) -> int | None:
+        return self.agent.proc.pid if self.agent is not None and self.agent.proc is not None else None
+
+    def rss(self) -> int:
+        pid = self.pid
+        return process_rss(pid) if pid else 0
+
+    def last_words(self) -> str:
+        """The lines of the agent's stderr that say why it died (a panic, an abort), else its last lines."""
+        lines = self.agent.stderr_tail if self.agent is not None else []
+        why = [ln for ln in lines if re.search(r"panic|fatal|abort|Exception|SIGSEGV|overflow|assert", ln, re.I)]
+        return " | ".join(why[:3] or lines[-4:])[:600]
+
+    async def restart(self) -> None:
+        self.restarts += 1
+        await self.pool.discard(self.peer)
+        await self.start()
+
+    async def socket(self, socket_type: str) -> str:
+        """The agent's socket of this type, made (and bound or connected) on first use."""
+        if socket_type in self.sockets:
+            return self.sockets[socket_type]
+        assert self.agent is not None
+        options = dict(MECHANISM_OPTIONS[self.mechanism][self.side])
+        resp = await self.agent.request("socket", type=socket_type, options=options, mechanism=self.mechanism)
+        sock = resp["socket"]
+        if self.side == "server":
+            bound = await self.agent.request("bind", socket=sock, endpoint=endpoint_for("tcp"))
+            self.endpoints[socket_type] = bound["endpoint"]
+        else:
+            await self.agent.request("connect", socket=sock, endpoint=await self._listen())
+        self.sockets[socket_type] = sock
+        return sock
+
+    async def _listen(self) -> str:
+        if self.listener is None:
+
+            async def on_conn(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+                await self.incoming.put((reader, writer))
+
+            self.listener = await asyncio.start_server(on_conn, "127.0.0.1", 0)
+        return f"tcp://127.0.0.1:{self.listener.sockets[0].getsockname()[1]}"
+
+    async def reopen(self, socket_type: str) -> None:
+        """Client side: a fresh socket, since a client may rightly stop reconnecting after a protocol
+        error (impl does, and libzmq after an ERROR with ZMQ_RECONNECT_STOP)."""
+        sock = self.sockets.pop(socket_type, None)
+        if sock is not None and self.agent is not None:
+            await self.agent.request("close", socket=sock, deadline=5)
+        while not self.incoming.empty():
+            self.incoming.get_nowait()[1].close()
+        await self.socket(socket_type)
+
+    async def close(self) -> None:
+        if self.listener is not None:
+            self.listener.close()
+        while not self.incoming.empty():
+            self.incoming.get_nowait()[1].close()
+
+    # -- one connection of the raw peer --------------------------------------------------------
+
+    async def _connection(self, name: str, socket_type: str) -> RawPeer:
+        await self.socket(socket_type)
+        raw = RawPeer(name, self.t)
+        if self.side == "server":
+            await raw.connect(self.endpoints[socket_type], timeout=HANDSHAKE_TIMEOUT)
+        else:
+            reader, writer = await asyncio.wait_for(self.incoming.get(), SANITY_TIMEOUT)
+            raw.attach(reader, writer)
+        return raw
+
+    async def _handshake(self, raw: RawPeer, socket_type: str, identity: bytes = b"") -> None:
+        await raw.handshake(
+            PARTNER[socket_type],
+            as_server=self.side == "client",
+            identity=identity,
+            mechanism=client_mechanism(self.mechanism),
+            timeout=HANDSHAKE_TIMEOUT,
+        )
+
+    async def play(self, inp: FuzzInput, rng: random.Random) -> Played:
+        """Write the input on a fresh connection; a must-close input then waits for the close."""
+        out = Played()
+        raw = await self._connection("fuzz", inp.socket_type)
+        last_box = b""
+        try:
+            for kind, arg in inp.steps:
+                if kind == "wait":
+                    await asyncio.sleep(arg)
+                elif kind == "raw":
+                    out.wire += arg
+                    assert raw.writer is not None
+                    raw.writer.write(arg)
+                    await raw.writer.drain()
+                elif kind == "handshake":
+                    try:
+                        await self._handshake(raw, inp.socket_type)
+                        out.handshake = True
+                    except RawFailure as exc:
+                        out.handshake, out.detail = False, f"handshake: {exc}"
+                        break
+                elif kind == "curve":
+                    if raw.conn is None or not isinstance(raw.conn.mech, Curve):
+                        continue  # the handshake failed or is not CURVE: nothing to box with
+                    data = curve_box(raw.conn.mech, arg["kind"], arg["frames"], last_box, rng)
+                    if arg["kind"] in CARRIED:
+                        out.boxed.append(list(arg["frames"]) if arg["kind"] != "long" else [arg["frames"][0] * 40])
+                    if arg["kind"] == "good":
+                        last_box = data
+                    assert raw.writer is not None
+                    raw.writer.write(data)
+                    await raw.writer.drain()
+            if inp.must_close:
+                try:
+                    await raw.expect_close(CLOSE_TIMEOUT)
+                    out.closed_by_peer = True
+                except RawFailure:
+                    out.stayed_open = True
+            else:
+                await asyncio.sleep(0.02)  # time for the peer to act on the input before the checks
+        except (ConnectionError, RawFailure) as exc:
+            out.closed_by_peer, out.detail = True, out.detail or str(exc)
+        finally:
+            raw.close()
+        return out
+
+    async def sanity(self, socket_type: str) -> Sanity:
+        """A fresh connection with a good handshake gets one message through to the application."""
+        self.sanity_count += 1
+        token = f"sanity-{self.sanity_count}".encode()
+        others: list[list[bytes]] = []
+        raw: RawPeer | None = None
+        try:
+            if self.side == "client":
+                await self.reopen(socket_type)
+            raw = await self._connection("sanity", socket_type)
+            await self._handshake(raw, socket_type, identity=b"")
+            assert self.agent is not None
+            sock = self.sockets[socket_type]
+            if socket_type == "PUB":
+                assert raw.conn is not None
+                raw.conn.send_subscribe(b"")
+                await raw.flush()
+                for _ in range(20):
+                    await self.agent.request("send", socket=sock, frames=[token.hex()], timeout=1.0)
+                    try:
+                        got = await raw.recv_message(0.15)
+                    except (TimeoutError, RawFailure):
+                        continue
+                    if got[-1] == token:
+                        return Sanity(True, others)
+                return Sanity(False, others, "a fresh SUB got nothing the PUB sent within 3s")
+            await raw.send_message([token])
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + SANITY_TIMEOUT
+            while (left := deadline - loop.time()) > 0:
+                try:
+                    resp = await self.agent.request("recv", socket=sock, timeout=left)
+                except protocol.AgentError as exc:
+                    if exc.kind == protocol.TIMEOUT:
+                        break
+                    raise
+                frames = protocol.decode_frames(resp["frames"])
+                if socket_type == "ROUTER":
+                    frames = frames[1:]  # the routing id the ROUTER prepends
+                if frames == [token]:
+                    return Sanity(True, others)
+                others.append(frames)
+            return Sanity(
+                False, others, f"the application did not receive the sanity message within {SANITY_TIMEOUT:g}s"
+            )
+        except (RawFailure, TimeoutError, ConnectionError, OSError) as exc:
+            return Sanity(False, others, f"sanity exchange: {str(exc) or type(exc).__name__}")
+        except protocol.AgentError as exc:
+            return Sanity(False, others, f"the agent: {exc}")
+        finally:
+            if raw is not None:
+                raw.close()
+
+
+def curve_box(mech: Curve, kind: str, frames: list[bytes], last: bytes, rng: random.Random) -> bytes:
+    """A MESSAGE (RFC 26) made with the session's keys, wrong in the way `kind` says."""
+    assert mech.session is not None
+    if kind == "good":
+        return mech.wrap(frames)
+    if kind == "replay" and last:
+        return last
+    body = frames[0] if frames else b""
+    inner_flags = 0
+    box: Any = mech.session
+    nonce: int | None = None
+    name = b"\x07MESSAGE"
+    if kind == "nonce_zero":
+        nonce = 0
+    elif kind == "nonce_back":
+        nonce = max(mech.nonce - 1, 0)
+    elif kind == "wrong_key":
+        box = Box(PrivateKey(rng.randbytes(32)), PrivateKey(rng.randbytes(32)).public_key)
+    elif kind == "flags":
+        inner_flags = 0xF0
+    elif kind == "name":
+        name = b"\x07MESSAGX"
+    elif kind == "long":
+        body = body * 40
+    if nonce is None:
+        short = mech._short()
+    else:
+        short = struct.pack("!Q", nonce)
+    sealed = box.encrypt(bytes((inner_flags,)) + body, b"CurveZMQMESSAGEC" + short).ciphertext
+    data = name + short + sealed
+    if kind == "truncated":
+        data = data[: rng.randrange(8, len(data) - 1)]
+    elif kind == "flipped":
+        b = bytearray(data)
+        b[rng.randrange(16, len(b))] ^= 1 << rng.randrange(8)
+        data = bytes(b)
+    return frame(data)
