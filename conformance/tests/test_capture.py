@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import struct
 import subprocess
+import sys
 import time
 from functools import partial
 
@@ -24,7 +26,7 @@ from zmtp.mechanisms.curve import CurveMechanism
 from zmtp.mechanisms.plain import PlainMechanism
 from zmtp.zap import ZapResponse
 from zmtp_conformance import cli
-from zmtp_conformance.capture import pcap, synth, tcp, transcript, validator
+from zmtp_conformance.capture import pcap, pcapng, synth, tcp, transcript, validator
 from zmtp_conformance.capture.validator import validate_stream
 
 SERVER = CurveKeyPair.generate()
@@ -69,13 +71,19 @@ def plain_pair():
 
 
 def curve_pair():
+    from zmtp.keylog import from_environment
+
+    # The sans-I/O core writes no file itself: the key log ($ZMTP_CURVE_KEYLOG) is handed in.
+    keylog = from_environment()
     return (
         Connection(
             "DEALER",
             as_server=False,
-            mechanism=partial(CurveMechanism, secret_key=CLIENT.secret, server_key=SERVER.public),
+            mechanism=partial(CurveMechanism, secret_key=CLIENT.secret, server_key=SERVER.public, keylog=keylog),
         ),
-        Connection("ROUTER", as_server=True, mechanism=partial(CurveMechanism, secret_key=SERVER.secret)),
+        Connection(
+            "ROUTER", as_server=True, mechanism=partial(CurveMechanism, secret_key=SERVER.secret, keylog=keylog)
+        ),
     )
 
 
@@ -347,3 +355,113 @@ def test_real_loopback_capture_of_impl_and_libzmq(tmp_path):
     assert validate_stream(st) == []
     c, _ = transcript.decode_stream(st)
     assert any(i.kind == "frame" and i.fields["size"] == 200_000 for i in c.items)
+
+
+# -- pcapng (Wireshark's format) ----------------------------------------------
+
+
+def golden_capture(name: str):
+    from zmtp_conformance import golden
+
+    return golden.CAPTURES / name
+
+
+def to_pcapng(src, dst) -> None:
+    """A pcap rewritten by scapy as pcapng, as Wireshark would save it."""
+    from scapy.layers.l2 import Ether
+    from scapy.utils import PcapNgWriter
+
+    _, records = pcap.read(src)
+    with PcapNgWriter(str(dst)) as w:
+        for r in records:
+            packet = Ether(r.data)
+            packet.time = r.timestamp
+            w.write(packet)
+
+
+def ng_block(kind: int, body: bytes) -> bytes:
+    """One pcapng block, little-endian, padded to 32 bits."""
+    body += b"\0" * (-len(body) % 4)
+    size = len(body) + 12
+    return struct.pack("<II", kind, size) + body + struct.pack("<I", size)
+
+
+def test_pcapng_gives_the_records_of_the_pcap_it_was_made_from(tmp_path):
+    src = golden_capture("libzmq-req-rep-null.pcap")
+    ng = tmp_path / "x.pcapng"
+    to_pcapng(src, ng)
+    assert ng.read_bytes()[:4] == pcapng.MAGIC and pcapng.is_pcapng(ng) and not pcapng.is_pcapng(src)
+    header, records = pcap.read(src)
+    ng_header, ng_records = pcapng.read_any(ng)
+    assert ng_header.linktype == header.linktype == pcap.LINKTYPE_ETHERNET
+    assert [r.data for r in ng_records] == [r.data for r in records]
+    assert [r.orig_len for r in ng_records] == [r.orig_len for r in records]
+    assert [r.timestamp for r in ng_records] == pytest.approx([r.timestamp for r in records], abs=1e-6)
+    assert pcapng.read_any(src) == (header, records)  # classic pcap keeps its own reader
+
+
+@pytest.mark.parametrize("name", ["libzmq-req-rep-null.pcap", "czmq-pub-sub-plain.pcap", "libzmq-pair-curve.pcap"])
+def test_dissect_reads_pcapng_as_it_reads_pcap(tmp_path, capsys, name):
+    src = golden_capture(name)
+    ng = tmp_path / name.replace(".pcap", ".pcapng")
+    to_pcapng(src, ng)
+    # The CURVE capture's boxes open with the key log beside it, for either format.
+    shutil.copy(src.parent / "curve-keylog.txt", tmp_path / "curve-keylog.txt")
+    shutil.copy(src, tmp_path / name)
+    outputs, codes = [], []
+    for path in (tmp_path / name, ng):
+        codes.append(cli.main(["dissect", str(path), "--check", "--json"]))
+        outputs.append(json.loads(capsys.readouterr().out))
+    assert outputs[0] == outputs[1] and codes[0] == codes[1]
+    assert outputs[0]["streams"] and outputs[0]["streams"][0]["client_to_server"]
+
+
+def test_a_wrong_octet_in_a_pcapng_is_found_as_in_a_pcap(tmp_path, capsys):
+    bad = tmp_path / "bad.pcap"
+    synth.write_conversation(bad, corrupt(conversation(*null_pair()), "c", 64, 0x0C))
+    ng = tmp_path / "bad.pcapng"
+    to_pcapng(bad, ng)
+    assert cli.main(["dissect", str(ng), "--check", "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["streams"][0]["violations"][0]["check"] == "frame-reserved-flags"
+
+
+def test_pcapng_errors_are_clear(tmp_path):
+    shb = ng_block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+
+    def idb(linktype: int) -> bytes:
+        return ng_block(1, struct.pack("<HHI", linktype, 0, 262144))
+
+    def epb(interface: int, data: bytes) -> bytes:
+        return ng_block(6, struct.pack("<IIIII", interface, 0, 1_000_000, len(data), len(data)) + data)
+
+    _, records = pcap.read(golden_capture("libzmq-req-rep-null.pcap"))
+    one = records[0].data
+    # Two interfaces with different link types: one header cannot describe both.
+    mixed = tmp_path / "mixed.pcapng"
+    mixed.write_bytes(shb + idb(pcap.LINKTYPE_ETHERNET) + idb(pcap.LINKTYPE_RAW) + epb(0, one) + epb(1, one[14:]))
+    with pytest.raises(pcap.PcapError, match=r"mixed.pcapng: .*different link types.*link type 1: 1 packets"):
+        pcapng.read_any(mixed)
+    # A file cut inside its last block (a capture still being written) stops there, quietly.
+    cut = tmp_path / "cut.pcapng"
+    whole = shb + idb(pcap.LINKTYPE_ETHERNET) + epb(0, one) + epb(0, records[1].data)
+    cut.write_bytes(whole[:-10])
+    header, got = pcapng.read_any(cut)
+    assert [r.data for r in got] == [one] and header.linktype == pcap.LINKTYPE_ETHERNET
+    # The section header's byte-order magic is wrong: not a pcapng file after all.
+    junk = tmp_path / "junk.pcapng"
+    junk.write_bytes(pcapng.MAGIC + b"\x1c\x00\x00\x00" + b"\x00" * 24)
+    with pytest.raises(pcap.PcapError, match=r"junk\.pcapng: not a readable pcapng"):
+        pcapng.read_any(junk)
+    # The classic reader still names the format it does not read.
+    with pytest.raises(pcap.PcapError, match="pcapng"):
+        pcap.read(mixed)
+
+
+def test_replay_reads_pcapng(tmp_path):
+    ng = tmp_path / "field.pcapng"
+    to_pcapng(golden_capture("libzmq-push-pull-null.pcap"), ng)
+    run = [sys.executable, "-m", "zmtp_conformance.cli", "replay", str(ng), "--against", "impl"]
+    proc = subprocess.run(run, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "OK:" in proc.stdout

@@ -3,7 +3,7 @@
 Reading is done here rather than with scapy: scapy builds a full object per
 packet and manages a few thousand packets a second, far too slow for a
 capture of a long stream. Only the pcap framing is parsed; `tcp` parses the
-headers it needs.
+headers it needs. pcapng (Wireshark's format) is read by `pcapng`.
 """
 
 from __future__ import annotations
@@ -53,7 +53,8 @@ def read_header(f: BinaryIO, name: str = "") -> Header:
             return Header(endian, magic == MAGIC_NS, snaplen, linktype & 0xFFFF)
     if raw[:4] == b"\x0a\x0d\x0d\x0a":
         raise PcapError(
-            f"{name or 'capture'} is pcapng; convert it with `editcap -F pcap IN OUT` (or capture with -F pcap)"
+            f"{name or 'capture'} is pcapng, which this reader of classic pcap does not read; "
+            "pcapng.read_any reads both (as `zmtp-conformance dissect` and `replay` do)"
         )
     raise PcapError(f"{name or 'capture'}: not a pcap file (magic {raw[:4].hex()}, expected a1b2c3d4 or a1b23c4d)")
 

@@ -6,14 +6,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import pcap, tcp
+from . import pcapng, tcp
 from .curvebox import CurveKeys, Opened, open_stream
 from .dissect import Decoder, Item, describe
 from .validator import Violation, decode_stream, validate_stream
 
 
 def load_streams(path: str | Path, port: int | None = None) -> list[tcp.Stream]:
-    header, records = pcap.read(path)
+    header, records = pcapng.read_any(path)
     found = tcp.streams(records, header.linktype)
     if port is not None:
         found = [s for s in found if port in (s.client[1], s.server[1])]

@@ -5,14 +5,13 @@ from __future__ import annotations
 import html
 import json
 import shutil
-import statistics
 import time
 import uuid
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from ..bench import REFERENCE, Row
+from ..bench import REFERENCE, Row, ratios
 
 
 def _pair(r: Row) -> str:
@@ -23,59 +22,134 @@ def _size(n: int) -> str:
     return f"{n // (1 << 20)} MiB" if n >= 1 << 20 else f"{n // 1024} KiB" if n >= 1024 else f"{n} B"
 
 
-def plots(rows: list[Row], out: Path) -> list[Path]:
+# What a chart's bars are: throughput (msgs/s over libzmq's) or latency (libzmq's p50 over the row's).
+KINDS = {
+    "throughput": "throughput: messages/s over libzmq -> libzmq's",
+    "latency": "latency: libzmq -> libzmq's p50 round trip over this pairing's",
+}
+
+
+def ratio_table(
+    rows: list[Row], ratio: dict[str, float], kind: str, transport: str, mechanism: str
+) -> dict[str, dict[str, dict[int, float]]]:
+    """pattern -> pairing (client -> server) -> message size -> ratio against libzmq, for one chart.
+
+    libzmq -> libzmq is left out: it is the 1.0 line every bar is read against.
+    """
+    table: dict[str, dict[str, dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
+    for r in rows:
+        if (r.kind, r.transport, r.mechanism) != (kind, transport, mechanism) or r.key not in ratio:
+            continue
+        if (r.server, r.client) == (REFERENCE, REFERENCE):
+            continue
+        table[r.pattern][_pair(r)][r.size] = ratio[r.key]
+    return {p: dict(pairs) for p, pairs in table.items()}
+
+
+PATTERN_ORDER = ("PUSH/PULL", "PUB/SUB", "REQ/REP", "DEALER/ROUTER")
+# Past this many pairings, bars side by side stop being readable at a glance: a table of colours takes over.
+MAX_BARS = 8
+HEAT_TICKS = (0.25, 0.5, 1.0, 2.0, 4.0)
+
+
+def _pattern_key(pattern: str) -> tuple[int, str]:
+    return next((i for i, p in enumerate(PATTERN_ORDER) if pattern.startswith(p)), len(PATTERN_ORDER)), pattern
+
+
+def plots(rows: list[Row], out: Path, ratio: dict[str, float] | None = None) -> list[Path]:
+    """One PNG per kind, transport and mechanism, one panel per pattern, of each pairing's ratio to libzmq by
+    message size: grouped bars against a marked 1.0 line, or for many pairings a pairing-by-size table coloured
+    red (slower than libzmq -> libzmq) to green (faster)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    ratio = ratios(rows) if ratio is None else ratio
     files = []
-    groups: dict[tuple[str, str], list[Row]] = defaultdict(list)
-    for r in rows:
-        groups[r.transport, r.mechanism].append(r)
-    for (transport, mech), rs in sorted(groups.items()):
-        tp = [r for r in rs if r.kind == "throughput" and r.pattern == "PUSH/PULL" and r.figure()]
-        if tp:
-            fig, ax = plt.subplots(figsize=(8, 5))
-            by_pair: dict[str, list[Row]] = defaultdict(list)
-            for r in tp:
-                by_pair[_pair(r)].append(r)
-            for pair, prs in sorted(by_pair.items()):
-                prs.sort(key=lambda r: r.size)
-                style = "-" if REFERENCE in pair else "--"
-                ax.plot([r.size for r in prs], [r.figure() for r in prs], style, marker="o", label=pair)
-            ax.set_xscale("log", base=2)
-            ax.set_yscale("log")
-            ax.set_xlabel("message size (bytes)")
-            ax.set_ylabel("messages per second (median)")
-            ax.set_title(f"PUSH/PULL throughput, {transport}, {mech} (client -> server)")
-            ax.grid(True, which="both", alpha=0.3)
-            ax.legend(fontsize=7)
-            path = out / f"bench-throughput-{transport}-{mech}.png"
-            fig.tight_layout()
-            fig.savefig(path, dpi=100)
-            plt.close(fig)
-            files.append(path)
-        lat = [r for r in rs if r.kind == "latency" and r.size == 64 and r.figure()]
-        if lat:
-            patterns = sorted({r.pattern for r in lat})
-            fig, axes = plt.subplots(1, len(patterns), figsize=(6 * len(patterns), 5), squeeze=False)
+    for kind, transport, mech in sorted({(r.kind, r.transport, r.mechanism) for r in rows}):
+        table = ratio_table(rows, ratio, kind, transport, mech)
+        if not table:
+            continue
+        patterns = sorted(table, key=_pattern_key)
+        pairings = sorted({p for pairs in table.values() for p in pairs})
+        many = len(pairings) > MAX_BARS
+        height = 1.8 + 0.3 * len(pairings) if many else 4.6
+        fig, axes = plt.subplots(
+            1, len(patterns), figsize=(max(6.0, 1.5 + 4.2 * len(patterns)), height), squeeze=False, sharey=True
+        )
+        if many:
+            image = None
             for ax, pattern in zip(axes[0], patterns, strict=True):
-                prs = sorted((r for r in lat if r.pattern == pattern), key=_pair)
-                xs = range(len(prs))
-                for pct, width in (("p50", -0.27), ("p95", 0.0), ("p99", 0.27)):
-                    vals = [statistics.median(x[pct] for x in r.reps) for r in prs]
-                    ax.bar([x + width for x in xs], vals, width=0.27, label=pct)
-                ax.set_xticks(list(xs), [_pair(r) for r in prs], rotation=45, ha="right", fontsize=7)
-                ax.set_ylabel("round trip (microseconds)")
-                ax.set_title(f"{pattern} 64 B, {transport}, {mech}")
-                ax.legend()
-            path = out / f"bench-latency-{transport}-{mech}.png"
+                image = _heatmap(ax, table[pattern], pairings)
+                ax.set_title(pattern)
+            bar = fig.colorbar(image, ax=list(axes[0]), label="ratio to libzmq (1.0 = libzmq -> libzmq)", shrink=0.8)
+            bar.set_ticks(HEAT_TICKS, labels=[f"{t:g}" for t in HEAT_TICKS])
+            bar.minorticks_off()
+        else:
+            colours = {p: plt.get_cmap("tab10")(i) for i, p in enumerate(pairings)}
+            top = max(1.25, *(q for pairs in table.values() for sizes in pairs.values() for q in sizes.values()))
+            for ax, pattern in zip(axes[0], patterns, strict=True):
+                _bars(ax, table[pattern], pairings, colours, top * 1.12)
+                ax.set_title(pattern)
+            axes[0][0].set_ylabel("ratio to libzmq (higher is better)")
+            handles = [plt.Rectangle((0, 0), 1, 1, color=colours[p]) for p in pairings]
+            fig.legend(handles, pairings, title="client -> server", loc="center left", bbox_to_anchor=(1.0, 0.5))
+        fig.suptitle(f"{KINDS.get(kind, kind)} ({transport}, {mech})", fontsize=11)
+        if not many:
             fig.tight_layout()
-            fig.savefig(path, dpi=100)
-            plt.close(fig)
-            files.append(path)
+        path = out / f"bench-{kind}-{transport}-{mech}.png"
+        fig.savefig(path, dpi=100, bbox_inches="tight")
+        plt.close(fig)
+        files.append(path)
     return files
+
+
+def _bars(
+    ax: Any, pairs: dict[str, dict[int, float]], pairings: list[str], colours: dict[str, Any], top: float
+) -> None:
+    sizes = sorted({s for by_size in pairs.values() for s in by_size})
+    names = [p for p in pairings if p in pairs]
+    width = 0.8 / len(names)
+    for i, pair in enumerate(names):
+        xs = [j - 0.4 + width * (i + 0.5) for j, s in enumerate(sizes) if s in pairs[pair]]
+        ys = [pairs[pair][s] for s in sizes if s in pairs[pair]]
+        bars = ax.bar(xs, ys, width=width * 0.92, color=colours[pair])
+        ax.bar_label(bars, labels=[f"{y:.2f}" for y in ys], fontsize=7, padding=1)
+    ax.axhline(1.0, color="black", linewidth=1.2, linestyle="--")
+    ax.annotate(
+        "libzmq = 1.0", (0, 1.0), xycoords=("axes fraction", "data"), xytext=(3, 3), textcoords="offset points",
+        fontsize=8, va="bottom",
+    )  # fmt: skip
+    ax.set_xticks(range(len(sizes)), [_size(s) for s in sizes])
+    ax.set_xlim(-0.5, len(sizes) - 0.5)
+    ax.set_ylim(0, top)
+    ax.set_xlabel("message size")
+    ax.grid(True, axis="y", alpha=0.3)
+
+
+def _heatmap(ax: Any, pairs: dict[str, dict[int, float]], pairings: list[str]) -> Any:
+    import matplotlib.colors
+    import numpy
+
+    sizes = sorted({s for by_size in pairs.values() for s in by_size})
+    grid = numpy.full((len(pairings), len(sizes)), numpy.nan)
+    for i, pair in enumerate(pairings):
+        for j, s in enumerate(sizes):
+            if s in pairs.get(pair, {}):
+                grid[i, j] = pairs[pair][s]
+    # Centred on 1.0 and symmetric in log terms: half as fast is as red as twice as fast is green.
+    low, high = HEAT_TICKS[0], HEAT_TICKS[-1]
+    norm = matplotlib.colors.LogNorm(vmin=low, vmax=high)
+    image = ax.imshow(numpy.clip(grid, low, high), cmap="RdYlGn", norm=norm, aspect="auto")
+    for i in range(len(pairings)):
+        for j in range(len(sizes)):
+            if not numpy.isnan(grid[i, j]):
+                ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", fontsize=7)
+    ax.set_xticks(range(len(sizes)), [_size(s) for s in sizes])
+    ax.set_yticks(range(len(pairings)), pairings, fontsize=7)
+    ax.set_xlabel("message size")
+    return image
 
 
 def page(doc: dict[str, Any], rows: list[Row], ratio: dict[str, float], images: list[Path]) -> str:
@@ -159,7 +233,7 @@ def allure_result(doc: dict[str, Any], files: list[Path], results: Path) -> Path
 
 
 def write(doc: dict[str, Any], rows: list[Row], ratio: dict[str, float], out: Path) -> list[Path]:
-    images = plots(rows, out)
+    images = plots(rows, out, ratio)
     page_path = out / "bench.html"
     page_path.write_text(page(doc, rows, ratio, images))
     if (out / "allure-results").is_dir():
