@@ -106,6 +106,35 @@ def test_deviation_seen_pattern_must_match(tmp_path):
     assert deviations.find(devs, "24/p", "czmq", "raw", other) is None
 
 
+def test_a_failed_send_is_matched_by_its_reason(tmp_path):
+    # A send that failed has nothing "seen": its reason is the signature.
+    fails = "{step: 4, action: send, reason: 'connection refused'}"
+    devs = _table(tmp_path, dict(id="s", peer="mono", side="client", scenarios="['30/f']", fails=fails))
+    sent = _fail(step="4", action="send", expected=None, seen=None, reason="mono/client: failed: connection refused")
+    assert deviations.find(devs, "30/f", "impl", "mono", sent).id == "s"
+    other = _fail(step="4", action="send", expected=None, seen=None, reason="mono/client: timeout")
+    assert deviations.find(devs, "30/f", "impl", "mono", other) is None
+
+
+def test_an_entry_limited_to_a_mechanism_covers_only_its_cells(tmp_path):
+    path = tmp_path / "dev.yaml"
+    path.write_text(
+        "deviations:" + ENTRY.format(id="c", peer="mono", side="server", scenarios="['37/x/a']", fails=CLOSE)
+        + "    mechanisms: [CURVE]\n    transports: [tcp]\n"
+    )  # fmt: skip
+    devs = deviations.load(path)
+    assert deviations.find(devs, "37/x/a", "mono", "impl", _fail(), "CURVE", "tcp").id == "c"
+    assert deviations.find(devs, "37/x/a", "mono", "impl", _fail(), "NULL", "tcp") is None
+    assert deviations.find(devs, "37/x/a", "mono", "impl", _fail(), "CURVE", "ipc") is None
+    # Staleness counts only the cells it covers: a NULL cell that passed says nothing of it.
+    null = {**_record("37/x/a", "mono", "impl", "passed"), "mechanism": "NULL", "transport": "tcp"}
+    curve = {**_record("37/x/a", "mono", "impl", "deviates", "c"), "mechanism": "CURVE", "transport": "tcp"}
+    assert deviations.usage(devs, [null, curve])["c"].cells == {"deviates": 1}
+    path.write_text(path.read_text().replace("[CURVE]", "[CURVE, GSSAPI]"))
+    with pytest.raises(deviations.DeviationError, match="mechanisms has no GSSAPI"):
+        deviations.load(path)
+
+
 def test_deviation_table_errors(tmp_path):
     bad = dict(id="a", peer="libzmq", side="server", scenarios="['37/x/a']", fails=CLOSE)
     with pytest.raises(deviations.DeviationError, match="side must be"):
@@ -167,6 +196,25 @@ def test_staleness_is_judged_by_family_in_a_table_read_as_written(tmp_path):
     # The same record under the table expanded per version is counted once, not once per copy.
     expanded = deviations.for_peers(devs, {"libzmq": "libzmq", "libzmq-4.3.5": "libzmq"})
     assert deviations.usage(expanded, [passed])["a"].cells == {"passed": 1}
+
+
+def test_sharding_by_pairing_partitions_the_matrix_and_keeps_each_shard_to_few_peers(tmp_path):
+    peers = ["impl", "libzmq", "a", "b", "c", "d"]
+    anchors = {"impl", "libzmq", "raw"}
+    scs = [load_file(write(tmp_path, GOOD)), load_file(write(tmp_path, RAW_SCENARIO, "raw.yaml"))]
+    cells = [c for c in matrix.expand(scs, peers) if {c.server, c.client} & anchors]
+    keys = matrix.pairings(peers, anchors)
+    assert {matrix.pairing(c) for c in cells} <= set(keys)
+    shards = [matrix.shard(cells, f"{i}/4", keys, anchors) for i in (1, 2, 3, 4)]
+    ids = [c.id for s in shards for c in s]
+    assert sorted(ids) == sorted(c.id for c in cells) and len(ids) == len(set(ids))
+    for i, part in enumerate(shards, 1):
+        started = set(matrix.shard_peers(keys, f"{i}/4", anchors))
+        assert {p for c in part for p in matrix.pairing(c)} <= started
+        # Each shard starts the anchors and one or two of the others, not every peer.
+        assert len(started - anchors) <= 2, started
+    # Every other peer is some shard's.
+    assert set().union(*(matrix.shard_peers(keys, f"{i}/4", anchors) for i in (1, 2, 3, 4))) == set(peers)
 
 
 def test_a_stale_entry_gates_unless_it_spoke_only_of_provisional_peers(tmp_path):

@@ -22,10 +22,12 @@ from typing import Any
 
 import yaml
 
+from . import vocabulary
+
 HERE = Path(__file__).resolve().parent
 TABLE = HERE.parent / "deviations.yaml"
 SIDES = ("server", "client")
-SCENARIO_ID = re.compile(r"^[0-9]+/[A-Za-z0-9._/-]+$")
+SCENARIO_ID = re.compile(vocabulary.SCENARIO_ID)
 
 
 class DeviationError(Exception):
@@ -81,19 +83,36 @@ class Deviation:
     clause: str
     upstream: str
     line: int = 0  # in the table, for messages
+    # Where the behaviour shows only under some mechanisms or transports (a CURVE bug): empty, all.
+    mechanisms: tuple[str, ...] = ()
+    transports: tuple[str, ...] = ()
 
     @property
     def reference(self) -> str:
         return f"{self.clause}; {self.upstream}"
 
-    def covers(self, scenario_id: str, server_peer: str, client_peer: str) -> bool:
+    def covers(
+        self, scenario_id: str, server_peer: str, client_peer: str, mechanism: str = "", transport: str = ""
+    ) -> bool:
         """Whether this entry speaks of the cell at all (its failure aside)."""
         if scenario_id not in self.scenarios:
             return False
+        if self.mechanisms and mechanism not in self.mechanisms:
+            return False
+        if self.transports and transport not in self.transports:
+            return False
         return (server_peer if self.side == "server" else client_peer) == self.peer
 
-    def excuses(self, scenario_id: str, server_peer: str, client_peer: str, failure: Failure) -> bool:
-        return self.covers(scenario_id, server_peer, client_peer) and self.fails.matches(failure)
+    def excuses(
+        self,
+        scenario_id: str,
+        server_peer: str,
+        client_peer: str,
+        failure: Failure,
+        mechanism: str = "",
+        transport: str = "",
+    ) -> bool:
+        return self.covers(scenario_id, server_peer, client_peer, mechanism, transport) and self.fails.matches(failure)
 
 
 @dataclass(frozen=True)
@@ -162,6 +181,7 @@ def _scenarios(path: Path, line: int, value: Any, known: set[str] | None) -> tup
 
 
 ENTRY_KEYS = {"id", "peer", "side", "scenarios", "fails", "reason", "clause", "upstream"}
+OPTIONAL_KEYS = {"mechanisms": tuple(vocabulary.MECHANISMS), "transports": tuple(vocabulary.TRANSPORTS)}
 FAILS_KEYS = {"step", "action", "reason", "expected", "seen"}
 WIRE_KEYS = {"id", "check", "peer", "reason", "clause", "upstream", "scenarios", "octets"}
 
@@ -178,7 +198,7 @@ def load(path: Path = TABLE, known_scenarios: set[str] | None = None) -> list[De
         missing = ENTRY_KEYS - set(entry)
         if missing:
             raise DeviationError(f"{path}:{line}: entry {entry.get('id', i + 1)!r} lacks {', '.join(sorted(missing))}")
-        unknown = set(entry) - ENTRY_KEYS
+        unknown = set(entry) - ENTRY_KEYS - set(OPTIONAL_KEYS)
         if unknown:
             raise DeviationError(f"{path}:{line}: unknown key(s) {', '.join(sorted(unknown))}")
         did = str(entry["id"])
@@ -190,11 +210,18 @@ def load(path: Path = TABLE, known_scenarios: set[str] | None = None) -> list[De
         fails = entry["fails"]
         if not isinstance(fails, dict) or set(fails) - FAILS_KEYS:
             raise DeviationError(f"{path}:{line}: fails takes {', '.join(sorted(FAILS_KEYS))}")
-        if not ({"expected", "seen"} & set(fails)) or not ({"step", "action"} & set(fails)):
+        if not ({"expected", "seen", "reason"} & set(fails)) or not ({"step", "action"} & set(fails)):
             raise DeviationError(
                 f"{path}:{line}: {did}: fails must name the step (step or action) and a pattern over "
-                "what was expected or seen, so that no other failure is excused"
+                "what was expected, what was seen or the failure's reason, so that no other failure is excused"
             )
+        limits: dict[str, tuple[str, ...]] = {}
+        for key, allowed in OPTIONAL_KEYS.items():
+            values = tuple(str(v) for v in _list(entry.get(key) or []))
+            bad = [v for v in values if v not in allowed]
+            if bad:
+                raise DeviationError(f"{path}:{line}: {did}: {key} has no {', '.join(bad)} (known: {', '.join(allowed)})")
+            limits[key] = values
         sig = Signature(
             step=None if fails.get("step") is None else str(fails["step"]),
             action=fails.get("action"),
@@ -215,6 +242,8 @@ def load(path: Path = TABLE, known_scenarios: set[str] | None = None) -> list[De
                     str(entry["clause"]),
                     str(entry["upstream"]),
                     line,
+                    limits["mechanisms"],
+                    limits["transports"],
                 )
             )
     return out
@@ -269,10 +298,18 @@ def find_wire(
 
 
 def find(
-    table: list[Deviation], scenario_id: str, server_peer: str, client_peer: str, failure: Failure
+    table: list[Deviation],
+    scenario_id: str,
+    server_peer: str,
+    client_peer: str,
+    failure: Failure,
+    mechanism: str = "",
+    transport: str = "",
 ) -> Deviation | None:
     """The entry that excuses this failure of this cell, if one does."""
-    return next((d for d in table if d.excuses(scenario_id, server_peer, client_peer, failure)), None)
+    return next(
+        (d for d in table if d.excuses(scenario_id, server_peer, client_peer, failure, mechanism, transport)), None
+    )
 
 
 @dataclass
@@ -311,7 +348,8 @@ def usage(
         # the table may be expanded per version (for_peers) or not (merge reads it as written).
         names = [(r["server"]["peer"], r["client"]["peer"])]
         names.append((r["server"].get("family") or names[0][0], r["client"].get("family") or names[0][1]))
-        covering = {dev.id for dev in table if any(dev.covers(r["scenario"], s, c) for s, c in names)}
+        where = (r.get("mechanism") or "", r.get("transport") or "")
+        covering = {dev.id for dev in table if any(dev.covers(r["scenario"], s, c, *where) for s, c in names)}
         firm = not {r["server"]["peer"], r["client"]["peer"]} & set(provisional)
         for entry in covering:
             use = uses[entry]

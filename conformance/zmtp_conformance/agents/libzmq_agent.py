@@ -148,6 +148,9 @@ class LibzmqAgent(SocketTableAgent):
         self._busy.add(socket)
         try:
             return await super().op_send(socket, frames, timeout)
+        except zmq.Again:
+            # As for recv: pyzmq's asyncio socket may give up with EAGAIN; the send did not complete.
+            raise TimeoutError(f"send did not complete within {timeout:g}s") from None
         finally:
             self._busy.discard(socket)
 
@@ -157,6 +160,10 @@ class LibzmqAgent(SocketTableAgent):
         self._busy.add(socket)
         try:
             return await super().op_recv(socket, timeout)
+        except zmq.Again:
+            # pyzmq's asyncio socket can give up with EAGAIN (its own poller woke for a message that
+            # libzmq then dropped, e.g. a CURVE frame it refused): for the caller, nothing arrived.
+            raise TimeoutError(f"nothing arrived within {timeout:g}s") from None
         finally:
             self._busy.discard(socket)
 

@@ -147,8 +147,30 @@ func within(d time.Duration, what string, call func() error) error {
 	}
 }
 
+// noPeerRetry is how often a REQ send that found no connection tries again.
+const noPeerRetry = 5 * time.Millisecond
+
+// sendOnce is one zmq4 Send; a REQ's is retried until a connection is there.
+// zmq4's REQ fails at once when it has no connection (req.go reqWriter.write:
+// "no connections available"), also while Dial is still finishing a handshake in
+// the background (see opConnect); the protocol's send waits for a peer until its
+// timeout instead, as the other socket types' Send does (msgio.go mwriter.write).
+func (s *sock) sendOnce(msg zmq4.Msg, deadline time.Time) error {
+	for {
+		err := s.zs.Send(msg)
+		if err == nil || s.kind != "REQ" || !strings.HasPrefix(err.Error(), "zmq4: no connections available") {
+			return err
+		}
+		if time.Now().Add(noPeerRetry).After(deadline) {
+			return timedOut("no connection to send to in time (%v)", err)
+		}
+		time.Sleep(noPeerRetry)
+	}
+}
+
 func (s *sock) send(frames [][]byte, d time.Duration) error {
-	err := within(d, "send", func() error { return s.zs.Send(zmq4.NewMsgFrom(frames...)) })
+	deadline := time.Now().Add(d)
+	err := within(d, "send", func() error { return s.sendOnce(zmq4.NewMsgFrom(frames...), deadline) })
 	if err == nil && s.kind == "REQ" {
 		select {
 		case s.kick <- struct{}{}:

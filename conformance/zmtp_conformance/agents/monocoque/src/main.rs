@@ -232,7 +232,7 @@ impl Agent {
         }
         self.count += 1;
         let name = format!("s{}", self.count);
-        self.sockets.insert(name.clone(), AgentSocket::new(kind, opts));
+        self.sockets.insert(name.clone(), AgentSocket::new(kind, opts, mechanism));
         ok(json!({"socket": name}))
     }
 

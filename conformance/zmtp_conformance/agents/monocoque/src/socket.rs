@@ -13,7 +13,8 @@
 use crate::conn::{Bench, Conn, Kind, Msg, Reconnect, is_poll_timeout};
 use crate::util::Fault;
 use monocoque::rt::{TcpListener, sleep, spawn_detached, timeout};
-use monocoque::zmq::{PubSocket, SocketEvent, SocketMonitor, XPubSocket};
+use monocoque::zmq::{SocketEvent, SocketMonitor, XPubSocket};
+use monocoque_zmtp::publisher::PubSocket;
 use monocoque::{Bytes, SocketOptions};
 use serde_json::{Value, json};
 use std::cell::{Cell, RefCell};
@@ -44,6 +45,11 @@ struct Link {
 pub struct Shared {
     pub kind: Kind,
     pub opts: SocketOptions,
+    /// NULL, PLAIN or CURVE: named with a failed handshake, so a timeout says which.
+    mechanism: String,
+    /// Why the last handshake of this socket failed (connect or accept), for
+    /// the timeout that follows: "no peer" alone would hide the cause.
+    last_failure: RefCell<Option<String>>,
     inbox_tx: flume::Sender<(u64, Msg)>,
     inbox_rx: flume::Receiver<(u64, Msg)>,
     links: RefCell<Vec<Link>>,
@@ -66,12 +72,14 @@ pub struct AgentSocket {
 }
 
 impl AgentSocket {
-    pub fn new(kind: Kind, opts: SocketOptions) -> Self {
+    pub fn new(kind: Kind, opts: SocketOptions, mechanism: &str) -> Self {
         let (inbox_tx, inbox_rx) = flume::unbounded();
         Self {
             shared: Rc::new(Shared {
                 kind,
                 opts,
+                mechanism: mechanism.to_owned(),
+                last_failure: RefCell::new(None),
                 inbox_tx,
                 inbox_rx,
                 links: RefCell::new(Vec::new()),
@@ -92,21 +100,33 @@ impl AgentSocket {
         let sh = &self.shared;
         match (sh.kind, parse_endpoint(endpoint)?) {
             (Kind::Pub, Endpoint::Tcp(addr)) => {
-                let mut p = PubSocket::bind_with_options(addr.as_str(), sh.opts.clone()).await?;
-                let local = p.local_addr()?;
-                sh.monitors.borrow_mut().push(p.monitor());
+                // The protocol crate's PubSocket with a listener the agent owns (the
+                // facade keeps its listener private), so run_pub can see a connection
+                // waiting before it calls accept_subscriber.
+                let std_listener = std::net::TcpListener::bind(addr.as_str())?;
+                std_listener.set_nonblocking(true)?;
+                let local = std_listener.local_addr()?;
+                // Adopting the listener keeps its fd, which lives as long as `listener`.
+                let fd = std::os::fd::AsRawFd::as_raw_fd(&std_listener);
+                let listener = TcpListener::from_std(std_listener)?;
+                let workers = PubSocket::default_worker_count();
+                let p = PubSocket::with_workers_opts(workers, sh.opts.clone())?;
                 let (tx, rx) = flume::unbounded();
                 *sh.owner.borrow_mut() = Some(tx);
-                spawn_detached(run_pub(sh.clone(), p, rx));
-                Ok(format!("tcp://{local}"))
+                let ep = format!("tcp://{local}");
+                sh.event("listening", &ep, None);
+                spawn_detached(run_pub(sh.clone(), p, listener, fd, rx, ep.clone()));
+                Ok(ep)
             }
             (Kind::XPub, Endpoint::Tcp(addr)) => {
                 let x = XPubSocket::bind_with_options(&addr, sh.opts.clone()).await?;
                 let local = x.local_addr()?;
                 let (tx, rx) = flume::unbounded();
                 *sh.owner.borrow_mut() = Some(tx);
-                spawn_detached(run_xpub(sh.clone(), x, rx));
-                Ok(format!("tcp://{local}"))
+                let ep = format!("tcp://{local}");
+                sh.event("listening", &ep, None);
+                spawn_detached(run_xpub(sh.clone(), x, rx, ep.clone()));
+                Ok(ep)
             }
             (Kind::Pub | Kind::XPub, Endpoint::Ipc(_)) => Err(Fault::Unsupported(format!(
                 "{:?} over ipc: Monocoque's PubSocket::accept_subscriber takes a TcpListener and \
@@ -116,13 +136,17 @@ impl AgentSocket {
             (_, Endpoint::Tcp(addr)) => {
                 let listener = TcpListener::bind(addr.as_str()).await?;
                 let local = listener.local_addr()?;
-                spawn_detached(accept_tcp(sh.clone(), listener));
-                Ok(format!("tcp://{local}"))
+                let ep = format!("tcp://{local}");
+                sh.event("listening", &ep, None);
+                spawn_detached(accept_tcp(sh.clone(), listener, ep.clone()));
+                Ok(ep)
             }
             (_, Endpoint::Ipc(path)) => {
                 let listener = monocoque::zmq::ipc::bind(&path).await?;
-                spawn_detached(accept_ipc(sh.clone(), listener));
-                Ok(format!("ipc://{path}"))
+                let ep = format!("ipc://{path}");
+                sh.event("listening", &ep, None);
+                spawn_detached(accept_ipc(sh.clone(), listener, ep.clone()));
+                Ok(ep)
             }
         }
     }
@@ -137,6 +161,7 @@ impl AgentSocket {
             )));
         }
         let ep = parse_endpoint(endpoint)?;
+        let name = endpoint.to_owned();
         // Connecting is asynchronous, as in libzmq: the request returns and the
         // connection comes up behind it; a refused connect is tried again.
         spawn_detached(async move {
@@ -145,7 +170,8 @@ impl AgentSocket {
                 let result = match &ep {
                     Endpoint::Tcp(addr) => match Conn::connect_tcp(sh.kind, addr, sh.opts.clone()).await {
                         Ok(c) => {
-                            add_link(&sh, c, true);
+                            sh.handshake_done("connected", &name);
+                            add_link(&sh, c, true, name.clone(), true);
                             return;
                         }
                         Err(e) => e,
@@ -153,7 +179,8 @@ impl AgentSocket {
                     Endpoint::Ipc(path) => match monocoque::zmq::ipc::connect(path).await {
                         Ok(stream) => match Conn::over_ipc(sh.kind, stream, sh.opts.clone()).await {
                             Ok(c) => {
-                                add_link(&sh, c, false);
+                                sh.handshake_done("connected", &name);
+                                add_link(&sh, c, false, name.clone(), true);
                                 return;
                             }
                             Err(e) => e,
@@ -162,9 +189,10 @@ impl AgentSocket {
                     },
                 };
                 eprintln!("monocoque agent: connect {ep:?}: {result}");
-                if result.to_string().starts_with("Handshake failed") {
+                if sh.note_failure(&name, &result) {
                     return; // the peer refused us; do not hammer it
                 }
+                sh.event("connect_retried", &name, Some(result.to_string()));
                 sleep(sh.opts.next_reconnect_ivl(attempt)).await;
                 attempt = attempt.saturating_add(1);
             }
@@ -230,7 +258,7 @@ impl AgentSocket {
                 return ask(&link, |tx| Cmd::Send(msg, tx), deadline).await?;
             }
             if Instant::now() >= deadline {
-                return Err(Fault::Timeout("no peer to send to within the timeout".into()));
+                return Err(Fault::Timeout(format!("no peer to send to within the timeout{}", sh.why_none())));
             }
             sleep(POLL).await;
         }
@@ -247,7 +275,7 @@ impl AgentSocket {
                 Ok(msg)
             }
             Ok(Err(_)) => Err(Fault::Failed("socket closed".into())),
-            Err(_) => Err(Fault::Timeout("nothing arrived in time".into())),
+            Err(_) => Err(Fault::Timeout(format!("nothing arrived in time{}", sh.why_none()))),
         }
     }
 
@@ -301,11 +329,20 @@ impl AgentSocket {
                 return Ok(Value::Array(events.drain(..n).collect()));
             }
             if Instant::now() >= deadline {
-                let seen: Vec<String> = events.iter().map(|e| e["event"].to_string()).collect();
+                // A failed handshake with its socket's mechanism and the library's words,
+                // so a report tells a CURVE refusal from any other.
+                let seen: Vec<String> = events
+                    .iter()
+                    .map(|e| {
+                        let name = e["event"].as_str().unwrap_or("?");
+                        match e["reason"].as_str() {
+                            Some(r) if name == "handshake_failed" => format!("{name} ({}: {r})", sh.mechanism),
+                            _ => name.to_owned(),
+                        }
+                    })
+                    .collect();
                 return Err(Fault::Timeout(format!(
-                    "no {} event within the timeout (saw {}); Monocoque's monitor() channel only gets \
-                     events emitted after it is attached, and 0.4.2 emits them only inside the connect \
-                     constructors, before any monitor can exist (monocoque-rs src/zmq/dealer.rs `connect`, `emit_event`)",
+                    "no {} event within the timeout (saw {})",
                     until.unwrap_or("?"),
                     if seen.is_empty() { "nothing".into() } else { seen.join(", ") }
                 )));
@@ -328,6 +365,59 @@ impl AgentSocket {
 
     fn link_senders(&self) -> Vec<flume::Sender<Cmd>> {
         self.shared.links.borrow().iter().map(|l| l.cmd.clone()).collect()
+    }
+}
+
+// Monocoque's monitor has no handshake events (monocoque-rs-core 0.4.2
+// src/monitor.rs SocketEvent: Connected, Disconnected, Bound, BindFailed,
+// ConnectFailed, Listening, Accepted), and its sockets emit Connected only
+// inside the connect constructors, before monitor() can be attached
+// (monocoque-rs src/zmq/dealer.rs `connect_with_options`, `emit_event`). The
+// handshake runs inside each socket's constructor, so the constructor's answer
+// is the report, as the zmq.rs agent does for its connect.
+impl Shared {
+    pub fn event(&self, name: &str, endpoint: &str, reason: Option<String>) {
+        let mut ev = json!({"event": name, "endpoint": endpoint});
+        if let Some(r) = reason {
+            ev["reason"] = json!(r);
+        }
+        self.events.borrow_mut().push_back(ev);
+    }
+
+    /// `first`: the event that comes before it ("connected"), if any.
+    fn handshake_done(&self, first: &str, endpoint: &str) {
+        if !first.is_empty() {
+            self.event(first, endpoint, None);
+        }
+        self.event("handshake_succeeded", endpoint, None);
+    }
+
+    /// Records a failed handshake (true), or nothing for a failed connect
+    /// (false: that one is retried and says nothing of the peer).
+    fn note_failure(&self, endpoint: &str, e: &std::io::Error) -> bool {
+        let text = e.to_string();
+        if !text.starts_with("Handshake failed") {
+            return false;
+        }
+        let mut ev = json!({"event": "handshake_failed", "endpoint": endpoint, "reason": text});
+        // The library's handshake errors are ZmtpError (src/codec.rs): AuthenticationFailed
+        // is the only one that names a cause; a handshake timeout and a peer that
+        // closes both come out as "Protocol violation" (src/handshake.rs
+        // perform_handshake_with_options), so no `failure` is claimed for those.
+        if text.ends_with("Authentication failed") {
+            ev["failure"] = json!("auth");
+        }
+        self.events.borrow_mut().push_back(ev);
+        *self.last_failure.borrow_mut() = Some(text);
+        true
+    }
+
+    fn why_none(&self) -> String {
+        match self.last_failure.borrow().as_deref() {
+            Some(f) if f.starts_with("Handshake failed") => format!("; the last {} handshake failed: {f}", self.mechanism),
+            Some(f) => format!("; {f}"),
+            None => String::new(),
+        }
     }
 }
 
@@ -388,7 +478,7 @@ fn event_json(ev: &SocketEvent) -> Value {
 
 /// `reconnects`: made by the library's `connect_with_options`, so it keeps
 /// its endpoint and `try_reconnect` can work.
-fn add_link<S>(sh: &Rc<Shared>, mut conn: Conn<S>, reconnects: bool)
+fn add_link<S>(sh: &Rc<Shared>, mut conn: Conn<S>, reconnects: bool, endpoint: String, connected: bool)
 where
     S: compio_io::AsyncRead + compio_io::AsyncWrite + Unpin + 'static,
     Conn<S>: Reconnect,
@@ -403,10 +493,10 @@ where
     sh.next_link.set(id + 1);
     let (tx, rx) = flume::unbounded();
     sh.links.borrow_mut().push(Link { id, cmd: tx });
-    spawn_detached(run_link(sh.clone(), id, conn, rx, reconnects));
+    spawn_detached(run_link(sh.clone(), id, conn, rx, reconnects, endpoint, connected));
 }
 
-async fn accept_tcp(sh: Rc<Shared>, listener: TcpListener) {
+async fn accept_tcp(sh: Rc<Shared>, listener: TcpListener, bound: String) {
     while !sh.closed.get() {
         if sh.pair_taken.get() {
             // Keep the port (PairSocket::bind hands the listener back) but take nobody else.
@@ -416,10 +506,18 @@ async fn accept_tcp(sh: Rc<Shared>, listener: TcpListener) {
         match timeout(ACCEPT_POLL, listener.accept()).await {
             Ok(Ok((stream, _))) => {
                 let sh = sh.clone();
+                let bound = bound.clone();
+                sh.event("accepted", &bound, None);
                 spawn_detached(async move {
                     match Conn::over_tcp(sh.kind, stream, sh.opts.clone()).await {
-                        Ok(c) => accepted(&sh, c),
-                        Err(e) => eprintln!("monocoque agent: accepted connection failed: {e}"),
+                        Ok(c) => {
+                            sh.handshake_done("", &bound);
+                            accepted(&sh, c, bound);
+                        }
+                        Err(e) => {
+                            eprintln!("monocoque agent: accepted connection failed: {e}");
+                            sh.note_failure(&bound, &e);
+                        }
                     }
                 });
             }
@@ -432,7 +530,7 @@ async fn accept_tcp(sh: Rc<Shared>, listener: TcpListener) {
     }
 }
 
-async fn accept_ipc(sh: Rc<Shared>, listener: monocoque::zmq::ipc::IpcListener) {
+async fn accept_ipc(sh: Rc<Shared>, listener: monocoque::zmq::ipc::IpcListener, bound: String) {
     while !sh.closed.get() {
         if sh.pair_taken.get() {
             sleep(ACCEPT_POLL).await;
@@ -441,10 +539,18 @@ async fn accept_ipc(sh: Rc<Shared>, listener: monocoque::zmq::ipc::IpcListener) 
         match timeout(ACCEPT_POLL, monocoque::zmq::ipc::accept(&listener)).await {
             Ok(Ok(stream)) => {
                 let sh = sh.clone();
+                let bound = bound.clone();
+                sh.event("accepted", &bound, None);
                 spawn_detached(async move {
                     match Conn::over_ipc(sh.kind, stream, sh.opts.clone()).await {
-                        Ok(c) => accepted(&sh, c),
-                        Err(e) => eprintln!("monocoque agent: accepted connection failed: {e}"),
+                        Ok(c) => {
+                            sh.handshake_done("", &bound);
+                            accepted(&sh, c, bound);
+                        }
+                        Err(e) => {
+                            eprintln!("monocoque agent: accepted connection failed: {e}");
+                            sh.note_failure(&bound, &e);
+                        }
                     }
                 });
             }
@@ -457,7 +563,7 @@ async fn accept_ipc(sh: Rc<Shared>, listener: monocoque::zmq::ipc::IpcListener) 
     }
 }
 
-fn accepted<S>(sh: &Rc<Shared>, conn: Conn<S>)
+fn accepted<S>(sh: &Rc<Shared>, conn: Conn<S>, endpoint: String)
 where
     S: compio_io::AsyncRead + compio_io::AsyncWrite + Unpin + 'static,
     Conn<S>: Reconnect,
@@ -468,11 +574,19 @@ where
         }
         sh.pair_taken.set(true);
     }
-    add_link(sh, conn, false);
+    add_link(sh, conn, false, endpoint, false);
 }
 
 /// The task that owns one connection: it serves requests and reads in between.
-async fn run_link<S>(sh: Rc<Shared>, id: u64, mut conn: Conn<S>, cmds: flume::Receiver<Cmd>, reconnects: bool)
+async fn run_link<S>(
+    sh: Rc<Shared>,
+    id: u64,
+    mut conn: Conn<S>,
+    cmds: flume::Receiver<Cmd>,
+    reconnects: bool,
+    endpoint: String,
+    connected: bool,
+)
 where
     S: compio_io::AsyncRead + compio_io::AsyncWrite + Unpin + 'static,
     Conn<S>: Reconnect,
@@ -534,6 +648,15 @@ where
         };
         if let Some(why) = lost {
             eprintln!("monocoque agent: connection {id} lost: {why}");
+            sh.event("disconnected", &endpoint, Some(why.clone()));
+            if connected && !reconnects {
+                // Said with the "no peer" timeout that follows: the cause is not the peer.
+                *sh.last_failure.borrow_mut() = Some(format!(
+                    "{endpoint} was lost ({why}) and is not reconnected: Monocoque stores no endpoint \
+                     for an ipc connection (monocoque-rs-zmtp 0.4.2 src/base.rs SocketBase::try_reconnect \
+                     exists for TcpStream only)"
+                ));
+            }
             turn = false;
             // The library's reconnect, with its backoff, where it has one.
             loop {
@@ -543,6 +666,7 @@ where
                 match conn.reconnect().await {
                     None => break 'serve,
                     Some(Ok(())) => {
+                        sh.handshake_done("connected", &endpoint);
                         conn.set_recv_timeout(Some(POLL));
                         let topics = sh.subs.borrow().clone();
                         for t in topics {
@@ -552,6 +676,9 @@ where
                     }
                     Some(Err(e)) => {
                         eprintln!("monocoque agent: reconnect: {e}");
+                        if !sh.note_failure(&endpoint, &e) {
+                            sh.event("connect_retried", &endpoint, Some(e.to_string()));
+                        }
                         sleep(sh.opts.reconnect_ivl.max(POLL)).await;
                     }
                 }
@@ -565,7 +692,20 @@ where
 }
 
 /// PUB: Monocoque's PubSocket accepts subscribers itself and fans out on worker threads.
-async fn run_pub(sh: Rc<Shared>, mut p: PubSocket, cmds: flume::Receiver<Cmd>) {
+///
+/// accept_subscriber runs accept and the whole handshake in one future
+/// (monocoque-rs-zmtp 0.4.2 src/publisher.rs PubSocket::accept_subscriber), so
+/// cutting it short to serve a send would drop a subscriber mid-handshake.
+/// It is called only once poll(2) says a connection is waiting, and then runs
+/// to its end (bounded by the handshake timeout).
+async fn run_pub(
+    sh: Rc<Shared>,
+    mut p: PubSocket,
+    listener: TcpListener,
+    fd: std::os::fd::RawFd,
+    cmds: flume::Receiver<Cmd>,
+    bound: String,
+) {
     while !sh.closed.get() {
         while let Ok(cmd) = cmds.try_recv() {
             match cmd {
@@ -591,17 +731,27 @@ async fn run_pub(sh: Rc<Shared>, mut p: PubSocket, cmds: flume::Receiver<Cmd>) {
                 Cmd::Close => return,
             }
         }
-        match timeout(POLL, p.accept_subscriber()).await {
-            Ok(Ok(id)) => eprintln!("monocoque agent: PUB subscriber {id} joined"),
-            Ok(Err(e)) => eprintln!("monocoque agent: PUB accept: {e}"),
-            Err(_) => {}
+        if !connection_waiting(fd) {
+            sleep(POLL).await;
+            continue;
+        }
+        match p.accept_subscriber(&listener).await {
+            Ok(id) => {
+                eprintln!("monocoque agent: PUB subscriber {id} joined");
+                sh.event("accepted", &bound, None);
+                sh.handshake_done("", &bound);
+            }
+            Err(e) => {
+                eprintln!("monocoque agent: PUB accept: {e}");
+                sh.note_failure(&bound, &e);
+            }
         }
     }
 }
 
 /// XPUB: XPubSocket owns its listener; accepting, reading subscriptions and
 /// sending all take `&mut self`, so they take turns.
-async fn run_xpub(sh: Rc<Shared>, mut x: XPubSocket, cmds: flume::Receiver<Cmd>) {
+async fn run_xpub(sh: Rc<Shared>, mut x: XPubSocket, cmds: flume::Receiver<Cmd>, bound: String) {
     while !sh.closed.get() {
         while let Ok(cmd) = cmds.try_recv() {
             match cmd {
@@ -616,8 +766,12 @@ async fn run_xpub(sh: Rc<Shared>, mut x: XPubSocket, cmds: flume::Receiver<Cmd>)
             }
         }
         match timeout(POLL, x.accept()).await {
-            Ok(Err(e)) => eprintln!("monocoque agent: XPUB accept: {e}"),
-            Ok(Ok(())) | Err(_) => {}
+            Ok(Err(e)) => {
+                eprintln!("monocoque agent: XPUB accept: {e}");
+                sh.note_failure(&bound, &e);
+            }
+            Ok(Ok(())) => sh.handshake_done("accepted", &bound),
+            Err(_) => {}
         }
         match timeout(POLL, x.recv_subscription()).await {
             Ok(Ok(Some(ev))) => {
@@ -634,4 +788,12 @@ async fn run_xpub(sh: Rc<Shared>, mut x: XPubSocket, cmds: flume::Receiver<Cmd>)
             Ok(Ok(None)) | Err(_) => {}
         }
     }
+}
+
+/// Whether a connection waits in the listener's backlog, without taking it.
+fn connection_waiting(fd: std::os::fd::RawFd) -> bool {
+    let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd, a zero timeout; fd stays open while the listener lives.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    n > 0 && p.revents & libc::POLLIN != 0
 }

@@ -18,6 +18,8 @@ import com.google.gson.JsonNull;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
 import java.io.BufferedReader;
+import java.io.FileDescriptor;
+import java.io.FileOutputStream;
 import java.io.InputStream;
 import java.io.InputStreamReader;
 import java.io.PrintStream;
@@ -366,6 +368,12 @@ public final class JeromqAgent6 {
         versions.addProperty("gson", mavenVersion(com.google.gson.Gson.class, "com.google.code.gson", "gson"));
         versions.addProperty("java", System.getProperty("java.version"));
         out.add("versions", versions);
+        // JeroMQ 0.6.0 greets with revision 3, minor 0 (zmq.io.StreamEngine.handshake): a ZMTP 3.0
+        // peer, so the scenarios that need 3.1 of both peers (SUBSCRIBE/CANCEL and PING commands)
+        // do not apply to it.
+        com.google.gson.JsonArray zmtp = new com.google.gson.JsonArray();
+        zmtp.add("3.0");
+        out.add("zmtp", zmtp);
         return out;
     }
 
@@ -828,7 +836,11 @@ public final class JeromqAgent6 {
     static final String EOF = new String("EOF");  // a unique sentinel, compared by identity
 
     public static void main(String[] args) throws Exception {
-        PrintStream out = new PrintStream(System.out, false, "UTF-8");
+        // stdout carries the protocol alone, but JeroMQ prints there too (zmq.io.mechanism.plain.
+        // PlainClientMechanism.processHandshakeCommand: "PLAIN Client I: invalid handshake command"),
+        // so the replies keep the real stdout and anything else printed goes to stderr.
+        PrintStream out = new PrintStream(new FileOutputStream(FileDescriptor.out), false, "UTF-8");
+        System.setOut(System.err);
         // stdin is read on a thread of its own so that this one, which owns the
         // sockets, can poke them while no request is pending.
         BlockingQueue<String> lines = new LinkedBlockingQueue<>();
