@@ -41,7 +41,43 @@ def test_every_shard_is_run_and_merged():
     n = len(shards)
     assert shards == list(range(1, n + 1)) and str(n) == str(wf["env"]["SHARDS"])
     run = " ".join(step.get("run", "") for step in wf["jobs"]["matrix"]["steps"])
-    assert f"--shard ${{{{ matrix.shard }}}}/{n}" in run
+    assert f"--shard ${{{{ matrix.shard }}}}/{n} --shard-by pairing" in run
+    # The images a shard loads are the ones its pairings start, for the same --pair-with.
+    assert f'images needed --pair-with "$PAIR_WITH" --shard ${{{{ matrix.shard }}}}/{n}' in run
+    assert run.count('--pair-with "$PAIR_WITH"') == 2
     merge = " ".join(step.get("run", "") for step in wf["jobs"]["merge"]["steps"])
     assert all(f"reports/shard-{i}" in merge for i in shards)
+    assert f"reports/shard-{n + 1}" not in merge
     assert wf["jobs"]["merge"]["if"] == "always()"  # a failing shard is still merged and reported
+
+
+def test_every_image_is_built_once_and_shared_with_the_shards():
+    wf = yaml.safe_load(WORKFLOW.read_text())
+    jobs = wf["jobs"]
+    # The docker backend runs on the runners' own engine: no job container in between.
+    assert "container" not in jobs["images"] and "container" not in jobs["matrix"]
+    assert jobs["images"]["strategy"]["matrix"]["peer"] == "${{ fromJSON(needs.plan.outputs.peers) }}"
+    build = " ".join(step.get("run", "") for step in jobs["images"]["steps"])
+    assert "images build ${{ matrix.peer }}" in build and "images save ${{ matrix.peer }}" in build
+    upload = next(s for s in jobs["images"]["steps"] if s.get("uses", "").startswith("actions/upload-artifact"))
+    download = next(s for s in jobs["matrix"]["steps"] if s.get("uses", "").startswith("actions/download-artifact"))
+    assert upload["with"]["name"] == "image-${{ matrix.peer }}" and download["with"]["pattern"] == "image-*"
+    assert "--no-build" in " ".join(step.get("run", "") for step in jobs["matrix"]["steps"])
+    assert set(jobs["matrix"]["needs"]) >= {"images", "tests"}
+
+
+def test_the_plan_lists_every_version_of_the_version_matrix():
+    from zmtp_conformance.cli import main
+
+    wf = yaml.safe_load(WORKFLOW.read_text())
+    plan = " ".join(step.get("run", "") for step in wf["jobs"]["plan"]["steps"])
+    assert "zmtp-conformance images needed --json" in plan
+    versions = yaml.safe_load((ROOT / "docker" / "versions.yaml").read_text())["peers"]
+    import contextlib
+    import io
+    import json
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["images", "needed", "--json"]) == 0
+    assert json.loads(out.getvalue()) == sorted(versions)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
+import json
 import os
 import sys
 from pathlib import Path
@@ -17,6 +19,8 @@ from pathlib import Path
 from . import peers
 from .scenario import SCENARIO_DIR, ScenarioError, load_all, load_file
 from .vocabulary import Outcome
+
+MATRIX_INI = Path(__file__).resolve().parent / "matrix.ini"
 
 
 def backend_registry(args: argparse.Namespace) -> tuple[str, dict[str, peers.PeerSpec]] | None:
@@ -85,13 +89,24 @@ def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
     import pytest
 
     report = Path(args.report_dir)
+    scenarios = Path(args.dir).resolve()
     argv = [
         str(args.dir),
+        # The matrix's own configuration, not the unit tests' (see matrix.ini); the root stays the folder
+        # above the scenarios (the checkout), so test ids and Allure's history ids stay what they were.
+        "-c",
+        str(MATRIX_INI),
+        "--rootdir",
+        str(scenarios.parent),
         "--report-dir",
         str(report),
         "-q",
         "-p",
         "no:cacheprovider",
+        # The matrix has no async tests; pytest-asyncio, where installed (the dev extra), would warn that
+        # matrix.ini leaves its options unset.
+        "-p",
+        "no:asyncio",
         "-o",
         "testpaths=",
         "--junitxml",
@@ -104,17 +119,17 @@ def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
     for sc in args.scenario:
         argv += ["--scenario", sc]
     if args.shard:
-        argv += ["--shard", args.shard]
+        argv += ["--shard", args.shard, "--shard-by", args.shard_by]
     if args.workers:
         argv += ["-n", args.workers]
     if args.progress or (args.progress is None and sys.stderr.isatty()):
         argv += ["--progress"]
     if not args.no_allure:
-        try:
-            import allure_pytest  # noqa: F401
-
+        # Looked up, not imported: a plugin imported before pytest starts cannot have its asserts rewritten,
+        # and pytest warns about it.
+        if importlib.util.find_spec("allure_pytest") is not None:
             argv += ["--alluredir", str(report / "allure-results")]
-        except ImportError:
+        else:
             print("allure-pytest is not installed: no allure results (pip install allure-pytest)", file=sys.stderr)
     for pa in args.peer_args:
         argv += ["--peer-args", pa]
@@ -142,7 +157,21 @@ def cmd_images(args: argparse.Namespace) -> int:
         elif args.action == "clean":
             for gone in cleanup.sweep(everything=True):
                 print(f"removed {gone}")
-    except (engine.EngineError, images.ImageError) as exc:
+        elif args.action == "needed":
+            # One name per line, for a CI job to load only the images its shard starts.
+            from . import matrix as cells_matrix
+            from .cells import RAW
+
+            names = args.peers or list(images.load(matrix).images)
+            pair_with = {p.strip() for p in args.pair_with.split(",")} | {RAW} if args.pair_with else None
+            keys = cells_matrix.pairings(names, pair_with)
+            needed = cells_matrix.shard_peers(keys, args.shard, pair_with) if args.shard else sorted(names)
+            print(json.dumps(needed) if args.json else "\n".join(needed))
+        elif args.action == "save":
+            images.save(args.peers or list(images.load(matrix).images), args.dir, matrix)
+        elif args.action == "load":
+            images.load_saved(args.peers or list(images.load(matrix).images), args.dir, matrix)
+    except (engine.EngineError, images.ImageError, ValueError) as exc:
         print(f"zmtp-conformance images: {exc}", file=sys.stderr)
         return 2
     return 0
@@ -308,6 +337,14 @@ def cmd_findings(args: argparse.Namespace) -> int:
     from .report import findings, jsonfile
 
     path = args.source if args.source.suffix == ".json" else args.source / "matrix.json"
+    from .fuzz import findings as fuzz_findings
+
+    fuzzed = fuzz_findings.load(args.fuzz or path.parent / "fuzz")
+    if args.implementation:
+        fuzzed = {k: v for k, v in fuzzed.items() if k in args.implementation}
+    if fuzzed and not path.exists():  # a fuzz run without a matrix run
+        print(findings.fuzz_text(fuzzed))
+        return 0
     meta, records = jsonfile.read(path)
     found = findings.collect(records, meta)
     if args.implementation:
@@ -320,11 +357,59 @@ def cmd_findings(args: argparse.Namespace) -> int:
 
         print(json.dumps({k: [f.to_dict() for f in v] for k, v in found.items()}, indent=1))
     else:
+        from .report import claims
+
         print(findings.text(found))
+        verdicts = [
+            v
+            for v in claims.judge(claims.load(), records, load_all())
+            if (v.counts or v.lacks) and (not args.implementation or v.claim.implementation in args.implementation)
+        ]
+        if verdicts:
+            print("\nwhat each README claims, held against this run:")
+            print(claims.text(verdicts))
+    if fuzzed and not args.json and not args.propose:
+        print("\nthe peer fuzzer's findings (zmtp-conformance fuzz):")
+        print(findings.fuzz_text(fuzzed))
     html_path = path.parent / "findings.html"
-    findings.write_html(html_path, found, meta)
+    findings.write_html(html_path, found, meta, records)
     if not args.json:
         print(f"\n{html_path}")
+    return 0
+
+
+def cmd_coverage(args: argparse.Namespace) -> int:
+    """Requirement coverage per RFC; writes coverage.json and coverage.html; --check gates uncovered MUST/SHALL."""
+    import json
+
+    from . import coverage, requirements
+    from .report import coveragepage, jsonfile
+
+    try:
+        inventory = requirements.load()
+        overrides = requirements.Overrides.load()
+        scenarios = load_all(Path(args.dir))
+    except (requirements.InventoryError, ScenarioError) as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    report_dir = Path(args.report_dir)
+    matrix = report_dir / "matrix.json"
+    records = jsonfile.read(matrix)[1] if matrix.exists() else None
+    cov = coverage.collect(inventory, scenarios, overrides.known_gaps, records)
+    doc = cov.to_dict()
+    report_dir.mkdir(parents=True, exist_ok=True)
+    (report_dir / "coverage.json").write_text(json.dumps(doc, indent=1) + "\n")
+    coveragepage.write(report_dir / "coverage.html", doc)
+    if args.json:
+        print(json.dumps(doc, indent=1))
+    else:
+        print(coverage.text(cov))
+        print(f"\n{report_dir / 'coverage.html'}")
+    if args.check and doc["problems"]:
+        print(f"\ncoverage gate: {len(doc['problems'])} problems", file=sys.stderr)
+        for problem in doc["problems"]:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -371,6 +456,7 @@ def parse_budget(text: str) -> tuple[int | None, float | None]:
 
 def cmd_fuzz(args: argparse.Namespace) -> int:
     """Hostile inputs against peers: exit 1 when a campaign has a finding (unless --exit-zero)."""
+    from . import protocol
     from .fuzz import campaign
 
     chosen = backend_registry(args)
@@ -384,7 +470,10 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     names = args.peer.split(",")
     unknown = [n for n in names if n not in registry]
     if unknown:
-        print(f"zmtp-conformance fuzz: unknown peer(s) {', '.join(unknown)}; known: {', '.join(registry)}", file=sys.stderr)
+        print(
+            f"zmtp-conformance fuzz: unknown peer(s) {', '.join(unknown)}; known: {', '.join(registry)}",
+            file=sys.stderr,
+        )
         return 2
 
     async def main() -> int:
@@ -417,8 +506,10 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
                     print(f"fuzz {name} {mechanism} as {args.side}, seed {args.seed}")
                     try:
                         summary = await campaign.Campaign(settings, pool).run()
-                    except ValueError as exc:
-                        print(f"  {name} {mechanism}: {exc}", file=sys.stderr)
+                    except (ValueError, protocol.AgentError) as exc:
+                        # The peer lacks the mechanism or socket type, or its agent would not start.
+                        print(f"  {name} {mechanism}: skipped: {exc}", file=sys.stderr)
+                        await pool.discard(name)
                         continue
                     print(summary.line())
                     for key, path in summary.distinct.items():
@@ -444,7 +535,21 @@ def cmd_report(args: argparse.Namespace) -> int:
     except allure.ReportError as exc:
         print(f"zmtp-conformance report: {exc}", file=sys.stderr)
         return 2
-    print(f"Allure report: {index}")
+    print(f"Allure report: {index} ({index.stat().st_size / 1e6:.1f} MB)")
+    if output.resolve().parent != args.report_dir.resolve():
+        # The plugin links passing cells' captures as ../captures/..., from a report inside the report folder.
+        print(f"note: {output} is not directly inside {args.report_dir}: links to captures will not resolve")
+    if args.open:
+        from .report import serve
+
+        try:
+            serve.serve(index, args.report_dir, args.port, open_browser=not args.no_browser)
+        except OSError as exc:
+            print(f"zmtp-conformance report: cannot serve on 127.0.0.1:{args.port}: {exc}", file=sys.stderr)
+            return 2
+        print("stopped")
+    elif not args.single_file:
+        print("browsers open this form only from a web server: `zmtp-conformance report --open` serves it")
     return 0
 
 
@@ -534,6 +639,12 @@ def main(argv: list[str] | None = None) -> int:
         "so N peers cost N pairings each instead of N squared",
     )
     run.add_argument("--shard", help="i/n: run one shard of the matrix")
+    run.add_argument(
+        "--shard-by",
+        choices=("cell", "pairing"),
+        default="cell",
+        help="deal --shard out by cell (default) or by whole pairings, so each shard starts few peers",
+    )
     run.add_argument("-n", "--workers", help="parallel workers (pytest-xdist), e.g. auto")
     run.add_argument("--report-dir", default="reports")
     run.add_argument(
@@ -553,8 +664,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     pe = sub.add_parser("peers", help="list the peers found on this machine, with versions")
     im = sub.add_parser("images", help="the docker backend's images: build them, list them, remove leftover containers")
-    im.add_argument("action", choices=("build", "list", "clean"))
-    im.add_argument("peers", nargs="*", help="build only these (names from docker/versions.yaml)")
+    im.add_argument("action", choices=("build", "list", "clean", "needed", "save", "load"))
+    im.add_argument("peers", nargs="*", help="only these (names from docker/versions.yaml); default all")
+    im.add_argument("--shard", help="needed: the peers shard i/n of a run sharded by pairing starts")
+    im.add_argument("--pair-with", help="needed: as `run --pair-with`")
+    im.add_argument("--json", action="store_true", help="needed: print a JSON list (for a CI job matrix)")
+    im.add_argument("--dir", type=Path, default=Path("images"), help="save/load: folder of <peer>.tar.gz files")
     im.add_argument("--version-matrix", help="default: docker/versions.yaml")
     for p in (run, pe):
         p.add_argument(
@@ -571,7 +686,7 @@ def main(argv: list[str] | None = None) -> int:
     val = sub.add_parser("validate", help="check scenario files against the schema")
     val.add_argument("files", nargs="*")
     rp = sub.add_parser("replay", help="play one side of a capture against a live peer and compare the other")
-    rp.add_argument("file", type=Path)
+    rp.add_argument("file", type=Path, help="a pcap or pcapng capture")
     rp.add_argument("--against", required=True, help="the live peer (a name from peers.yaml)")
     rp.add_argument("--play", choices=("client", "server"), default="client", help="the side the harness plays")
     rp.add_argument("--stream", type=int, default=None, help="which TCP stream (default: the first)")
@@ -624,17 +739,31 @@ def main(argv: list[str] | None = None) -> int:
     fnd.add_argument("--implementation", action="append", help="only this implementation (family); repeatable")
     fnd.add_argument("--json", action="store_true")
     fnd.add_argument("--propose", action="store_true", help="print deviation entries for the open findings, to review")
+    fnd.add_argument("--fuzz", type=Path, default=None, help="the fuzzer's --out folder (default: SOURCE/fuzz)")
+    cov = sub.add_parser("coverage", help="which RFC requirements the scenarios check; coverage.json and coverage.html")
+    cov.add_argument("--report-dir", default="reports", help="where to write them (and read matrix.json, if there)")
+    cov.add_argument("--check", action="store_true", help="exit 1 on an uncovered MUST/SHALL not listed as a known gap")
+    cov.add_argument("--json", action="store_true", help="print coverage.json instead of the summary")
     rpt = sub.add_parser("report", help="render the Allure HTML report of a run (Allure 3 on Node.js)")
     rpt.add_argument("--report-dir", type=Path, default=Path("reports"), help="the run's report folder")
     rpt.add_argument("--output", type=Path, default=None, help="default: REPORT_DIR/allure-report")
     rpt.add_argument("--single-file", action="store_true", help="one self-contained index.html, for CI artifacts")
+    rpt.add_argument(
+        "--open",
+        action="store_true",
+        help="then serve the report folder on http://127.0.0.1 and open the report in a browser (Ctrl-C stops)",
+    )
+    rpt.add_argument("--port", type=int, default=0, help="--open: the port (default: any free one)")
+    rpt.add_argument("--no-browser", action="store_true", help="--open: print the URL, do not start a browser")
     gold = sub.add_parser("golden", help="record the golden captures in captures/ (root: uses tcpdump)")
     gold_sub = gold.add_subparsers(dest="golden_cmd", required=True)
     rec = gold_sub.add_parser("record", help="record libzmq and czmq exchanges and write captures/manifest.yaml")
     rec.add_argument("--out", type=Path, default=None, help="directory (default: captures/ in the checkout)")
     rec.add_argument("--peers", default="libzmq,czmq")
     rec.add_argument("--only", default="", help="only plans whose name contains this")
-    dis = sub.add_parser("dissect", help="decode the ZMTP in a pcap file, optionally checking it against the RFCs")
+    dis = sub.add_parser(
+        "dissect", help="decode the ZMTP in a pcap or pcapng file, optionally checking it against the RFCs"
+    )
     dis.add_argument("file", type=Path)
     dis.add_argument("--json", action="store_true", help="machine-readable output")
     dis.add_argument(
@@ -676,6 +805,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_bench(args)
     if args.cmd == "report":
         return cmd_report(args)
+    if args.cmd == "coverage":
+        return cmd_coverage(args)
     if args.cmd == "findings":
         return cmd_findings(args)
     if args.cmd == "kill-matrix":

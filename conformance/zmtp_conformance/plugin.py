@@ -3,7 +3,8 @@
 pytest collects scenario YAML files under a `scenarios` folder and makes an
 item for each cell, so -k, -m, xdist (-n) and sharding (--shard i/n) all
 work. Outcomes map onto pytest's: passed; failed; deviates -> xfail (a known
-deviation, listed with its reason); unsupported and missing peers -> skip.
+deviation, listed with its reason; in Allure, status unknown and a category
+of its own: report/allure_results.py); unsupported and missing peers -> skip.
 matrix.json and matrix.html are written at the end of the session.
 """
 
@@ -39,6 +40,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="comma-separated peers: only cells where one side is one of them (or the raw peer)",
     )
     g.addoption("--shard", default=None, help="run only shard i of n (i/n), for splitting across CI machines")
+    g.addoption(
+        "--shard-by",
+        default="cell",
+        choices=("cell", "pairing"),
+        help="how --shard splits the matrix: interleaved cells (default), or whole pairings of peers, "
+        "so each shard starts few peers (zmtp-conformance images needed says which)",
+    )
     g.addoption("--report-dir", default="reports", help="where matrix.json and matrix.html go (default: reports)")
     g.addoption(
         "--peer-args",
@@ -102,8 +110,14 @@ class State:
                 f"{source} has {', '.join(self.registry)}"
             )
         self.peers = names
-        # A peer whose agent cannot be found or built is skipped, with the reason.
-        self.missing = {name: self.registry[name].missing() or self.registry[name].ensure_built() for name in names}
+        pair_with = config.getoption("pair_with")
+        self.pair_with = {p.strip() for p in pair_with.split(",")} | {RAW} if pair_with else set()
+        self.shard_keys = matrix.pairings(names, self.pair_with) if config.getoption("shard_by") == "pairing" else None
+        # A peer whose agent cannot be found or built is skipped, with the reason. A shard dealt
+        # whole pairings starts only its own peers: the others' images need not even be here.
+        shard = config.getoption("shard")
+        self.started = matrix.shard_peers(self.shard_keys, shard, self.pair_with) if self.shard_keys and shard else names
+        self.missing = {n: self.registry[n].missing() or self.registry[n].ensure_built() for n in self.started}
         extra: dict[str, list[str]] = {}
         for item in config.getoption("peer_args"):
             peer, _, arg = item.partition("=")
@@ -116,7 +130,9 @@ class State:
         path = config.getoption("deviations")
         table = Path(path) if path else deviations.TABLE
         try:
-            known = {sc.id for sc in load_all()}
+            # The controller checks that every entry names a real scenario; xdist workers would
+            # each read every scenario file again just to repeat it.
+            known = None if hasattr(config, "workerinput") else {sc.id for sc in load_all()}
             self.table = deviations.load(table, known)
             self.wire_table = deviations.load_wire(table, known)
         except (deviations.DeviationError, ScenarioError) as exc:
@@ -125,8 +141,6 @@ class State:
         self.deviations = deviations.for_peers(self.table, families)
         self.wire_table = deviations.for_peers(self.wire_table, families)
         self.select = config.getoption("scenario") or None
-        pair_with = config.getoption("pair_with")
-        self.pair_with = {p.strip() for p in pair_with.split(",")} | {RAW} if pair_with else set()
         self.sniffer: Any = None
         self.sniffer_error: str | None = None
 
@@ -204,11 +218,11 @@ def _prepare_docker(config: pytest.Config, st: State) -> None:
     if config.getoption("no_build"):
         return
     try:
-        images.build_all(list(st.peers), st.version_matrix, log=lambda m: print(f"zmtp-conformance: {m}"))
+        images.build_all(list(st.started), st.version_matrix, log=lambda m: print(f"zmtp-conformance: {m}"))
     except images.ImageError as exc:
         raise pytest.UsageError(str(exc)) from None
     # Images that did not exist at State() time do now.
-    st.missing = {name: st.registry[name].missing() for name in st.peers}
+    st.missing = {name: st.registry[name].missing() for name in st.started}
 
 
 def _state(config: pytest.Config) -> State:
@@ -235,6 +249,12 @@ def pytest_configure(config: pytest.Config) -> None:
                 print(f"zmtp-conformance: replacing the {len(earlier)} capture files of an earlier run in {captures}")
         captures.mkdir(parents=True, exist_ok=True)
     config.pluginmanager.register(Recorder(config), "zmtp_conformance_recorder")
+    if getattr(config.option, "allure_report_dir", None) and matrix_run:
+        from .report import allure_results
+
+        # Deviations leave as their own status, not allure-pytest's "skipped" for an xfail.
+        hook = allure_results.install(Path(config.option.allure_report_dir))
+        config.add_cleanup(lambda: allure_results.uninstall(hook))
     if not hasattr(config, "workerinput") and matrix_run:
         st = _state(config)
         if st.backend == "docker":
@@ -263,7 +283,7 @@ class ScenarioFile(pytest.File):
         cells = matrix.expand([sc], st.peers)
         if st.pair_with:
             cells = [c for c in cells if {c.server, c.client} & st.pair_with]
-        cells = matrix.shard(cells, self.config.getoption("shard"))
+        cells = matrix.shard(cells, self.config.getoption("shard"), st.shard_keys, st.pair_with)
         for cell in cells:
             yield CellItem.from_parent(self, name=f"{sc.id}[{cell.params}]", cell=cell)
 
@@ -337,6 +357,8 @@ class CellItem(pytest.Item):
             import allure
         except ImportError:
             return
+        from .report import allure_results
+
         sc = self.cell.scenario
         clause = sc.rfc[0]
         allure.dynamic.epic(f"RFC {clause.split('/')[0]}")
@@ -357,14 +379,26 @@ class CellItem(pytest.Item):
         for side, vers in result.versions.items():
             allure.dynamic.parameter(f"{side} versions", ", ".join(f"{k} {v}" for k, v in vers.items()), excluded=True)
         allure.attach(result.transcript, name="transcript", attachment_type=allure.attachment_type.TEXT)
+        if result.outcome == Outcome.DEVIATES and result.deviation is not None:
+            dev = result.deviation
+            peer = self.cell.server if dev.side == "server" else self.cell.client
+            for name, value in allure_results.deviation_labels(peer, dev.id, dev.reason):
+                allure.dynamic.label(name, value)
         wire_result = result.wire
         if wire_result is not None and wire_result.file and os.path.exists(wire_result.file):
-            allure.attach.file(
-                wire_result.file,
-                name=f"capture ({wire_result.method})",
-                attachment_type="application/vnd.tcpdump.pcap",
-                extension="pcap",
-            )
+            if result.outcome in (Outcome.FAILED, Outcome.DEVIATES):
+                allure.attach.file(
+                    wire_result.file,
+                    name=f"capture ({wire_result.method})",
+                    attachment_type="application/vnd.tcpdump.pcap",
+                    extension="pcap",
+                )
+            else:
+                # Linked, not embedded: every cell's pcap inside made the single-file report hundreds of MB.
+                rel = os.path.relpath(wire_result.file, _state(self.config).capture_dir.parent)
+                allure.dynamic.link(
+                    allure_results.capture_link(rel), name=f"capture ({wire_result.method}): {Path(rel).as_posix()}"
+                )
             if wire_result.findings:
                 allure.attach(
                     "\n".join(
@@ -491,7 +525,7 @@ class Recorder:
         from .report import findings
 
         found = findings.collect(records, meta)
-        findings.write_html(out / "findings.html", found, meta)
+        findings.write_html(out / "findings.html", found, meta, records)
         html.write(out / "matrix.html", meta, records)
         self.written = out
 

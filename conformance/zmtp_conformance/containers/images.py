@@ -212,3 +212,48 @@ def build_all(names: list[str] | None = None, path: Path = MATRIX, log=print) ->
         stage_agent(spec, log)
         build(spec, log)
     return matrix
+
+
+def save(names: list[str], folder: Path, path: Path = MATRIX, log=print) -> list[Path]:  # type: ignore[no-untyped-def]
+    """Write each named image (built already) to folder/<peer>.tar.gz, so one CI job builds an
+    image and the shard jobs that start it load it instead of building it again."""
+    matrix = load(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for name in names:
+        spec = _spec_of(matrix, name, path)
+        target = folder / f"{name}.tar.gz"
+        with open(target, "wb") as f:
+            docker = subprocess.Popen(["docker", "save", spec.image], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            gz = subprocess.run(["gzip", "-1"], stdin=docker.stdout, stdout=f)
+            err = docker.communicate()[1]
+        if docker.returncode or gz.returncode:
+            target.unlink(missing_ok=True)
+            raise ImageError(f"docker save {spec.image} failed: {err.decode(errors='replace').strip() or 'gzip failed'}")
+        log(f"saved {spec.image} to {target}")
+        out.append(target)
+    return out
+
+
+def load_saved(names: list[str], folder: Path, path: Path = MATRIX, log=print) -> None:  # type: ignore[no-untyped-def]
+    """docker load folder/<peer>.tar.gz for each named peer (written by `save`)."""
+    matrix = load(path)
+    for name in names:
+        spec = _spec_of(matrix, name, path)
+        source = folder / f"{name}.tar.gz"
+        if not source.exists():
+            raise ImageError(f"no saved image for {name}: {source} does not exist (zmtp-conformance images save {name})")
+        with open(source, "rb") as f:
+            proc = subprocess.run(["docker", "load", "--quiet"], stdin=f, capture_output=True, text=True)
+        if proc.returncode:
+            raise ImageError(f"docker load {source} failed: {proc.stderr.strip()}")
+        if subprocess.run(["docker", "image", "inspect", spec.image], capture_output=True).returncode:
+            raise ImageError(f"{source} did not hold {spec.image} (it loaded: {proc.stdout.strip()})")
+        log(f"loaded {spec.image} from {source}")
+
+
+def _spec_of(matrix: VersionMatrix, name: str, path: Path) -> ImageSpec:
+    try:
+        return matrix.images[name]
+    except KeyError:
+        raise ImageError(f"no image for {name} in {path} (it has {', '.join(matrix.images)})") from None

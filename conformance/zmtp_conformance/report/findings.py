@@ -169,8 +169,8 @@ def propose(findings: dict[str, list[Finding]]) -> str:
             if seen:
                 fails["seen"] = "^" + re.escape(seen)
             if "expected" not in fails and "seen" not in fails:
+                # A failed send or a missing event sees nothing: its reason is the signature.
                 fails["reason"] = "^" + re.escape(_common_prefix([f.reason])[:60])
-                fails["seen"] = ""
             entries.append(
                 {
                     "id": f"{impl}-{f.scenario.replace('/', '-')}-{f.side}",
@@ -207,7 +207,10 @@ def text(findings: dict[str, list[Finding]]) -> str:
     return "\n".join(lines) if lines else "no findings: every cell of every implementation passed or is unsupported"
 
 
-def write_html(path: Path, findings: dict[str, list[Finding]], meta: dict[str, Any]) -> None:
+def write_html(
+    path: Path, findings: dict[str, list[Finding]], meta: dict[str, Any], records: list[dict[str, Any]] | None = None
+) -> None:
+    """The findings page; given the run's records, it also holds each README's claims against them."""
     e = html.escape
     parts = [
         "<!doctype html><meta charset='utf-8'><title>ZMTP conformance findings</title>",
@@ -238,6 +241,10 @@ def write_html(path: Path, findings: dict[str, list[Finding]], meta: dict[str, A
                 f"<td>{open_}</td><td>{len(fs) - open_}</td><td>{sum(len(f.cells) for f in fs)}</td></tr>"
             )
         parts.append("</table>")
+    if records is not None:
+        from . import claims
+
+        parts.append(claims.section(records))
     for impl in order:
         fs = findings[impl]
         open_ = sum(1 for f in fs if f.outcome == Outcome.FAILED)
@@ -261,3 +268,18 @@ def write_html(path: Path, findings: dict[str, list[Finding]], meta: dict[str, A
             )
         parts.append("</table>")
     path.write_text("\n".join(parts))
+
+
+def fuzz_text(found: dict[str, list[dict[str, Any]]]) -> str:
+    """The peer fuzzer's findings (fuzz.findings.load: one record per minimised reproducer), by peer."""
+    lines = []
+    for peer, records in sorted(found.items()):
+        causes = {(r["oracle"], r["detail"][:80]) for r in records}
+        lines.append(f"== {peer}: {len(records)} fuzz finding(s), {len(causes)} distinct failure(s)")
+        for r in sorted(records, key=lambda r: (r["oracle"], r["mechanism"], r["family"])):
+            lines.append(
+                f"  {r['oracle']} after {r['family']} [{r['mechanism']}, peer as {r['side']}]: {r['detail'][:160]}"
+            )
+            lines.append(f"      input: {r['summary'][:160]}")
+            lines.append(f"      reproducer: {r['file']}")
+    return "\n".join(lines) if lines else "no fuzz findings"

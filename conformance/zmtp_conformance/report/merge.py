@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import html, jsonfile
+from . import findings, html, jsonfile
 
 
 class MergeError(Exception):
@@ -64,6 +64,8 @@ def merge(sources: list[Path], out: Path) -> tuple[dict[str, Any], list[dict[str
     records = sorted(cells.values(), key=lambda r: r["id"])
     jsonfile.write(out / "matrix.json", meta, records)
     html.write(out / "matrix.html", meta, records)
+    # matrix.html links the findings page; the merged run's is the one a maintainer reads.
+    findings.write_html(out / "findings.html", findings.collect(records, meta), meta, records)
     for d, _, _ in runs:
         _copy_tree(d / "allure-results", out / "allure-results")
         _copy_tree(d / "captures", out / "captures", skip=("curve-keylog.txt",))
