@@ -228,6 +228,13 @@ def test_a_stale_entry_gates_unless_it_spoke_only_of_provisional_peers(tmp_path)
     # Once the peer is no longer provisional (another one is), its stale entry gates again.
     assert "a" in deviations.stale(devs, only_new, {"jeromq-0.6.0"})
     assert deviations.stale_provisional(devs, only_new, {"jeromq-0.6.0"}) == {}
+    # An older version of the family whose cells were all unsupported adds nothing firmer...
+    older = {**_record("37/x/a", "zmq4-0.1", "raw", "unsupported"), "server": {"peer": "zmq4-0.1", "family": "zmq4"}}
+    assert deviations.stale(devs, [*only_new, older], {"zmq4-0.17.0"}) == {}
+    # ...but a cell that ran without a provisional peer does, and so does a run with none of them.
+    ran = {**older, "outcome": "passed"}
+    assert "a" in deviations.stale(devs, [*only_new, ran], {"zmq4-0.17.0"})
+    assert "a" in deviations.stale(devs, [older], {"zmq4-0.17.0"})
 
 
 def test_a_version_of_a_peer_inherits_its_deviations(tmp_path):

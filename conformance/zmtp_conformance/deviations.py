@@ -320,9 +320,12 @@ class Use:
     line: int
     cells: dict[str, int] = field(default_factory=dict)
     excused: int = 0
-    # Covered cells in which no provisional peer played: a provisional peer's failures are not
-    # yet trusted to repeat, so an entry that spoke only of its cells does not gate when stale.
+    # Covered cells that ran (not unsupported) with no provisional peer, and covered cells with
+    # one: a provisional peer's failures are not yet trusted to repeat, so an entry that spoke of
+    # nothing firmer (an entry for JeroMQ 0.6 also covers JeroMQ 0.3.6's unsupported cells) does
+    # not gate when stale.
     firm: int = 0
+    tentative: int = 0
 
     @property
     def stale(self) -> str | None:
@@ -350,11 +353,13 @@ def usage(
         names.append((r["server"].get("family") or names[0][0], r["client"].get("family") or names[0][1]))
         where = (r.get("mechanism") or "", r.get("transport") or "")
         covering = {dev.id for dev in table if any(dev.covers(r["scenario"], s, c, *where) for s, c in names)}
-        firm = not {r["server"]["peer"], r["client"]["peer"]} & set(provisional)
+        tentative = bool({r["server"]["peer"], r["client"]["peer"]} & set(provisional))
+        firm = not tentative and r["outcome"] != "unsupported"
         for entry in covering:
             use = uses[entry]
             use.cells[r["outcome"]] = use.cells.get(r["outcome"], 0) + 1
             use.firm += firm
+            use.tentative += tentative
         excused = (r.get("deviation") or {}).get("id")
         if excused in uses:
             uses[excused].excused += 1
@@ -368,7 +373,7 @@ def stale(
     ones). With `provisional` (peer names), an entry that covered only cells of those peers is left
     out: see stale_provisional."""
     uses = usage(table, records, provisional)
-    return {entry: use.stale for entry, use in uses.items() if use.stale and (use.firm or not provisional)}
+    return {entry: use.stale for entry, use in uses.items() if use.stale and (use.firm or not use.tentative)}
 
 
 def stale_provisional(
@@ -378,4 +383,4 @@ def stale_provisional(
     if not provisional:
         return {}
     uses = usage(table, records, provisional)
-    return {entry: use.stale for entry, use in uses.items() if use.stale and not use.firm}
+    return {entry: use.stale for entry, use in uses.items() if use.stale and use.tentative and not use.firm}

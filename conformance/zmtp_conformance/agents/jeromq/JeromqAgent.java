@@ -26,6 +26,9 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Properties;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
 import org.zeromq.ZMQ;
 import org.zeromq.ZMQException;
 
@@ -421,12 +424,49 @@ public final class JeromqAgent {
 
     // ---- the loop -----------------------------------------------------------
 
+    /**
+     * Lets idle sockets take in what their I/O thread queued for them. JeroMQ 0.3.6, like the
+     * libzmq 3.2 it ports, attaches a new connection only when the application calls into the
+     * socket (zmq.SocketBase.processCommands): a bound SUB left alone between requests sends its
+     * subscriptions to a PUB that connected meanwhile only at the next call. Reading ZMQ_EVENTS
+     * processes those commands; it runs on this thread, which owns the sockets.
+     */
+    void poke() {
+        for (Entry e : sockets.values()) {
+            try {
+                e.socket.getEvents();
+            } catch (ZMQException | IllegalStateException ignored) {
+                // a socket whose context is ending: its next request reports it
+            }
+        }
+    }
+
+    static final String EOF = new String("EOF");  // a unique sentinel, compared by identity
+
     public static void main(String[] args) throws Exception {
         PrintStream out = new PrintStream(System.out, false, "UTF-8");
-        BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
+        // stdin is read on a thread of its own so that this one, which owns the sockets, can poke
+        // them while no request is pending.
+        BlockingQueue<String> lines = new LinkedBlockingQueue<>();
+        Thread reader = new Thread(() -> {
+            try (BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8))) {
+                String l;
+                while ((l = in.readLine()) != null) lines.add(l);
+            } catch (java.io.IOException e) {
+                System.err.println("stdin: " + e.getMessage());
+            }
+            lines.add(EOF);
+        }, "stdin");
+        reader.setDaemon(true);
+        reader.start();
         JeromqAgent agent = new JeromqAgent();
-        String line;
-        while ((line = in.readLine()) != null) {
+        while (true) {
+            String line = lines.poll(10, TimeUnit.MILLISECONDS);
+            if (line == null) {
+                agent.poke();
+                continue;
+            }
+            if (line == EOF) break;
             if (line.trim().isEmpty()) continue;
             JsonObject resp;
             JsonElement id = JsonNull.INSTANCE;
