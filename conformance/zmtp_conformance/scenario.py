@@ -101,17 +101,17 @@ def schema() -> dict[str, Any]:
     return vocabulary.scenario_schema()
 
 
-def _line_index(node: yaml.Node, path: tuple = ()) -> dict[tuple, int]:
+def line_index(node: yaml.Node, path: tuple = ()) -> dict[tuple, int]:
     """Map each path (keys and indexes) in the document to its 1-based line."""
     out = {path: node.start_mark.line + 1}
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
             out[(*path, key.value)] = key.start_mark.line + 1
-            for sub, line in _line_index(value, (*path, key.value)).items():
+            for sub, line in line_index(value, (*path, key.value)).items():
                 out.setdefault(sub, line)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            out.update(_line_index(item, (*path, i)))
+            out.update(line_index(item, (*path, i)))
     return out
 
 
@@ -162,7 +162,7 @@ def load_file(path: Path, inventory: dict[str, requirements.Requirement] | None 
         raise ScenarioError(path, mark.line + 1 if mark else None, "", f"not valid YAML: {exc}") from None
     if node is None or not isinstance(data, dict):
         raise ScenarioError(path, 1, "", "expected a mapping with id, title, rfc, requirement, roles, steps")
-    lines = _line_index(node)
+    lines = line_index(node)
     validator = jsonschema.Draft202012Validator(schema())
     errors = sorted(validator.iter_errors(data), key=lambda e: (lines.get(tuple(e.absolute_path), 0), e.message))
     if errors:

@@ -75,30 +75,20 @@ class Verdict:
         return "not exercised"
 
 
-class _Loader(yaml.SafeLoader):
-    pass
-
-
-def _with_lines(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[str, Any]:
-    out = loader.construct_mapping(node, deep=True)
-    out["__line__"] = node.start_mark.line + 1
-    return out
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _with_lines)
-
-
 def load(path: Path = CLAIMS) -> list[Claim]:
+    from ..scenario import line_index
+
     try:
-        doc = yaml.load(path.read_text(), Loader=_Loader) or {}
+        text = path.read_text()
+        doc = yaml.safe_load(text) or {}
+        lines = line_index(yaml.compose(text)) if doc else {}
     except (OSError, yaml.YAMLError) as exc:
         raise ClaimsError(f"{path}: {exc}") from None
     out = []
     for family, entry in (doc.get("implementations") or {}).items():
-        if family == "__line__":
-            continue
-        for c in entry.get("claims") or []:
-            where = f"{path}:{c.get('__line__', '?')}"
+        for i, c in enumerate(entry.get("claims") or []):
+            line = lines.get(("implementations", family, "claims", i), 0)
+            where = f"{path}:{line}"
             feature = c.get("feature")
             if feature not in FEATURES:
                 raise ClaimsError(f"{where}: feature {feature!r} is not one of {', '.join(FEATURES)}")
@@ -121,7 +111,7 @@ def load(path: Path = CLAIMS) -> list[Claim]:
             out.append(
                 Claim(
                     family, c["says"], feature, values, str(entry.get("source", "")), str(entry.get("release", "")),
-                    c["__line__"],
+                    line,
                 )
             )  # fmt: skip
     return out
