@@ -201,11 +201,9 @@ def test_the_crash_oracle_catches_a_dying_agent_and_restarts_it(tmp_path: Path) 
     assert restarts == 1
 
 
-def test_a_campaign_writes_minimised_reproducers(tmp_path: Path) -> None:
-    """impl told to leave Socket-Type out of its READY: the sanity exchange (the raw peer checks the
-    socket type) fails even for the clean control exchange; that is reported once, as its finding."""
-    pool = peers.AgentPool(peers.load_registry(), {"impl": ["--bug", "ready_omit_socket_type"]})
-    settings = campaign.Settings(peer="impl", inputs=3, seed=2, out=tmp_path, minimise_runs=0)
+def run_campaign(settings: campaign.Settings, peer_args: dict[str, list[str]] | None = None) -> campaign.Summary:
+    """One quiet campaign against local agents (started with `peer_args`), agents closed after."""
+    pool = peers.AgentPool(peers.load_registry(), peer_args or {})
 
     async def go() -> campaign.Summary:
         try:
@@ -213,7 +211,14 @@ def test_a_campaign_writes_minimised_reproducers(tmp_path: Path) -> None:
         finally:
             await pool.close()
 
-    summary = asyncio.run(go())
+    return asyncio.run(go())
+
+
+def test_a_campaign_writes_minimised_reproducers(tmp_path: Path) -> None:
+    """impl told to leave Socket-Type out of its READY: the sanity exchange (the raw peer checks the
+    socket type) fails even for the clean control exchange; that is reported once, as its finding."""
+    settings = campaign.Settings(peer="impl", inputs=3, seed=2, out=tmp_path, minimise_runs=0)
+    summary = run_campaign(settings, {"impl": ["--bug", "ready_omit_socket_type"]})
     # Every clean control exchange fails, so no hostile input is sent: its failures would say nothing more.
     assert summary.inputs == 0
     assert summary.failures == {}
@@ -226,15 +231,7 @@ def test_a_campaign_writes_minimised_reproducers(tmp_path: Path) -> None:
 
 
 def test_a_short_campaign_against_impl_has_no_finding(tmp_path: Path) -> None:
-    pool = peers.AgentPool(peers.load_registry())
     settings = campaign.Settings(peer="impl", inputs=60, seed=11, out=tmp_path, minimise_runs=0)
-
-    async def go() -> campaign.Summary:
-        try:
-            return await campaign.Campaign(settings, pool, log=lambda _: None).run()
-        finally:
-            await pool.close()
-
-    summary = asyncio.run(go())
+    summary = run_campaign(settings)
     assert summary.inputs == 60
     assert summary.distinct == {}, summary.line()
