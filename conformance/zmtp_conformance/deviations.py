@@ -344,6 +344,7 @@ def usage(
 ) -> dict[str, Use]:
     """For each entry id, the cells of a run (matrix.json records) it covers and how many it excused."""
     uses: dict[str, Use] = {}
+    provisional = set(provisional)
     for dev in table:
         uses.setdefault(dev.id, Use(dev.id, dev.line))
     for r in records:
@@ -353,7 +354,7 @@ def usage(
         names.append((r["server"].get("family") or names[0][0], r["client"].get("family") or names[0][1]))
         where = (r.get("mechanism") or "", r.get("transport") or "")
         covering = {dev.id for dev in table if any(dev.covers(r["scenario"], s, c, *where) for s, c in names)}
-        tentative = bool({r["server"]["peer"], r["client"]["peer"]} & set(provisional))
+        tentative = bool({r["server"]["peer"], r["client"]["peer"]} & provisional)
         firm = not tentative and r["outcome"] != "unsupported"
         for entry in covering:
             use = uses[entry]
