@@ -332,6 +332,28 @@ def cmd_merge(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def cmd_flaky(args: argparse.Namespace) -> int:
+    """Flaky cells across several runs, oldest first; with --require N, fail unless the last N
+    runs in a row had none (issue 18 asks for three)."""
+    from .report import flakiness
+
+    try:
+        runs = [flakiness.read_run(d) for d in args.dirs]
+    except SystemExit as exc:
+        print(f"zmtp-conformance flaky: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(flakiness.summary(runs), indent=1))
+    else:
+        print("\n".join(flakiness.trend(runs)))
+    if args.require is not None:
+        streak = flakiness.clean_streak(runs)
+        if streak < args.require:
+            print(f"{streak} clean run(s) in a row at the end, {args.require} required", file=sys.stderr)
+            return 1
+    return 0
+
+
 def cmd_findings(args: argparse.Namespace) -> int:
     """The distinct failures of each implementation in a run (matrix.json), for its maintainers."""
     from .report import findings, jsonfile
@@ -715,6 +737,10 @@ def main(argv: list[str] | None = None) -> int:
     mg = sub.add_parser("merge", help="merge the report folders of several shards into one matrix")
     mg.add_argument("dirs", nargs="+", type=Path, help="report folders (each with a matrix.json)")
     mg.add_argument("--output", type=Path, default=Path("reports/merged"))
+    fl = sub.add_parser("flaky", help="cells that needed a rerun, across several runs (oldest first)")
+    fl.add_argument("dirs", nargs="+", type=Path, help="report folders or matrix.json files, one per run")
+    fl.add_argument("--json", action="store_true")
+    fl.add_argument("--require", type=int, metavar="N", help="exit 1 unless the last N runs had no flaky cell")
     km = sub.add_parser("kill-matrix", help="switch on each of impl's ProtocolBugs knobs and show which cells catch it")
     km.add_argument("--knob", action="append", help="only this knob (repeatable)")
     km.add_argument("--against", default="libzmq", help="peers impl meets besides the raw peer (default libzmq)")
@@ -809,6 +835,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_coverage(args)
     if args.cmd == "findings":
         return cmd_findings(args)
+    if args.cmd == "flaky":
+        return cmd_flaky(args)
     if args.cmd == "kill-matrix":
         return cmd_kill_matrix(args)
     if args.cmd == "fuzz":

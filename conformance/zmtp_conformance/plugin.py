@@ -541,6 +541,9 @@ class Recorder:
         for line in pairing_table(list(self.records.values())):
             tr.write_line(line)
         tr.write_line(f"cells: {len(self.records)}   wall time: {time.time() - self.start:.1f}s")
+        flaky = sorted(i for i, r in self.records.items() if r.get("flaky"))
+        for cell in flaky:
+            tr.write_line(f"flaky (its outcome changed on rerun): {cell}", yellow=True)
         if self.provisional:
             tr.write_line(
                 f"{len(self.provisional)} failed cell(s) involve provisional peers (findings being triaged; "

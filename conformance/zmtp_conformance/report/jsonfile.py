@@ -38,6 +38,9 @@ def problems(doc: dict[str, Any], most: int = 5) -> list[str]:
 
 
 def write(path: Path, meta: dict[str, Any], records: list[dict[str, Any]]) -> None:
+    # The cells that needed a rerun, listed in the run's metadata whoever wrote it (a run or a
+    # merge of shards), so that `zmtp-conformance flaky` can show the trend over several runs.
+    meta = {**meta, "flaky": sorted(r["id"] for r in records if r.get("flaky"))}
     doc = {"schema_version": SCHEMA_VERSION, "meta": meta, "cells": records}
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(doc, indent=1, sort_keys=False))
