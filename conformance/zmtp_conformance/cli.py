@@ -375,16 +375,16 @@ def cmd_findings(args: argparse.Namespace) -> int:
         print(findings.propose(found), end="")
         return 0
     if args.json:
-        import json
-
         print(json.dumps({k: [f.to_dict() for f in v] for k, v in found.items()}, indent=1))
-    else:
-        from .report import claims
+    from .report import claims
 
+    # Judged once: for the text here and for the page below.
+    judged = claims.judge(claims.load(), records, load_all())
+    if not args.json:
         print(findings.text(found))
         verdicts = [
             v
-            for v in claims.judge(claims.load(), records, load_all())
+            for v in judged
             if (v.counts or v.lacks) and (not args.implementation or v.claim.implementation in args.implementation)
         ]
         if verdicts:
@@ -394,7 +394,7 @@ def cmd_findings(args: argparse.Namespace) -> int:
         print("\nthe peer fuzzer's findings (zmtp-conformance fuzz):")
         print(findings.fuzz_text(fuzzed))
     html_path = path.parent / "findings.html"
-    findings.write_html(html_path, found, meta, records)
+    findings.write_html(html_path, found, meta, records, claim_verdicts=judged)
     if not args.json:
         print(f"\n{html_path}")
     return 0

@@ -220,9 +220,11 @@ def html_section(verdicts: list[Verdict]) -> str:
     return "\n".join(parts)
 
 
-def section(records: list[dict[str, Any]], path: Path = CLAIMS) -> str:
-    """The findings page's claims table for a run's records ("" when no claimed implementation played)."""
-    from ..scenario import load_all
+def section(records: list[dict[str, Any]], path: Path = CLAIMS, verdicts: list[Verdict] | None = None) -> str:
+    """The findings page's claims table for a run's records ("" when no claimed implementation
+    played). A caller that has judged the claims already passes its verdicts."""
+    if verdicts is None:
+        from ..scenario import load_all
 
-    verdicts = judge(load(path), records, load_all())
+        verdicts = judge(load(path), records, load_all())
     return html_section([v for v in verdicts if v.counts or v.lacks])

@@ -208,9 +208,14 @@ def text(findings: dict[str, list[Finding]]) -> str:
 
 
 def write_html(
-    path: Path, findings: dict[str, list[Finding]], meta: dict[str, Any], records: list[dict[str, Any]] | None = None
+    path: Path,
+    findings: dict[str, list[Finding]],
+    meta: dict[str, Any],
+    records: list[dict[str, Any]] | None = None,
+    claim_verdicts: list[Any] | None = None,
 ) -> None:
-    """The findings page; given the run's records, it also holds each README's claims against them."""
+    """The findings page; given the run's records, it also holds each README's claims against them
+    (judged here unless the caller passes the verdicts it already has)."""
     e = html.escape
     parts = [
         "<!doctype html><meta charset='utf-8'><title>ZMTP conformance findings</title>",
@@ -244,7 +249,7 @@ def write_html(
     if records is not None:
         from . import claims
 
-        parts.append(claims.section(records))
+        parts.append(claims.section(records, verdicts=claim_verdicts))
     for impl in order:
         fs = findings[impl]
         open_ = sum(1 for f in fs if f.outcome == Outcome.FAILED)
