@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from .cells import RAW, Cell
 from .scenario import Scenario
 
@@ -59,7 +61,14 @@ def deal(keys: list[tuple[str, ...]], n: int, pair_with: set[str] | None = None)
     """Pairing keys dealt to n shards so that each shard starts few peers: the keys are grouped
     by the peer they exist for (the side that is not one of `pair_with`, which every shard may
     start), and whole groups go, largest first, to the shard with the fewest keys so far."""
-    anchors = pair_with or set()
+    return [list(s) for s in _deal(tuple(keys), n, frozenset(pair_with or ()))]
+
+
+@functools.lru_cache(maxsize=8)
+def _deal(
+    keys: tuple[tuple[str, ...], ...], n: int, anchors: frozenset[str]
+) -> tuple[tuple[tuple[str, ...], ...], ...]:
+    # Cached: the plugin shards each scenario file's cells against the same keys.
     groups: dict[str, list[tuple[str, ...]]] = {}
     for key in keys:
         others = [p for p in key if p not in anchors]
@@ -67,7 +76,7 @@ def deal(keys: list[tuple[str, ...]], n: int, pair_with: set[str] | None = None)
     shards: list[list[tuple[str, ...]]] = [[] for _ in range(n)]
     for _, group in sorted(groups.items(), key=lambda g: (-len(g[1]), g[0])):
         min(shards, key=len).extend(group)
-    return shards
+    return tuple(tuple(s) for s in shards)
 
 
 def shard(
