@@ -158,12 +158,19 @@ class LibzmqAgent(SocketTableAgent):
         if socket in self._draft:
             return await self._draft_recv(socket, timeout)
         self._busy.add(socket)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         try:
-            return await super().op_recv(socket, timeout)
-        except zmq.Again:
-            # pyzmq's asyncio socket can give up with EAGAIN (its own poller woke for a message that
-            # libzmq then dropped, e.g. a CURVE frame it refused): for the caller, nothing arrived.
-            raise TimeoutError(f"nothing arrived within {timeout:g}s") from None
+            while True:
+                try:
+                    return await super().op_recv(socket, max(deadline - loop.time(), 0.001))
+                except zmq.Again:
+                    # pyzmq's asyncio socket gives up with EAGAIN when its poller woke for a message
+                    # libzmq then dropped (a REP discarding a request without a delimiter, a CURVE
+                    # frame it refused). The next message may be on its way: wait out the deadline.
+                    if loop.time() >= deadline:
+                        raise TimeoutError(f"nothing arrived within {timeout:g}s") from None
+                    await asyncio.sleep(0.005)  # should EAGAIN come back at once, do not spin
         finally:
             self._busy.discard(socket)
 
