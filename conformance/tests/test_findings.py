@@ -123,3 +123,28 @@ def test_a_newcomer_is_the_suspect_against_an_established_peer():
     meta = {"provisional_peers": {"monocoque-0.4.2": "new"}}
     assert set(findings.collect(records, meta)) == {"monocoque-0.4.2"}
     assert set(findings.collect(records)) == {"libzmq-4.3.5", "monocoque-0.4.2"}  # no newcomer: both
+
+
+def test_a_peer_that_connected_and_stayed_silent_is_one_stall_finding_across_scenarios():
+    def silent(r, *peers):
+        r["capture"] = {"silent": list(peers)}
+        return r
+
+    fam = {"jeromq-0.6.0": "jeromq"}
+    records = [
+        silent(rec("28/a", "impl", "jeromq-0.6.0", "failed", step="1", action="expect", fam=fam), "jeromq-0.6.0"),
+        silent(rec("49/b", "libzmq", "jeromq-0.6.0", "failed", step="3", action="expect", fam=fam), "jeromq-0.6.0"),
+        rec("28/c", "impl", "jeromq-0.6.0", "failed", step="1", action="expect", fam=fam),  # spoke: its own finding
+        # A silent connection in a cell a reviewed entry excused stays with that entry.
+        silent(rec("28/d", "impl", "jeromq-0.6.0", "deviates", dev="jeromq-x", fam=fam), "jeromq-0.6.0"),
+    ]
+    found = findings.collect(records, {"provisional_peers": {"jeromq-0.6.0": "stalls"}})
+    stall = [f for f in found["jeromq"] if f.title == findings.STALL_TITLE]
+    (f,) = stall
+    assert f.side == "client" and len(f.cells) == 2 and f.rfc == [findings.STALL_CLAUSE]
+    assert {c.split("[")[0] for c in f.cells} == {"28/a", "49/b"}
+    assert {x.scenario for x in found["jeromq"]} >= {"28/c", "28/d"}
+    # The server side of a stalled cell is not blamed for the silence.
+    assert "libzmq" not in found
+    # No entry is drafted for a stall: it does not fail the same way every run.
+    assert "stalled" not in findings.propose(found)

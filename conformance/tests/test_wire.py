@@ -167,10 +167,34 @@ def write_null(path: Path, corrupt_server_at: int | None = None) -> None:
 def test_check_finds_a_violation_and_names_the_peer(tmp_path):
     p = tmp_path / "bad.pcap"
     write_null(p, corrupt_server_at=40)  # inside the filler
-    n, findings, incomplete = wire.check(p, {}, {0: "libzmq", 5555: "impl"}, "x/y", [])
+    n, findings, incomplete, _silent = wire.check(p, {}, {0: "libzmq", 5555: "impl"}, "x/y", [])
     assert n == 1 and not incomplete
     (f,) = findings
     assert (f.peer, f.violation.check, f.violation.sender, f.deviation) == ("impl", "greeting-filler", "server", None)
+
+
+def test_check_names_a_peer_that_connected_and_never_spoke(tmp_path):
+    """JeroMQ 0.6's stall: the server's signature arrives, the connecting peer sends nothing."""
+    from zmtp_conformance.capture import synth
+
+    server_greeting = b"\xff" + bytes(8) + b"\x7f"
+    stalled, spoke, early = tmp_path / "stalled.pcap", tmp_path / "spoke.pcap", tmp_path / "early.pcap"
+    synth.write_conversation(
+        stalled, [("s", server_greeting, 1.0)], client=("127.0.0.1", 40001), server=("127.0.0.1", 5555)
+    )
+    synth.write_conversation(
+        spoke,
+        [("s", server_greeting, 1.0), ("c", b"\xff", 1.1)],
+        client=("127.0.0.1", 40001),
+        server=("127.0.0.1", 5555),
+    )
+    synth.write_conversation(early, [("s", b"\xff", 1.0)], client=("127.0.0.1", 40001), server=("127.0.0.1", 5555))
+    assert wire.check(stalled, {}, {0: "jeromq-0.6.0", 5555: "impl"}, "x/y", [])[3] == ["jeromq-0.6.0"]
+    assert wire.check(spoke, {}, {0: "jeromq-0.6.0", 5555: "impl"}, "x/y", [])[3] == []
+    # Too early to tell: the server had not sent its whole signature yet.
+    assert wire.check(early, {}, {0: "jeromq-0.6.0", 5555: "impl"}, "x/y", [])[3] == []
+    # A raw client's silence is the scenario's own doing.
+    assert wire.check(stalled, {}, {0: wire.HARNESS, 5555: "impl"}, "x/y", [])[3] == []
 
 
 def test_check_does_not_judge_the_harness(tmp_path):

@@ -29,6 +29,7 @@ from .capture.validator import Violation, validate_stream
 from .deviations import WireDeviation, find_wire
 
 HARNESS = None  # owner of a stream side the harness drives: not validated
+SIGNATURE = 10  # octets of the greeting's signature, the first thing every ZMTP 3 peer sends
 
 
 @dataclass
@@ -70,6 +71,10 @@ class WireResult:
     streams: int = 0
     findings: list[Finding] = field(default_factory=list)
     incomplete: list[str] = field(default_factory=list)  # streams with bytes the capture lost
+    # Peers that connected and sent nothing at all, not even the greeting, though the server's
+    # signature reached them: a stall before the handshake (JeroMQ 0.6's Poller race), which a
+    # step sees only as "nothing arrived" far later.
+    silent: list[str] = field(default_factory=list)
     error: str | None = None
 
     @property
@@ -89,6 +94,7 @@ class WireResult:
             "streams": self.streams,
             "violations": [f.record() for f in self.findings],
             "incomplete": self.incomplete,
+            "silent": self.silent,
             "error": self.error,
         }
 
@@ -105,16 +111,18 @@ def check(
     scenario_id: str,
     table: list[WireDeviation],
     keylog: Path | None = None,
-) -> tuple[int, list[Finding], list[str]]:
+) -> tuple[int, list[Finding], list[str], list[str]]:
     """Validate the pcap at `path`. A stream's (client, server) owners come from its ports:
     `owners` by (client port, server port), else `server_owner` by server port with the
     client side taken to be the cell's client peer (given under key 0). With a key log, CURVE
-    boxes are opened and checked inside too."""
+    boxes are opened and checked inside too. Returns the number of streams, the violations,
+    the streams the capture lost bytes of, and the peers that connected and stayed silent."""
     header, records = pcap.read(path)
     streams = tcp.streams(records, header.linktype)
     keys = None
     found: dict[tuple[str, str], Finding] = {}
     incomplete = []
+    silent: list[str] = []
     for st in streams:
         cport, sport = st.client[1], st.server[1]
         if (cport, sport) in owners:
@@ -125,6 +133,13 @@ def check(
             continue
         if st.to_server.gap is not None or st.to_client.gap is not None:
             incomplete.append(st.name)
+        if (
+            c_owner is not HARNESS
+            and not st.to_server.data
+            and len(st.to_client.data) >= SIGNATURE
+            and c_owner not in silent
+        ):
+            silent.append(c_owner)
         skip = tuple(side for side, owner in (("client", c_owner), ("server", s_owner)) if owner is HARNESS)
         if len(skip) == 2:
             continue
@@ -138,7 +153,7 @@ def check(
                 found[key].count += 1
             else:
                 found[key] = Finding(peer, v, deviation=find_wire(table, v.check, peer, scenario_id, v.octets))
-    return len(streams), list(found.values()), incomplete
+    return len(streams), list(found.values()), incomplete, silent
 
 
 def _is_curve(st: tcp.Stream) -> bool:
@@ -222,7 +237,7 @@ class SnifferCapture(CellCapture):
             for sp, owner in self.server_owner.items():
                 if sp:
                     owners[hp, sp] = (HARNESS, owner)
-        result.streams, result.findings, result.incomplete = check(
+        result.streams, result.findings, result.incomplete, result.silent = check(
             path, owners, self.server_owner, scenario_id, table, self.keylog
         )
         return result
@@ -260,5 +275,7 @@ class ProxyCapture(CellCapture):
                 pkts += synth.packets(conv.chunks, caddr, saddr, reset=conv.reset)
                 owners[caddr[1], sport] = (HARNESS if harness else self.client_peer, owner)
         synth.write_packets(path, pkts)
-        result.streams, result.findings, result.incomplete = check(path, owners, {}, scenario_id, table, self.keylog)
+        result.streams, result.findings, result.incomplete, result.silent = check(
+            path, owners, {}, scenario_id, table, self.keylog
+        )
         return result

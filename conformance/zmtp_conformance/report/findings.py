@@ -20,6 +20,11 @@ from ..vocabulary import Outcome
 
 REFERENCE = "impl"
 RAW = "raw"
+# A failed cell whose capture shows this implementation connect and then send nothing, not even
+# the greeting (wire.py's `silent`), failed for that one reason whatever the scenario: one finding.
+STALL = "stalled-before-greeting"
+STALL_TITLE = "connected, then sent nothing, not even its greeting, though the server's signature arrived"
+STALL_CLAUSE = "37/ZMTP#version-negotiation"
 
 
 @dataclass
@@ -107,8 +112,27 @@ def collect(records: list[dict[str, Any]], meta: dict[str, Any] | None = None) -
                 continue
             dev = (r.get("deviation") or {}).get("id") or ""
             key = (family, r["scenario"], side, str(r.get("step")), str(r.get("action")), dev)
+            stalled = r["outcome"] == Outcome.FAILED and me["peer"] in ((r.get("capture") or {}).get("silent") or [])
+            if stalled:
+                key = (family, STALL, side)
             f = found.get(key)
-            if f is None:
+            if f is None and stalled:
+                f = found[key] = Finding(
+                    implementation=family,
+                    scenario=r["scenario"],
+                    title=STALL_TITLE,
+                    rfc=[STALL_CLAUSE],
+                    level="SHALL",
+                    side=side,
+                    step="",
+                    action="connect",
+                    outcome=Outcome.FAILED,
+                    reason=f"{STALL_TITLE}; each cell's step then waited in vain (first: {r.get('reason', '')})",
+                    expected="the greeting (RFC 37: after making a connection the peer SHALL send its greeting)",
+                    seen="0 octets after the TCP connection (see the capture)",
+                    backend=backend,
+                )
+            elif f is None:
                 f = found[key] = Finding(
                     implementation=family,
                     scenario=r["scenario"],
