@@ -106,6 +106,21 @@ async def test_req_round_robin_and_replies_only_from_that_peer(ctx):
     assert body == b"second"
 
 
+async def test_req_send_given_up_without_a_peer_leaves_it_free_to_send(ctx):
+    # RFC 28 lets a REQ with no peer block; a send abandoned then was never a request.
+    req = ctx.socket(zmtp.REQ, opts())
+    ep = await req.bind("tcp://127.0.0.1:0")  # bound, nobody connected: no pipe to send to
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(req.send(b"abandoned"), 0.1)
+    rep = ctx.socket(zmtp.REP, opts())
+    await rep.connect(ep)
+    await until_connected(req)
+    await req.send(b"kept")
+    assert await recv(rep) == [b"kept"]
+    await rep.send(b"answer")
+    assert await recv(req) == [b"answer"]
+
+
 async def test_req_relaxed_and_correlate(ctx):
     router = ctx.socket(zmtp.ROUTER, opts())
     req = ctx.socket(zmtp.REQ, opts(req_relaxed=True, req_correlate=True))
@@ -264,6 +279,18 @@ async def test_xsub_sends_plain_messages_upstream(ctx):
     await until_connected(xsub)
     await xsub.send(b"\x02hello-upstream")
     assert await recv(xpub) == [b"\x02hello-upstream"]
+
+
+async def test_xsub_queues_upstream_messages_until_the_publisher_is_up(ctx):
+    xpub = ctx.socket(zmtp.XPUB, opts())
+    ep = await xpub.bind("tcp://127.0.0.1:0")
+    await xpub.close()
+    xsub = ctx.socket(zmtp.XSUB, opts())
+    await xsub.connect(ep)  # nobody there yet: the message waits in the pipe
+    await xsub.send(b"upstream")
+    xpub = ctx.socket(zmtp.XPUB, opts())
+    await xpub.bind(ep)
+    assert await recv(xpub) == [b"upstream"]
 
 
 async def test_sub_cannot_send_and_pub_cannot_recv(ctx):

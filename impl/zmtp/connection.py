@@ -126,6 +126,8 @@ class Connection:
         self._batched = False  # the current receive_data call wants Messages events
         self._is_publisher = self.socket_type in (SocketType.PUB, SocketType.XPUB)
         self._is_dish = self.socket_type is SocketType.DISH
+        # ProtocolBugs knobs that change message framing take the slow encoder.
+        self._buggy_framing = bugs.long_flag_on_short_frames or bugs.reserved_flag_bits or bugs.more_flag_on_last_frame
         self._greeting = Greeting(
             minor=1 if bugs.greeting_minor is None else bugs.greeting_minor,
             mechanism=self.mechanism.name,
@@ -150,6 +152,8 @@ class Connection:
             if not name.lower().startswith("x-"):
                 raise ValueError(f"application metadata name {name!r} must start with 'X-' (RFC 37)")
             props.append((name, value))
+        if self.bugs.metadata_names_lowercase:
+            props = [(name.lower(), value) for name, value in props]
         return props
 
     def _encode_greeting(self) -> bytes:
@@ -191,8 +195,7 @@ class Connection:
             boxes: list[bytes] = []
             _append_boxes(self.mechanism.encrypt, frames, boxes.append)  # type: ignore[attr-defined]
             return boxes
-        bugs = self.bugs
-        if bugs.long_flag_on_short_frames or bugs.reserved_flag_bits:
+        if self._buggy_framing:
             return self._encode_message_buggy(frames)
         return encode_message(frames)
 
@@ -201,13 +204,7 @@ class Connection:
         checks: the plain framer when nothing (legacy framing, a mechanism that encrypts,
         a ProtocolBugs knob) changes the bytes. Callers pass messages of at least one frame."""
         self._require_traffic()
-        bugs = self.bugs
-        if (
-            self.version == (1, 0)
-            or self.mechanism.encrypts
-            or bugs.long_flag_on_short_frames
-            or bugs.reserved_flag_bits
-        ):
+        if self.version == (1, 0) or self.mechanism.encrypts or self._buggy_framing:
             return self.encode_message
         return encode_message
 
@@ -223,12 +220,7 @@ class Connection:
                     raise ValueError("a message has at least one frame")
                 _append_boxes(encrypt, frames, append)
             return boxes
-        if (
-            self.state is not State.TRAFFIC
-            or self.version == (1, 0)
-            or self.mechanism.encrypts
-            or (self.bugs.long_flag_on_short_frames or self.bugs.reserved_flag_bits)
-        ):
+        if self.state is not State.TRAFFIC or self.version == (1, 0) or self.mechanism.encrypts or self._buggy_framing:
             chunks: list[bytes] = []
             for frames in messages:
                 chunks.extend(self.encode_message(frames))
@@ -241,7 +233,7 @@ class Connection:
     def _encode_message_buggy(self, frames: list[bytes] | tuple[bytes, ...]) -> list[bytes]:
         chunks: list[bytes] = []
         for i, body in enumerate(frames):
-            flags = MORE if i < len(frames) - 1 else 0
+            flags = MORE if i < len(frames) - 1 or self.bugs.more_flag_on_last_frame else 0
             if self.bugs.reserved_flag_bits:
                 flags |= 0x80
             if self.bugs.long_flag_on_short_frames or len(body) > 255:
@@ -670,7 +662,8 @@ class Connection:
         if name == command.PING:
             ttl, context = command.parse_ping(data)
             if not self.bugs.ignore_ping:
-                self._send_command(command.pong(b"" if self.bugs.empty_pong else context))
+                echo = context[::-1] if self.bugs.pong_context_reversed else context
+                self._send_command(command.pong(b"" if self.bugs.empty_pong else echo))
             events.append(Ping(ttl, context))
         elif name == command.PONG:
             events.append(Pong(bytes(data)))

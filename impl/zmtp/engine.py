@@ -264,7 +264,7 @@ class Engine(asyncio.BufferedProtocol):
             elif type(ev) is Leave:
                 self.socket.group_changed(pipe, ev.group, False)  # type: ignore[arg-type]
             elif type(ev) is Ping:
-                if ev.ttl:
+                if ev.ttl and not self.options.bugs.ignore_ping_ttl:
                     self._arm_liveness(ev.ttl / 10.0, "the peer's PING TTL")
             elif type(ev) is AuthenticationRequested:
                 self._loop.create_task(self._authenticate(ev.request))

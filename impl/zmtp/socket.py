@@ -470,8 +470,9 @@ class Socket:
     def _lb_try(self, frames: list[bytes], pipes: list[Pipe], now: bool = False) -> Pipe | None:
         """Load balancing (RFC 28): the next pipe in turn that can take the message."""
         n = len(pipes)
+        start = 0 if self.options.bugs.no_round_robin else self._lb_index
         for i in range(n):
-            idx = (self._lb_index + i) % n
+            idx = (start + i) % n
             pipe = pipes[idx]
             if pipe.send(frames, now):
                 self._lb_index = idx + 1

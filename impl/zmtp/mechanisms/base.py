@@ -102,12 +102,16 @@ class Mechanism:
         300 closes without ERROR, as libzmq does (a temporary failure the
         client may retry); 400 and 500 answer ERROR with the status code.
         """
-        if response.status_code == SUCCESS:
+        if response.status_code == SUCCESS or self.bugs.zap_ignore_refusal:
             self.user_id = response.user_id
             self.zap_metadata = dict(response.metadata)
             self.zap_accepted()
             return
-        if response.status_code != TEMPORARY:
+        if response.status_code == TEMPORARY:
+            sends_error = self.bugs.zap_error_on_temporary
+        else:
+            sends_error = not self.bugs.zap_no_error_on_refusal
+        if sends_error:
             self.outgoing.append(command.error(str(response.status_code)))
         raise AuthenticationFailed(response.status_code, response.status_text)
 

@@ -138,6 +138,8 @@ class CurveMechanism(Mechanism):
         self._state = "start"
         self._shared = b""  # transient shared key for the traffic phase, set by _finish
         self._heads: dict[int, bytes] = {}  # MESSAGE frame header and name, by plaintext size
+        # MESSAGE's frame: a data frame, as libzmq reads it, or (a knob) the command frame of RFC 25.
+        self._message_flags = 0x04 if self.bugs.curve_message_command_frame else 0
 
     def __repr__(self) -> str:
         return f"<CurveMechanism {'server' if self.as_server else 'client'} {self._state}>"
@@ -168,7 +170,8 @@ class CurveMechanism(Mechanism):
         nonce = self._next_nonce()
         assert self.server_key is not None
         box = _box(self.transient, self.server_key, b"CurveZMQHELLO---" + nonce, b"\x00" * 64)
-        body = b"\x01\x00" + b"\x00" * 72 + bytes(self.transient.public_key) + nonce + box
+        padding = 70 if self.bugs.curve_hello_padding_70 else 72
+        body = b"\x01\x00" + b"\x00" * padding + bytes(self.transient.public_key) + nonce + box
         self.outgoing.append(encode_command(HELLO, body))
         self._state = "expect-welcome"
 
@@ -218,7 +221,10 @@ class CurveMechanism(Mechanism):
         self.peer_transient = s_prime
         vouch_nonce = os.urandom(16)
         vouch = vouch_nonce + _box(
-            self.long_sk, s_prime, b"VOUCH---" + vouch_nonce, bytes(self.transient.public_key) + self.server_key
+            self.long_sk,
+            self.server_key if self.bugs.curve_vouch_wrong_key else s_prime,
+            b"VOUCH---" + vouch_nonce,
+            bytes(self.transient.public_key) + self.server_key,
         )
         nonce = self._next_nonce()
         inner = self.long_pk + vouch + encode_properties(self.local_metadata)
@@ -305,7 +311,7 @@ class CurveMechanism(Mechanism):
             # libzmq treats a MESSAGE that arrives in a command frame as a command and drops
             # the data in it, though RFC 25 calls MESSAGE a command. We send what libzmq
             # reads and accept both forms (see Connection._decrypt).
-            head = heads[mlen] = frame_header(32 + mlen, 0) + b"\x07MESSAGE"
+            head = heads[mlen] = frame_header(32 + mlen, self._message_flags) + b"\x07MESSAGE"
         out = bytearray(head)
         out += nonce
         out += _MAC_ROOM
@@ -324,7 +330,7 @@ class CurveMechanism(Mechanism):
         nonce = self._next_nonce()
         box = crypto_box_easy_afternm(bytes((flags,)) + body, self._out_prefix + nonce, self._shared)
         payload = b"\x07MESSAGE" + nonce + box
-        return frame_header(len(payload), 0) + payload  # a data frame, as in `encrypt`
+        return frame_header(len(payload), self._message_flags) + payload  # as in `encrypt`
 
     def open_message(self, body: bytes) -> tuple[int, bytes]:
         """A MESSAGE command's (inner flags, frame), from the whole command body (name included).

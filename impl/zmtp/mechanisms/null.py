@@ -10,6 +10,8 @@ before it answers, to filter clients by address.
 
 from __future__ import annotations
 
+import struct
+
 from .. import command
 from ..errors import PeerRefused, ProtocolError
 from ..frame import encode_command
@@ -24,7 +26,20 @@ class NullMechanism(Mechanism):
 
     def _ready(self) -> bytes:
         name = self.bugs.ready_command_name or command.READY
-        return encode_command(name, encode_properties(self.local_metadata))
+        return encode_command(name, self._properties())
+
+    def _properties(self) -> bytes:
+        props = self.local_metadata
+        if self.bugs.metadata_bad_name:
+            props = [("Socket Type" if n == "Socket-Type" else n, v) for n, v in props]
+        if not (self.bugs.metadata_value_overrun or self.bugs.metadata_bad_name) or not props:
+            return encode_properties(props)
+        # Encoded by hand: encode_properties refuses to write either mistake.
+        out = b""
+        for i, (n, v) in enumerate(props):
+            size = len(v) + (1 if self.bugs.metadata_value_overrun and i == len(props) - 1 else 0)
+            out += bytes((len(n),)) + n.encode("ascii") + struct.pack(">I", size) + v
+        return out
 
     def start(self) -> None:
         if not self.as_server:

@@ -46,7 +46,11 @@ class PlainMechanism(Mechanism):
             self._state = "expect-hello"
         else:
             body = _field(self.username, "username") + _field(self.password, "password")
+            if self.bugs.plain_hello_trailing_octet:
+                body += b"\x00"
             self.outgoing.append(encode_command(HELLO, body))
+            if self.bugs.plain_initiate_early:
+                self.outgoing.append(encode_command(INITIATE, encode_properties(self.local_metadata)))
             self._state = "expect-welcome"
 
     def receive_command(self, name: bytes, data: bytes) -> None:
@@ -57,7 +61,8 @@ class PlainMechanism(Mechanism):
         elif state == "expect-welcome" and name == WELCOME:
             if data:
                 raise ProtocolError(f"WELCOME carries {len(data)} octets; it has no body", clause=CLAUSE)
-            self.outgoing.append(encode_command(INITIATE, encode_properties(self.local_metadata)))
+            if not self.bugs.plain_initiate_early:  # or it went with HELLO
+                self.outgoing.append(encode_command(INITIATE, encode_properties(self.local_metadata)))
             self._state = "expect-ready"
         elif state == "expect-initiate" and name == INITIATE:
             self._receive_metadata(data, INITIATE)
@@ -90,7 +95,7 @@ class PlainMechanism(Mechanism):
         self.request_zap(tuple(values))
 
     def zap_accepted(self) -> None:
-        self.outgoing.append(encode_command(WELCOME))
+        self.outgoing.append(encode_command(WELCOME, b"\x00" if self.bugs.plain_welcome_with_body else b""))
         self._state = "expect-initiate"
 
     def _receive_metadata(self, data: bytes, name: bytes) -> None:

@@ -27,6 +27,9 @@ class Rep(Socket):
         try:
             split = frames.index(b"") + 1
         except ValueError:
+            if self.options.bugs.rep_takes_request_without_delimiter:
+                self._reply_to = (pipe, [])
+                return frames
             log.debug("REP discarded a request from %s without an empty delimiter", pipe.peer_address)
             return None
         body = frames[split:]
@@ -57,5 +60,7 @@ class Rep(Socket):
             return True
         # The requester waits for this reply, and nothing else can leave before the next
         # request: write it now rather than at the end of the loop turn.
+        if self.options.bugs.rep_drop_envelope:
+            envelope = []
         pipe.send([*envelope, *frames], now=True)
         return True

@@ -39,6 +39,8 @@ class Req(LoadBalanced):
         if self.options.req_correlate:
             rid = (self._request_id + 1) & 0xFFFFFFFF
             return [struct.pack(">I", rid), b"", *frames], rid
+        if self.options.bugs.req_no_delimiter:
+            return list(frames), self._request_id
         return [b"", *frames], self._request_id
 
     def send_now(self, frames: list[bytes]) -> bool:
@@ -55,17 +57,20 @@ class Req(LoadBalanced):
 
     async def send_waiting(self, frames: list[bytes]) -> None:
         msg, rid = self._request(frames)
+        # The state changes only once a peer took the request: a send given up while waiting
+        # (a timeout, a cancel) sent nothing, so the REQ may still send its next request.
+        pipe = await self._lb_send(msg, self._out_pipes, now=True)
         self._replies.clear()
         self._request_id = rid
-        self._reply_pipe = None
         self._waiting_reply = True
-        self._reply_pipe = await self._lb_send(msg, self._out_pipes, now=True)
+        self._reply_pipe = pipe
 
     async def send_many(self, messages: Iterable[Iterable[bytes]]) -> int:
         return await Socket.send_many(self, messages)  # one request at a time, by the rules
 
     def deliver(self, pipe: Pipe, messages: list[list[bytes]]) -> None:
-        if not self._waiting_reply or pipe is not self._reply_pipe:
+        from_asked = pipe is self._reply_pipe or self.options.bugs.req_accepts_any_reply
+        if not self._waiting_reply or not from_asked:
             log.debug(
                 "REQ dropped %d message(s) from %s: no request is pending with that peer",
                 len(messages),

@@ -63,6 +63,8 @@ class Router(Socket):
 
     def filter_in(self, pipe: Pipe, frames: list[bytes]) -> list[bytes] | None:
         # Also for a peer that has left since: its messages still count.
+        if self.options.bugs.router_no_routing_id:
+            return frames
         return [pipe.routing_id, *frames]
 
     def send_now(self, frames: list[bytes]) -> bool:
@@ -71,7 +73,7 @@ class Router(Socket):
         rid = frames[0]
         pipe = self._routes.get(rid)
         if pipe is None:
-            if self.options.router_mandatory:
+            if self.options.router_mandatory and not self.options.bugs.router_mandatory_ignored:
                 raise HostUnreachable(f"no peer with routing id {rid!r}")
             self._dropped("unroutable")
             return True  # RFC 28: unroutable messages are dropped silently

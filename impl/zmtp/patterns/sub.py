@@ -41,7 +41,7 @@ class Sub(Socket):
     def unsubscribe(self, topic: bytes | str = b"") -> None:
         self._check_open()
         topic = _topic(topic)
-        if self._subs.remove(topic):
+        if self._subs.remove(topic) and not self.options.bugs.cancel_never_sent:
             self._broadcast_subscription(topic, False)
 
     def pipe_attached(self, pipe: Pipe) -> bool:

@@ -43,7 +43,10 @@ class XSub(Socket):
                 if pipe.live and pipe.engine is not None:
                     pipe.engine.send_subscription(topic, subscribe)
             return True
+        # RFC 29: a connecting XSUB keeps its queue whether or not the connection is up yet, so
+        # what it sends before the handshake waits in the pipe (not for `immediate` pipes).
+        waiting_ok = not self.options.immediate
         for pipe in self._pipes:
-            if pipe.live:
+            if pipe.live or (pipe.persistent and waiting_ok):
                 pipe.send(frames)
         return True  # like a PUB, an XSUB never waits for a full publisher
