@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from zmtp_conformance import bench, peers
+from zmtp_conformance import bench, benchclaims, peers
 from zmtp_conformance.peers import AgentPool
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,7 +23,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def tiny_plan(peer_names: list[str]) -> bench.Plan:
     return bench.Plan(
-        peer_names, transports=["tcp"], mechanisms=["NULL"], sizes=[64], reps=2, budget=64 * 500, rtt_count=50
+        peer_names,
+        transports=["tcp"],
+        mechanisms=["NULL"],
+        sizes=[64],
+        reps=2,
+        budget=64 * 500,
+        rtt_count=50,
+        pairings="all",
     )
 
 
@@ -32,7 +39,7 @@ def doc() -> dict:
     async def go():
         pool = AgentPool(peers.load_registry())
         try:
-            return await bench.run(tiny_plan(["impl", "libzmq"]), pool)
+            return await bench.run(tiny_plan(["impl", "czmq"]), pool)
         finally:
             await pool.close()
 
@@ -41,19 +48,24 @@ def doc() -> dict:
 
 def test_every_pairing_gets_figures_from_its_agents(doc):
     rows = bench.load_rows(doc)
-    assert {(r.server, r.client) for r in rows} == {(a, b) for a in ("impl", "libzmq") for b in ("impl", "libzmq")}
+    assert {(r.server, r.client) for r in rows} == {(a, b) for a in ("impl", "czmq") for b in ("impl", "czmq")}
     assert not [r.key for r in rows if r.error]
     for r in rows:
         assert len(r.reps) == 2 and r.figure() > 0, r.key
     lat = next(r for r in rows if r.kind == "latency")
     assert lat.reps[0]["p50"] <= lat.reps[0]["p95"] <= lat.reps[0]["p99"]
-    assert doc["meta"]["peer_versions"]["libzmq"]["libzmq"]
+    assert doc["meta"]["peer_versions"]["czmq"]["libzmq"]
 
 
-def test_ratios_are_against_libzmq_in_the_same_run(doc):
+def test_ratios_are_against_libzmq_driven_from_c_in_the_same_run(doc):
+    meta = doc["meta"]
+    assert meta["reference"] == "czmq" == bench.REFERENCE
+    # The output names the library and version the reference is, and what each loop runs in.
+    assert meta["reference_is"].startswith(f"libzmq {meta['peer_versions']['czmq']['libzmq']} driven from C")
+    assert meta["loops"]["czmq"].startswith("C loop over libzmq") and meta["loops"]["impl"].startswith("Python")
     rows = bench.load_rows(doc)
     q = bench.ratios(rows)
-    ref = [k for k in q if "|libzmq|libzmq|" in k]
+    ref = [k for k in q if "|czmq|czmq|" in k]
     assert ref and all(q[k] == pytest.approx(1.0) for k in ref)
     assert any("|impl|impl|" in k for k in q)
 
@@ -64,7 +76,8 @@ def test_reports_are_written_and_the_allure_result_carries_the_plots(doc, tmp_pa
     names = {f.name for f in files}
     assert {"bench.json", "bench.html", "bench-throughput-tcp-NULL.png", "bench-latency-tcp-NULL.png"} <= names
     page = (tmp_path / "bench.html").read_text()
-    assert "impl -&gt; libzmq" in page and "x)" in page  # figures with their ratios
+    assert "impl -&gt; czmq" in page and "x)" in page  # figures with their ratios
+    assert "driven from C" in page and "Published claims" in page
     (result,) = (tmp_path / "allure-results").glob("*-result.json")
     attached = json.loads(result.read_text())["attachments"]
     assert {a["type"] for a in attached} >= {"image/png", "application/json"}
@@ -112,3 +125,64 @@ def test_the_cli_compares_a_saved_run(doc, tmp_path):
     assert ok.returncode == 0 and "no regression" in ok.stdout
     flagged = subprocess.run([*run, str(worse), "--baseline", str(saved)], capture_output=True, text=True, cwd=ROOT)
     assert flagged.returncode == 1 and "regression:" in flagged.stdout
+
+
+def test_a_saved_run_against_another_reference_is_not_compared():
+    def doc(reference: str) -> dict:
+        row = {"kind": "throughput", "pattern": "PUSH/PULL", "server": "impl", "client": "impl", "transport": "tcp",
+               "mechanism": "NULL", "size": 64, "reps": [{"msgs_per_s": 100.0}]}  # fmt: skip
+        return {"meta": {"reference": reference}, "rows": [row]}
+
+    (line,) = bench.compare(doc("czmq"), doc("libzmq"))
+    assert "cannot be compared" in line and "libzmq" in line
+    assert bench.compare(doc("czmq"), doc("czmq")) == []
+
+
+def test_the_default_plan_pairs_each_peer_with_itself_and_the_reference_and_the_full_plan_every_pairing():
+    assert bench.Plan(["czmq", "impl", "monocoque"]).pairs() == [
+        ("czmq", "czmq"), ("impl", "impl"), ("monocoque", "monocoque"),
+        ("czmq", "impl"), ("czmq", "monocoque"), ("impl", "czmq"), ("monocoque", "czmq"),
+    ]  # fmt: skip
+    assert bench.Plan(["czmq", "impl"], pairings="same").pairs() == [("czmq", "czmq"), ("impl", "impl")]
+    short = bench.Plan(["czmq", "monocoque"], pairings="same").rows()
+    assert {(r.server, r.client) for r in short} == {("czmq", "czmq"), ("monocoque", "monocoque")}
+    assert {r.transport for r in short} == {"tcp"}
+    assert {(r.pattern, r.size) for r in short if r.mechanism == "NULL"} >= {
+        ("PUSH/PULL", 64), ("PUSH/PULL", 1024), ("REQ/REP", 64), ("REQ/REP", 1024), ("PUB/SUB x3", 64)
+    }  # fmt: skip
+    full = bench.full_plan(["czmq", "monocoque"]).rows()
+    assert len({(r.server, r.client) for r in full}) == 4
+    assert {r.transport for r in full} == {"tcp", "ipc"} and {r.mechanism for r in full} == {"NULL", "PLAIN", "CURVE"}
+    assert len(full) > 3 * len(short)
+
+
+def claims_doc(runtime: str, mono_p50: float, ref_p50: float) -> dict:
+    rows = [
+        {"kind": "latency", "pattern": "REQ/REP", "server": p, "client": p, "transport": "tcp", "mechanism": "NULL",
+         "size": 64, "reps": [{"p50": v}]}
+        for p, v in (("monocoque", mono_p50), ("czmq", ref_p50))
+    ]  # fmt: skip
+    meta = {
+        "reference": "czmq",
+        "reference_is": "libzmq 4.3.4 driven from C",
+        "peer_versions": {"monocoque": {"runtime": runtime}, "czmq": {"libzmq": "4.3.4"}},
+        "families": {"monocoque": "monocoque", "czmq": "czmq"},
+        "loops": {"monocoque": f"Rust loop, runtime {runtime}", "czmq": "C loop over libzmq 4.3.4"},
+    }
+    return {"meta": meta, "rows": rows}
+
+
+def test_a_claim_gets_our_ratio_for_its_row_only_under_the_runtime_it_names():
+    entries = benchclaims.table(claims_doc("tokio (epoll)", mono_p50=40.0, ref_p50=30.0))
+    tokio = next(e for e in entries if e["row"].startswith("REQ/REP latency 64 B") and e["claimed_runtime"] == "tokio")
+    # The reference's p50 over Monocoque's: a slower Monocoque is below 1, whatever the claim says.
+    assert tokio["measured"] == pytest.approx(0.75) and "median" in tokio["how"] and "4.3.4" in tokio["how"]
+    compio = next(e for e in entries if e["claimed_runtime"] == "compio")
+    assert compio["measured"] is None and "tokio" in compio["how"]
+    coalesced = next(e for e in entries if "coalescing" in e["says"])
+    assert coalesced["measured"] is None and coalesced["how"].startswith("not measured")
+    # A run without the row says so instead of inventing a figure.
+    fanout = next(e for e in entries if e["row"].startswith("PUB/SUB"))
+    assert fanout["measured"] is None and "not in this run" in fanout["how"]
+    lines = benchclaims.text(entries)
+    assert len(lines) == len(benchclaims.CLAIMS) and "claimed 3.45x (tokio), measured 0.75x" in lines[0]

@@ -354,23 +354,23 @@ def test_bench_charts_show_each_pairings_ratio_to_libzmq_by_size(tmp_path):
     from zmtp_conformance.report import benchpage
 
     rows = bench_rows(["impl", "libzmq"], {"impl": 0.5, "libzmq": 1.0})
-    q = ratios(rows)
-    table = benchpage.ratio_table(rows, q, "throughput", "tcp", "NULL")
+    q = ratios(rows, "libzmq")
+    table = benchpage.ratio_table(rows, q, "throughput", "tcp", "NULL", "libzmq")
     assert set(table) == {"PUSH/PULL", "PUB/SUB x3"}
     # libzmq -> libzmq is the 1.0 line, not a bar; the others are their ratio, size by size.
     assert set(table["PUSH/PULL"]) == {"impl -> impl", "impl -> libzmq", "libzmq -> impl"}
     assert table["PUSH/PULL"]["impl -> libzmq"] == pytest.approx({64: 0.5, 1024: 0.5, 65536: 0.5})
-    latency = benchpage.ratio_table(rows, q, "latency", "tcp", "NULL")
+    latency = benchpage.ratio_table(rows, q, "latency", "tcp", "NULL", "libzmq")
     assert latency["REQ/REP"]["impl -> impl"] == pytest.approx({64: 0.5})  # slower round trips: below 1.0 too
-    files = benchpage.plots(rows, tmp_path, q)
+    files = benchpage.plots(rows, tmp_path, q, "libzmq")
     assert sorted(f.name for f in files) == ["bench-latency-tcp-NULL.png", "bench-throughput-tcp-NULL.png"]
     for f in files:
         assert f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f.stat().st_size > 10_000
     # Many pairings: a pairing-by-size table of colours instead of a thicket of bars.
     many = bench_rows(["impl", "libzmq", "czmq", "zmq4"], {"impl": 0.5, "libzmq": 1.0, "czmq": 0.9, "zmq4": 2.0})
-    pairings = benchpage.ratio_table(many, ratios(many), "throughput", "tcp", "NULL")["PUSH/PULL"]
+    pairings = benchpage.ratio_table(many, ratios(many, "libzmq"), "throughput", "tcp", "NULL", "libzmq")["PUSH/PULL"]
     assert len(pairings) == 15 > benchpage.MAX_BARS
     assert pairings["zmq4 -> czmq"][64] == pytest.approx(0.9) and pairings["zmq4 -> zmq4"][64] == pytest.approx(2.0)
     out = tmp_path / "many"
     out.mkdir()
-    assert [f.name for f in benchpage.plots(many, out)] == ["bench-latency-tcp-NULL.png", "bench-throughput-tcp-NULL.png"]
+    assert [f.name for f in benchpage.plots(many, out, reference="libzmq")] == ["bench-latency-tcp-NULL.png", "bench-throughput-tcp-NULL.png"]

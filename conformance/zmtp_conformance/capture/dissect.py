@@ -110,12 +110,29 @@ def greeting_major(data: bytes) -> int | None:
     return data[10] if len(data) >= 11 else None
 
 
+@dataclass(frozen=True, slots=True)
+class FrameRun:
+    """Consecutive complete data frames, not yet made into Items: `count` frames from `start` to `end`
+    of the decoded direction, the OR of their flags octets in `flags`. A capture of small messages is
+    mostly such runs; a caller that needs each frame asks `Decoder.items`, which expands them."""
+
+    start: int
+    end: int
+    count: int
+    flags: int
+
+
 class Decoder:
     """Decodes one direction. Feed it the whole direction with `decode(data)`; `mechanism` may be set
-    from the other side's greeting (both sides must agree for the handshake to go on)."""
+    from the other side's greeting (both sides must agree for the handshake to go on).
+
+    `items` is every item; `entries` is the same with runs of plain data frames left as `FrameRun`s,
+    for a caller (the validator) that can judge a run by its flags without an object per frame."""
 
     def __init__(self) -> None:
-        self.items: list[Item] = []
+        self.entries: list[Item | FrameRun] = []
+        self._items: list[Item] | None = []
+        self._data = b""
         self.version: tuple[int, int] | None = None
         self.mechanism = ""
         self.legacy = 0  # 1 or 2 for a ZMTP 1.0 / 2.0 peer
@@ -123,20 +140,90 @@ class Decoder:
         # meets a 2.0 peer goes on in ZMTP 2.0 after its major version (RFC 37, backwards interoperability).
         self.peer_major: int | None = None
 
+    @property
+    def items(self) -> list[Item]:
+        """Every item, runs of data frames expanded (once: later calls return the same list and Items)."""
+        if self._items is None:
+            self._items = []
+            for entry in self.entries:
+                if isinstance(entry, FrameRun):
+                    self._items += self.expand(entry)
+                else:
+                    self._items.append(entry)
+        return self._items
+
+    def expand(self, run: FrameRun) -> list[Item]:
+        """The Items of one run, as `items` holds them."""
+        out, pos = [], run.start
+        while pos < run.end:
+            out.append(self._frame(self._data, pos))
+            pos = out[-1].end
+        return out
+
+    def _add(self, item: Item) -> None:
+        self.entries.append(item)
+        self._items = None
+
     def decode(self, data: bytes) -> list[Item]:
+        self.decode_entries(data)
+        return self.items
+
+    def decode_entries(self, data: bytes) -> list[Item | FrameRun]:
+        """`decode` without making an Item of every data frame: returns `entries`."""
+        if any(isinstance(e, FrameRun) for e in self.entries):
+            self.entries = list(self.items)  # the runs of an earlier call point into its data
         # Data frames are kept as views into `data`, not copies: a capture of a
         # long stream is mostly frame bodies.
+        self._data = data
         self._view = memoryview(data)
         pos = self._greeting(data)
         if pos is None:
-            return self.items
-        while pos < len(data):
+            return self.entries
+        # CURVE's MESSAGE boxes travel in data frames and are named from their bodies: no runs there.
+        runs = self.legacy != 1 and self.mechanism != "CURVE"
+        end = len(data)
+        while pos < end:
+            if runs:
+                run = self._run(data, pos, end)
+                if run is not None:
+                    self.entries.append(run)
+                    self._items = None
+                    pos = run.end
+                    if pos >= end:
+                        break
             item = self._legacy_frame(data, pos) if self.legacy == 1 else self._frame(data, pos)
-            self.items.append(item)
+            self._add(item)
             if item.kind in ("truncated", "malformed"):
                 break
             pos = item.end
-        return self.items
+        return self.entries
+
+    def _run(self, data: bytes, pos: int, end: int) -> FrameRun | None:
+        """The complete data frames from `pos` on, or None when the frame there is not one.
+
+        The small-frame path: a tight loop over octets, no object per frame. It stops at a
+        command (in ZMTP 3.x), a header or body cut short, and leaves those to `_frame`."""
+        start, count, ored = pos, 0, 0
+        command = 0 if self.legacy == 2 else COMMAND  # ZMTP 2.0 has no commands
+        unpack = struct.unpack_from
+        while pos < end:
+            flags = data[pos]
+            if flags & command:
+                break
+            if flags & LONG:
+                if pos + 9 > end:
+                    break
+                nxt = pos + 9 + unpack("!Q", data, pos + 1)[0]
+            else:
+                if pos + 2 > end:
+                    break
+                nxt = pos + 2 + data[pos + 1]
+            if nxt > end:
+                break
+            ored |= flags
+            count += 1
+            pos = nxt
+        return FrameRun(start, pos, count, ored) if count else None
 
     # -- greeting ----------------------------------------------------------
 
@@ -148,14 +235,14 @@ class Decoder:
             self.version = (1, 0)
             return 0
         if len(data) < 10:
-            self.items.append(Item("truncated", 0, data, note=f"greeting cut short after {len(data)} octets"))
+            self._add(Item("truncated", 0, data, note=f"greeting cut short after {len(data)} octets"))
             return None
         if not data[9] & 0x01:
             self.legacy = 1
             self.version = (1, 0)
             return 0  # a 1.0 frame with a long length: handled as a legacy frame
         if len(data) < 11:
-            self.items.append(Item("truncated", 0, data, note="greeting cut short after the signature"))
+            self._add(Item("truncated", 0, data, note="greeting cut short after the signature"))
             return None
         major = data[10]
         downgraded = major >= 3 and self.peer_major is not None and self.peer_major < 3
@@ -163,20 +250,20 @@ class Decoder:
             self.legacy = 2
             self.version = (2, 0)
             if len(data) < 12:
-                self.items.append(Item("truncated", 0, data, note="2.0 greeting cut short before the socket type"))
+                self._add(Item("truncated", 0, data, note="2.0 greeting cut short before the socket type"))
                 return None
             note = f"ZMTP {major}.x peer continuing in ZMTP 2.0 with a 2.0 peer" if downgraded else ""
             fields = {"revision": major, "socket_type": data[11]}
-            self.items.append(Item("greeting-2.0", 0, data[:12], fields=fields, note=note))
+            self._add(Item("greeting-2.0", 0, data[:12], fields=fields, note=note))
             return 12
         if len(data) < 64:
-            self.items.append(Item("truncated", 0, data, note=f"greeting cut short after {len(data)} of 64 octets"))
+            self._add(Item("truncated", 0, data, note=f"greeting cut short after {len(data)} of 64 octets"))
             return None
         g = data[:64]
         mech = g[12:32]
         self.version = (g[10], g[11])
         self.mechanism = mech.rstrip(b"\x00").decode("ascii", errors="replace")
-        self.items.append(
+        self._add(
             Item(
                 "greeting",
                 0,

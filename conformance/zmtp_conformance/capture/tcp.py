@@ -10,6 +10,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from .pcap import LINKTYPE_ETHERNET, LINKTYPE_IPV4, LINKTYPE_LINUX_SLL, LINKTYPE_NULL, LINKTYPE_RAW, Record
 
@@ -26,12 +27,18 @@ class Segment:
     payload: bytes | memoryview
 
 
-def _ip(version: int, raw: bytes) -> str:
-    if version == 4:
+@lru_cache(maxsize=1024)
+def _ip_text(raw: bytes) -> str:
+    if len(raw) == 4:
         return ".".join(str(b) for b in raw)
     import ipaddress
 
     return str(ipaddress.IPv6Address(raw))
+
+
+def _ip(version: int, raw: bytes) -> str:
+    # A capture holds a handful of addresses in every packet: each is spelled out once.
+    return _ip_text(bytes(raw))
 
 
 def _network(data: bytes, linktype: int) -> tuple[int, str, str, int, int] | None:
@@ -73,18 +80,27 @@ def _network(data: bytes, linktype: int) -> tuple[int, str, str, int, int] | Non
     return None
 
 
-def parse(data: bytes, linktype: int) -> Segment | None:
+def parse(data: bytes, linktype: int, timestamp: float = 0.0) -> Segment | None:
     """The TCP segment in one captured packet, or None for anything else."""
+    f = _fields(data, linktype)
+    return None if f is None else Segment(timestamp, *f)
+
+
+def _fields(data: bytes, linktype: int) -> tuple[tuple[str, int], tuple[str, int], int, int, bytes | memoryview] | None:
+    """A segment's (source, destination, seq, flags, payload): `parse` without the object, for `streams`."""
     net = _network(data, linktype)
     if net is None or net[0] != 6:
         return None
     _, src, dst, tcp_off, end = net
     if len(data) < tcp_off + 20:
         return None
-    sport, dport, seq = struct.unpack_from("!HHI", data, tcp_off)
+    sport, dport, seq = _PORTS_SEQ(data, tcp_off)
     doff = (data[tcp_off + 12] >> 4) * 4
-    flags = data[tcp_off + 13]
-    return Segment(0.0, (src, sport), (dst, dport), seq, flags, memoryview(data)[tcp_off + doff : min(end, len(data))])
+    start, stop = tcp_off + doff, min(end, len(data))
+    return (src, sport), (dst, dport), seq, data[tcp_off + 13], memoryview(data)[start:stop] if start < stop else b""
+
+
+_PORTS_SEQ = struct.Struct("!HHI").unpack_from
 
 
 def parse_udp(data: bytes, linktype: int) -> bytes | None:
@@ -116,26 +132,33 @@ class Direction:
     rst: bool = False
 
     def add(self, seg: Segment) -> None:
-        if seg.flags & SYN:
-            self.isn = (seg.seq + 1) & 0xFFFFFFFF
+        self._add(seg.seq, seg.flags, seg.payload, seg.timestamp)
+
+    def _add(self, seq: int, flags: int, payload: bytes | memoryview, timestamp: float) -> None:
+        if flags & SYN:
+            self.isn = (seq + 1) & 0xFFFFFFFF
         if self.isn is None:
-            self.isn = seg.seq  # capture began mid-stream
-        if seg.flags & FIN:
+            self.isn = seq  # capture began mid-stream
+        if flags & FIN:
             self.fin = True
-        if seg.flags & RST:
+        if flags & RST:
             self.rst = True
-        if not seg.payload:
+        if not payload:
             return
-        off = (seg.seq - self.isn) & 0xFFFFFFFF
+        off = (seq - self.isn) & 0xFFFFFFFF
         have = len(self.data)
-        if off + len(seg.payload) <= have or off in self.pending:
+        if off == have and not self.pending:  # the usual case: the next segment, in order
+            self.times.append((have, timestamp))
+            self.data += payload
+            return
+        if off + len(payload) <= have or off in self.pending:
             self.retransmissions += 1
             return
         if off > have:
-            self.pending[off] = seg.payload
+            self.pending[off] = payload
             return
-        self.times.append((have, seg.timestamp))
-        self.data += seg.payload[have - off :]
+        self.times.append((have, timestamp))
+        self.data += payload[have - off :]
         while self.pending:
             have = len(self.data)
             ready = [o for o in self.pending if o <= have]
@@ -180,19 +203,19 @@ def streams(records: Iterable[Record], linktype: int) -> list[Stream]:
     by_key: dict[tuple[tuple[str, int], tuple[str, int]], Stream] = {}
     out: list[Stream] = []
     for rec in records:
-        seg = parse(rec.data, linktype)
-        if seg is None:
+        f = _fields(rec.data, linktype)
+        if f is None:
             continue
-        seg = Segment(rec.timestamp, seg.src, seg.dst, seg.seq, seg.flags, seg.payload)
-        key = (seg.src, seg.dst) if seg.src <= seg.dst else (seg.dst, seg.src)
+        src, dst, seq, flags, payload = f
+        key = (src, dst) if src <= dst else (dst, src)
         st = by_key.get(key)
-        if st is None or (seg.flags & SYN and not seg.flags & 0x10 and st.saw_syn and st.to_server.data):
+        if st is None or (flags & SYN and not flags & 0x10 and st.saw_syn and st.to_server.data):
             # A new SYN on a 4-tuple already used starts a new stream (port reuse).
-            client, server = (seg.src, seg.dst)
-            if not seg.flags & SYN and seg.src[1] < seg.dst[1]:
-                client, server = seg.dst, seg.src  # no SYN seen: guess the ephemeral port is the client's
-            st = Stream(len(out), client, server, rec.timestamp, saw_syn=bool(seg.flags & SYN))
+            client, server = (src, dst)
+            if not flags & SYN and src[1] < dst[1]:
+                client, server = dst, src  # no SYN seen: guess the ephemeral port is the client's
+            st = Stream(len(out), client, server, rec.timestamp, saw_syn=bool(flags & SYN))
             by_key[key] = st
             out.append(st)
-        (st.to_server if seg.src == st.client else st.to_client).add(seg)
+        (st.to_server if src == st.client else st.to_client)._add(seq, flags, payload, rec.timestamp)
     return out

@@ -11,7 +11,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from ..bench import REFERENCE, Row, ratios
+from ..bench import REFERENCE, Row, ratios, reference_of
+from ..benchclaims import table as claims_table
 
 
 def _pair(r: Row) -> str:
@@ -22,25 +23,25 @@ def _size(n: int) -> str:
     return f"{n // (1 << 20)} MiB" if n >= 1 << 20 else f"{n // 1024} KiB" if n >= 1024 else f"{n} B"
 
 
-# What a chart's bars are: throughput (msgs/s over libzmq's) or latency (libzmq's p50 over the row's).
+# What a chart's bars are: throughput (msgs/s over the reference's) or latency (its p50 over the row's).
 KINDS = {
-    "throughput": "throughput: messages/s over libzmq -> libzmq's",
-    "latency": "latency: libzmq -> libzmq's p50 round trip over this pairing's",
+    "throughput": "throughput: messages/s over {ref} -> {ref}'s",
+    "latency": "latency: {ref} -> {ref}'s p50 round trip over this pairing's",
 }
 
 
 def ratio_table(
-    rows: list[Row], ratio: dict[str, float], kind: str, transport: str, mechanism: str
+    rows: list[Row], ratio: dict[str, float], kind: str, transport: str, mechanism: str, reference: str = REFERENCE
 ) -> dict[str, dict[str, dict[int, float]]]:
-    """pattern -> pairing (client -> server) -> message size -> ratio against libzmq, for one chart.
+    """pattern -> pairing (client -> server) -> message size -> ratio against the reference, for one chart.
 
-    libzmq -> libzmq is left out: it is the 1.0 line every bar is read against.
+    reference -> reference is left out: it is the 1.0 line every bar is read against.
     """
     table: dict[str, dict[str, dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
     for r in rows:
         if (r.kind, r.transport, r.mechanism) != (kind, transport, mechanism) or r.key not in ratio:
             continue
-        if (r.server, r.client) == (REFERENCE, REFERENCE):
+        if (r.server, r.client) == (reference, reference):
             continue
         table[r.pattern][_pair(r)][r.size] = ratio[r.key]
     return {p: dict(pairs) for p, pairs in table.items()}
@@ -56,7 +57,7 @@ def _pattern_key(pattern: str) -> tuple[int, str]:
     return next((i for i, p in enumerate(PATTERN_ORDER) if pattern.startswith(p)), len(PATTERN_ORDER)), pattern
 
 
-def plots(rows: list[Row], out: Path, ratio: dict[str, float] | None = None) -> list[Path]:
+def plots(rows: list[Row], out: Path, ratio: dict[str, float] | None = None, reference: str = REFERENCE) -> list[Path]:
     """One PNG per kind, transport and mechanism, one panel per pattern, of each pairing's ratio to libzmq by
     message size: grouped bars against a marked 1.0 line, or for many pairings a pairing-by-size table coloured
     red (slower than libzmq -> libzmq) to green (faster)."""
@@ -65,10 +66,10 @@ def plots(rows: list[Row], out: Path, ratio: dict[str, float] | None = None) -> 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ratio = ratios(rows) if ratio is None else ratio
+    ratio = ratios(rows, reference) if ratio is None else ratio
     files = []
     for kind, transport, mech in sorted({(r.kind, r.transport, r.mechanism) for r in rows}):
-        table = ratio_table(rows, ratio, kind, transport, mech)
+        table = ratio_table(rows, ratio, kind, transport, mech, reference)
         if not table:
             continue
         patterns = sorted(table, key=_pattern_key)
@@ -83,19 +84,20 @@ def plots(rows: list[Row], out: Path, ratio: dict[str, float] | None = None) -> 
             for ax, pattern in zip(axes[0], patterns, strict=True):
                 image = _heatmap(ax, table[pattern], pairings)
                 ax.set_title(pattern)
-            bar = fig.colorbar(image, ax=list(axes[0]), label="ratio to libzmq (1.0 = libzmq -> libzmq)", shrink=0.8)
+            label = f"ratio to {reference} (1.0 = {reference} -> {reference})"
+            bar = fig.colorbar(image, ax=list(axes[0]), label=label, shrink=0.8)
             bar.set_ticks(HEAT_TICKS, labels=[f"{t:g}" for t in HEAT_TICKS])
             bar.minorticks_off()
         else:
             colours = {p: plt.get_cmap("tab10")(i) for i, p in enumerate(pairings)}
             top = max(1.25, *(q for pairs in table.values() for sizes in pairs.values() for q in sizes.values()))
             for ax, pattern in zip(axes[0], patterns, strict=True):
-                _bars(ax, table[pattern], pairings, colours, top * 1.12)
+                _bars(ax, table[pattern], pairings, colours, top * 1.12, reference)
                 ax.set_title(pattern)
-            axes[0][0].set_ylabel("ratio to libzmq (higher is better)")
+            axes[0][0].set_ylabel(f"ratio to {reference} (higher is better)")
             handles = [plt.Rectangle((0, 0), 1, 1, color=colours[p]) for p in pairings]
             fig.legend(handles, pairings, title="client -> server", loc="center left", bbox_to_anchor=(1.0, 0.5))
-        fig.suptitle(f"{KINDS.get(kind, kind)} ({transport}, {mech})", fontsize=11)
+        fig.suptitle(f"{KINDS.get(kind, kind).format(ref=reference)} ({transport}, {mech})", fontsize=11)
         if not many:
             fig.tight_layout()
         path = out / f"bench-{kind}-{transport}-{mech}.png"
@@ -106,7 +108,12 @@ def plots(rows: list[Row], out: Path, ratio: dict[str, float] | None = None) -> 
 
 
 def _bars(
-    ax: Any, pairs: dict[str, dict[int, float]], pairings: list[str], colours: dict[str, Any], top: float
+    ax: Any,
+    pairs: dict[str, dict[int, float]],
+    pairings: list[str],
+    colours: dict[str, Any],
+    top: float,
+    reference: str = REFERENCE,
 ) -> None:
     sizes = sorted({s for by_size in pairs.values() for s in by_size})
     names = [p for p in pairings if p in pairs]
@@ -118,7 +125,7 @@ def _bars(
         ax.bar_label(bars, labels=[f"{y:.2f}" for y in ys], fontsize=7, padding=1)
     ax.axhline(1.0, color="black", linewidth=1.2, linestyle="--")
     ax.annotate(
-        "libzmq = 1.0", (0, 1.0), xycoords=("axes fraction", "data"), xytext=(3, 3), textcoords="offset points",
+        f"{reference} = 1.0", (0, 1.0), xycoords=("axes fraction", "data"), xytext=(3, 3), textcoords="offset points",
         fontsize=8, va="bottom",
     )  # fmt: skip
     ax.set_xticks(range(len(sizes)), [_size(s) for s in sizes])
@@ -156,6 +163,8 @@ def page(doc: dict[str, Any], rows: list[Row], ratio: dict[str, float], images: 
     e = html.escape
     meta = doc["meta"]
     m = meta["machine"]
+    ref = reference_of(doc)
+    what = meta.get("reference_is", ref)
     out = [
         "<!doctype html><html><head><meta charset='utf-8'><title>ZMTP benchmarks</title>",
         "<style>body{font-family:system-ui,sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}"
@@ -163,12 +172,15 @@ def page(doc: dict[str, Any], rows: list[Row], ratio: dict[str, float], images: 
         ".bad{color:#a00}.good{color:#060}</style></head><body>",
         "<h1>ZMTP benchmarks</h1>",
         f"<p>{e(meta['generated'])}, {e(str(meta['wall_time']))} s on {e(m['node'])} ({e(m['platform'])}, "
-        f"{m['cpus']} cpus, python {e(m['python'])}). Ratios are against {REFERENCE} to {REFERENCE}, measured in "
-        "this run: above 1 is faster. Each figure is the median of the repetitions; the spread is in "
-        "bench.json.</p>",
+        f"{m['cpus']} cpus, python {e(m['python'])}). Ratios are against {e(ref)} to {e(ref)}, that is "
+        f"{e(what)}, measured in this run: above 1 is faster. Each figure is the median of the repetitions; "
+        "the spread is in bench.json.</p>",
         "<p>" + "; ".join(f"{e(p)}: {e(', '.join(f'{k} {v}' for k, v in vs.items()))}"
                           for p, vs in sorted(meta["peer_versions"].items())) + "</p>",
+        "<p>Bench loops: " + "; ".join(f"{e(p)}: {e(loop)}" for p, loop in sorted(meta.get("loops", {}).items()))
+        + "</p>",
     ]  # fmt: skip
+    out += _claims_section(doc)
     sections: dict[tuple[str, str, str, str], list[Row]] = defaultdict(list)
     for r in rows:
         sections[r.kind, r.pattern, r.transport, r.mechanism].append(r)
@@ -195,13 +207,40 @@ def page(doc: dict[str, Any], rows: list[Row], ratio: dict[str, float], images: 
                     q = ratio.get(r.key)
                     cls = "" if q is None else " class='good'" if q >= 1 else " class='bad'" if q < 0.5 else ""
                     fig = r.figure() or 0
-                    out.append(f"<td{cls}>{fig:,.0f}" + (f" ({q:.2f}x)" if q is not None else "") + "</td>")
+                    title = f" title='{e('; '.join(r.notes))}'" if r.notes else ""
+                    mark = "*" if r.notes else ""
+                    out.append(
+                        f"<td{cls}{title}>{fig:,.0f}{mark}" + (f" ({q:.2f}x)" if q is not None else "") + "</td>"
+                    )
             out.append("</tr>")
         out.append("</table>")
     for img in images:
         out.append(f"<p><img src='{e(img.name)}' alt='{e(img.stem)}'></p>")
     out.append("</body></html>")
     return "\n".join(out)
+
+
+def _claims_section(doc: dict[str, Any]) -> list[str]:
+    """Published claims next to this run's ratio for the same row (benchclaims)."""
+    e = html.escape
+    entries = doc.get("claims") or claims_table(doc)
+    if not entries:
+        return []
+    out = [
+        f"<h2>Published claims and this run (ratios to {e(reference_of(doc))}, higher is better)</h2>",
+        "<table><tr><th>implementation</th><th>row</th><th>claimed</th><th>claimed on</th><th>measured here</th>"
+        "<th style='text-align:left'>claim, source</th><th style='text-align:left'>how measured here</th></tr>",
+    ]
+    for c in entries:
+        measured = "-" if c["measured"] is None else f"{c['measured']:.2f}x"
+        out.append(
+            f"<tr><td>{e(c['family'])}</td><td>{e(c['row'])}</td><td>{e(c['claimed'])}</td>"
+            f"<td>{e(c['claimed_runtime'])}</td><td>{measured}</td>"
+            f"<td style='text-align:left'>{e(c['says'])} [{e(c['source'])}]</td>"
+            f"<td style='text-align:left'>{e(c['how'])}</td></tr>"
+        )
+    out.append("</table>")
+    return out
 
 
 def allure_result(doc: dict[str, Any], files: list[Path], results: Path) -> Path:
@@ -217,7 +256,7 @@ def allure_result(doc: dict[str, Any], files: list[Path], results: Path) -> Path
     result = {
         "uuid": str(uuid.uuid4()),
         "historyId": "zmtp-benchmarks",
-        "name": "Benchmarks: every pairing, ratios against libzmq",
+        "name": "Benchmarks: ratios against libzmq driven from C",
         "fullName": "zmtp_conformance.bench",
         "status": "passed",
         "stage": "finished",
@@ -233,7 +272,7 @@ def allure_result(doc: dict[str, Any], files: list[Path], results: Path) -> Path
 
 
 def write(doc: dict[str, Any], rows: list[Row], ratio: dict[str, float], out: Path) -> list[Path]:
-    images = plots(rows, out, ratio)
+    images = plots(rows, out, ratio, reference_of(doc))
     page_path = out / "bench.html"
     page_path.write_text(page(doc, rows, ratio, images))
     if (out / "allure-results").is_dir():

@@ -286,7 +286,8 @@ where
         }
     }
 
-    pub async fn bench(&mut self, b: Bench, poll: Duration) -> Result<serde_json::Value, Fault> {
+    /// `early`: messages of this benchmark the link read before the request reached it.
+    pub async fn bench(&mut self, b: Bench, early: Vec<Msg>, poll: Duration) -> Result<serde_json::Value, Fault> {
         use serde_json::json;
         let result = match b {
             Bench::Send { size, count } => {
@@ -300,12 +301,17 @@ where
             Bench::Recv { count, timeout } => {
                 self.set_recv_timeout(Some(timeout));
                 let r = async {
-                    self.recv_required().await?;
+                    // The clock starts once a message is in hand, as in the other agents.
+                    let mut got = early.len().min(count);
+                    if got == 0 {
+                        self.recv_required().await?;
+                        got = 1;
+                    }
                     let t0 = Instant::now();
-                    for _ in 1..count {
+                    for _ in got..count {
                         self.recv_required().await?;
                     }
-                    Ok(json!({"elapsed": t0.elapsed().as_secs_f64(), "timed": count.saturating_sub(1), "received": count}))
+                    Ok(json!({"elapsed": t0.elapsed().as_secs_f64(), "timed": count.saturating_sub(got), "received": count}))
                 }
                 .await;
                 self.set_recv_timeout(Some(poll));
@@ -333,7 +339,11 @@ where
             Bench::Echo { count, timeout } => {
                 self.set_recv_timeout(Some(timeout));
                 let r = async {
-                    for _ in 0..count {
+                    let answered = early.len().min(count);
+                    for m in early.into_iter().take(count) {
+                        self.send(m).await?;
+                    }
+                    for _ in answered..count {
                         let m = self.recv_required().await?;
                         self.send(m).await?;
                     }
