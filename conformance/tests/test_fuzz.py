@@ -9,15 +9,17 @@ import sys
 import textwrap
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from zmtp_conformance import peers
+from zmtp_conformance import peers, rawcodec
+from zmtp_conformance.credentials import client_mechanism
 from zmtp_conformance.fuzz import campaign, findings, grammar, mutate
-from zmtp_conformance.fuzz.inputs import Context, FuzzInput
+from zmtp_conformance.fuzz.inputs import FAULTS, Context, FuzzInput
 from zmtp_conformance.fuzz.minimise import minimise
 from zmtp_conformance.fuzz.oracles import judge, phantom
-from zmtp_conformance.fuzz.target import Played, Sanity, process_rss
+from zmtp_conformance.fuzz.target import Played, Sanity, broken_answer, process_rss, server_mechanism
 from zmtp_conformance.scenario import load_file
 
 
@@ -235,3 +237,119 @@ def test_a_short_campaign_against_impl_has_no_finding(tmp_path: Path) -> None:
     summary = run_campaign(settings)
     assert summary.inputs == 60
     assert summary.distinct == {}, summary.line()
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "CURVE"])
+def test_client_side_inputs_play_a_server(mechanism: str) -> None:
+    """Against a PLAIN or CURVE client the raw peer is the server: no client HELLO/INITIATE is sent,
+    broken WELCOME/READY answers are, and CURVE-only faults stay under CURVE."""
+    ctx = Context(mechanism, "client", mutate.load_seeds(mechanism, side="client"))
+    inputs = campaign.make_inputs(5, ctx, 300)
+    families = Counter(i.family for i in inputs)
+    assert not [f for f in families if f.startswith(("handshake.plain.", "handshake.curve."))]
+    served = [i for i in inputs if i.steps[0][0] == "serve"]
+    assert len({(i.steps[0][1]["stage"], i.steps[0][1]["fault"]) for i in served}) > 12
+    faults = {i.steps[0][1]["fault"] for i in served}
+    assert ("wrong_key" in faults) == (mechanism == "CURVE")
+    for inp in inputs:
+        assert FuzzInput.from_json(inp.to_json()).to_json() == inp.to_json()
+        for kind, arg in inp.steps:
+            if kind == "raw" and arg[:1] == b"\xff" and len(arg) >= 64:
+                assert arg[32] == 1 or inp.family.startswith(("greeting.", "mutate.")), inp.family  # as-server
+    # The server's side of the golden captures: WELCOME comes from the server.
+    assert any(b"WELCOME" in s for s in ctx.seeds)
+
+
+def _served(mechanism: str, stage: str) -> tuple[Any, Any, bytes]:
+    """A raw server and client mechanism that shook hands, and the server's honest answer at `stage`."""
+    client = rawcodec.Codec("PUSH", as_server=False, mechanism=client_mechanism(mechanism))
+    server = rawcodec.Codec("PULL", as_server=True, mechanism=server_mechanism(mechanism))
+    answers = []
+    honest = server.mech.on_command
+
+    def spy(name: str, data: bytes) -> bytes:
+        out = honest(name, data)
+        answers.append((name, out))
+        return out
+
+    server.mech.on_command = spy  # type: ignore[method-assign]
+    for _ in range(6):
+        server.receive(client.data_to_send())
+        client.receive(server.data_to_send())
+    assert client.ready and server.ready
+    want = "HELLO" if stage == "welcome" else "INITIATE"
+    return server.mech, client.mech, next(out for name, out in answers if name == want)
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "CURVE"])
+@pytest.mark.parametrize("stage", ["welcome", "ready"])
+def test_every_server_fault_changes_the_answer(mechanism: str, stage: str) -> None:
+    ctx = Context(mechanism, "client")
+    rng = random.Random(4)
+    offered = {
+        inp.steps[0][1]["fault"]
+        for inp in (grammar.server_answer(rng, ctx) for _ in range(400))
+        if inp.steps[0][1]["stage"] == stage
+    }
+    assert offered and offered <= set(FAULTS)
+    for fault in sorted(offered):
+        server, _, answer = _served(mechanism, stage)
+        broken = broken_answer(server, answer, fault, random.Random(fault))
+        assert broken != answer, (mechanism, stage, fault)
+
+
+@pytest.mark.parametrize("stage,fault", [("welcome", "wrong_key"), ("welcome", "flipped"), ("ready", "wrong_key")])
+def test_the_raw_client_refuses_a_curve_box_the_fault_broke(stage: str, fault: str) -> None:
+    """The fault is the one it says: the client that opened the honest answer cannot open the broken one."""
+    server, client, answer = _served("CURVE", stage)
+    name, body = rawcodec.FrameReader().feed(answer)[0].command()
+    if stage == "welcome":
+        assert client.on_command(name, body)  # the honest WELCOME opens (and INITIATE follows)
+    bad_name, bad_body = (
+        rawcodec.FrameReader().feed(broken_answer(server, answer, fault, random.Random(1)))[0].command()
+    )
+    with pytest.raises(rawcodec.CodecError, match="does not open"):
+        client.on_command(bad_name, bad_body)
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "CURVE"])
+def test_a_short_client_side_campaign_against_impl_has_no_finding(tmp_path: Path, mechanism: str) -> None:
+    settings = campaign.Settings(
+        peer="impl", side="client", mechanism=mechanism, inputs=40, seed=5, out=tmp_path, minimise_runs=0
+    )
+    summary = run_campaign(settings)
+    assert summary.inputs == 40 and len(summary.digests) > 30
+    assert summary.families["server"] > 5
+    assert summary.distinct == {}, summary.line()
+
+
+def test_the_container_memory_comes_from_its_cgroup(tmp_path: Path) -> None:
+    """cgroup v1 (cgroupfs driver) reports total_rss, v2 anon; page cache is not counted; a container
+    whose cgroup cannot be found has none."""
+    from zmtp_conformance.fuzz.target import cgroup_memory_file, cgroup_rss
+
+    v1 = tmp_path / "memory" / "docker" / "abc123"
+    v1.mkdir(parents=True)
+    (v1 / "memory.stat").write_text("cache 999999\nrss 5\ntotal_cache 999999\ntotal_rss 4096\n")
+    found = cgroup_memory_file(2**22 + 1, "abc123", root=tmp_path)
+    assert found == v1 / "memory.stat" and cgroup_rss(found) == 4096
+    v2 = tmp_path / "system.slice" / "docker-def456.scope"
+    v2.mkdir(parents=True)
+    (v2 / "memory.stat").write_text("anon 8192\nfile 777777\n")
+    found = cgroup_memory_file(2**22 + 1, "def456", root=tmp_path)
+    assert found is not None and cgroup_rss(found) == 8192
+    assert cgroup_memory_file(2**22 + 1, "other", root=tmp_path) is None
+    assert cgroup_rss(tmp_path / "gone" / "memory.stat") == 0
+
+
+def test_only_the_fail_on_peers_findings_fail_the_command(tmp_path: Path) -> None:
+    """CI's fuzz step: impl's findings fail it, other peers' are kept; impl is made to fail here with
+    a ProtocolBugs knob (READY without Socket-Type)."""
+    from zmtp_conformance import cli
+
+    base = ["fuzz", "--backend", "local", "--peer", "impl", "--budget", "2", "--minimise-runs", "0"]
+    bug = ["--peer-args", "impl=--bug", "--peer-args", "impl=ready_omit_socket_type"]
+    assert cli.main([*base, *bug, "--out", str(tmp_path / "a")]) == 1
+    assert cli.main([*base, *bug, "--out", str(tmp_path / "b"), "--fail-on", "libzmq"]) == 0
+    assert findings.load(tmp_path / "b")["impl"]  # kept all the same
+    assert cli.main([*base, "--side", "sideways", "--out", str(tmp_path / "c")]) == 2

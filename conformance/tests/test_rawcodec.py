@@ -87,3 +87,50 @@ def test_a_replayed_message_nonce_is_refused():
     server.receive(boxed)
     with pytest.raises(rawcodec.CodecError, match="does not increase"):
         server.receive(boxed)
+
+
+def plain_pair() -> tuple[rawcodec.Codec, rawcodec.Codec]:
+    client = rawcodec.Codec(
+        "PUSH", as_server=False, mechanism=lambda st, i: rawcodec.Plain(st, i, b"admin", b"secret")
+    )
+    server = rawcodec.Codec("PULL", as_server=True, mechanism=rawcodec.PlainServer)
+    return client, server
+
+
+def test_plain_client_and_server_shake_hands():
+    client, server = plain_pair()
+    pump(client, server)
+    assert client.ready and server.ready
+    assert isinstance(server.mech, rawcodec.PlainServer) and server.mech.username == b"admin"
+    client.send_message([b"m"])
+    pump(client, server)
+    assert server.messages == [[b"m"]]
+
+
+@pytest.mark.parametrize(
+    "name,body",
+    [("HELLO", b"\x05admin\x09secret"), ("HELLO", b""), ("INITIATE", b""), ("READY", b"")],
+)
+def test_the_plain_server_refuses_a_malformed_or_misplaced_command(name, body):
+    _, server = plain_pair()
+    server.receive(rawcodec.greeting(3, 1, "PLAIN", 0))
+    with pytest.raises(rawcodec.CodecError):
+        server.receive(rawcodec.command(name, body))
+
+
+def test_the_curve_server_refuses_a_hello_whose_padding_is_not_zero():
+    client, server = pair()
+    server.receive(client.data_to_send())  # the greeting
+    client.receive(server.data_to_send())
+    hello = bytearray(client.data_to_send())
+    hello[2 + 6 + 2 + 10] = 0x01  # frame header, name, version, then inside the 72 octets of padding
+    with pytest.raises(rawcodec.CodecError, match="padding"):
+        server.receive(bytes(hello))
+
+
+def test_a_raw_server_role_speaks_the_cells_mechanism():
+    from zmtp_conformance.credentials import server_mechanism
+
+    assert server_mechanism("NULL") is None
+    assert isinstance(server_mechanism("CURVE")("PULL", b""), rawcodec.CurveServer)
+    assert isinstance(server_mechanism("PLAIN")("PULL", b""), rawcodec.PlainServer)

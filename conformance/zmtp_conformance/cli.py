@@ -215,7 +215,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     import asyncio
     import json
 
-    from . import bench, peers
+    from . import bench, benchclaims, peers
     from .peers import AgentPool
     from .report import html, jsonfile
 
@@ -236,15 +236,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if bench.REFERENCE not in usable:
             print(f"zmtp-conformance bench: {bench.REFERENCE} is the reference and must run here", file=sys.stderr)
             return 2
-        plan = bench.Plan(usable)
+        plan = bench.full_plan(usable) if args.full else bench.Plan(usable)
         if args.quick:
-            plan.transports, plan.reps, plan.budget, plan.rtt_count = ["tcp"], 1, 16 << 20, 1000
+            plan.transports, plan.reps, plan.budget, plan.rtt_count = ["tcp"], 1, 8 << 20, 1000
         if args.transport:
             plan.transports = args.transport
         if args.mechanism:
             plan.mechanisms = args.mechanism
         if args.sizes:
-            plan.sizes = [int(x) for x in args.sizes.split(",")]
+            plan.sizes = plan.secure_sizes = [int(x) for x in args.sizes.split(",")]
         if args.reps:
             plan.reps = args.reps
 
@@ -263,19 +263,32 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 await pool.close()
 
         doc = asyncio.run(go())
+        doc["claims"] = benchclaims.table(doc)
         files = bench.write(doc, args.report_dir)
         if (args.report_dir / "matrix.json").exists():  # so matrix.html links the benchmarks
             meta, records = jsonfile.read(args.report_dir / "matrix.json")
             html.write(args.report_dir / "matrix.html", meta, records)
         print("wrote " + ", ".join(str(f) for f in files))
         rows = bench.load_rows(doc)
-        q = bench.ratios(rows)
+        meta = doc["meta"]
+        print(f"reference ({meta['reference']}): {meta['reference_is']}; wall time {meta['wall_time']} s")
+        for peer, loop in sorted(meta["loops"].items()):
+            print(f"  {peer}: {loop}")
+        q = bench.ratios(rows, meta["reference"])
         for r in sorted(rows, key=lambda r: r.key):
-            if r.key in q and (r.server, r.client) != (bench.REFERENCE, bench.REFERENCE):
+            if r.key in q and (r.server, r.client) != (meta["reference"], meta["reference"]):
                 print(
                     f"  {r.kind} {r.pattern} {r.client} -> {r.server} {r.transport} {r.mechanism} "
                     f"{r.size} B: {q[r.key]:.2f}x"
                 )
+        print(f"published claims against this run (ratios to {meta['reference']}, higher is better):")
+        print("\n".join(benchclaims.text(doc["claims"])))
+        noted: dict[str, int] = {}
+        for r in rows:
+            for note in r.notes:
+                noted[note] = noted.get(note, 0) + 1
+        for note, n in noted.items():
+            print(f"  note ({n} row{'s' if n > 1 else ''}): {note}")
         for r in rows:
             if r.error:
                 print(f"  error: {r.key.replace('|', ' ')}: {r.error}", file=sys.stderr)
@@ -489,11 +502,14 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     for item in args.peer_args:
         name, _, arg = item.partition("=")
         extra.setdefault(name, []).append(arg)
-    names = args.peer.split(",")
-    unknown = [n for n in names if n not in registry]
-    if unknown:
+    names = list(registry) if args.peer == "all" else args.peer.split(",")
+    fail_on = set(names if args.fail_on is None else args.fail_on.split(","))
+    sides = args.side.split(",")
+    unknown = [n for n in {*names, *fail_on} if n not in registry]
+    if unknown or not set(sides) <= {"server", "client"}:
         print(
-            f"zmtp-conformance fuzz: unknown peer(s) {', '.join(unknown)}; known: {', '.join(registry)}",
+            f"zmtp-conformance fuzz: unknown side(s) in {args.side!r} (server, client) or "
+            f"peer(s) {', '.join(unknown)}; known peers: {', '.join(registry)}",
             file=sys.stderr,
         )
         return 2
@@ -513,10 +529,10 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
                 if why:
                     print(f"{name}: skipped: {why}", file=sys.stderr)
                     continue
-                for mechanism in args.mechanism.split(","):
+                for side, mechanism in [(d, m) for d in sides for m in args.mechanism.split(",")]:
                     settings = campaign.Settings(
                         peer=name,
-                        side=args.side,
+                        side=side,
                         mechanism=mechanism,
                         inputs=args.budget[0],
                         seconds=args.budget[1],
@@ -525,7 +541,7 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
                         rss_limit=args.rss_limit_mb << 20,
                         minimise_runs=args.minimise_runs,
                     )
-                    print(f"fuzz {name} {mechanism} as {args.side}, seed {args.seed}")
+                    print(f"fuzz {name} {mechanism} as {side}, seed {args.seed}")
                     try:
                         summary = await campaign.Campaign(settings, pool).run()
                     except (ValueError, protocol.AgentError) as exc:
@@ -536,7 +552,7 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
                     print(summary.line())
                     for key, path in summary.distinct.items():
                         print(f"  {key}: {path}")
-                    found += len(summary.distinct)
+                    found += len(summary.distinct) if name in fail_on else 0
                     await pool.discard(name)
         finally:
             await pool.close()
@@ -654,7 +670,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="cmd", required=True)
     run = sub.add_parser("run", help="run the matrix (extra arguments go to pytest)")
     run.add_argument("--peers", help="comma-separated peers (default: all in peers.yaml)")
-    run.add_argument("--scenario", action="append", default=[], help="scenario id, prefix or glob (repeatable)")
+    run.add_argument("--scenario", action="append", default=[], help="scenario id, an id prefix ending at a slash (28/req-rep), or a glob (28/req*); repeatable")
     run.add_argument(
         "--pair-with",
         help="comma-separated peers: keep only cells where one side is one of them (or the raw peer), "
@@ -724,12 +740,18 @@ def main(argv: list[str] | None = None) -> int:
         "--keylog", type=Path, default=None, help="CURVE transient keys, to replay the messages after a CURVE handshake"
     )
     rp.add_argument("--json", action="store_true")
-    bn = sub.add_parser("bench", help="throughput and latency of every pairing of peers, as ratios to libzmq")
+    bn = sub.add_parser("bench", help="throughput and latency of the peers, as ratios to libzmq driven from C")
     bn.add_argument("--peers", help="comma-separated peers (default: every peer that runs here)")
     bn.add_argument("--quick", action="store_true", help="tcp only, one repetition, a smaller budget")
+    bn.add_argument(
+        "--full",
+        action="store_true",
+        help="every pairing, tcp and ipc, NULL/PLAIN/CURVE, all sizes, DEALER/ROUTER (default: each peer with "
+        "itself, tcp, the rows of issue 17 and the published claims, under 10 minutes)",
+    )
     bn.add_argument("--transport", action="append", choices=("tcp", "ipc"), default=None)
     bn.add_argument("--mechanism", action="append", choices=("NULL", "PLAIN", "CURVE"), default=None)
-    bn.add_argument("--sizes", help="comma-separated message sizes in bytes (default: 64,1024,65536,1048576)")
+    bn.add_argument("--sizes", help="comma-separated PUSH/PULL message sizes in bytes (default: 64,1024,65536)")
     bn.add_argument("--reps", type=int, default=None, help="repetitions per row (default 3, 1 with --quick)")
     bn.add_argument("--report-dir", type=Path, default=Path("reports"))
     bn.add_argument("--baseline", type=Path, default=None, help="a saved bench.json: flag rows that regressed")
@@ -746,8 +768,11 @@ def main(argv: list[str] | None = None) -> int:
     km.add_argument("--against", default="libzmq", help="peers impl meets besides the raw peer (default libzmq)")
     km.add_argument("--report-dir", type=Path, default=Path("reports"))
     fz = sub.add_parser("fuzz", help="hostile inputs against peers: oracles, minimised reproducers (docs/fuzzing.md)")
-    fz.add_argument("--peer", required=True, help="peer name(s), comma-separated")
-    fz.add_argument("--side", choices=["server", "client"], default="server", help="the side the peer plays")
+    fz.add_argument("--peer", required=True, help="peer name(s), comma-separated, or all (every peer of the backend)")
+    fz.add_argument("--side", default="server", help="the side the peer plays: server, client, or server,client")
+    fz.add_argument(
+        "--fail-on", default=None, help="only these peers' findings make the exit status 1 (default: every peer's)"
+    )
     fz.add_argument("--mechanism", default="NULL", help="NULL, PLAIN, CURVE, or several comma-separated")
     fz.add_argument("--budget", type=parse_budget, default=(200, None), help="inputs (500) or seconds (60s)")
     fz.add_argument("--seed", type=int, default=0)

@@ -222,6 +222,35 @@ class Plain(Mechanism):
         return super().on_command(name, data)
 
 
+class PlainServer(Mechanism):
+    """PLAIN server (RFC 24): reads HELLO, answers WELCOME, reads INITIATE, answers READY. It accepts
+    any user and password it can parse: authorising them is ZAP's part, which the raw peer does not play."""
+
+    name = "PLAIN"
+
+    def __init__(self, socket_type: str, identity: bytes) -> None:
+        super().__init__(socket_type, identity)
+        self.username: bytes | None = None  # once HELLO came
+
+    def start(self) -> bytes:
+        return b""  # the client speaks first
+
+    def on_command(self, name: str, data: bytes) -> bytes:
+        if name == "HELLO":
+            if not data or len(data) < 1 + data[0] + 1 or len(data) != 2 + data[0] + data[1 + data[0]]:
+                raise CodecError(f"a PLAIN HELLO whose lengths do not add up: {data[:32].hex(' ')}")
+            self.username = data[1 : 1 + data[0]]
+            return command("WELCOME")
+        if name == "INITIATE":
+            if self.username is None:
+                raise CodecError("INITIATE before HELLO")
+            self.peer = parse_properties(data)
+            return ready(self.metadata())
+        if name == "ERROR":
+            return super().on_command(name, data)
+        raise CodecError(f"expected HELLO or INITIATE, got {name}")
+
+
 class _CurveBoxes(Mechanism):
     """What both CURVE sides share (RFC 25/26): short nonces that only increase, and MESSAGE boxes."""
 
@@ -345,6 +374,9 @@ class CurveServer(_CurveBoxes):
                 raise CodecError(f"HELLO of {len(data) + 6} octets; RFC 26 makes it 200")
             if data[:2] != b"\x01\x00":
                 raise CodecError(f"HELLO version {data[0]}.{data[1]}; RFC 26 has 1.0")
+            if data[2:74] != bytes(72):
+                # The prose says 70 octets, the grammar 72 (hello-padding = 72%x00); the length check holds it to 72.
+                raise CodecError(f"HELLO anti-amplification padding is not all zero: {data[2:74].hex(' ')}")
             client_transient, short = PublicKey(data[74:106]), data[106:114]
             self._check_nonce(short)
             try:

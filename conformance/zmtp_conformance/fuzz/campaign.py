@@ -58,15 +58,24 @@ class Summary:
     restarts: int = 0
     versions: dict[str, str] = field(default_factory=dict)
     families: Counter[str] = field(default_factory=Counter)
+    digests: set[str] = field(default_factory=set)  # the inputs sent, by content: the distinct ones
+    rss: tuple[int, int] = (0, 0)  # the agent's memory: the first baseline, and the most seen, in octets
 
     def line(self) -> str:
         rate = self.inputs / self.seconds if self.seconds else 0.0
+        mib = 1 << 20
         by = ", ".join(f"{o} {self.failures[o]}" for o in ORACLES if self.failures[o]) or "none"
         return (
-            f"{self.peer} {self.mechanism} as {self.side}, seed {self.seed}: {self.inputs} inputs in "
+            f"{self.peer} {self.mechanism} as {self.side}, seed {self.seed}: {self.inputs} inputs "
+            f"({len(self.digests)} distinct) in "
             f"{self.seconds:.0f}s ({rate:.1f}/s); failures by oracle: {by}; "
             f"{len(self.distinct)} distinct finding(s) (oracle and input family), {len(self.causes)} distinct "
             f"failure signature(s); {self.restarts} agent restart(s)"
+            + (
+                f"; memory {self.rss[0] / mib:.1f} MiB at first, at most {self.rss[1] / mib:.1f} MiB"
+                if self.rss[1]
+                else ""
+            )
             + (f"; the clean exchange itself fails: {'; '.join(self.baseline)}" if self.baseline else "")
         )
 
@@ -77,6 +86,7 @@ class Summary:
             "mechanism": self.mechanism,
             "seed": self.seed,
             "inputs": self.inputs,
+            "distinct_inputs": len(self.digests),
             "seconds": round(self.seconds, 2),
             "failures": dict(self.failures),
             "distinct": self.distinct,
@@ -85,6 +95,8 @@ class Summary:
             "restarts": self.restarts,
             "versions": self.versions,
             "families": dict(self.families),
+            "rss_baseline_mib": round(self.rss[0] / (1 << 20), 1),
+            "rss_max_mib": round(self.rss[1] / (1 << 20), 1),
         }
 
 
@@ -135,6 +147,7 @@ class Campaign:
         self.evidence: list[Played] = []
         self.received: list[list[bytes]] = []
         self.log = log
+        self.rss_seen = (0, 0)  # first baseline, highest reading
 
     async def _fresh(self) -> None:
         """A running agent with a measured memory baseline."""
@@ -147,6 +160,7 @@ class Campaign:
             await self.target.socket("PULL")
             await self.target.sanity("PULL")
             self.baseline = self.target.rss()
+            self.rss_seen = (self.rss_seen[0] or self.baseline, max(self.rss_seen[1], self.baseline))
             self.evidence, self.received = [], []
 
     async def execute(self, inp: FuzzInput, rng: random.Random) -> list[Failure]:
@@ -160,6 +174,7 @@ class Campaign:
         rss = t.rss()
         sanity = await t.sanity(inp.socket_type)
         rss = max(rss, t.rss())
+        self.rss_seen = (self.rss_seen[0], max(self.rss_seen[1], rss))
         if not sanity.ok and t.agent is not None and t.agent.proc is not None:
             try:  # a dying agent's exit status may lag its closed pipe
                 await asyncio.wait_for(t.agent.proc.wait(), 0.5)
@@ -191,7 +206,7 @@ class Campaign:
 
     async def run(self) -> Summary:
         s = self.s
-        ctx = Context(s.mechanism, s.side, mutate.load_seeds(s.mechanism))
+        ctx = Context(s.mechanism, s.side, mutate.load_seeds(s.mechanism, side=s.side))
         stream = InputStream(s.seed, ctx)
         summary = Summary(s.peer, s.side, s.mechanism, s.seed)
         start = time.monotonic()
@@ -227,6 +242,7 @@ class Campaign:
                 inp = stream.next()
                 failures = await self.execute(inp, random.Random(f"{s.seed}:{index}"))
                 summary.inputs += 1
+                summary.digests.add(inp.digest())
                 summary.families[inp.family.split(".")[0]] += 1
                 for f in failures:
                     summary.failures[f.oracle] += 1
@@ -245,6 +261,7 @@ class Campaign:
         finally:
             summary.seconds = time.monotonic() - start
             summary.restarts = self.target.restarts
+            summary.rss = self.rss_seen
             await self.target.close()
         s.out.mkdir(parents=True, exist_ok=True)
         name = f"fuzz-{s.peer}-{s.mechanism.lower()}-{s.side}.json"

@@ -29,8 +29,8 @@ def _slug(text: str) -> str:
 
 
 def scenario(inp: FuzzInput, *, peer: str, side: str, mechanism: str, oracle: str) -> dict[str, Any]:
-    """The input as a scenario (scenarios/ format); CURVE boxes made at run time cannot be written
-    as octets and are left out (the JSON record replays them)."""
+    """The input as a scenario (scenarios/ format); CURVE boxes and broken server answers made at run
+    time cannot be written as octets and are left out (the JSON record replays them)."""
     probe_side = "client" if side == "server" else "server"
     roles: dict[str, Any] = {"probe": {"side": probe_side, "raw": True}}
     roles["peer"] = {"side": side, "type": inp.socket_type}
@@ -81,7 +81,7 @@ def write(
     folder = out / "findings" / _slug(peer)
     folder.mkdir(parents=True, exist_ok=True)
     stem = f"{mechanism.lower()}-{side}-{oracle}-{_slug(inp.family)}-{inp.digest()}"
-    boxes = any(kind == "curve" for kind, _ in inp.steps)
+    boxes = any(kind in ("curve", "serve") for kind, _ in inp.steps)
     needs_replay = boxes or (mechanism != "NULL" and inp.handshakes)
     header = [
         f"# Found by `zmtp-conformance fuzz --peer {peer} --side {side} --mechanism {mechanism} --seed {seed}`",
@@ -91,8 +91,8 @@ def write(
     ]
     if needs_replay:
         header.append(
-            "# Not complete as a scenario: the matrix's raw handshake is NULL only and run-time CURVE boxes "
-            "have no octets to write; the JSON record replays it."
+            "# Not complete as a scenario: the matrix's raw handshake is NULL only, and run-time CURVE boxes "
+            "and broken server answers have no octets to write; the JSON record replays it."
         )
     body = yaml.safe_dump(
         scenario(inp, peer=peer, side=side, mechanism=mechanism, oracle=oracle), sort_keys=False, width=120

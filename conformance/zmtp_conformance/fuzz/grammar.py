@@ -16,7 +16,7 @@ from nacl.public import Box, PrivateKey, PublicKey
 from .. import rawcodec
 from ..credentials import CURVE_SERVER_PUBLIC, PLAIN_PASSWORD, PLAIN_USER, z85_decode
 from ..rawcodec import COMMAND, LONG, MORE
-from .inputs import Context, FuzzInput, Step
+from .inputs import FAULTS, Context, FuzzInput, Step
 
 GREETING = "37/ZMTP#version-negotiation"
 FRAMING = "23/ZMTP#framing"
@@ -52,12 +52,18 @@ def curve_hello(rng: random.Random, *, version: bytes = b"\x01\x00", nonce: int 
 
 
 def opening(ctx: Context, socket_type: str, rng: random.Random) -> list[bytes]:
-    """The client's first writes of a good handshake under the mechanism, as far as fixed bytes go:
-    the greeting, then READY (NULL), HELLO and INITIATE (PLAIN), or HELLO (CURVE)."""
+    """The raw peer's first writes of a good handshake under the mechanism, as far as fixed bytes go:
+    the greeting, then READY (NULL); as a client HELLO and INITIATE (PLAIN) or HELLO (CURVE); as a
+    server WELCOME and READY (PLAIN) or nothing (CURVE: its answers are boxes for the client's keys,
+    made at run time by the "serve" step)."""
     as_server = int(ctx.side == "client" and ctx.mechanism != "NULL")
     out = [rawcodec.greeting(3, 1, ctx.mechanism, as_server)]
     if ctx.mechanism == "NULL":
         out.append(rawcodec.ready(_metadata(socket_type)))
+    elif as_server and ctx.mechanism == "PLAIN":
+        out += [rawcodec.command("WELCOME"), rawcodec.ready(_metadata(socket_type))]
+    elif as_server:
+        pass
     elif ctx.mechanism == "PLAIN":
         u, p = PLAIN_USER.encode(), PLAIN_PASSWORD.encode()
         out.append(rawcodec.command("HELLO", bytes((len(u),)) + u + bytes((len(p),)) + p))
@@ -392,8 +398,9 @@ def command_malformed(rng: random.Random, ctx: Context) -> FuzzInput:
 def traffic_after_error(rng: random.Random, ctx: Context) -> FuzzInput:
     """ERROR, then messages and commands as if nothing happened."""
     st = _pick_type(rng, ctx)
-    err = rawcodec.command("ERROR", b"\x06reason")
-    tail = rawcodec.message([b"after-error"]) + rawcodec.command("PING", b"\x00\x01")
+    reason = rng.randbytes(rng.choice([0, 6, 255]))
+    err = rawcodec.command("ERROR", bytes((len(reason),)) + reason)
+    tail = rawcodec.message([b"after-error-" + rng.randbytes(4)]) + rawcodec.command("PING", b"\x00\x01")
     return _after(st, err, tail, family="traffic.after_error", clause=ERRORS)
 
 
@@ -401,7 +408,8 @@ def replayed_handshake(rng: random.Random, ctx: Context) -> FuzzInput:
     """The whole opening again on a connection that already completed it."""
     st = _pick_type(rng, ctx)
     again = b"".join(opening(ctx, st, rng))
-    return _after(st, again, rawcodec.message([b"after-replay"]), family="handshake.replayed", clause=GREETING)
+    after = rawcodec.message([b"after-replay-" + rng.randbytes(4)])
+    return _after(st, again, after, family="handshake.replayed", clause=GREETING)
 
 
 def heartbeat(rng: random.Random, ctx: Context) -> FuzzInput:
@@ -435,6 +443,37 @@ def subscription(rng: random.Random, ctx: Context) -> FuzzInput:
     return _after("PUB", data, family=f"subscription.{kind}", clause=PUBSUB, note=f"topic {topic_len} octets")
 
 
+def server_answer(rng: random.Random, ctx: Context) -> FuzzInput:
+    """Against a connecting PLAIN or CURVE client, the raw peer as a broken server: a WELCOME or READY
+    cut, extended, flipped, misnamed, empty, doubled, huge, replaced by ERROR or by the other command;
+    READY metadata without or with a wrong Socket-Type; under CURVE boxes under a wrong key, an
+    all-zero server transient key, a random cookie, READY nonces of 0 and 2^64-1. Sometimes traffic
+    follows, as if the handshake had gone well."""
+    stage = rng.choice(["welcome", "ready"])
+    curve_only = ("wrong_key", "zero_transient", "bad_cookie", "nonce_zero", "nonce_max")
+    faults = [f for f in FAULTS if ctx.mechanism == "CURVE" or f not in curve_only]
+    if stage == "welcome":
+        faults = [f for f in faults if f not in ("no_socket_type", "bad_socket_type", "props_truncated")]
+        faults = [f for f in faults if f not in ("nonce_zero", "nonce_max")]
+        if ctx.mechanism == "PLAIN":  # PLAIN's WELCOME has no body to cut or empty
+            faults = [f for f in faults if f not in ("truncated", "empty")]
+    else:
+        faults = [f for f in faults if f not in ("zero_transient", "bad_cookie")]
+    fault = rng.choice(faults)
+    # The variant seeds what is random in the broken answer (cut point, flipped bit, wrong key), so
+    # that the input's record says all of it.
+    steps: list[Step] = [("serve", {"stage": stage, "fault": fault, "variant": rng.randrange(1 << 30)})]
+    after = rng.choice(["nothing", "message", "ready", "error"])
+    if after == "message":
+        steps.append(("raw", rawcodec.message([b"after-" + fault.encode()])))
+    elif after == "ready":
+        steps.append(("raw", rawcodec.ready(_metadata("PULL"))))
+    elif after == "error":
+        steps.append(("raw", rawcodec.command("ERROR", b"\x04late")))
+    clause = "26/CURVEZMQ" if ctx.mechanism == "CURVE" else "24/ZMTP-PLAIN"
+    return FuzzInput(f"server.{stage}.{fault}", "PULL", steps, clause, note=f"then {after}")
+
+
 def garbage(rng: random.Random, ctx: Context) -> FuzzInput:
     """Random octets after a good handshake."""
     st = _pick_type(rng, ctx)
@@ -462,7 +501,7 @@ def curve_boxes(rng: random.Random, ctx: Context) -> FuzzInput:
     if kind == "plaintext":
         steps.append(("raw", rawcodec.message([b"plaintext"])))
     else:
-        steps.append(("curve", {"kind": kind, "frames": [b"hostile"]}))
+        steps.append(("curve", {"kind": kind, "frames": [b"hostile-" + rng.randbytes(rng.choice([0, 4, 40]))]}))
     steps.append(("curve", {"kind": "good", "frames": [b"after"]}))
     return FuzzInput(f"curve.message.{kind}", st, steps, "26/CURVEZMQ")
 
@@ -474,7 +513,10 @@ GENERATORS: list[tuple[Generator, tuple[str, ...], tuple[str, ...], int]] = [
     (greeting_split, ("NULL", "PLAIN", "CURVE"), ("server", "client"), 1),
     (greeting_short, ("NULL", "PLAIN", "CURVE"), ("server", "client"), 1),
     (greeting_legacy, ("NULL", "PLAIN", "CURVE"), ("server", "client"), 1),
-    (handshake_command, ("NULL", "PLAIN", "CURVE"), ("server", "client"), 4),
+    (handshake_command, ("NULL",), ("server", "client"), 4),
+    # PLAIN's HELLO/INITIATE and CURVE's HELLO are the client's: against a client, server_answer.
+    (handshake_command, ("PLAIN", "CURVE"), ("server",), 4),
+    (server_answer, ("PLAIN", "CURVE"), ("client",), 6),
     (handshake_order, ("NULL", "PLAIN", "CURVE"), ("server", "client"), 2),
     (handshake_size, ("NULL", "PLAIN", "CURVE"), ("server", "client"), 1),
     (frame_flags, ("NULL", "PLAIN"), ("server", "client"), 2),
@@ -487,5 +529,5 @@ GENERATORS: list[tuple[Generator, tuple[str, ...], tuple[str, ...], int]] = [
     (heartbeat, ("NULL", "PLAIN"), ("server", "client"), 2),
     (subscription, ("NULL", "PLAIN"), ("server",), 1),
     (garbage, ("NULL", "PLAIN", "CURVE"), ("server", "client"), 1),
-    (curve_boxes, ("CURVE",), ("server",), 4),
+    (curve_boxes, ("CURVE",), ("server", "client"), 4),
 ]

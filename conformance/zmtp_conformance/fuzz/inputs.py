@@ -6,6 +6,9 @@ Steps are what the raw peer does on one connection, in order:
   (rawcodec's own client or NULL server side), as the partner of the agent's socket type;
 - ("raw", bytes): write these octets (one write; a split is several raw steps with waits between);
 - ("wait", seconds);
+- ("serve", {"stage": "welcome"|"ready", "fault": ...}): against a PLAIN or CURVE client, the raw
+  peer's server handshake up to its answer at that stage, which it sends broken as the fault says
+  FAULTS); made at run time, since CURVE answers are boxes for the client's keys;
 - ("curve", {"kind": ..., "frames": [...]}): after a CURVE handshake, a MESSAGE box made with the
   session's keys at run time (kind says what is wrong with it, or "good"), since its bytes cannot be
   fixed in advance.
@@ -25,6 +28,27 @@ from typing import Any
 PARTNER = {"PULL": "PUSH", "ROUTER": "DEALER", "PUB": "SUB"}
 
 Step = tuple[str, Any]
+
+# What a broken server may answer a client's HELLO (stage welcome) or INITIATE (stage ready) with.
+FAULTS = (
+    "truncated",  # the command's body cut short
+    "extended",  # octets after the body
+    "flipped",  # one bit of the body flipped (under CURVE: a box that does not open)
+    "name",  # the command's name misspelt
+    "empty",  # the command with no body
+    "error",  # ERROR instead of the answer
+    "other",  # the other stage's command instead (READY for WELCOME, WELCOME for READY)
+    "twice",  # the answer twice
+    "huge",  # a long command frame declaring 2^63-1 octets, then the answer's first octets
+    "no_socket_type",  # metadata without Socket-Type (stage ready; under CURVE inside a good box)
+    "bad_socket_type",  # metadata naming a socket type the client's does not accept
+    "props_truncated",  # metadata whose last property is cut short
+    "wrong_key",  # CURVE: the box made with a key the client does not know
+    "zero_transient",  # CURVE: WELCOME naming an all-zero server transient key
+    "bad_cookie",  # CURVE: WELCOME's cookie replaced by random octets
+    "nonce_zero",  # CURVE: READY with a short nonce of 0
+    "nonce_max",  # CURVE: READY with a short nonce of 2^64-1, leaving no nonce for messages
+)
 
 
 @dataclass
@@ -91,6 +115,8 @@ class FuzzInput:
                 parts.append(f"wait {arg:g}s")
             elif kind == "curve":
                 parts.append(f"curve box {arg['kind']}")
+            elif kind == "serve":
+                parts.append(f"serve with a broken {arg['stage']}: {arg['fault']}")
             else:
                 parts.append(f"handshake as {self.partner}")
         return "; ".join(parts)

@@ -21,8 +21,10 @@ CAPTURES = Path(__file__).resolve().parents[3] / "captures"
 INTERESTING = [0x00, 0x01, 0x02, 0x04, 0x7F, 0x80, 0xFE, 0xFF]
 
 
-def load_seeds(mechanism: str, directory: Path = CAPTURES) -> list[bytes]:
-    """The client-to-server streams of the golden captures made under `mechanism`, in file order."""
+def load_seeds(mechanism: str, directory: Path = CAPTURES, side: str = "server") -> list[bytes]:
+    """The streams the raw peer's part sent in the golden captures made under `mechanism`, in file
+    order: client-to-server when the peer under test is the server, server-to-client when it is the
+    client."""
     try:
         manifest = yaml.safe_load((directory / "manifest.yaml").read_text()) or {}
     except OSError:
@@ -36,8 +38,9 @@ def load_seeds(mechanism: str, directory: Path = CAPTURES) -> list[bytes]:
         except (OSError, pcap.PcapError):
             continue
         for stream in tcp.streams(records, header.linktype):
-            if len(stream.to_server.data) >= 64:
-                out.append(bytes(stream.to_server.data))
+            data = stream.to_server.data if side == "server" else stream.to_client.data
+            if len(data) >= 64:
+                out.append(bytes(data))
     return out
 
 
