@@ -150,3 +150,28 @@ def test_handshake_properties_reach_the_peer_after_socket_type_and_identity():
         listener.close()
 
     _run(main())
+
+
+def test_disconnect_is_seen_by_the_peer_even_with_bytes_left_unread():
+    async def main() -> None:
+        client, server_peer, listener = await _pair("DEALER", "ROUTER")
+        await server_peer.send_message([b"never-read"])
+        await asyncio.sleep(0.05)
+        await client.disconnect()
+        await server_peer.expect_close(2)
+        assert "disconnect" in client.t.text()
+        listener.close()
+
+    _run(main())
+
+
+def test_disconnect_twice_is_refused():
+    async def main() -> None:
+        client, server_peer, listener = await _pair("DEALER", "ROUTER")
+        await client.disconnect()
+        with pytest.raises(RawFailure, match="already closed"):
+            await client.disconnect()
+        server_peer.close()
+        listener.close()
+
+    _run(main())

@@ -64,6 +64,22 @@ def client_mechanism(mechanism: str) -> Any:
     return None
 
 
+def server_mechanism(mechanism: str) -> Any:
+    """The raw peer's server side of a mechanism with the test server key (None for NULL).
+
+    The raw peer's own codec (rawcodec), so a raw server role checks what the client sends.
+    """
+    from functools import partial
+
+    from .rawcodec import CurveServer, PlainServer
+
+    if mechanism == "CURVE":
+        return partial(CurveServer, secret=z85_decode(CURVE_SERVER_SECRET))
+    if mechanism == "PLAIN":
+        return PlainServer
+    return None
+
+
 def role_options(role: Role, mechanism: str) -> dict[str, Any]:
     """The scenario's options over the mechanism's defaults for the role's side."""
     return {**MECHANISM_OPTIONS[mechanism][role.side], **role.options}

@@ -314,6 +314,17 @@ class RawPeer:
         except ConnectionError:
             raise RawFailure(f"the peer closed the connection within {duration:g}s", expected="open") from None
 
+    async def disconnect(self) -> None:
+        """Leave abruptly, as a peer that dies or gives up does: bytes it has not read make it a reset."""
+        if self.writer is None or self.writer.is_closing():
+            raise RawFailure("the connection is already closed", expected="an open connection")
+        self.writer.close()
+        try:
+            await self.writer.wait_closed()
+        except ConnectionError:
+            pass  # the reset we caused ourselves
+        self.t.add(self.name, "disconnect", "")
+
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()

@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 from . import protocol
 from .cells import Cell, CellResult, StepFailed, Unsupported
-from .credentials import CURVE_CLIENT_PUBLIC, PLAIN_PASSWORD, PLAIN_USER, client_mechanism, role_options
+from .credentials import (
+    CURVE_CLIENT_PUBLIC,
+    PLAIN_PASSWORD,
+    PLAIN_USER,
+    client_mechanism,
+    role_options,
+    server_mechanism,
+)
 from .deviations import Deviation, Failure, find
 from .matchers import DEFAULT_TIMEOUT, describe_event, describe_matchers, expect_args, frame_bytes, match, send_args
 from .peers import AgentPool, AgentProcess, endpoint_for
@@ -80,11 +87,15 @@ class CellRun:
             await self.open_role(role)
         for role in ordered:
             if role.side == "client" and role.raw:
-                for target in self.targets(role):
-                    await self.raws[role.name].connect(self.endpoints[target])
-                    self.harness_client(self.raws[role.name])
+                if not role.deferred:
+                    await self.connect_raw(role)
             elif role.side == "client":
                 await self.connect_role(role)
+
+    async def connect_raw(self, role: Role) -> None:
+        for target in self.targets(role):
+            await self.raws[role.name].connect(self.endpoints[target])
+            self.harness_client(self.raws[role.name])
 
     def targets(self, role: Role) -> tuple[str, ...]:
         return role.connect or tuple(r.name for r in self.cell.scenario.roles.values() if r.side == "server")
@@ -467,14 +478,15 @@ class CellRun:
         await raw.expect(a)
 
     async def raw_handshake(self, role: Role, raw: RawPeer, a: Any) -> None:
-        # The raw peer's codec has only the client side of PLAIN and CURVE; a raw server stays NULL.
+        # Either side speaks the cell's mechanism through the raw peer's own codec.
         client = role.side == "client"
+        mechanism = client_mechanism(self.cell.mechanism) if client else server_mechanism(self.cell.mechanism)
         await raw.handshake(
             a["type"],
             as_server=not client,
             minor=a.get("minor"),
             identity=a.get("identity", "").encode(),
-            mechanism=client_mechanism(self.cell.mechanism) if client else None,
+            mechanism=mechanism,
             properties=[(k, v.encode()) for k, v in a.get("properties", {}).items()],
         )
 
@@ -523,6 +535,14 @@ class CellRun:
 
     async def raw_expect_response(self, role: Role, raw: RawPeer, a: Any) -> None:
         await raw.expect_response(a)
+
+    async def raw_disconnect(self, role: Role, raw: RawPeer, a: Any) -> None:
+        await raw.disconnect()
+
+    async def raw_connect(self, role: Role, raw: RawPeer, a: Any) -> None:
+        if not role.deferred or raw.writer is not None:
+            raise StepFailed(f"{role.name} connected at set-up; only a role with `deferred: true` has a connect step")
+        await self.connect_raw(role)
 
     async def sanity(self) -> None:
         """After hostile input: a fresh connection still gets served."""
@@ -668,6 +688,8 @@ async def judge_wire(
         run.t.add("wire", f.violation.check, f"{f}{known}")
     for name in wire.incomplete:
         run.t.add("wire", "incomplete", f"{name}: the capture lost bytes; checked up to the hole")
+    for peer in wire.silent:
+        run.t.add("wire", "silent", f"{peer} connected and sent nothing, not even its greeting")
     unknown = wire.unknown
     if unknown:
         text = "; ".join(str(f) for f in unknown)

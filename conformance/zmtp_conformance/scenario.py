@@ -42,6 +42,7 @@ class Role:
     raw: bool = False
     options: dict[str, Any] = field(default_factory=dict)
     connect: tuple[str, ...] = ()  # for clients: which server roles (empty = all)
+    deferred: bool = False  # a raw client that connects at its `connect` step, not at set-up
 
 
 @dataclass(frozen=True)
@@ -177,10 +178,18 @@ def load_file(path: Path, inventory: dict[str, requirements.Requirement] | None 
             bool(r.get("raw")),
             dict(r.get("options") or {}),
             tuple(r.get("connect", ())),
+            bool(r.get("deferred")),
         )
         for name, r in data["roles"].items()
     }
     for role in roles.values():
+        if role.deferred and not (role.raw and role.side == "client"):
+            raise ScenarioError(
+                path,
+                lines.get(("roles", role.name, "deferred")),
+                f"roles.{role.name}.deferred",
+                "only a raw client can defer its connection (a peer's connect is asynchronous anyway)",
+            )
         for target in role.connect:
             if target not in roles or roles[target].side != "server":
                 raise ScenarioError(
@@ -208,7 +217,20 @@ def load_file(path: Path, inventory: dict[str, requirements.Requirement] | None 
             raise ScenarioError(
                 path, line, f"steps[{i}]", f"{action} is for {' and '.join(sorted(kinds))} roles; {role!r} is {what}"
             )
+        if action == "connect" and not roles[role].deferred:
+            raise ScenarioError(
+                path, line, f"steps[{i}]", f"{role!r} connects at set-up; give the role `deferred: true` to connect here"
+            )
         steps.append(Step(role, action, arg, line))
+    for role in roles.values():
+        first = next((s for s in steps if s.role == role.name), None)
+        if role.deferred and (first is None or first.action != "connect"):
+            raise ScenarioError(
+                path,
+                lines.get(("roles", role.name, "deferred")),
+                f"roles.{role.name}.deferred",
+                f"a deferred role's first step must be {role.name}.connect",
+            )
     sc = Scenario(
         id=data["id"],
         title=data["title"],

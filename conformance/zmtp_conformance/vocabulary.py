@@ -258,6 +258,18 @@ ACTIONS: dict[str, Action] = {
             _SECONDS,
             "seconds within which the peer must send more octets or close; staying silent (a stall) fails",
         ),
+        _action(
+            "disconnect",
+            {RAW},
+            {"const": True},
+            "close this role's connection now, leaving what the peer sent unread: the peer sees it leave",
+        ),
+        _action(
+            "connect",
+            {RAW},
+            {"const": True},
+            "a deferred raw client (role key `deferred: true`) connects to its servers now, not at set-up",
+        ),
     )
 }
 
