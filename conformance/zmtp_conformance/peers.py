@@ -366,7 +366,7 @@ class AgentPool:
     async def discard(self, *peers: str) -> None:
         """Stop these peers' agents, so the next cell starts them afresh.
 
-        After a failed cell: whatever state the failure left in an agent (a socket
+        After a failed or deviating cell: whatever state the failure left in an agent (a socket
         stuck mid-handshake, a library's I/O thread gone) must not reach the next
         cell, nor the failed cell's own rerun.
         """
