@@ -509,23 +509,7 @@ async fn accept_tcp(sh: Rc<Shared>, listener: TcpListener, bound: String) {
             continue;
         }
         match timeout(ACCEPT_POLL, listener.accept()).await {
-            Ok(Ok((stream, _))) => {
-                let sh = sh.clone();
-                let bound = bound.clone();
-                sh.event("accepted", &bound, None);
-                spawn_detached(async move {
-                    match Conn::over_tcp(sh.kind, stream, sh.opts.clone()).await {
-                        Ok(c) => {
-                            sh.handshake_done("", &bound);
-                            accepted(&sh, c, bound);
-                        }
-                        Err(e) => {
-                            eprintln!("monocoque agent: accepted connection failed: {e}");
-                            sh.note_failure(&bound, &e);
-                        }
-                    }
-                });
-            }
+            Ok(Ok((stream, _))) => handshake_accepted(&sh, &bound, Conn::over_tcp(sh.kind, stream, sh.opts.clone())),
             Ok(Err(e)) => {
                 eprintln!("monocoque agent: accept: {e}");
                 sleep(ACCEPT_POLL).await;
@@ -542,23 +526,7 @@ async fn accept_ipc(sh: Rc<Shared>, listener: monocoque::zmq::ipc::IpcListener, 
             continue;
         }
         match timeout(ACCEPT_POLL, monocoque::zmq::ipc::accept(&listener)).await {
-            Ok(Ok(stream)) => {
-                let sh = sh.clone();
-                let bound = bound.clone();
-                sh.event("accepted", &bound, None);
-                spawn_detached(async move {
-                    match Conn::over_ipc(sh.kind, stream, sh.opts.clone()).await {
-                        Ok(c) => {
-                            sh.handshake_done("", &bound);
-                            accepted(&sh, c, bound);
-                        }
-                        Err(e) => {
-                            eprintln!("monocoque agent: accepted connection failed: {e}");
-                            sh.note_failure(&bound, &e);
-                        }
-                    }
-                });
-            }
+            Ok(Ok(stream)) => handshake_accepted(&sh, &bound, Conn::over_ipc(sh.kind, stream, sh.opts.clone())),
             Ok(Err(e)) => {
                 eprintln!("monocoque agent: accept: {e}");
                 sleep(ACCEPT_POLL).await;
@@ -566,6 +534,30 @@ async fn accept_ipc(sh: Rc<Shared>, listener: monocoque::zmq::ipc::IpcListener, 
             Err(_) => {}
         }
     }
+}
+
+/// An accepted stream's handshake (tcp or ipc), in a task of its own so the accept loop goes on.
+fn handshake_accepted<S, F>(sh: &Rc<Shared>, bound: &str, handshake: F)
+where
+    S: compio_io::AsyncRead + compio_io::AsyncWrite + Unpin + 'static,
+    Conn<S>: Reconnect,
+    F: std::future::Future<Output = std::io::Result<Conn<S>>> + 'static,
+{
+    let sh = sh.clone();
+    let bound = bound.to_string();
+    sh.event("accepted", &bound, None);
+    spawn_detached(async move {
+        match handshake.await {
+            Ok(c) => {
+                sh.handshake_done("", &bound);
+                accepted(&sh, c, bound);
+            }
+            Err(e) => {
+                eprintln!("monocoque agent: accepted connection failed: {e}");
+                sh.note_failure(&bound, &e);
+            }
+        }
+    });
 }
 
 fn accepted<S>(sh: &Rc<Shared>, conn: Conn<S>, endpoint: String)
