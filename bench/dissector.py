@@ -50,7 +50,10 @@ def checksum(data: bytes) -> int:
 
 
 def packet(src: tuple[bytes, int], dst: tuple[bytes, int], seq: int, flags: int, payload: bytes = b"") -> bytes:
-    """Ethernet, IPv4 and TCP headers around `payload`, as a loopback capture holds them."""
+    """Ethernet, IPv4 and TCP headers around `payload`, as a loopback capture holds them.
+
+    Not capture/synth.py: scapy builds every packet as objects, and a million one-frame
+    packets would take longer to write than the dissector takes to read them."""
     tcp_hdr = struct.pack("!HHIIBBHHH", src[1], dst[1], seq, 0, 5 << 4, flags, 65535, 0, 0)
     ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp_hdr) + len(payload), 0, 0x4000, 64, 6, 0, src[0], dst[0])
     ip = ip[:10] + struct.pack("!H", checksum(ip)) + ip[12:]
