@@ -34,3 +34,12 @@ def test_every_step_action_is_documented_for_scenario_authors():
     text = (DOCS / "scenarios.md").read_text()
     missing = [a for a in vocabulary.ACTIONS if not re.search(rf"`{re.escape(a)}\b", text)]
     assert not missing, f"docs/scenarios.md does not describe: {', '.join(missing)}"
+
+
+def test_a_stale_generated_file_fails_the_check_and_is_rewritten_without_it(tmp_path, capsys):
+    path = tmp_path / "generated.md"
+    path.write_text("old\n")
+    assert vocabulary.regenerate(path, "new\n", ["--check"], "some.module") == 1
+    assert "run python -m some.module" in capsys.readouterr().out and path.read_text() == "old\n"
+    assert vocabulary.regenerate(path, "new\n", [], "some.module") == 0 and path.read_text() == "new\n"
+    assert vocabulary.regenerate(path, "new\n", ["--check"], "some.module") == 0

@@ -8,7 +8,6 @@ cannot drift from `vocabulary.OPTIONS`. `python -m zmtp_conformance.reference` r
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from pathlib import Path
@@ -53,17 +52,7 @@ def render(text: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    current = DOC.read_text()
-    wanted = render(current)
-    if current == wanted:
-        return 0
-    if "--check" in args:
-        print(f"{DOC}: its generated tables are not current: run python -m zmtp_conformance.reference")
-        return 1
-    DOC.write_text(wanted)
-    print(json.dumps({"wrote": str(DOC)}))
-    return 0
+    return vocabulary.regenerate(DOC, render(DOC.read_text()), argv, "zmtp_conformance.reference")
 
 
 if __name__ == "__main__":

@@ -369,19 +369,23 @@ def with_vocabulary(doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Write the scenario schema file from the vocabularies (`--check`: only say whether it is current)."""
+def regenerate(path: Path, wanted: str, argv: list[str] | None, module: str) -> int:
+    """Write a file made from the vocabularies when it differs; with `--check` in argv, only say so.
+    The command line of every generated file (the schema here, the docs' tables in reference.py)."""
     args = sys.argv[1:] if argv is None else argv
-    current = SCHEMA_PATH.read_text()
-    wanted = json.dumps(scenario_schema(), indent=1) + "\n"
-    if current == wanted:
+    if path.read_text() == wanted:
         return 0
     if "--check" in args:
-        print(f"{SCHEMA_PATH} is not what the vocabularies make: run python -m zmtp_conformance.vocabulary")
+        print(f"{path} is not what the vocabularies make: run python -m {module}")
         return 1
-    SCHEMA_PATH.write_text(wanted)
-    print(f"wrote {SCHEMA_PATH}")
+    path.write_text(wanted)
+    print(f"wrote {path}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write the scenario schema file from the vocabularies (`--check`: only say whether it is current)."""
+    return regenerate(SCHEMA_PATH, json.dumps(scenario_schema(), indent=1) + "\n", argv, "zmtp_conformance.vocabulary")
 
 
 if __name__ == "__main__":
