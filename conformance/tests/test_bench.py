@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from zmtp_conformance import bench, benchclaims, peers
 from zmtp_conformance.peers import AgentPool
@@ -185,4 +186,36 @@ def test_a_claim_gets_our_ratio_for_its_row_only_under_the_runtime_it_names():
     fanout = next(e for e in entries if e["row"].startswith("PUB/SUB"))
     assert fanout["measured"] is None and "not in this run" in fanout["how"]
     lines = benchclaims.text(entries)
-    assert len(lines) == len(benchclaims.CLAIMS) and "claimed 3.45x (tokio), measured 0.75x" in lines[0]
+    assert len(lines) == len(benchclaims.load()) and "claimed 3.45x (tokio), measured 0.75x" in lines[0]
+
+
+def test_published_claims_load_from_their_table_with_ratios_from_the_figures():
+    claims = benchclaims.load()
+    tokio = next(c for c in claims if c.kind == "latency" and c.runtime == "tokio" and c.size == 64)
+    # Latency: libzmq's time over the implementation's (33.8 us / 9.8 us).
+    assert tokio.low == tokio.high == pytest.approx(3.45)
+    coalesced = next(c for c in claims if c.unmeasured)
+    assert (coalesced.low, coalesced.high) == (pytest.approx(3.02), pytest.approx(3.85))
+    assert next(c for c in claims if c.high is None).low == 1.0
+
+
+@pytest.mark.parametrize(
+    "claim, message",
+    [
+        ({"figures": {"it": 1.0, "libzmq": 2.0}, "at_least": 1.0}, "exactly one of them"),
+        ({"figures": {"it": 1.0}}, "figures needs `it` and `libzmq`"),
+        ({"figures": {"it": 1.0, "libzmq": 2.0}, "row": {"kind": "latency", "pattern": "PUB/SUB", "size": 64}},
+         "row needs kind"),
+        ({"figures": {"it": 1.0, "libzmq": 2.0}, "sayz": "typo"}, "unknown key sayz"),
+        ({"figures": {"it": 1.0, "libzmq": 2.0}, "source": ["blog", "x"]}, "source names document 'blog'"),
+    ],
+)
+def test_a_wrong_published_claim_is_an_error_naming_file_and_line(tmp_path, claim, message):
+    entry = {"source": ["bench", "Latency"], "says": "fast", "row": {"kind": "latency", "pattern": "REQ/REP", "size": 64},
+             "runtime": "tokio"} | claim  # fmt: skip
+    path = tmp_path / "bench-claims.yaml"
+    doc = {"implementations": {"x": {"documents": {"bench": "x 1.0 BENCH.md"}, "claims": [entry]}}}
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    with pytest.raises(benchclaims.BenchClaimsError, match=message) as err:
+        benchclaims.load(path)
+    assert f"{path}:" in str(err.value) and not str(err.value).startswith(f"{path}:0:")

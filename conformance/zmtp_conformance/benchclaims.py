@@ -1,12 +1,13 @@
 """Published performance claims held next to the ratios a bench run measured on this machine.
 
-Each claim is a ratio to libzmq that an implementation's own documents state
-(or that follows from two figures they print side by side), with the runtime
-backend and the mode it was measured in. `table` puts our ratio for the same
-row next to it: the implementation paired with itself against the run's
-reference paired with itself, the way the documents compare them. A claim
-measured under another runtime backend, or in a mode our agent's loop does
-not use, gets no figure of ours, and says why.
+The claims are data (conformance/bench-claims.yaml): each is a ratio to
+libzmq that an implementation's own documents state (or that follows from two
+figures they print side by side), with the runtime backend and the mode it
+was measured in. `table` puts our ratio for the same row next to it: the
+implementation paired with itself against the run's reference paired with
+itself, the way the documents compare them. A claim measured under another
+runtime backend, or in a mode our agent's loop does not use, gets no figure
+of ours, and says why.
 
 These are not feature claims: conformance/claims.yaml (report/claims.py) is
 judged by matrix cells, these by bench rows, so they are kept apart.
@@ -15,12 +16,21 @@ judged by matrix cells, these by bench rows, so they are kept apart.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from .bench import SUBSCRIBERS, load_rows, ratios, reference_of
 
-MONOCOQUE_BENCH = "monocoque-rs 0.4.2 BENCHMARKS.md"
-MONOCOQUE_README = "monocoque-rs 0.4.2 README.md"
+TABLE = Path(__file__).resolve().parents[1] / "bench-claims.yaml"
+KINDS = ("latency", "throughput")
+PATTERNS = ("PUSH/PULL", f"PUB/SUB x{SUBSCRIBERS}", "REQ/REP", "DEALER/ROUTER")
+CLAIM_KEYS = {"source", "says", "row", "runtime", "figures", "at_least", "unmeasured"}
+
+
+class BenchClaimsError(Exception):
+    """bench-claims.yaml cannot be used; the message names the file, the line and the problem."""
 
 
 @dataclass(frozen=True)
@@ -39,103 +49,77 @@ class PublishedClaim:
     unmeasured: str = ""  # why no row of ours answers it, when our loop is not what was measured
 
 
-def _r(ours: float, theirs: float) -> float:
-    return round(ours / theirs, 2)
+def _span(value: Any) -> tuple[float, float]:
+    if isinstance(value, list) and len(value) == 2:
+        return float(value[0]), float(value[1])
+    return float(value), float(value)
 
 
-CLAIMS = (
-    PublishedClaim(
-        family="monocoque",
-        source=f"{MONOCOQUE_BENCH}, Latency (cargo bench --bench latency)",
-        says="REQ/REP steady-state round trip 64 B: 9.8 us on tokio vs 33.8 us for rust-zmq (libzmq); "
-        "'~2.5-4x lower round-trip latency than libzmq's ~34 us'",
-        kind="latency",
-        pattern="REQ/REP",
-        size=64,
-        runtime="tokio",
-        low=_r(33.8, 9.8),
-        high=_r(33.8, 9.8),
-    ),
-    PublishedClaim(
-        family="monocoque",
-        source=f"{MONOCOQUE_BENCH}, Latency (cargo bench --bench latency)",
-        says="REQ/REP steady-state round trip 64 B: 8.4 us on compio vs 33.8 us for rust-zmq (libzmq)",
-        kind="latency",
-        pattern="REQ/REP",
-        size=64,
-        runtime="compio",
-        low=_r(33.8, 8.4),
-        high=_r(33.8, 8.4),
-    ),
-    PublishedClaim(
-        family="monocoque",
-        source=f"{MONOCOQUE_BENCH}, Latency (cargo bench --bench latency)",
-        says="REQ/REP steady-state round trip 1 KiB: 9.7 us on tokio vs 34.4 us for rust-zmq (libzmq)",
-        kind="latency",
-        pattern="REQ/REP",
-        size=1024,
-        runtime="tokio",
-        low=_r(34.4, 9.7),
-        high=_r(34.4, 9.7),
-    ),
-    PublishedClaim(
-        family="monocoque",
-        source=f"{MONOCOQUE_README}, Performance (zmq-arena run of 2026-08-21)",
-        says="REQ/REP p50 64 B over TCP: 14.03 us on tokio vs 37.70 us for libzmq 4.3.5",
-        kind="latency",
-        pattern="REQ/REP",
-        size=64,
-        runtime="tokio",
-        low=_r(37.70, 14.03),
-        high=_r(37.70, 14.03),
-    ),
-    PublishedClaim(
-        family="monocoque",
-        source=f"{MONOCOQUE_BENCH}, Throughput, eager (the default, one kernel write per send)",
-        says="PUSH/PULL 64 B: 520 K msg/s on tokio vs 4.67 M for rust-zmq (libzmq)",
-        kind="throughput",
-        pattern="PUSH/PULL",
-        size=64,
-        runtime="tokio",
-        low=_r(520e3, 4.67e6),
-        high=_r(520e3, 4.67e6),
-    ),
-    PublishedClaim(
-        family="monocoque",
-        source=f"{MONOCOQUE_BENCH}, Throughput, eager (the default, one kernel write per send)",
-        says="PUSH/PULL 1 KiB: 479 K msg/s on tokio vs 1.06 M for rust-zmq (libzmq)",
-        kind="throughput",
-        pattern="PUSH/PULL",
-        size=1024,
-        runtime="tokio",
-        low=_r(479e3, 1.06e6),
-        high=_r(479e3, 1.06e6),
-    ),
-    PublishedClaim(
-        family="monocoque",
-        source=f"{MONOCOQUE_BENCH}, Throughput, coalesced (with_write_coalescing(true))",
-        says="PUSH/PULL 64 B with write coalescing: 14.1 M (compio) to 18.0 M (tokio) msg/s vs 4.67 M for rust-zmq",
-        kind="throughput",
-        pattern="PUSH/PULL",
-        size=64,
-        runtime="",
-        low=_r(14.1e6, 4.67e6),
-        high=_r(18.0e6, 4.67e6),
-        unmeasured="the agent's bench_send sends eagerly (one send per message, coalescing off)",
-    ),
-    PublishedClaim(
-        family="monocoque",
-        source=f"{MONOCOQUE_README}, Roadmap (per-subscriber concurrent writes)",
-        says="'PUB fan-out throughput now exceeds libzmq' (no figure; BENCHMARKS.md lists N-subscriber fan-out "
-        "as not yet benchmarked)",
-        kind="throughput",
-        pattern=f"PUB/SUB x{SUBSCRIBERS}",
-        size=64,
-        runtime="",
-        low=1.0,
-        high=None,
-    ),
-)
+def _ratio(kind: str, figures: dict[str, Any]) -> tuple[float, float]:
+    """The claimed ratio to libzmq, higher is better: libzmq's time over ours for latency, our rate
+    over libzmq's for throughput."""
+    lo, hi = _span(figures["it"])
+    ref_lo, ref_hi = _span(figures["libzmq"])
+    if kind == "latency":
+        return round(ref_lo / hi, 2), round(ref_hi / lo, 2)
+    return round(lo / ref_hi, 2), round(hi / ref_lo, 2)
+
+
+def load(path: Path = TABLE) -> tuple[PublishedClaim, ...]:
+    """The claims of bench-claims.yaml, checked: an unknown key, kind or pattern, or figures that
+    do not give both sides, is an error naming the file and line."""
+    from .scenario import line_index
+
+    try:
+        text = path.read_text()
+        doc = yaml.safe_load(text) or {}
+        lines = line_index(yaml.compose(text)) if doc else {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise BenchClaimsError(f"{path}: {exc}") from None
+    out = []
+    for family, entry in (doc.get("implementations") or {}).items():
+        documents = entry.get("documents") or {}
+        for i, c in enumerate(entry.get("claims") or []):
+            where = f"{path}:{lines.get(('implementations', family, 'claims', i), 0)}"
+            unknown = set(c) - CLAIM_KEYS
+            if unknown:
+                raise BenchClaimsError(
+                    f"{where}: unknown key {', '.join(sorted(unknown))} (known: {', '.join(sorted(CLAIM_KEYS))})"
+                )
+            doc_key, section = [*(c.get("source") or []), None, None][:2]
+            if doc_key not in documents:
+                raise BenchClaimsError(
+                    f"{where}: source names document {doc_key!r}, not one of {', '.join(documents) or 'none'} (documents:)"
+                )
+            row = c.get("row") or {}
+            if (
+                row.get("kind") not in KINDS
+                or row.get("pattern") not in PATTERNS
+                or not isinstance(row.get("size"), int)
+            ):
+                raise BenchClaimsError(
+                    f"{where}: row needs kind ({', '.join(KINDS)}), pattern ({', '.join(PATTERNS)}) and size in octets, got {row}"
+                )
+            figures, at_least = c.get("figures"), c.get("at_least")
+            if (figures is None) == (at_least is None):
+                raise BenchClaimsError(f"{where}: give figures {{it, libzmq}} or at_least, exactly one of them")
+            if figures is not None:
+                if set(figures) != {"it", "libzmq"}:
+                    raise BenchClaimsError(f"{where}: figures needs `it` and `libzmq`, got {', '.join(figures)}")
+                low, high = _ratio(row["kind"], figures)
+            else:
+                low, high = float(at_least), None
+            if not c.get("says"):
+                raise BenchClaimsError(f"{where}: a claim needs `says`, the claim in our words")
+            out.append(
+                PublishedClaim(
+                    family=family, source=f"{documents[doc_key]}, {section}", says=c["says"], kind=row["kind"],
+                    pattern=row["pattern"], size=row["size"], runtime=str(c.get("runtime") or ""), low=low,
+                    high=high, transport=row.get("transport", "tcp"), mechanism=row.get("mechanism", "NULL"),
+                    unmeasured=str(c.get("unmeasured") or ""),
+                )
+            )  # fmt: skip
+    return tuple(out)
 
 
 def _claimed(c: PublishedClaim) -> str:
@@ -146,8 +130,11 @@ def _claimed(c: PublishedClaim) -> str:
     return f"{c.low:.2f}x" if c.low == c.high else f"{c.low:.2f}-{c.high:.2f}x"
 
 
-def table(doc: dict[str, Any], claims: tuple[PublishedClaim, ...] = CLAIMS) -> list[dict[str, Any]]:
-    """One entry per claim: what was claimed, what this run measured for the same row, and how."""
+def table(doc: dict[str, Any], claims: tuple[PublishedClaim, ...] | None = None) -> list[dict[str, Any]]:
+    """One entry per claim (bench-claims.yaml unless given): what was claimed, what this run measured
+    for the same row, and how."""
+    if claims is None:
+        claims = load()
     reference = reference_of(doc)
     meta = doc.get("meta", {})
     rows = load_rows(doc)
