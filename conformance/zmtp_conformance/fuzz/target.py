@@ -125,13 +125,20 @@ def cgroup_rss(stat: Path) -> int:
         return 0
 
 
+# Lines an agent prints as it dies: a panic, a fatal error, Rust's allocation-failure abort
+# ("memory allocation of N bytes failed"), an uncaught exception, a signal.
+DEATH = re.compile(r"panic|fatal|abort|Exception|SIGSEGV|overflow|assert|memory allocation|out of memory", re.I)
+
+
 class Target:
     def __init__(self, pool: AgentPool, peer: str, side: str, mechanism: str) -> None:
         self.pool, self.peer, self.side, self.mechanism = pool, peer, side, mechanism
-        # Agents inherit this environment: a Go panic then prints its own goroutine only, so that
-        # the panic line survives in the stderr tail the crash oracle quotes.
+        # Agents inherit this environment: a Go panic then prints its own goroutine only, and a
+        # Rust panic no backtrace, so that the panic line survives in the stderr tail the crash
+        # oracle quotes. RUST_BACKTRACE is forced, not defaulted: machines that set it to 1
+        # (this project's own) got forty frames of tokio quoted instead of the panic line.
         os.environ.setdefault("GOTRACEBACK", "single")
-        os.environ.setdefault("RUST_BACKTRACE", "0")
+        os.environ["RUST_BACKTRACE"] = "0"
         self.agent: AgentProcess | None = None
         self.sockets: dict[str, str] = {}  # socket type -> socket id in the agent
         self.endpoints: dict[str, str] = {}  # socket type -> where the raw peer connects (server side)
@@ -192,7 +199,7 @@ class Target:
     def last_words(self) -> str:
         """The lines of the agent's stderr that say why it died (a panic, an abort), else its last lines."""
         lines = self.agent.stderr_tail if self.agent is not None else []
-        why = [ln for ln in lines if re.search(r"panic|fatal|abort|Exception|SIGSEGV|overflow|assert", ln, re.I)]
+        why = [ln for ln in lines if DEATH.search(ln)]
         return " | ".join(why[:3] or lines[-4:])[:600]
 
     async def restart(self) -> None:
