@@ -166,25 +166,52 @@ class FrameReader:
 # -- mechanisms ----------------------------------------------------------------
 
 
+# What a scenario can spoil in the handshake this side sends (the handshake step's `corrupt`), to see
+# the peer refuse it. The metadata ones spoil the metadata this side sends (READY, or INITIATE under
+# PLAIN and CURVE): a property whose name is empty, or a last value size cut to two octets.
+METADATA_CORRUPTIONS = ("metadata_zero_name", "metadata_truncated_size")
+CURVE_CLIENT_CORRUPTIONS = ("vouch", *METADATA_CORRUPTIONS)
+CURVE_SERVER_CORRUPTIONS = ("welcome_box", "welcome_size", "ready_box", *METADATA_CORRUPTIONS)
+
+
 class Mechanism:
     """One side's security handshake: feed it commands, it answers with bytes; done when READY came."""
 
     name = "NULL"
+    corruptions: tuple[str, ...] = METADATA_CORRUPTIONS
 
     def __init__(self, socket_type: str, identity: bytes) -> None:
         self.socket_type = socket_type
         self.identity = identity
         self.extra: list[tuple[str, bytes]] = []  # more properties a scenario asks for (X-..., large metadata)
         self.peer: dict[str, bytes] | None = None  # the peer's metadata, once its READY arrived
+        self.lowercase_names = False  # send property names in lower case (RFC 37: case is not significant)
+        self.corrupt: str | None = None  # one of `corruptions`: what to spoil in the handshake
+        self.corrupted = False  # the spoilt command has been produced: the handshake ends there
+        # Values each handshake must make fresh, by name (a CURVE peer's transient key, nonces,
+        # cookie), so a scenario can compare two connections (the handshake step's `distinct_from`).
+        self.fresh: dict[str, bytes] = {}
 
     def metadata(self) -> list[tuple[str, bytes]]:
         pairs = [("Socket-Type", self.socket_type.encode())]
         if self.socket_type in ("REQ", "DEALER", "ROUTER"):
             pairs.append(("Identity", self.identity))
-        return pairs + self.extra
+        pairs += self.extra
+        return [(n.lower(), v) for n, v in pairs] if self.lowercase_names else pairs
+
+    def metadata_bytes(self) -> bytes:
+        """The metadata this side sends, spoilt as `corrupt` asks."""
+        out = properties(self.metadata())
+        if self.corrupt == "metadata_zero_name":
+            self.corrupted = True
+            return b"\x00" + struct.pack("!I", 0) + out
+        if self.corrupt == "metadata_truncated_size":
+            self.corrupted = True
+            return out + b"\x06X-Tail\x00\x00"
+        return out
 
     def start(self) -> bytes:
-        return ready(self.metadata())
+        return command("READY", self.metadata_bytes())
 
     def on_command(self, name: str, data: bytes) -> bytes:
         if name == "ERROR":
@@ -194,7 +221,9 @@ class Mechanism:
         self.peer = parse_properties(data)
         return b""
 
-    def wrap(self, frames: list[bytes], command_frame: bool = False) -> bytes:
+    def wrap(self, frames: list[bytes], command_frame: bool = False, rfc_form: bool = False) -> bytes:
+        if rfc_form:
+            raise CodecError(f"MESSAGE in a command frame is CURVE's; this connection is {self.name}")
         if command_frame:
             return frame(frames[0], COMMAND)
         return message(frames)
@@ -218,7 +247,7 @@ class Plain(Mechanism):
 
     def on_command(self, name: str, data: bytes) -> bytes:
         if name == "WELCOME":
-            return command("INITIATE", properties(self.metadata()))
+            return command("INITIATE", self.metadata_bytes())
         return super().on_command(name, data)
 
 
@@ -245,7 +274,7 @@ class PlainServer(Mechanism):
             if self.username is None:
                 raise CodecError("INITIATE before HELLO")
             self.peer = parse_properties(data)
-            return ready(self.metadata())
+            return command("READY", self.metadata_bytes())
         if name == "ERROR":
             return super().on_command(name, data)
         raise CodecError(f"expected HELLO or INITIATE, got {name}")
@@ -274,20 +303,23 @@ class _CurveBoxes(Mechanism):
             raise CodecError(f"the peer's short nonce {n} does not increase (previous {self.peer_nonce})")
         self.peer_nonce = n
 
-    def box(self, inner_flags: int, body: bytes) -> bytes:
-        """One frame: a MESSAGE box of `body` with its inner flags (MORE 0x01, COMMAND 0x02)."""
+    def box(self, inner_flags: int, body: bytes, rfc_form: bool = False) -> bytes:
+        """One frame: a MESSAGE box of `body` with its inner flags (MORE 0x01, COMMAND 0x02).
+
+        In a data frame with MORE outside too (the ecosystem's form, validator.CONVENTIONS), or with
+        `rfc_form` in a command frame, as RFC 25/26 make MESSAGE a command: MORE then travels only
+        inside the box, since a command frame cannot carry it (RFC 23).
+        """
         assert self.session is not None
         short = self._short()
         sealed = self.session.encrypt(bytes((inner_flags,)) + body, self.sends + short).ciphertext
-        return frame(b"\x07MESSAGE" + short + sealed, inner_flags & MORE)
+        return frame(b"\x07MESSAGE" + short + sealed, COMMAND if rfc_form else inner_flags & MORE)
 
-    def wrap(self, frames: list[bytes], command_frame: bool = False) -> bytes:
-        # MESSAGE in a data frame, MORE outside and inside the box: the ecosystem's form
-        # (validator.CONVENTIONS), the one libzmq reads.
+    def wrap(self, frames: list[bytes], command_frame: bool = False, rfc_form: bool = False) -> bytes:
         out = bytearray()
         for i, body in enumerate(frames):
             more = MORE if i < len(frames) - 1 else 0
-            out += self.box(0x02 if command_frame else more, body)
+            out += self.box(0x02 if command_frame else more, body, rfc_form)
         return bytes(out)
 
     def unwrap(self, f: Frame) -> Frame:
@@ -308,10 +340,17 @@ class _CurveBoxes(Mechanism):
 class Curve(_CurveBoxes):
     """CURVE client (RFC 25/26), with PyNaCl boxes: HELLO, WELCOME, INITIATE (vouch), READY, MESSAGE."""
 
+    corruptions = CURVE_CLIENT_CORRUPTIONS
+
     def __init__(self, socket_type: str, identity: bytes, secret: bytes, server_public: bytes) -> None:
         super().__init__(socket_type, identity)
         self.permanent = PrivateKey(secret)
         self.server = PublicKey(server_public)
+        self.sent_initiate = b""  # the INITIATE command this client sent, for another connection to replay
+        # Another connection's INITIATE to send instead of this one's (its cookie, nonce, boxes and vouch
+        # verbatim): a replayed handshake, which the server must refuse (RFC 26 WELCOME: the cookie key
+        # is discarded once a valid INITIATE used it). The handshake then ends there, like a corruption.
+        self.replay_initiate: bytes | None = None
 
     def start(self) -> bytes:
         short = self._short()
@@ -328,18 +367,32 @@ class Curve(_CurveBoxes):
             except CryptoError:
                 raise CodecError("the WELCOME box does not open with the server key") from None
             server_transient, cookie = PublicKey(opened[:32]), opened[32:]
+            self.fresh.update(
+                {"server transient key": opened[:32], "WELCOME nonce": data[:16], "cookie": bytes(cookie)}
+            )
             self.session = Box(self.transient, server_transient)
             long_nonce = os.urandom(16)
-            vouch_box = Box(self.permanent, server_transient).encrypt(
-                bytes(self.transient.public_key) + bytes(self.server), b"VOUCH---" + long_nonce
+            vouch = (
+                Box(self.permanent, server_transient)
+                .encrypt(bytes(self.transient.public_key) + bytes(self.server), b"VOUCH---" + long_nonce)
+                .ciphertext
             )
-            plain = bytes(self.permanent.public_key) + long_nonce + vouch_box.ciphertext + properties(self.metadata())
+            if self.corrupt == "vouch":  # one octet of the vouch's MAC flipped: the box no longer opens
+                vouch = bytes((vouch[0] ^ 0x01,)) + vouch[1:]
+                self.corrupted = True
+            plain = bytes(self.permanent.public_key) + long_nonce + vouch + self.metadata_bytes()
             short = self._short()
             box = self.session.encrypt(plain, b"CurveZMQINITIATE" + short).ciphertext
-            return command("INITIATE", cookie + short + box)
+            if self.replay_initiate is not None:
+                self.corrupted = True
+                return self.replay_initiate
+            self.sent_initiate = command("INITIATE", cookie + short + box)
+            return self.sent_initiate
         if name == "READY":
             if self.session is None:
                 raise CodecError("READY before WELCOME")
+            if len(data) < 8 + 16:
+                raise CodecError(f"READY of {len(data) + 6} octets; RFC 26 makes it at least 30")
             self._check_nonce(data[:8])
             try:
                 meta = self.session.decrypt(data[8:], b"CurveZMQREADY---" + data[:8])
@@ -356,6 +409,7 @@ class CurveServer(_CurveBoxes):
     which the raw peer does not play."""
 
     sends, reads = b"CurveZMQMESSAGES", b"CurveZMQMESSAGEC"
+    corruptions = CURVE_SERVER_CORRUPTIONS
 
     def __init__(self, socket_type: str, identity: bytes, secret: bytes) -> None:
         super().__init__(socket_type, identity)
@@ -386,6 +440,7 @@ class CurveServer(_CurveBoxes):
             if zeros != bytes(64):
                 raise CodecError("the HELLO signature box does not hold 64 zero octets")
             self.client_transient = client_transient
+            self.fresh["client transient key"] = bytes(client_transient)
             nonce = os.urandom(16)
             # The cookie holds C' and s' sealed with a key only this server has (RFC 26 WELCOME).
             self.cookie = (
@@ -400,6 +455,12 @@ class CurveServer(_CurveBoxes):
                 .encrypt(bytes(self.transient.public_key) + self.cookie, b"WELCOME-" + long_nonce)
                 .ciphertext
             )
+            if self.corrupt == "welcome_box":  # one octet of the MAC flipped: the box no longer opens
+                sealed = bytes((sealed[0] ^ 0x01,)) + sealed[1:]
+                self.corrupted = True
+            elif self.corrupt == "welcome_size":  # 167 octets: the box's last octet left off
+                sealed = sealed[:-1]
+                self.corrupted = True
             return command("WELCOME", long_nonce + sealed)
         if name == "INITIATE":
             if self.client_transient is None:
@@ -414,6 +475,7 @@ class CurveServer(_CurveBoxes):
             except CryptoError:
                 raise CodecError("the INITIATE box does not open") from None
             client, vouch_nonce, vouch = PublicKey(plain[:32]), plain[32:48], plain[48:128]
+            self.fresh["vouch nonce"] = vouch_nonce
             try:
                 vouched = Box(self.transient, client).decrypt(vouch, b"VOUCH---" + vouch_nonce)
             except CryptoError:
@@ -423,7 +485,10 @@ class CurveServer(_CurveBoxes):
             self.client = bytes(client)
             self.peer = parse_properties(plain[128:])
             short = self._short()
-            sealed = self.session.encrypt(properties(self.metadata()), b"CurveZMQREADY---" + short).ciphertext
+            sealed = self.session.encrypt(self.metadata_bytes(), b"CurveZMQREADY---" + short).ciphertext
+            if self.corrupt == "ready_box":  # one octet of the MAC flipped: the box no longer opens
+                sealed = bytes((sealed[0] ^ 0x01,)) + sealed[1:]
+                self.corrupted = True
             return command("READY", short + sealed)
         if name == "ERROR":
             return super().on_command(name, data)
@@ -448,10 +513,19 @@ class Codec:
         identity: bytes = b"",
         mechanism: MechanismFactory | None = None,
         properties: list[tuple[str, bytes]] | None = None,
+        lowercase_names: bool = False,
+        corrupt: str | None = None,
     ) -> None:
         self.socket_type = socket_type
         self.mech = (mechanism or Mechanism)(socket_type, identity)
         self.mech.extra = list(properties or [])
+        self.mech.lowercase_names = lowercase_names
+        if corrupt is not None and corrupt not in self.mech.corruptions:
+            side = "server" if as_server else "client"
+            raise CodecError(
+                f"a {self.mech.name} {side} cannot spoil {corrupt!r}; it can spoil {', '.join(self.mech.corruptions)}"
+            )
+        self.mech.corrupt = corrupt
         self.minor = 1 if minor is None else minor
         self.outgoing = bytearray(greeting(3, self.minor, self.mech.name, int(as_server)))
         self.reader = FrameReader()
@@ -523,8 +597,9 @@ class Codec:
         if theirs not in VALID_PEERS.get(self.socket_type, set()):
             raise CodecError(f"the peer is a {theirs} socket, which a {self.socket_type} does not accept")
 
-    def send_message(self, frames: list[bytes]) -> None:
-        self.outgoing += self.mech.wrap(frames)
+    def send_message(self, frames: list[bytes], rfc_form: bool = False) -> None:
+        """`rfc_form`: under CURVE, each MESSAGE in a command frame (RFC 25/26) rather than a data frame."""
+        self.outgoing += self.mech.wrap(frames, rfc_form=rfc_form)
 
     def send_subscribe(self, topic: bytes) -> None:
         """SUBSCRIBE as ZMTP 3.1 has it (a command), or as a 3.0 peer expects it (a 01 message)."""

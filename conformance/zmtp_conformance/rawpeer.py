@@ -209,16 +209,43 @@ class RawPeer:
         identity: bytes = b"",
         mechanism: MechanismFactory | None = None,
         properties: list[tuple[str, bytes]] | None = None,
+        lowercase_names: bool = False,
+        corrupt: str | None = None,
+        distinct_from: RawPeer | None = None,
+        replay_initiate_of: RawPeer | None = None,
         timeout: float = 5.0,
     ) -> None:
         """Greeting and security handshake through the raw peer's own codec.
 
         `mechanism` makes the client side of PLAIN or CURVE (credentials.client_mechanism); None is NULL.
         `properties` are sent after Socket-Type and Identity in READY (INITIATE under PLAIN and CURVE).
+        `corrupt` spoils one command of this side's handshake (rawcodec's `corruptions`); the step then
+        ends once that command is sent, for the next step to see the peer refuse it.
+        `distinct_from`: another raw role whose handshake is done; the values each handshake must make
+        fresh (rawcodec Mechanism.fresh) must all differ from that one's.
+        `replay_initiate_of`: another raw CURVE client whose handshake is done; this one sends that one's
+        INITIATE verbatim after its own HELLO and WELCOME, and the step ends there.
         """
-        self.conn = Codec(
-            socket_type, as_server=as_server, minor=minor, identity=identity, mechanism=mechanism, properties=properties
-        )
+        try:
+            self.conn = Codec(
+                socket_type,
+                as_server=as_server,
+                minor=minor,
+                identity=identity,
+                mechanism=mechanism,
+                properties=properties,
+                lowercase_names=lowercase_names,
+                corrupt=corrupt,
+            )
+        except CodecError as exc:
+            raise RawFailure(f"cannot play this handshake: {exc}") from None
+        if replay_initiate_of is not None:
+            earlier = replay_initiate_of.conn.mech if replay_initiate_of.conn is not None else None
+            if not isinstance(self.conn.mech, rawcodec.Curve) or not isinstance(earlier, rawcodec.Curve):
+                raise RawFailure("replay_initiate_of is for two raw CURVE clients")
+            if not earlier.sent_initiate:
+                raise RawFailure(f"{replay_initiate_of.name} has sent no INITIATE to replay", expected="an INITIATE")
+            self.conn.mech.replay_initiate = earlier.sent_initiate
         pending = bytes(self.buf)
         self.buf.clear()
         await self.flush()
@@ -227,15 +254,45 @@ class RawPeer:
             await self.flush()
         deadline = time.monotonic() + timeout
         try:
-            while not self.conn.ready:
+            while not self.conn.ready and not self.conn.mech.corrupted:
                 await self._read_more(deadline)
                 await self.flush()
         except (TimeoutError, ConnectionError) as exc:
             raise RawFailure(f"handshake as {socket_type} did not complete: {exc or 'timed out'}") from None
         self.buf.clear()  # the handshake's own bytes are not for expect_raw
+        if self.conn.mech.corrupted:
+            what = (
+                f"{replay_initiate_of.name}'s INITIATE again" if replay_initiate_of else f"a spoilt command ({corrupt})"
+            )
+            self.t.add(self.name, "handshake", f"as {socket_type}, sent {what}")
+            return
         self.t.add(
             self.name, "handshake", f"as {socket_type}, ZMTP {self.conn.version}, peer {self.conn.peer_socket_type}"
         )
+        if distinct_from is not None:
+            self.check_distinct(distinct_from)
+
+    def check_distinct(self, other: RawPeer) -> None:
+        """The fresh values of this connection's handshake all differ from `other`'s (RFC 26 asks for a new
+        transient key pair, WELCOME nonce, cookie and vouch nonce each time)."""
+        assert self.conn is not None
+        mine = self.conn.mech.fresh
+        theirs = other.conn.mech.fresh if other.conn is not None else {}
+        common = sorted(set(mine) & set(theirs))
+        if not common:
+            raise RawFailure(
+                f"{other.name} has no handshake values to compare with: it must complete the same kind of "
+                "handshake first",
+                expected=", ".join(sorted(mine)) or "handshake values",
+            )
+        same = [k for k in common if mine[k] == theirs[k]]
+        if same:
+            raise RawFailure(
+                f"this connection's {', '.join(same)} equal{'s' if len(same) == 1 else ''} {other.name}'s",
+                expected=f"{', '.join(common)} fresh for each connection",
+                seen=mine[same[0]],
+            )
+        self.t.add(self.name, "distinct", f"{', '.join(common)} differ from {other.name}'s")
 
     async def flush(self) -> None:
         assert self.conn is not None and self.writer is not None
@@ -244,15 +301,21 @@ class RawPeer:
             self.writer.write(data)
             await self.writer.drain()
 
-    async def send_message(self, frames: list[bytes]) -> None:
+    async def send_message(self, frames: list[bytes], rfc_form: bool = False) -> None:
+        """`rfc_form`: under CURVE, each MESSAGE in a command frame, as RFC 25/26 have it."""
         if self.conn is None:
+            if rfc_form:
+                raise RawFailure("a MESSAGE in a command frame needs a CURVE handshake first")
             self.last_sent = rawcodec.message(frames)
             await self.write(self.last_sent)
             return
         await self.flush()  # PONGs still queued are not part of this message
-        self.conn.send_message(frames)
+        try:
+            self.conn.send_message(frames, rfc_form=rfc_form)
+        except CodecError as exc:
+            raise RawFailure(str(exc)) from None
         self.last_sent = bytes(self.conn.outgoing)
-        self.t.add(self.name, "send", show(frames))
+        self.t.add(self.name, "send", show(frames) + (" (MESSAGE in a command frame)" if rfc_form else ""))
         await self.flush()
 
     async def subscribe(self, topic: bytes) -> None:

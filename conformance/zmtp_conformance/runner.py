@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import protocol
+from . import protocol, zap
 from .cells import Cell, CellResult, StepFailed, Unsupported
 from .credentials import (
     CURVE_CLIENT_PUBLIC,
@@ -71,6 +71,9 @@ class CellRun:
         self.bound: dict[str, str] = {}  # server role -> the endpoint its socket bound (before any proxy)
         self.paused: set[AgentProcess] = set()
         self.measurements: dict[str, int] = {}  # counted by steps, e.g. messages lost to a fault
+        # side -> its killed agent's successor, starting while the scenario runs without it
+        self.respawn: dict[str, asyncio.Task[AgentProcess]] = {}
+        self.sent_until_full: dict[str, int] = {}  # role -> how many its last send_until_full sent
 
     def peer_of(self, role: Role) -> str:
         return self.cell.server if role.side == "server" else self.cell.client
@@ -78,6 +81,7 @@ class CellRun:
     async def setup(self) -> None:
         sc = self.cell.scenario
         ordered = sorted(sc.roles.values(), key=lambda r: r.side != "server")
+        await self.start_agents([(self.peer_of(r), r.side) for r in ordered if not r.raw])
         for role in ordered:
             if role.raw:
                 self.raws[role.name] = RawPeer(role.name, self.t)
@@ -91,6 +95,18 @@ class CellRun:
                     await self.connect_raw(role)
             elif role.side == "client":
                 await self.connect_role(role)
+
+    async def start_agents(self, wanted: list[tuple[str, str]]) -> None:
+        """The agents of both sides started side by side rather than one after the other (each is a
+        process or container to launch, the first cell of a pairing and every cell after a discard).
+        Starting opens no socket; a failed start raises as the first open_role would have."""
+        keys = list(dict.fromkeys(wanted))
+        if len(keys) < 2:
+            return  # one agent or none: open_role starts it, nothing to overlap
+        done = await asyncio.gather(*(self.pool.get(peer, side) for peer, side in keys), return_exceptions=True)
+        for outcome in done:
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     async def connect_raw(self, role: Role) -> None:
         for target in self.targets(role):
@@ -106,6 +122,9 @@ class CellRun:
         A server role that was bound before (the agent was restarted) binds the same endpoint again.
         """
         sc = self.cell.scenario
+        pending = self.respawn.pop(role.side, None)
+        if pending is not None:
+            await pending  # a failed start raises here, at the restart, as pool.get would
         agent = await self.pool.get(self.peer_of(role), role.side)
         self.agents[role.name] = agent
         self.versions[role.side] = agent.versions
@@ -118,7 +137,8 @@ class CellRun:
         mechanism = self.cell.mechanism
         options = role_options(role, mechanism)
         try:
-            if role.side == "server" and mechanism != "NULL":
+            asks_zap = any(st.action == "expect_zap" for st in sc.steps)  # NULL servers ask ZAP too, given a domain
+            if role.side == "server" and (mechanism != "NULL" or asks_zap):
                 # The server side authenticates through ZAP: allow the test
                 # user and the test client key, nobody else.
                 zap: dict[str, Any] = {"users": {PLAIN_USER: PLAIN_PASSWORD}, "curve_keys": [CURVE_CLIENT_PUBLIC]}
@@ -155,6 +175,9 @@ class CellRun:
         if what == "kill":
             await agent.kill()
             self.t.add(role.name, "fault", f"{agent.name} killed")
+            # The successor process starts now, overlapping the steps until the restart (a container
+            # takes about half a second): it opens no socket, so nothing listens before the restart.
+            self.respawn[role.side] = asyncio.ensure_future(self.pool.get(self.peer_of(role), role.side))
             for r in on_side:
                 self.sockets.pop(r.name, None)
         elif what == "restart":
@@ -190,9 +213,45 @@ class CellRun:
             await agent.request("send", socket=sock, frames=[str(n).encode().hex()], timeout=DEFAULT_TIMEOUT)
         self.t.add(role.name, "send", f"{count} numbered messages, {first} to {first + count - 1}")
 
+    async def send_until_full(self, role: Role, a: dict[str, Any]) -> None:
+        agent, sock = self._agent(role)
+        frames = frame_bytes(a["message"], self.vars)
+        fields = self._addressing(a)
+        resp = await agent.request(
+            "send_until_full",
+            socket=sock,
+            frames=protocol.encode_frames(frames),
+            max=a["max"],
+            deadline=120,  # many large messages go through the agent's loop
+            **fields,
+        )
+        sent, full = int(resp["sent"]), bool(resp["full"])
+        self.sent_until_full[role.name] = sent
+        self.measurements["queued"] = sent
+        how = "then a send would block or was refused" if full else "none blocked or was refused"
+        self.t.add(role.name, "send", f"{sent} numbered messages without waiting, {how}")
+        if full != a["full"]:
+            raise StepFailed(
+                f"{role.name} took {sent} of at most {a['max']} messages, and {how}",
+                expected="a send that blocks or is refused (a full queue)" if a["full"] else f"all {a['max']} taken",
+                seen="a send blocked or was refused" if full else f"all {sent} taken",
+            )
+        if sent < a.get("at_least", 0) or ("at_most" in a and sent > a["at_most"]):
+            raise StepFailed(
+                f"{role.name}'s queue took {sent} messages before it was full",
+                expected=f"from {a.get('at_least', 0)} to {a.get('at_most', 'any number')}",
+                seen=str(sent),
+            )
+
     async def expect_numbered(self, role: Role, a: dict[str, Any]) -> None:
         agent, sock = self.agents[role.name], self.sockets[role.name]
-        first, count, timeout = a.get("from", 0), a["count"], a.get("timeout", DEFAULT_TIMEOUT)
+        first, timeout = a.get("from", 0), a.get("timeout", DEFAULT_TIMEOUT)
+        if "sent_by" in a:
+            if a["sent_by"] not in self.sent_until_full:
+                raise StepFailed(f"expect_numbered counts on {a['sent_by']}'s send_until_full, which has not run")
+            count = self.sent_until_full[a["sent_by"]]
+        else:
+            count = a["count"]
         last, got, previous = first + count - 1, 0, first - 1
         while previous < last:
             try:
@@ -203,7 +262,8 @@ class CellRun:
                 raise
             frames = protocol.decode_frames(resp["frames"])
             try:
-                n = int(frames[-1])
+                # "n", or "n " and padding (send_until_full's messages)
+                n = int(frames[-1].split(b" ", 1)[0])
             except ValueError:
                 raise StepFailed(
                     f"{role.name} received a message that is not one of the numbered ones",
@@ -221,11 +281,17 @@ class CellRun:
         self.t.add(role.name, "recv", f"{got} of {count} numbered messages, in order; {lost} lost")
         self.measurements["received"] = self.measurements.get("received", 0) + got
         self.measurements["lost"] = self.measurements.get("lost", 0) + lost
-        if lost and not a.get("may_lose"):
+        if lost and not (a.get("may_lose") or a.get("must_lose")):
             raise StepFailed(
                 f"{role.name} received {got} of {count} numbered messages",
                 expected=f"all {count}",
                 seen=f"{got} (last {previous})",
+            )
+        if not lost and a.get("must_lose"):
+            raise StepFailed(
+                f"{role.name} received all {count} numbered messages: the sender queued what it should have dropped",
+                expected=f"fewer than {count}",
+                seen=str(got),
             )
 
     async def _raw_listen(self, role: Role) -> None:
@@ -426,6 +492,42 @@ class CellRun:
         agent, sock = self._agent(role)
         await self.expect_event(role.name, agent, sock, a)
 
+    async def peer_expect_zap(self, role: Role, a: Any) -> None:
+        """The ZAP requests the role's implementation sent to its agent's handler, judged by zap.py."""
+        if role.side != "server":
+            raise StepFailed(f"expect_zap is for server roles; {role.name} is a client and asks no ZAP handler")
+        agent = self.agents[role.name]
+        want, timeout = a.get("count", 1), a.get("timeout", DEFAULT_TIMEOUT)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        requests: list[list[bytes]] = []
+        while True:
+            try:
+                resp = await agent.request("zap_requests")
+            except protocol.AgentError as exc:
+                if exc.kind == protocol.UNSUPPORTED:
+                    raise Unsupported(f"{agent.name}: {exc.message}", agent.name) from None
+                raise
+            handler = resp["handler"]
+            requests += [protocol.decode_frames(r) for r in resp["requests"]]
+            # A request comes before the handshake it decides, so once `want` are in the rest of the
+            # scenario's handshakes have asked too; `count: 0` waits out the timeout for none to come.
+            if (want and len(requests) >= want) or loop.time() >= deadline:
+                break
+            await asyncio.sleep(0.05)
+        for n, frames in enumerate(requests, 1):
+            self.t.add(role.name, "zap request", f"{n} via {handler}: {zap.describe(frames, handler)}")
+        if not requests:
+            self.t.add(role.name, "zap request", f"none within {timeout:g}s")
+        problems = zap.check_requests(requests, handler, a, self.vars, over_ip=self.cell.transport == "tcp")
+        if problems:
+            more = f" (and {len(problems) - 1} more: {'; '.join(map(str, problems[1:]))})" if problems[1:] else ""
+            raise StepFailed(
+                f"{role.name}'s ZAP requests depart from RFC 27 or the scenario: {problems[0]}{more}",
+                expected=problems[0].expected,
+                seen=problems[0].seen,
+            )
+
     async def peer_fault(self, role: Role, a: Any) -> None:
         await self.fault(role, a)
 
@@ -437,6 +539,9 @@ class CellRun:
 
     async def peer_expect_numbered(self, role: Role, a: Any) -> None:
         await self.expect_numbered(role, a)
+
+    async def peer_send_until_full(self, role: Role, a: Any) -> None:
+        await self.send_until_full(role, a)
 
     async def expect_event(self, role: str, agent: AgentProcess, sock: str, a: str | dict[str, Any]) -> None:
         spec = {"event": a} if isinstance(a, str) else a
@@ -488,6 +593,10 @@ class CellRun:
             identity=a.get("identity", "").encode(),
             mechanism=mechanism,
             properties=[(k, v.encode()) for k, v in a.get("properties", {}).items()],
+            lowercase_names=a.get("lowercase_names", False),
+            corrupt=a.get("corrupt"),
+            distinct_from=self.raws[a["distinct_from"]] if "distinct_from" in a else None,
+            replay_initiate_of=self.raws[a["replay_initiate_of"]] if "replay_initiate_of" in a else None,
         )
 
     async def raw_subscribe(self, role: Role, raw: RawPeer, a: Any) -> None:
@@ -499,7 +608,8 @@ class CellRun:
             raise StepFailed(
                 f"{role.name}: group and routing_id are for peer roles; a raw role writes them with send_raw"
             )
-        await raw.send_message(frame_bytes(message, self.vars))
+        rfc_form = isinstance(a, dict) and a.get("curve_message") == "command"
+        await raw.send_message(frame_bytes(message, self.vars), rfc_form=rfc_form)
 
     async def raw_expect(self, role: Role, raw: RawPeer, a: Any) -> None:
         if isinstance(a, dict) and {"group", "routing_id"} & set(a):
@@ -583,6 +693,14 @@ class CellRun:
             raw.close()
 
     async def teardown(self) -> None:
+        for pending in self.respawn.values():
+            # A cell that ended between a kill and its restart: the successor joins the pool (or its
+            # failed start is dropped), not left running unowned into the next cell.
+            try:
+                await pending
+            except Exception:  # whatever a backend raises: no step needed this agent
+                pass
+        self.respawn.clear()
         for agent in self.paused:
             await agent.unpause()
         for raw in self.raws.values():

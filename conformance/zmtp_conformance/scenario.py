@@ -217,6 +217,15 @@ def load_file(path: Path, inventory: dict[str, requirements.Requirement] | None 
             raise ScenarioError(
                 path, line, f"steps[{i}]", f"{action} is for {' and '.join(sorted(kinds))} roles; {role!r} is {what}"
             )
+        if action == "send" and isinstance(arg, dict) and "curve_message" in arg and not roles[role].raw:
+            raise ScenarioError(
+                path, line, f"steps[{i}]", "curve_message is for raw roles; a peer frames MESSAGE its own way"
+            )
+        for key in ("distinct_from", "replay_initiate_of"):
+            if action == "handshake" and isinstance(arg, dict) and key in arg:
+                other = roles.get(arg[key])
+                if other is None or not other.raw or other.name == role:
+                    raise ScenarioError(path, line, f"steps[{i}]", f"{key}: {arg[key]!r} is not another raw role")
         if action == "connect" and not roles[role].deferred:
             raise ScenarioError(
                 path, line, f"steps[{i}]", f"{role!r} connects at set-up; give the role `deferred: true` to connect here"

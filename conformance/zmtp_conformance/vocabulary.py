@@ -91,6 +91,11 @@ _SEND = {
                 "message": {"$ref": "#/$defs/message_out"},
                 "group": _GROUP,
                 "routing_id": {"$ref": "#/$defs/frame_out", "description": "SERVER: the client to send to"},
+                "curve_message": {
+                    "enum": ["data", "command"],
+                    "description": "a raw role under CURVE: each MESSAGE in a data frame (libzmq's form, the"
+                    " default) or in a command frame (RFC 25/26's: MESSAGE is a command)",
+                },
             },
         },
     ]
@@ -111,6 +116,9 @@ _EXPECT = {
         },
     ]
 }
+# What a raw role's handshake step can spoil (rawcodec keeps which side can spoil which: a vocabulary
+# here, so the schema and the codec cannot disagree on the names; test_rawpeer_steps checks they match).
+_CORRUPTIONS = ("vouch", "welcome_box", "welcome_size", "ready_box", "metadata_zero_name", "metadata_truncated_size")
 _NUMBERED = {"from": {"type": "integer", "minimum": 0}, "count": {"type": "integer", "minimum": 1, "maximum": 100000}}
 
 ACTIONS: dict[str, Action] = {
@@ -185,6 +193,30 @@ ACTIONS: dict[str, Action] = {
             "the peer's socket monitor reports this event (agent op `events`); earlier events are read past",
         ),
         _action(
+            "expect_zap",
+            {PEER},
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "count": {
+                        "type": "integer",
+                        "minimum": 0,
+                        "description": "exactly this many requests since the previous expect_zap (default 1)",
+                    },
+                    "timeout": _SECONDS,
+                    "mechanism": {"type": "string"},
+                    "domain": {"type": "string"},
+                    "address": {"type": "string", "description": "the client's IP address, as text"},
+                    "identity": {"$ref": "#/$defs/frame_in"},
+                    "request_id": {"$ref": "#/$defs/frame_in"},
+                    "credentials": {"type": "array", "items": {"$ref": "#/$defs/frame_in"}},
+                },
+            },
+            "a server role: the ZAP requests (RFC 27) its implementation sent to the agent's handler, each"
+            " checked against RFC 27's format and these values (agent op `zap_requests`)",
+        ),
+        _action(
             "fault",
             {PEER},
             {"enum": list(FAULTS)},
@@ -208,10 +240,46 @@ ACTIONS: dict[str, Action] = {
             {
                 "type": "object",
                 "additionalProperties": False,
-                "required": ["count"],
-                "properties": {**_NUMBERED, "timeout": _SECONDS, "may_lose": {"type": "boolean"}},
+                "properties": {
+                    **_NUMBERED,
+                    "timeout": _SECONDS,
+                    "may_lose": {"type": "boolean"},
+                    "must_lose": {
+                        "type": "boolean",
+                        "description": "fail when every message arrived: the sender's queue had to drop some",
+                    },
+                    "sent_by": {
+                        "type": "string",
+                        "pattern": "^[a-z][a-z0-9_]*$",
+                        "description": "instead of count: as many as this role's last send_until_full sent",
+                    },
+                },
+                "oneOf": [{"required": ["count"]}, {"required": ["sent_by"]}],
             },
             "receive numbered messages in order, none twice; with may_lose the missing ones are counted",
+        ),
+        _action(
+            "send_until_full",
+            {PEER},
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["message", "max", "full"],
+                "properties": {
+                    "message": {"$ref": "#/$defs/message_out"},
+                    "max": {"type": "integer", "minimum": 1, "maximum": 100000},
+                    "full": {
+                        "type": "boolean",
+                        "description": "true: a send must block or be refused before max; false: all max are taken",
+                    },
+                    "at_least": {"type": "integer", "minimum": 0, "description": "fewest messages the queue took"},
+                    "at_most": {"type": "integer", "minimum": 0, "description": "most messages the queue took"},
+                    "group": _GROUP,
+                    "routing_id": {"$ref": "#/$defs/frame_out"},
+                },
+            },
+            "send message + a frame with its number (0, 1, ...) without waiting until a send would block or is"
+            " refused, or max were sent; the count is checked (full, at_least, at_most) and kept for expect_numbered",
         ),
         _action("send_raw", {RAW}, {"$ref": "#/$defs/raw_out"}, "octets, or pieces (greeting, ready, command, ...)"),
         _action("expect_raw", {RAW}, {"$ref": "#/$defs/raw_in"}, "octets with ?? wildcards, or a piece to parse"),
@@ -231,9 +299,31 @@ ACTIONS: dict[str, Action] = {
                         "additionalProperties": {"type": "string"},
                         "description": "more metadata for READY (or INITIATE), e.g. X-Name: value",
                     },
+                    "lowercase_names": {
+                        "type": "boolean",
+                        "description": "send the metadata's property names in lower case (socket-type, identity)",
+                    },
+                    "corrupt": {
+                        "enum": sorted(set(_CORRUPTIONS)),
+                        "description": "spoil one command this side sends (CURVE client: vouch; CURVE server:"
+                        " welcome_box, welcome_size, ready_box; any side: metadata_zero_name,"
+                        " metadata_truncated_size); the step ends once it is sent",
+                    },
+                    "distinct_from": {
+                        "type": "string",
+                        "pattern": "^[a-z][a-z0-9_]*$",
+                        "description": "another raw role, handshaken before: the values each CURVE handshake must"
+                        " make fresh (transient keys, WELCOME and vouch nonces, cookie) must differ from its",
+                    },
+                    "replay_initiate_of": {
+                        "type": "string",
+                        "pattern": "^[a-z][a-z0-9_]*$",
+                        "description": "CURVE client: after HELLO and WELCOME, send this other raw client's INITIATE"
+                        " verbatim (a replayed handshake); the step ends once it is sent",
+                    },
                 },
             },
-            "greeting and READY as this socket type, under the cell's mechanism when the role is a client",
+            "greeting and READY (or the mechanism's handshake) as this socket type, under the cell's mechanism",
         ),
         _action(
             "expect_close",

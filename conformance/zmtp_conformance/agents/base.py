@@ -53,6 +53,11 @@ class EventLog:
                 pass
 
 
+def numbered(template: list[bytes], n: int) -> list[bytes]:
+    """Message n of a send_until_full: the template with "n " written before its last frame's octets."""
+    return [*template[:-1], f"{n} ".encode() + template[-1]]
+
+
 def latency_summary(samples_ns: list[int]) -> dict[str, Any]:
     """Round-trip times as the `bench_rtt` op reports them: microseconds, percentiles by rank."""
     s = sorted(samples_ns)

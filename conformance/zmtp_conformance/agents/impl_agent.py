@@ -21,7 +21,7 @@ import zmtp
 import zmtp.keys
 
 from .. import protocol
-from .base import EventLog, SocketTableAgent, latency_summary
+from .base import EventLog, SocketTableAgent, latency_summary, numbered
 from .loop import Unsupported, run
 
 # Options the control protocol carries, and how each becomes a SocketOptions field.
@@ -41,14 +41,31 @@ def routing_id_int(text: str) -> int:
 
 
 class AllowList:
-    """A ZAP handler for the harness: fixed PLAIN users, CURVE keys (or any key), every NULL peer."""
+    """A ZAP handler for the harness: fixed PLAIN users, CURVE keys (or any key), every NULL peer.
+
+    It keeps each request it is asked, for the `zap_requests` op.
+    """
 
     def __init__(self, users: dict[str, str], keys: set[bytes] | None, deny_status: int = 400) -> None:
         self.users = users
         self.keys = keys
         self.deny_status = deny_status
+        self.requests: list[list[bytes]] = []
 
     async def authenticate(self, request: zmtp.ZapRequest) -> zmtp.ZapResponse:
+        # zmtp hands its handler the request's fields, not frames: listed here in RFC 27's frame
+        # order, as they are, so the harness judges what zmtp put in each.
+        self.requests.append(
+            [
+                request.version.encode(),
+                request.request_id,
+                request.domain.encode(),
+                request.address.encode(),
+                request.identity or b"",
+                request.mechanism.encode(),
+                *request.credentials,
+            ]
+        )
         if request.mechanism == "PLAIN":
             ok = self.users.get(request.username or "") == request.password
         elif request.mechanism == "CURVE":
@@ -64,6 +81,7 @@ class ImplAgent(SocketTableAgent):
     def __init__(self, bugs: zmtp.ProtocolBugs) -> None:
         self.ctx = zmtp.Context()
         self.bugs = bugs
+        self.zap: AllowList | None = None
         super().__init__()
 
     async def op_hello(self) -> dict[str, Any]:
@@ -81,8 +99,16 @@ class ImplAgent(SocketTableAgent):
     ) -> dict:
         """Install a ZAP handler allowing these PLAIN users and CURVE client keys (None: any key)."""
         allowed = None if curve_keys is None else {zmtp.keys.parse_key(k) for k in curve_keys}
-        self.ctx.set_zap_handler(AllowList(users or {}, allowed, deny_status))
+        self.zap = AllowList(users or {}, allowed, deny_status)
+        self.ctx.set_zap_handler(self.zap)
         return {}
+
+    async def op_zap_requests(self) -> dict:
+        """The requests the handler got since the last call, as frames (it has no envelope: a callback)."""
+        if self.zap is None:
+            raise TypeError("no ZAP handler is installed: op zap first")
+        requests, self.zap.requests = self.zap.requests, []
+        return {"handler": "callback", "requests": [protocol.encode_frames(r) for r in requests]}
 
     async def op_socket(self, type: str, options: dict[str, Any] | None = None, mechanism: str = "NULL") -> dict:
         if mechanism not in ("NULL", "PLAIN", "CURVE"):
@@ -137,6 +163,26 @@ class ImplAgent(SocketTableAgent):
             send = sock.send_multipart(msg)
         await asyncio.wait_for(send, timeout)
         return {}
+
+    async def op_send_until_full(
+        self, socket: str, frames: list[str], max: int, group: str | None = None, routing_id: str | None = None
+    ) -> dict:
+        """Send numbered copies of a message without waiting until one would wait or is refused (or max)."""
+        sock = self._sock(socket)
+        template = protocol.decode_frames(frames)
+        for n in range(max):
+            msg = numbered(template, n)
+            if group is not None:
+                await sock.send(msg[0], group=group)  # a RADIO never waits: a full queue drops
+            elif routing_id is not None:
+                try:
+                    await sock.send(msg[0], routing_id=routing_id_int(routing_id))
+                except zmtp.Again:  # a SERVER refuses a message for a full queue
+                    return {"sent": n, "full": True}
+            elif not sock.send_now(msg):  # "would wait": the pattern found no queue with room
+                return {"sent": n, "full": True}
+            await asyncio.sleep(0)  # the transport writes what it can between sends, as in a live loop
+        return {"sent": max, "full": False}
 
     async def op_recv(self, socket: str, timeout: float = 2.0) -> dict:
         sock = self._sock(socket)

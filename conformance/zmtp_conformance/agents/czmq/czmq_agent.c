@@ -197,12 +197,16 @@ static int zap_allows (json_t *policy, const char *mechanism, zmsg_t *request, c
     return 0;
 }
 
-//  `args` is the REP socket, bound by the main thread so that a failed bind
-//  is reported to the harness; from here on only this thread uses it.
+//  `args` is the ROUTER socket, bound by the main thread so that a failed bind
+//  is reported to the harness; from here on only this thread uses it. A
+//  ROUTER rather than a REP, so that the server's address delimiter reaches
+//  us as the server sent it. Each request is kept, frames as hex, until the
+//  main thread asks for them ("REQUESTS" on the pipe, for `zap_requests`).
 static void zap_actor (zsock_t *pipe, void *args)
 {
     zsock_t *handler = (zsock_t *) args;
     json_t *policy = json_object ();
+    json_t *recorded = json_array ();
     zsock_signal (pipe, 0);
     zpoller_t *poller = zpoller_new (pipe, handler, NULL);
     while (1) {
@@ -210,16 +214,44 @@ static void zap_actor (zsock_t *pipe, void *args)
         if (which == pipe) {
             char *text = zstr_recv (pipe);
             if (!text || streq (text, "$TERM")) { zstr_free (&text); break; }
+            if (streq (text, "REQUESTS")) {
+                zstr_free (&text);
+                char *dump = json_dumps (recorded, JSON_COMPACT);
+                zstr_send (pipe, dump);
+                free (dump);
+                json_array_clear (recorded);
+                continue;
+            }
+            json_array_clear (recorded);  //  a new `zap` starts a new record
             json_t *next = json_loads (text, 0, NULL);
             zstr_free (&text);
             if (next) { json_decref (policy); policy = next; }
             zsock_signal (pipe, next ? 0 : 1);
         }
         else if (which == handler) {
-            //  version, request id, domain, address, identity, mechanism, credentials...
+            //  routing id, delimiter, then version, request id, domain, address,
+            //  identity, mechanism, credentials...
             zmsg_t *request = zmsg_recv (handler);
             if (!request) break;
-            if (zmsg_size (request) < 6) { zmsg_destroy (&request); continue; }
+            json_t *frames = json_array ();
+            for (zframe_t *f = zmsg_first (request); f; f = zmsg_next (request)) {
+                char *hex = tohex (zframe_data (f), zframe_size (f));
+                json_array_append_new (frames, json_string (hex));
+                free (hex);
+            }
+            json_array_append_new (recorded, frames);
+            zframe_t *routing_id = zmsg_pop (request);
+            //  A request without its delimiter is recorded for the harness to
+            //  judge, and answered as well as can be.
+            if (zmsg_first (request) && zframe_size (zmsg_first (request)) == 0) {
+                zframe_t *delimiter = zmsg_pop (request);
+                zframe_destroy (&delimiter);
+            }
+            if (zmsg_size (request) < 6) {
+                zframe_destroy (&routing_id);
+                zmsg_destroy (&request);
+                continue;
+            }
             zframe_t *version = zmsg_pop (request);
             zframe_t *request_id = zmsg_pop (request);
             for (int i = 0; i < 3; i++) {
@@ -233,6 +265,8 @@ static void zap_actor (zsock_t *pipe, void *args)
             char status [8];
             snprintf (status, sizeof status, "%d", allowed ? 200 : (int) (deny ? deny : 400));
             zmsg_t *reply = zmsg_new ();
+            zmsg_append (reply, &routing_id);
+            zmsg_addmem (reply, NULL, 0);  //  the delimiter
             zmsg_append (reply, &version);
             zmsg_append (reply, &request_id);
             zmsg_addstr (reply, status);
@@ -249,6 +283,7 @@ static void zap_actor (zsock_t *pipe, void *args)
     }
     zpoller_destroy (&poller);
     json_decref (policy);
+    json_decref (recorded);
     zsock_destroy (&handler);
 }
 
@@ -265,7 +300,7 @@ static void op_zap (json_int_t id, json_t *req)
         }
     }
     if (!zap_handler) {
-        zsock_t *handler = zsock_new (ZMQ_REP);
+        zsock_t *handler = zsock_new (ZMQ_ROUTER);
         zsock_set_linger (handler, 0);
         if (zsock_bind (handler, "inproc://zeromq.zap.01") < 0) {
             char msg [200];
@@ -284,6 +319,25 @@ static void op_zap (json_int_t id, json_t *req)
         return;
     }
     ok (id, NULL);
+}
+
+//  The ZAP requests the handler got since the last call, each as its ROUTER
+//  received it: the routing id it added, then the server's frames.
+static void op_zap_requests (json_int_t id)
+{
+    if (!zap_handler) {
+        fail (id, "invalid", "no ZAP handler is installed: op zap first");
+        return;
+    }
+    zstr_send (zap_handler, "REQUESTS");
+    char *text = zstr_recv (zap_handler);
+    json_t *requests = text ? json_loads (text, 0, NULL) : NULL;
+    zstr_free (&text);
+    if (!requests) {
+        fail (id, "failed", "the ZAP handler did not hand over its requests");
+        return;
+    }
+    ok (id, json_pack ("{s:s, s:o}", "handler", "ROUTER", "requests", requests));
 }
 
 //  Socket events come from libzmq's own monitor (zmq_socket_monitor) on the
@@ -649,6 +703,8 @@ static int handle (const char *line)
         op_socket (id, req);
     else if (streq (op, "zap"))
         op_zap (id, req);
+    else if (streq (op, "zap_requests"))
+        op_zap_requests (id);
     else if (streq (op, "quit")) {
         ok (id, NULL);
         quit = 1;

@@ -1,0 +1,247 @@
+"""The raw peer's CURVE capabilities for RFC 26 scenarios: MESSAGE in a command frame, spoilt handshake
+commands, lower-case metadata names and fresh values compared across connections.
+
+Each runs the raw codec against itself (no implementation involved) and has a case that must fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from scenario_samples import GOOD, write
+
+from zmtp_conformance import rawcodec, vocabulary
+from zmtp_conformance.credentials import CURVE_CLIENT_SECRET, CURVE_SERVER_PUBLIC, CURVE_SERVER_SECRET, z85_decode
+from zmtp_conformance.rawpeer import RawFailure, RawPeer
+from zmtp_conformance.scenario import ScenarioError, load_file
+from zmtp_conformance.trace import Transcript
+
+CLIENT_SECRET, SERVER_SECRET = z85_decode(CURVE_CLIENT_SECRET), z85_decode(CURVE_SERVER_SECRET)
+SERVER_PUBLIC = z85_decode(CURVE_SERVER_PUBLIC)
+
+
+def client(**kw) -> rawcodec.Codec:
+    return rawcodec.Codec(
+        "PUSH", as_server=False, mechanism=lambda st, i: rawcodec.Curve(st, i, CLIENT_SECRET, SERVER_PUBLIC), **kw
+    )
+
+
+def server(**kw) -> rawcodec.Codec:
+    return rawcodec.Codec(
+        "PULL", as_server=True, mechanism=lambda st, i: rawcodec.CurveServer(st, i, SERVER_SECRET), **kw
+    )
+
+
+def pump(a: rawcodec.Codec, b: rawcodec.Codec) -> None:
+    for _ in range(10):
+        out_a, out_b = a.data_to_send(), b.data_to_send()
+        if not out_a and not out_b:
+            return
+        b.receive(out_a)
+        a.receive(out_b)
+
+
+def test_message_in_a_command_frame_sets_command_outside_and_more_only_inside():
+    c, s = client(), server()
+    pump(c, s)
+    c.send_message([b"a", b"bb"], rfc_form=True)
+    wire = c.data_to_send()
+    frames = rawcodec.FrameReader().feed(wire)
+    assert [f.flags for f in frames] == [rawcodec.COMMAND, rawcodec.COMMAND]
+    assert all(f.body.startswith(b"\x07MESSAGE") for f in frames)
+    s.receive(wire)
+    assert s.messages == [[b"a", b"bb"]]  # MORE came through inside the first box
+
+
+def test_the_default_form_is_a_data_frame_with_more_outside():
+    c, s = client(), server()
+    pump(c, s)
+    c.send_message([b"a", b"bb"])
+    assert [f.flags for f in rawcodec.FrameReader().feed(c.data_to_send())] == [rawcodec.MORE, 0]
+
+
+def test_message_in_a_command_frame_is_refused_outside_curve():
+    c = rawcodec.Codec("PUSH", as_server=False)
+    with pytest.raises(rawcodec.CodecError, match="CURVE's; this connection is NULL"):
+        c.send_message([b"x"], rfc_form=True)
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "refusal"),
+    [
+        ("welcome_box", "WELCOME box does not open"),
+        ("welcome_size", "WELCOME of 167 octets"),
+        ("ready_box", "READY box does not open"),
+        ("metadata_truncated_size", "announces|does not fit"),
+        ("metadata_zero_name", "name of 0 octets"),
+    ],
+)
+def test_a_spoilt_server_command_is_refused_by_the_raw_client(corrupt, refusal):
+    c, s = client(), server(corrupt=corrupt)
+    with pytest.raises(rawcodec.CodecError, match=refusal):
+        pump(c, s)
+    assert s.mech.corrupted and not c.ready
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "refusal"),
+    [
+        ("vouch", "vouch box does not open"),
+        ("metadata_truncated_size", "announces|does not fit"),
+        ("metadata_zero_name", "name of 0 octets"),
+    ],
+)
+def test_a_spoilt_client_command_is_refused_by_the_raw_server(corrupt, refusal):
+    c, s = client(corrupt=corrupt), server()
+    with pytest.raises(rawcodec.CodecError, match=refusal):
+        pump(c, s)
+    assert c.mech.corrupted and not s.ready
+
+
+def test_without_corruption_nothing_is_spoilt():
+    c, s = client(), server()
+    pump(c, s)
+    assert c.ready and s.ready and not c.mech.corrupted and not s.mech.corrupted
+
+
+def test_a_side_cannot_spoil_what_it_does_not_send():
+    with pytest.raises(rawcodec.CodecError, match="CURVE client cannot spoil 'welcome_box'"):
+        client(corrupt="welcome_box")
+    with pytest.raises(rawcodec.CodecError, match="CURVE server cannot spoil 'vouch'"):
+        server(corrupt="vouch")
+
+
+def test_the_vocabulary_names_every_corruption_the_codec_knows():
+    schema = vocabulary.ACTIONS["handshake"].arg["properties"]["corrupt"]["enum"]
+    known = {*rawcodec.CURVE_CLIENT_CORRUPTIONS, *rawcodec.CURVE_SERVER_CORRUPTIONS, *rawcodec.METADATA_CORRUPTIONS}
+    assert set(schema) == known
+
+
+def test_lowercase_names_reach_the_server_and_still_match():
+    c, s = client(lowercase_names=True), server()
+    initiate_seen: list[bytes] = []
+    original = s.mech.on_command
+
+    def spy(name: str, data: bytes) -> bytes:
+        if name == "INITIATE":
+            initiate_seen.append(data)
+        return original(name, data)
+
+    s.mech.on_command = spy  # type: ignore[method-assign]
+    pump(c, s)
+    assert s.ready and s.peer_socket_type == "PUSH"
+    assert c.mech.metadata()[0][0] == "socket-type"
+    assert initiate_seen  # the server opened an INITIATE whose metadata it read without regard to case
+
+
+def test_a_short_ready_is_refused():
+    c, s = client(), server()
+    s.receive(c.data_to_send())
+    c.receive(s.data_to_send())
+    s.receive(c.data_to_send())  # HELLO
+    c.receive(s.data_to_send())  # WELCOME: the client sends INITIATE
+    with pytest.raises(rawcodec.CodecError, match="READY of 29 octets"):
+        c.receive(rawcodec.command("READY", bytes(23)))
+
+
+def test_fresh_values_are_recorded_on_both_sides():
+    c, s = client(), server()
+    pump(c, s)
+    assert set(c.mech.fresh) == {"server transient key", "WELCOME nonce", "cookie"}
+    assert set(s.mech.fresh) == {"client transient key", "vouch nonce"}
+    assert c.mech.fresh["server transient key"] == bytes(s.mech.transient.public_key)
+    assert s.mech.fresh["client transient key"] == bytes(c.mech.transient.public_key)
+
+
+def _peer_with(fresh: dict[str, bytes], name: str) -> RawPeer:
+    peer = RawPeer(name, Transcript())
+    peer.conn = client()
+    peer.conn.mech.fresh = dict(fresh)
+    return peer
+
+
+def test_check_distinct_passes_when_every_value_differs():
+    a = _peer_with({"cookie": b"1", "WELCOME nonce": b"n1"}, "first")
+    b = _peer_with({"cookie": b"2", "WELCOME nonce": b"n2"}, "second")
+    b.check_distinct(a)
+
+
+def test_check_distinct_names_the_value_that_repeats():
+    a = _peer_with({"cookie": b"1", "server transient key": b"k"}, "first")
+    b = _peer_with({"cookie": b"2", "server transient key": b"k"}, "second")
+    with pytest.raises(RawFailure, match="server transient key equals first's"):
+        b.check_distinct(a)
+
+
+def test_check_distinct_needs_values_to_compare():
+    a = _peer_with({}, "first")
+    b = _peer_with({"cookie": b"2"}, "second")
+    with pytest.raises(RawFailure, match="no handshake values to compare"):
+        b.check_distinct(a)
+
+
+def test_a_spoilt_handshake_step_ends_once_the_command_is_sent():
+    """Over loopback: the raw server sends a broken WELCOME and its handshake returns; the raw client refuses it."""
+
+    async def go() -> None:
+        srv = RawPeer("server", Transcript())
+        attached = asyncio.Event()
+
+        async def on_conn(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            srv.attach(reader, writer)
+            attached.set()
+
+        listener = await asyncio.start_server(on_conn, "127.0.0.1", 0)
+        cli = RawPeer("client", Transcript())
+        await cli.connect(f"tcp://127.0.0.1:{listener.sockets[0].getsockname()[1]}")
+        await attached.wait()
+        mech_c = lambda st, i: rawcodec.Curve(st, i, CLIENT_SECRET, SERVER_PUBLIC)  # noqa: E731
+        mech_s = lambda st, i: rawcodec.CurveServer(st, i, SERVER_SECRET)  # noqa: E731
+        results = await asyncio.gather(
+            cli.handshake("PUSH", as_server=False, mechanism=mech_c, timeout=2),
+            srv.handshake("PULL", as_server=True, mechanism=mech_s, corrupt="welcome_box", timeout=2),
+            return_exceptions=True,
+        )
+        assert isinstance(results[0], RawFailure) and "WELCOME box does not open" in str(results[0])
+        assert results[1] is None and srv.conn is not None and srv.conn.mech.corrupted
+        cli.close()
+        srv.close()
+        listener.close()
+
+    asyncio.run(asyncio.wait_for(go(), 10))
+
+
+def test_curve_message_on_a_peer_role_is_a_load_error(tmp_path):
+    text = GOOD.replace("  - client.send: [hi]", "  - client.send: {message: [hi], curve_message: command}")
+    assert text != GOOD
+    with pytest.raises(ScenarioError, match="curve_message is for raw roles"):
+        load_file(write(tmp_path, text))
+
+
+def test_distinct_from_must_name_another_raw_role(tmp_path):
+    text = GOOD.replace("client: {side: client, type: PUSH}", "client: {side: client, raw: true}").replace(
+        "  - client.send: [hi]", "  - client.handshake: {type: PUSH, distinct_from: server}"
+    )
+    assert text != GOOD
+    with pytest.raises(ScenarioError, match="'server' is not another raw role"):
+        load_file(write(tmp_path, text))
+
+
+def test_a_replayed_initiate_is_the_earlier_one_verbatim_and_a_fresh_server_refuses_it():
+    first, first_server = client(), server()
+    pump(first, first_server)
+    assert isinstance(first.mech, rawcodec.Curve) and b"\x08INITIATE" in first.mech.sent_initiate[:20]
+    replay, second_server = client(), server()
+    replay.mech.replay_initiate = first.mech.sent_initiate  # type: ignore[attr-defined]
+    seen: list[bytes] = []
+    original = second_server.receive
+
+    def spy(data: bytes) -> None:
+        seen.append(data)
+        original(data)
+
+    second_server.receive = spy  # type: ignore[method-assign]
+    with pytest.raises(rawcodec.CodecError, match="cookie this server sent"):
+        pump(replay, second_server)
+    assert replay.mech.corrupted and first.mech.sent_initiate in b"".join(seen)
