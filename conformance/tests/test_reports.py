@@ -62,7 +62,7 @@ def test_json_roundtrip(tmp_path):
     out = tmp_path / "m.json"
     jsonfile.write(out, {"k": 1}, [record("a", "impl", "impl", "passed")])
     meta, cells = jsonfile.read(out)
-    assert meta == {"k": 1, "flaky": []} and cells[0]["outcome"] == "passed"
+    assert meta == {"k": 1, "flaky": [], "stalls": {}} and cells[0]["outcome"] == "passed"
 
 
 def test_plugin_runs_a_scenario_dir_and_writes_reports(pytester):

@@ -47,9 +47,15 @@ class CellResult:
     measurements: dict[str, int] = field(default_factory=dict)  # e.g. {"lost": 3} after a fault
     step: str = ""  # where a failed cell failed: the step's index, or setup / sanity
     action: str = ""  # that step's action
+    # A declared stall of a peer (peers.yaml known_stalls) seen in this cell: its id, how many
+    # attempts were made and how many of them stalled (plugin.py runs such a cell again).
+    stall: str = ""
+    attempts: int = 1
+    stalled_attempts: int = 0
 
     def record(self) -> dict[str, Any]:
         c = self.cell
+        stall = {"stall": self.stall, "attempts": self.attempts, "stalled_attempts": self.stalled_attempts}
         return {
             "id": c.id,
             "scenario": c.scenario.id,
@@ -72,6 +78,7 @@ class CellResult:
             "duration": round(self.duration, 4),
             "capture": None if self.wire is None else self.wire.record(),
             "measurements": self.measurements,
+            **(stall if self.stall else {}),
         }
 
 

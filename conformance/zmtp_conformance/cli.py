@@ -395,6 +395,10 @@ def cmd_findings(args: argparse.Namespace) -> int:
     judged = claims.judge(claims.load(), records, load_all())
     if not args.json:
         print(findings.text(found))
+        rates = findings.stall_rates(records, meta)
+        if rates:
+            print("\nstalls before the greeting (attempts where the peer connected and sent nothing):")
+            print("\n".join(f"  {rate}" for rate in rates))
         verdicts = [
             v
             for v in judged

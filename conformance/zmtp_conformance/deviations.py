@@ -8,6 +8,12 @@ signature stays failed, so a peer that regresses in another way is still
 caught. Each entry cites the RFC clause and the upstream source that shows
 the behaviour.
 
+Entries that name each other as `alternative` are two (or more) known ways the
+same cells fail, which one depending on timing (zmq4 loses the message sent
+while it reconnects, or hands the old connection's EOF to Recv): each keeps
+its own signature, and the group is stale only when none of them excused a
+cell, so a run that shows one way does not call the other entry stale.
+
 The `wire:` section does the same for the capture validator: a check id, the
 implementation, the scenarios, and a pattern over the octets it flagged.
 """
@@ -86,6 +92,8 @@ class Deviation:
     # Where the behaviour shows only under some mechanisms or transports (a CURVE bug): empty, all.
     mechanisms: tuple[str, ...] = ()
     transports: tuple[str, ...] = ()
+    # Entries for the other ways the same cells fail (see the module's docstring).
+    alternatives: tuple[str, ...] = ()
 
     @property
     def reference(self) -> str:
@@ -182,6 +190,7 @@ def _scenarios(path: Path, line: int, value: Any, known: set[str] | None) -> tup
 
 ENTRY_KEYS = {"id", "peer", "side", "scenarios", "fails", "reason", "clause", "upstream"}
 OPTIONAL_KEYS = {"mechanisms": tuple(vocabulary.MECHANISMS), "transports": tuple(vocabulary.TRANSPORTS)}
+ALTERNATIVE = "alternative"
 FAILS_KEYS = {"step", "action", "reason", "expected", "seen"}
 WIRE_KEYS = {"id", "check", "peer", "reason", "clause", "upstream", "scenarios", "octets"}
 
@@ -198,7 +207,7 @@ def load(path: Path = TABLE, known_scenarios: set[str] | None = None) -> list[De
         missing = ENTRY_KEYS - set(entry)
         if missing:
             raise DeviationError(f"{path}:{line}: entry {entry.get('id', i + 1)!r} lacks {', '.join(sorted(missing))}")
-        unknown = set(entry) - ENTRY_KEYS - set(OPTIONAL_KEYS)
+        unknown = set(entry) - ENTRY_KEYS - set(OPTIONAL_KEYS) - {ALTERNATIVE}
         if unknown:
             raise DeviationError(f"{path}:{line}: unknown key(s) {', '.join(sorted(unknown))}")
         did = str(entry["id"])
@@ -230,6 +239,7 @@ def load(path: Path = TABLE, known_scenarios: set[str] | None = None) -> list[De
             seen=_pattern(path, line, "fails.seen", fails.get("seen")),
         )
         scenarios = _scenarios(path, line, entry["scenarios"], known_scenarios)
+        alternatives = tuple(_list(entry[ALTERNATIVE])) if entry.get(ALTERNATIVE) is not None else ()
         for peer in _list(entry["peer"]):
             out.append(
                 Deviation(
@@ -244,9 +254,41 @@ def load(path: Path = TABLE, known_scenarios: set[str] | None = None) -> list[De
                     line,
                     limits["mechanisms"],
                     limits["transports"],
+                    alternatives,
                 )
             )
+    _check_alternatives(path, out)
     return out
+
+
+def _check_alternatives(path: Path, table: list[Deviation]) -> None:
+    """Each `alternative` names another entry of the same implementation and side, sharing a
+    scenario with it, that names this one back: a reviewed pair, not a way to silence staleness."""
+    by_id: dict[str, list[Deviation]] = {}
+    for dev in table:
+        by_id.setdefault(dev.id, []).append(dev)
+    for did, devs in by_id.items():
+        me = devs[0]
+        for alt in me.alternatives:
+            where = f"{path}:{me.line}: {did}: alternative {alt!r}"
+            if alt == did:
+                raise DeviationError(f"{where} is the entry itself")
+            other = by_id.get(alt)
+            if other is None:
+                raise DeviationError(f"{where} is no entry of this table")
+            them = other[0]
+            mine, theirs = {d.peer for d in devs}, {d.peer for d in other}
+            if mine != theirs or me.side != them.side:
+                raise DeviationError(
+                    f"{where} (line {them.line}) is for {', '.join(sorted(theirs))} as {them.side}, this entry for "
+                    f"{', '.join(sorted(mine))} as {me.side}: alternatives are ways the same peer fails the same cells"
+                )
+            if not set(me.scenarios) & set(them.scenarios):
+                raise DeviationError(f"{where} (line {them.line}) shares no scenario with this entry")
+            if did not in them.alternatives:
+                raise DeviationError(
+                    f"{where} (line {them.line}) does not name {did!r} back: an alternative is declared on both entries"
+                )
 
 
 def load_wire(path: Path = TABLE, known_scenarios: set[str] | None = None) -> list[WireDeviation]:
@@ -326,17 +368,22 @@ class Use:
     # not gate when stale.
     firm: int = 0
     tentative: int = 0
+    # Its alternatives (entries for the other ways the same cells fail), and the cells they excused.
+    alternatives: tuple[str, ...] = ()
+    excused_by_alternatives: int = 0
 
     @property
     def stale(self) -> str | None:
-        """Why the entry looks stale in this run, or None (also None when none of its cells ran)."""
+        """Why the entry looks stale in this run, or None (also None when none of its cells ran, or
+        when one of its alternatives excused a cell: the cells failed the other known way)."""
         if not self.cells:
             return None
-        if self.excused:
+        if self.excused or self.excused_by_alternatives:
             return None
+        nor = f" (nor did its alternative {', '.join(self.alternatives)})" if self.alternatives else ""
         if set(self.cells) == {"unsupported"}:
-            return "every cell it covers was unsupported"
-        return "it excused no cell: " + ", ".join(f"{n} {o}" for o, n in sorted(self.cells.items()))
+            return "every cell it covers was unsupported" + nor
+        return f"it excused no cell{nor}: " + ", ".join(f"{n} {o}" for o, n in sorted(self.cells.items()))
 
 
 def usage(
@@ -346,7 +393,7 @@ def usage(
     uses: dict[str, Use] = {}
     provisional = set(provisional)
     for dev in table:
-        uses.setdefault(dev.id, Use(dev.id, dev.line))
+        uses.setdefault(dev.id, Use(dev.id, dev.line, alternatives=dev.alternatives))
     for r in records:
         # An entry names a family (libzmq) or a version (libzmq-4.3.5): a record carries both, and
         # the table may be expanded per version (for_peers) or not (merge reads it as written).
@@ -364,6 +411,8 @@ def usage(
         excused = (r.get("deviation") or {}).get("id")
         if excused in uses:
             uses[excused].excused += 1
+    for use in uses.values():
+        use.excused_by_alternatives = sum(uses[a].excused for a in use.alternatives if a in uses)
     return uses
 
 

@@ -71,6 +71,58 @@ def _source_mtimes(paths: list[Path]) -> list[float]:
     return times
 
 
+# Only the connecting side's silence is recognised in a capture (wire.py `silent`): a server that
+# never answers looks, on the wire, like a client that has not spoken yet.
+STALL_SIDES = ("client",)
+STALL_KEYS = {"id", "side", "upstream", "cause"}
+
+
+class KnownStallError(ValueError):
+    """A `known_stalls` declaration that cannot be used; the loader adds the file."""
+
+
+@dataclass(frozen=True)
+class KnownStall:
+    """A reviewed, random stall of a peer with a known upstream cause: a failed cell whose capture
+    shows this peer connect on `side` and send nothing is run again (plugin.py), never excused."""
+
+    id: str
+    side: str
+    upstream: str  # where it is being fixed, e.g. "zeromq/jeromq PR 1022"
+    cause: str  # one line: the mechanism in the implementation
+
+
+def parse_known_stalls(peer: str, value: Any) -> tuple[KnownStall, ...]:
+    """A peer entry's `known_stalls:` list, checked; KnownStallError says what is wrong with which item."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise KnownStallError(f"peer {peer!r}: known_stalls must be a list of mappings, not {type(value).__name__}")
+    out: list[KnownStall] = []
+    for i, item in enumerate(value, 1):
+        where = f"peer {peer!r}: known_stalls item {i}"
+        if not isinstance(item, dict):
+            raise KnownStallError(f"{where} must be a mapping with {', '.join(sorted(STALL_KEYS))}")
+        missing, unknown = STALL_KEYS - set(item), set(item) - STALL_KEYS
+        if missing or unknown:
+            what = [f"lacks {', '.join(sorted(missing))}"] if missing else []
+            what += [f"has unknown key(s) {', '.join(sorted(unknown))}"] if unknown else []
+            raise KnownStallError(f"{where} {' and '.join(what)}")
+        for key in sorted(STALL_KEYS):
+            text = item[key]
+            if not isinstance(text, str) or not text.strip() or "\n" in text.strip():
+                raise KnownStallError(f"{where}: {key} must be one non-empty line of text, not {text!r}")
+        if item["side"] not in STALL_SIDES:
+            raise KnownStallError(
+                f"{where}: side must be {' or '.join(STALL_SIDES)}, not {item['side']!r} "
+                "(a capture shows a stall only on the side that connects)"
+            )
+        if item["id"] in {s.id for s in out}:
+            raise KnownStallError(f"{where}: id {item['id']!r} is used twice")
+        out.append(KnownStall(item["id"].strip(), item["side"], item["upstream"].strip(), item["cause"].strip()))
+    return tuple(out)
+
+
 @dataclass
 class PeerSpec:
     name: str
@@ -88,6 +140,7 @@ class PeerSpec:
     # Why this peer's failed cells do not (yet) fail a run: a newly added implementation whose
     # findings are still being triaged into the deviation table. Its cells still show as failed.
     provisional: str = ""
+    known_stalls: tuple[KnownStall, ...] = ()
 
     @property
     def backend(self) -> str:
@@ -181,8 +234,16 @@ def load_registry(path: Path = REGISTRY) -> dict[str, PeerSpec]:
             keylog=entry.get("keylog", ""),
             family=entry.get("family", name),
             provisional=entry.get("provisional", ""),
+            known_stalls=_known_stalls(path, name, entry.get("known_stalls")),
         )
     return peers
+
+
+def _known_stalls(path: Path, name: str, value: Any) -> tuple[KnownStall, ...]:
+    try:
+        return parse_known_stalls(name, value)
+    except KnownStallError as exc:
+        raise SystemExit(f"{path}: {exc}") from None
 
 
 class AgentProcess:

@@ -15,6 +15,7 @@ import json
 import os
 import platform
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ import pytest
 
 from . import __version__, deviations, matrix, peers, wire
 from .cells import RAW, Cell, CellResult
-from .peers import AgentPool
+from .peers import AgentPool, KnownStall
 from .runner import run_cell
 from .scenario import Scenario, ScenarioError, load_all, load_file
 from .vocabulary import Outcome
@@ -325,16 +326,27 @@ class CellItem(pytest.Item):
 
     def runtest(self) -> None:
         st = _state(self.config)
-        capture = st.capture_for(self.cell)
-        path = None
-        if capture is not None:
-            st.capture_dir.mkdir(parents=True, exist_ok=True)
-            path = st.capture_dir / wire.file_name(self.cell.id)
-        result = st.loop.run_until_complete(run_cell(self.cell, st.pool, st.deviations, capture, path, st.wire_table))
-        if result.outcome in (Outcome.FAILED, Outcome.DEVIATES):
-            # An excused failure can leave the agent as broken as any other (JeroMQ's I/O thread
-            # spins after a negative frame size): the next cell gets a fresh one either way.
-            st.loop.run_until_complete(st.pool.discard(self.cell.server, self.cell.client))
+
+        async def attempt(n: int) -> CellResult:
+            capture = st.capture_for(self.cell)
+            path = None
+            if capture is not None:
+                st.capture_dir.mkdir(parents=True, exist_ok=True)
+                path = st.capture_dir / wire.file_name(self.cell.id)
+                if n > 1 and path.exists():
+                    # The stalled attempt's capture stays, as the evidence its rerun rests on.
+                    path.replace(path.with_name(wire.stalled_file_name(path.name, n - 1)))
+            result = await run_cell(self.cell, st.pool, st.deviations, capture, path, st.wire_table)
+            if result.outcome in (Outcome.FAILED, Outcome.DEVIATES):
+                # An excused failure can leave the agent as broken as any other (JeroMQ's I/O thread
+                # spins after a negative frame size): the next cell, or attempt, gets a fresh one.
+                await st.pool.discard(self.cell.server, self.cell.client)
+            return result
+
+        client = st.registry.get(self.cell.client)
+        result = st.loop.run_until_complete(
+            run_attempts(attempt, lambda r: wire.declared_stall(self.cell.client, r.wire, client))
+        )
         rec = result.record()
         for side in ("server", "client"):
             spec = st.registry.get(rec[side]["peer"])
@@ -388,19 +400,11 @@ class CellItem(pytest.Item):
                 allure.dynamic.label(name, value)
         wire_result = result.wire
         if wire_result is not None and wire_result.file and os.path.exists(wire_result.file):
-            if result.outcome in (Outcome.FAILED, Outcome.DEVIATES):
-                allure.attach.file(
-                    wire_result.file,
-                    name=f"capture ({wire_result.method})",
-                    attachment_type="application/vnd.tcpdump.pcap",
-                    extension="pcap",
-                )
-            else:
-                # Linked, not embedded: every cell's pcap inside made the single-file report hundreds of MB.
-                rel = os.path.relpath(wire_result.file, _state(self.config).capture_dir.parent)
-                allure.dynamic.link(
-                    allure_results.capture_link(rel), name=f"capture ({wire_result.method}): {Path(rel).as_posix()}"
-                )
+            # Embedded (bounded) only where a reader needs it, linked elsewhere: every cell's pcap
+            # inside made the single-file report hundreds of MB.
+            rel = os.path.relpath(wire_result.file, _state(self.config).capture_dir.parent)
+            embed = result.outcome in (Outcome.FAILED, Outcome.DEVIATES)
+            allure_results.attach_capture(allure, wire_result.file, wire_result.method, rel, embed)
             if wire_result.findings:
                 allure.attach(
                     "\n".join(
@@ -439,6 +443,49 @@ class CellItem(pytest.Item):
 
     def reportinfo(self):  # type: ignore[no-untyped-def]
         return self.path, 0, self.name
+
+
+# How often a cell that failed by a declared stall (peers.yaml known_stalls) is run again.
+STALL_RERUNS = 2
+
+
+async def run_attempts(
+    attempt: Callable[[int], Awaitable[CellResult]],
+    stall_of: Callable[[CellResult], KnownStall | None],
+    reruns: int = STALL_RERUNS,
+) -> CellResult:
+    """Run a cell (attempt 1, 2, ...) until it ends otherwise than failed by a declared stall, at
+    most 1 + `reruns` times; the last attempt is the verdict, and a stall is never excused: every
+    attempt stalling leaves the cell failed. A loop here, not pytest-rerunfailures: whether to
+    rerun is known only once the capture is judged (rerunfailures decides from markers and the
+    error's text), these reruns must not hang on --reruns or on the flaky(reruns=0) marker that
+    provisional peers get, and the stalled attempts are recorded apart from flaky cells."""
+    stalled: list[tuple[KnownStall, CellResult]] = []
+    for n in range(1, reruns + 2):
+        result = await attempt(n)
+        stall = stall_of(result) if result.outcome == Outcome.FAILED else None
+        if stall is None:
+            break
+        stalled.append((stall, result))
+    if not stalled:
+        return result
+    known = stalled[0][0]
+    result.stall, result.attempts, result.stalled_attempts = known.id, n, len(stalled)
+    earlier = []
+    # The last stalled attempt's capture is the cell's own when no rerun followed it.
+    for i, (_, r) in enumerate(stalled[:-1] if stall is not None else stalled, 1):
+        kept = f" ({wire.stalled_file_name(Path(r.wire.file).name, i)})" if r.wire and r.wire.file else ""
+        earlier.append(f"attempt {i}: {r.reason}{kept}")
+    before = "; ".join(earlier)
+    if stall is not None:
+        result.reason = f"{result.reason} (all {n} attempts stalled: known stall {known.id}, {known.upstream})"
+        if before:
+            result.reason += f"; {before}"
+    elif result.outcome == Outcome.PASSED:
+        result.reason = f"passed on attempt {n} after the known stall {known.id} ({known.upstream}); {before}"
+    else:
+        result.reason = f"{result.reason} (after the known stall {known.id}; {before})"
+    return result
 
 
 def cell_record(report: pytest.TestReport) -> dict[str, Any] | None:
@@ -520,6 +567,10 @@ class Recorder:
             failed = [r for r in records if r["outcome"] == Outcome.FAILED]
             self.provisional = [r["id"] for r in failed if {r["server"]["peer"], r["client"]["peer"]} & provisional]
             meta["provisional_peers"] = {n: st.registry[n].provisional for n in sorted(provisional)}
+            # Which peers declared a stall, so findings can show a rate of zero once it is fixed.
+            meta["known_stalls"] = {
+                n: [s.id for s in st.registry[n].known_stalls] for n in sorted(st.peers) if st.registry[n].known_stalls
+            }
             if failed and len(self.provisional) == len(failed) and not self.stale:
                 # Every failure involves a provisional peer: reported (matrix, findings), not gating.
                 session.exitstatus = pytest.ExitCode.OK
@@ -546,6 +597,21 @@ class Recorder:
         flaky = sorted(i for i, r in self.records.items() if r.get("flaky"))
         for cell in flaky:
             tr.write_line(f"flaky (its outcome changed on rerun): {cell}", yellow=True)
+        # Counted apart from flaky cells: a declared upstream stall, run again (never excused).
+        stalled = sorted((i, r) for i, r in self.records.items() if r.get("stall"))
+        for cell, r in stalled:
+            how = "passed after a known stall" if r["outcome"] == Outcome.PASSED else f"{r['outcome']}, known stall"
+            tr.write_line(
+                f"{how} ({r['stall']}, {r.get('stalled_attempts')} of {r.get('attempts')} attempts stalled): {cell}",
+                yellow=True,
+            )
+        if stalled:
+            rescued = sum(r["outcome"] == Outcome.PASSED for _, r in stalled)
+            every = sum(r.get("stalled_attempts") == r.get("attempts") for _, r in stalled)
+            tr.write_line(
+                f"known stalls: {len(stalled)} cell(s) stalled, {rescued} passed on a rerun, "
+                f"{every} stalled on every attempt"
+            )
         if self.provisional:
             tr.write_line(
                 f"{len(self.provisional)} failed cell(s) involve provisional peers (findings being triaged; "

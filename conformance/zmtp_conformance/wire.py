@@ -19,7 +19,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .capture import pcap, tcp
 from .capture.curvebox import CurveKeys
@@ -27,6 +27,9 @@ from .capture.proxy import RecordingProxy
 from .capture.sniffer import Sniffer
 from .capture.validator import Violation, validate_stream
 from .deviations import WireDeviation, find_wire
+
+if TYPE_CHECKING:
+    from .peers import KnownStall, PeerSpec
 
 HARNESS = None  # owner of a stream side the harness drives: not validated
 SIGNATURE = 10  # octets of the greeting's signature, the first thing every ZMTP 3 peer sends
@@ -104,6 +107,11 @@ def file_name(cell_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9._\-]+", "_", cell_id.replace("[", "__").rstrip("]")) + ".pcap"
 
 
+def stalled_file_name(name: str, attempt: int) -> str:
+    """Where a stalled attempt's pcap is kept when its cell is run again: `X.pcap` -> `X.stalled-1.pcap`."""
+    return f"{name.removesuffix('.pcap')}.stalled-{attempt}.pcap"
+
+
 def check(
     path: Path,
     owners: dict[tuple[int, int], tuple[str | None, str | None]],
@@ -154,6 +162,17 @@ def check(
             else:
                 found[key] = Finding(peer, v, deviation=find_wire(table, v.check, peer, scenario_id, v.octets))
     return len(streams), list(found.values()), incomplete, silent
+
+
+def declared_stall(client: str, wire: WireResult | None, spec: PeerSpec | None) -> KnownStall | None:
+    """The reviewed stall of the cell's client peer that this capture shows, if any: that peer
+    connected, the other side's signature reached it, and it sent nothing (`silent`), and its
+    registry entry declares a stall on the client side. No capture (--pcap off), a capture that
+    failed, a peer that spoke at all, or a peer that declares nothing: None, and the cell's
+    verdict is the ordinary one."""
+    if wire is None or wire.error or spec is None or client not in wire.silent:
+        return None
+    return next((s for s in spec.known_stalls if s.side == "client"), None)
 
 
 def _is_curve(st: tcp.Stream) -> bool:

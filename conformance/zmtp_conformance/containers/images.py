@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from ..peers import PeerSpec
+from ..peers import KnownStall, KnownStallError, PeerSpec, parse_known_stalls
 
 ROOT = Path(__file__).resolve().parents[3]
 DOCKER_DIR = ROOT / "docker"
@@ -42,6 +42,7 @@ class ImageSpec:
     description: str = ""
     agent: str = ""  # a local peer (peers.yaml) whose agent build is copied into the image
     provisional: str = ""  # why its failed cells do not yet fail a run (findings still being triaged)
+    known_stalls: tuple[KnownStall, ...] = ()  # reviewed random stalls whose cells are run again
 
     @property
     def dist_dir(self) -> Path:
@@ -64,6 +65,7 @@ class ImageSpec:
             family=self.family,
             image=self.image,
             provisional=self.provisional,
+            known_stalls=self.known_stalls,
         )
 
 
@@ -83,7 +85,7 @@ def load(path: Path = MATRIX) -> VersionMatrix:
     for peer, entry in (raw.get("peers") or {}).items():
         if not isinstance(entry, dict) or "image" not in entry:
             raise ImageError(f"{path}: peer {peer!r} needs at least an image (repository:tag)")
-        unknown = set(entry) - {"image", "family", "keylog", "wheels", "description", "agent", "provisional"}
+        unknown = set(entry) - {"image", "family", "keylog", "wheels", "description", "agent", "provisional", "known_stalls"}
         if unknown:
             raise ImageError(f"{path}: peer {peer!r} has unknown key(s) {', '.join(sorted(unknown))}")
         spec = ImageSpec(
@@ -95,6 +97,7 @@ def load(path: Path = MATRIX) -> VersionMatrix:
             description=str(entry.get("description", "")),
             agent=str(entry.get("agent", "")),
             provisional=str(entry.get("provisional", "")),
+            known_stalls=_known_stalls(path, peer, entry.get("known_stalls")),
         )
         if not spec.dockerfile.exists():
             raise ImageError(f"{path}: peer {peer!r} has no Dockerfile at {spec.dockerfile}")
@@ -104,6 +107,13 @@ def load(path: Path = MATRIX) -> VersionMatrix:
     return VersionMatrix(
         base=str(raw.get("base", "debian:bookworm-slim")), python=str(raw.get("python", "3.11")), images=images
     )
+
+
+def _known_stalls(path: Path, peer: str, value: object) -> tuple[KnownStall, ...]:
+    try:
+        return parse_known_stalls(peer, value)
+    except KnownStallError as exc:
+        raise ImageError(f"{path}: {exc}") from None
 
 
 def registry(path: Path = MATRIX) -> dict[str, PeerSpec]:

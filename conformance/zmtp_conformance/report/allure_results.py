@@ -9,6 +9,11 @@
   deviating cells). Every other cell links its pcap, which stays in the
   report folder's captures/ (matrix.html lists them too): attaching every
   pcap made the single-file report weigh 211 MB for a 3,810-cell run.
+- An attached capture weighs at most ATTACH_BOUND: a larger one (the
+  drops-queue scenarios push 24 MiB through the proxy) is attached cut, its
+  first whole packets up to the bound (still a pcap Wireshark opens), with
+  the cut said in the attachment's name and a link to the whole file in
+  captures/, which keeps every capture whole for the validator.
 - categories.json in the results folder, for Allure 2 (Allure 3 reads its
   categories from the configuration `allure.generate` writes).
 """
@@ -18,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +63,72 @@ def deviation_labels(peer: str, entry: str, reason: str) -> list[tuple[str, str]
 def capture_link(relative: str) -> str:
     """The URL, from the report's index.html, of a capture at `relative` in the report folder."""
     return REPORT_TO_RUN + Path(relative).as_posix()
+
+
+# One capture embedded whole in the single-file report costs its size again in base64; past this
+# bound the first packets tell a reader what happened as well as the rest would.
+ATTACH_BOUND = 1 << 20
+PCAP_HEADER = 24  # octets of a classic pcap's global header
+PCAP_MIME = "application/vnd.tcpdump.pcap"
+
+
+@dataclass(frozen=True)
+class CaptureAttachment:
+    """What a cell attaches of its capture: the bytes, and whether (and how far) they were cut."""
+
+    body: bytes
+    packets: int | None  # packets in a cut `body` (a whole one is not parsed)
+    size: int  # octets of the whole capture file
+    cut: bool
+
+    def name(self, method: str, relative: str) -> str:
+        if not self.cut:
+            return f"capture ({method})"
+        return (
+            f"capture ({method}), CUT to its first {self.packets} packets ({len(self.body):,} of "
+            f"{self.size:,} octets); whole: {Path(relative).as_posix()}"
+        )
+
+
+def capture_attachment(path: Path | str, bound: int = ATTACH_BOUND) -> CaptureAttachment:
+    """The capture at `path` as a cell attaches it: whole up to `bound` octets, else its global
+    header and as many whole leading packets as fit in `bound`, octet for octet (the header's
+    byte order, time resolution and link type stay as they were). A file too large to attach
+    whole that is no readable pcap raises capture.pcap.PcapError."""
+    from ..capture import pcap
+
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        if size <= bound:
+            return CaptureAttachment(f.read(), None, size, False)
+        header = pcap.read_header(f, str(path))
+        end, packets = PCAP_HEADER, 0
+        for _ in pcap.iter_records(f, header, str(path)):
+            if f.tell() > bound:
+                break
+            end, packets = f.tell(), packets + 1
+        f.seek(0)
+        return CaptureAttachment(f.read(end), packets, size, True)
+
+
+def attach_capture(
+    allure: Any, path: Path | str, method: str, relative: str, embed: bool, bound: int = ATTACH_BOUND
+) -> CaptureAttachment | None:
+    """A cell's capture in its Allure result: with `embed` (failed and deviating cells) attached,
+    cut to `bound`; linked where it is not embedded whole. Returns what was attached, if anything."""
+    from ..capture.pcap import PcapError
+
+    att = None
+    if embed:
+        try:
+            att = capture_attachment(path, bound)
+        except (PcapError, OSError):
+            att = None  # unreadable and too large to embed as it is: the link still leads to it
+        if att is not None:
+            allure.attach(att.body, name=att.name(method, relative), attachment_type=PCAP_MIME, extension="pcap")
+    if att is None or att.cut:
+        allure.dynamic.link(capture_link(relative), name=f"capture ({method}): {Path(relative).as_posix()}")
+    return att
 
 
 def write_categories(results: Path) -> None:

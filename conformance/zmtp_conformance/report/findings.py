@@ -164,6 +164,76 @@ def collect(records: list[dict[str, Any]], meta: dict[str, Any] | None = None) -
     return dict(sorted(out.items()))
 
 
+@dataclass
+class StallRate:
+    """How often one peer stalled before its greeting in a run: attempts whose capture shows it
+    connect and send nothing, over the attempts of the cells where it connected (as the client,
+    with a capture). A declared stall's fix upstream shows as zero, a regression as a rise."""
+
+    peer: str
+    declared: list[str]  # its known_stalls ids (empty: it stalled without declaring one)
+    stalled: int = 0
+    attempts: int = 0
+    cells: int = 0
+    rescued: int = 0  # cells that passed on a rerun after stalling
+    failed: int = 0  # cells that stalled on every attempt
+
+    @property
+    def rate(self) -> float:
+        return self.stalled / self.attempts if self.attempts else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "rate": round(self.rate, 4)}
+
+    def __str__(self) -> str:
+        what = f"known stall {', '.join(self.declared)}" if self.declared else "no stall declared"
+        return (
+            f"{self.peer} ({what}): {self.stalled} stalled attempt(s) of {self.attempts} in the {self.cells} cell(s) "
+            f"where it connected ({self.rate:.1%}); {self.rescued} cell(s) passed on a rerun, "
+            f"{self.failed} stalled on every attempt"
+        )
+
+
+def stall_rates(records: list[dict[str, Any]], meta: dict[str, Any] | None = None) -> list[StallRate]:
+    """Each peer that declares a stall (meta.known_stalls) or stalled in this run, by name.
+    Cells without a capture (--pcap off) cannot show a stall and are not counted."""
+
+    def connected(r: dict[str, Any]) -> bool:
+        # A cell rerun after a stall connected, whatever its last attempt ended as (unsupported too).
+        if r.get("stall"):
+            return True
+        cap = r.get("capture") or {}
+        return (
+            r["client"]["peer"] != RAW
+            and bool(cap.get("streams"))
+            and not cap.get("error")
+            and r["outcome"] not in (Outcome.UNSUPPORTED, Outcome.SKIPPED)
+        )
+
+    def stalled(r: dict[str, Any]) -> int:
+        if r.get("stall"):
+            return int(r.get("stalled_attempts") or 0)
+        return int(r["client"]["peer"] in ((r.get("capture") or {}).get("silent") or []))
+
+    ran = [r for r in records if connected(r)]
+    declared = {p: list(ids) for p, ids in ((meta or {}).get("known_stalls") or {}).items()}
+    rates = {p: StallRate(p, ids) for p, ids in declared.items()}
+    for r in ran:
+        if stalled(r):
+            rates.setdefault(r["client"]["peer"], StallRate(r["client"]["peer"], []))
+    for r in ran:
+        rate = rates.get(r["client"]["peer"])
+        if rate is None:
+            continue
+        rate.cells += 1
+        rate.attempts += int(r.get("attempts") or 1)
+        rate.stalled += stalled(r)
+        if r.get("stall"):
+            rate.rescued += r["outcome"] == Outcome.PASSED
+            rate.failed += r.get("stalled_attempts") == r.get("attempts")
+    return [rates[p] for p in sorted(rates)]
+
+
 def _common_prefix(texts: list[str]) -> str:
     if not texts:
         return ""
@@ -268,6 +338,22 @@ def write_html(
             parts.append(
                 f"<tr class='{'failed' if open_ else 'deviates'}'><td><a href='#{e(impl)}'>{e(impl)}</a>{note}</td>"
                 f"<td>{open_}</td><td>{len(fs) - open_}</td><td>{sum(len(f.cells) for f in fs)}</td></tr>"
+            )
+        parts.append("</table>")
+    rates = stall_rates(records, meta) if records is not None else []
+    if rates:
+        parts.append(
+            "<h2 id='stalls'>Stalls before the greeting</h2><p>Attempts in which the peer connected and sent "
+            "nothing, of the attempts of the cells where it connected with a capture. A failed cell that stalled "
+            "in a way its peer declares (<code>known_stalls</code>) is run again, at most twice; a stall is never "
+            "excused.</p><table><tr><th>peer</th><th>declared</th><th>stalled attempts</th><th>attempts</th>"
+            "<th>cells</th><th>rate</th><th>passed on a rerun</th><th>stalled every time</th></tr>"
+        )
+        for sr in rates:
+            parts.append(
+                f"<tr class='{'failed' if sr.stalled else 'deviates'}'><td>{e(sr.peer)}</td>"
+                f"<td>{e(', '.join(sr.declared) or 'none')}</td><td>{sr.stalled}</td><td>{sr.attempts}</td>"
+                f"<td>{sr.cells}</td><td>{sr.rate:.1%}</td><td>{sr.rescued}</td><td>{sr.failed}</td></tr>"
             )
         parts.append("</table>")
     if records is not None:

@@ -103,13 +103,14 @@ def write(path: Path, meta: dict[str, Any], records: list[dict[str, Any]]) -> No
 
     for (s, c), cell in sorted(by_pair.items()):
         out.append(f"<h2 id='{anchor(s, c)}'>server {e(s)} &times; client {e(c)}</h2>")
-        bad = [r for r in cell if r["outcome"] != "passed" or r.get("flaky")]
+        bad = [r for r in cell if r["outcome"] != "passed" or r.get("flaky") or r.get("stall")]
         passed = sum(1 for r in cell if r["outcome"] == "passed")
         out.append(f"<p>{passed} of {len(cell)} cells passed.</p>")
         for r in bad:
             out.append(
                 f"<details class='result outcome-{r['outcome']}' id='{e(r['id'])}'><summary>"
-                f"<b class='outcome-{r['outcome']}'>{e(r['outcome'])}{' (flaky)' if r.get('flaky') else ''}</b> "
+                f"<b class='outcome-{r['outcome']}'>{e(r['outcome'])}{' (flaky)' if r.get('flaky') else ''}"
+                f"{' (known stall ' + e(r['stall']) + ')' if r.get('stall') else ''}</b> "
                 f"{e(r['id'])} &mdash; {e(r['title'])}</summary>"
             )
             out.append(f"<p>RFC {e(', '.join(r['rfc']))} ({e(r['level'])})</p>")

@@ -40,11 +40,21 @@ def problems(doc: dict[str, Any], most: int = 5) -> list[str]:
 def write(path: Path, meta: dict[str, Any], records: list[dict[str, Any]]) -> None:
     # The cells that needed a rerun, listed in the run's metadata whoever wrote it (a run or a
     # merge of shards), so that `zmtp-conformance flaky` can show the trend over several runs.
-    meta = {**meta, "flaky": sorted(r["id"] for r in records if r.get("flaky"))}
+    # Apart from them, the cells that passed only on a rerun after a declared stall (peers.yaml
+    # known_stalls), each with the stall's id: an upstream bug's rate, not the harness's flakiness.
+    meta = {
+        **meta,
+        "flaky": sorted(r["id"] for r in records if r.get("flaky")),
+        "stalls": {r["id"]: r["stall"] for r in sorted(records, key=lambda r: r["id"]) if _passed_after_stall(r)},
+    }
     doc = {"schema_version": SCHEMA_VERSION, "meta": meta, "cells": records}
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(doc, indent=1, sort_keys=False))
     tmp.replace(path)
+
+
+def _passed_after_stall(record: dict[str, Any]) -> bool:
+    return bool(record.get("stall")) and record["outcome"] == "passed"
 
 
 def read(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:

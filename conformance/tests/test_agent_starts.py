@@ -1,0 +1,111 @@
+"""Agent starts overlapped with the cell instead of waited for: a killed agent's successor starts at
+the kill, and both sides' agents start side by side. What the cell sees must not change."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from scenario_samples import write
+
+from zmtp_conformance import peers
+from zmtp_conformance.cells import Cell
+from zmtp_conformance.peers import AgentPool, PeerSpec
+from zmtp_conformance.runner import CellRun, run_cell
+from zmtp_conformance.scenario import load_file
+from zmtp_conformance.vocabulary import Outcome
+
+HEAD = """\
+id: 99/test/agent-starts
+title: agent starts under test
+rfc: ["37/ZMTP#error-handling"]
+requirement: whatever the steps below require of the peers
+level: interop
+transports: [tcp]
+roles:
+  server: {side: server, type: PULL}
+  client: {side: client, type: PUSH, options: {reconnect_ivl: 0.1}}
+steps:
+"""
+
+
+class CountingPool(AgentPool):
+    """Counts the agents each (peer, side) had to start."""
+
+    def __init__(self, specs: dict[str, PeerSpec]) -> None:
+        super().__init__(specs)
+        self.starts: dict[tuple[str, str], int] = {}
+
+    async def get(self, peer: str, side: str) -> peers.AgentProcess:
+        before = self.agents.get((peer, side))
+        agent = await super().get(peer, side)
+        if agent is not before:
+            self.starts[peer, side] = self.starts.get((peer, side), 0) + 1
+        return agent
+
+
+def sample(tmp_path, steps: str):
+    return load_file(write(tmp_path, HEAD + steps))
+
+
+def test_a_killed_agents_successor_starts_at_the_kill_and_serves_the_restart(tmp_path):
+    sc = sample(tmp_path, "  - server.fault: kill\n  - server.fault: restart\n")
+
+    async def go() -> None:
+        pool = CountingPool(peers.load_registry())
+        run = CellRun(Cell(sc, "impl", "impl", "tcp", "NULL"), pool)
+        try:
+            await run.setup()
+            killed = run.agents["server"]
+            await run.step(sc.steps[0])
+            successor = run.respawn["server"]  # already on its way before any restart step
+            await run.step(sc.steps[1])
+            assert run.respawn == {}
+            assert run.agents["server"] is successor.result() is not killed
+            assert pool.starts == {("impl", "server"): 2, ("impl", "client"): 1}
+        finally:
+            await run.teardown()
+            await pool.close()
+
+    asyncio.run(go())
+
+
+def test_a_cell_that_ends_between_kill_and_restart_leaves_its_successor_in_the_pool(tmp_path):
+    sc = sample(tmp_path, "  - server.fault: kill\n  - server.expect_numbered: {count: 1}\n")
+
+    async def go() -> None:
+        pool = CountingPool(peers.load_registry())
+        try:
+            r = await run_cell(Cell(sc, "impl", "impl", "tcp", "NULL"), pool, [])
+            assert r.outcome == Outcome.FAILED and "killed and not restarted" in r.reason
+            # Nothing left running unowned into the next cell: the successor is the pool's.
+            starting = [t for t in asyncio.all_tasks() if t.get_coro().__qualname__.endswith("Pool.get")]
+            assert starting == []
+            assert pool.agents["impl", "server"].alive and pool.starts["impl", "server"] == 2
+        finally:
+            await pool.close()
+
+    asyncio.run(go())
+
+
+def test_both_sides_start_together_and_a_failed_start_fails_the_cell_as_before(tmp_path):
+    registry = peers.load_registry()
+    # An agent that exits at once, before its hello.
+    registry["dead"] = PeerSpec(name="dead", command=[sys.executable, "-c", "pass"])
+    sc = sample(tmp_path, "  - client.send_numbered: {count: 1}\n  - server.expect_numbered: {count: 1}\n")
+
+    async def go() -> None:
+        pool = CountingPool(registry)
+        try:
+            r = await run_cell(Cell(sc, "dead", "impl", "tcp", "NULL"), pool, [])
+            assert r.outcome == Outcome.FAILED and "agent exited during hello" in r.reason, r.reason
+            assert r.step == "setup"
+            # The client's agent started beside the server's failed one, and serves the next cell.
+            assert pool.starts == {("impl", "client"): 1} and pool.agents["impl", "client"].alive
+            ok = await run_cell(Cell(sc, "impl", "impl", "tcp", "NULL"), pool, [])
+            assert ok.outcome == Outcome.PASSED, ok.reason
+            assert pool.starts == {("impl", "client"): 1, ("impl", "server"): 1}
+        finally:
+            await pool.close()
+
+    asyncio.run(go())
