@@ -415,6 +415,51 @@ def test_cookie_key_rotation_keeps_one_previous_key():
         pump(client2, server2)
 
 
+def _replay_initiate(bugs: zmtp.ProtocolBugs) -> tuple[Connection, bytes]:
+    """A handshake completes; a second client's connection to the same server then gets the first INITIATE."""
+    keys = CookieKeys()
+    client, server = curve_pair(cookie_keys=keys)
+    for _ in range(3):  # greeting stages, then HELLO -> WELCOME
+        server.receive_data(client.data_to_send())
+        client.receive_data(server.data_to_send())
+    initiate = client.data_to_send()
+    server.receive_data(initiate)
+    client.receive_data(server.data_to_send())
+    assert client.state is server.state is zmtp.connection.State.TRAFFIC
+    client2, _ = curve_pair(cookie_keys=keys)
+    server2 = Connection(
+        "ROUTER",
+        as_server=True,
+        bugs=bugs,
+        mechanism=partial(CurveMechanism, secret_key=parse_key(SERVER_SECRET), cookie_keys=keys),
+    )
+    for _ in range(3):
+        server2.receive_data(client2.data_to_send())
+        client2.receive_data(server2.data_to_send())
+    return server2, initiate
+
+
+def test_an_initiate_replayed_on_another_connection_is_refused():
+    server2, initiate = _replay_initiate(zmtp.ProtocolBugs())
+    with pytest.raises(ProtocolError, match="cookie an earlier INITIATE used"):
+        server2.receive_data(initiate)
+
+
+def test_the_cookie_replay_knob_lets_the_replay_through():
+    server2, initiate = _replay_initiate(zmtp.ProtocolBugs(curve_cookie_replay_accepted=True))
+    server2.receive_data(initiate)
+    assert b"READY" in server2.data_to_send()
+
+
+def test_spent_cookies_are_forgotten_with_their_key():
+    keys = CookieKeys()
+    assert keys.spend(b"n" * 16) and not keys.spend(b"n" * 16)
+    keys.rotate()
+    assert not keys.spend(b"n" * 16)  # its key still opens cookies: still spent
+    keys.rotate()
+    assert keys.spend(b"n" * 16)  # its key is gone, so no cookie of it can open any more
+
+
 async def test_libzmq_client_sees_the_zap_refusal(ctx, zctx):
     from zmq.utils.monitor import recv_monitor_message
 

@@ -42,6 +42,8 @@ class ProtocolBugs:
     no_round_robin: bool = False  # DEALER, PUSH and REQ always send to their first peer
     pub_ignore_subscriptions: bool = False  # PUB sends every message to every subscriber
     pair_accept_second_peer: bool = False  # PAIR takes a second peer while it has one
+    sub_no_resubscribe: bool = False  # SUB sends its subscriptions only when made, not to publishers that come later
+    xpub_keeps_gone_subscriptions: bool = False  # XPUB tells its application nothing when a subscriber disconnects
     # Heartbeats
     empty_pong: bool = False  # answer PING with an empty PONG (libzmq 4.2)
     ignore_ping: bool = False  # never answer a PING
@@ -59,6 +61,11 @@ class ProtocolBugs:
     curve_message_command_frame: bool = False  # MESSAGE in a command frame, as RFC 25 has it (legal)
     curve_vouch_wrong_key: bool = False  # the client boxes its vouch to the long-term server key, not S'
     curve_hello_padding_70: bool = False  # HELLO with 70 zero octets of padding, as RFC 26's prose says (198 octets)
+    curve_nonce_unchecked: bool = False  # a short nonce that does not increase is taken (a replay is delivered)
+    curve_transient_reused: bool = False  # one transient key pair for all connections (C' or S')
+    curve_welcome_nonce_fixed: bool = False  # the server's WELCOME long nonce is 16 zero octets every time
+    curve_vouch_nonce_fixed: bool = False  # the client's vouch long nonce is 16 zero octets every time
+    curve_cookie_replay_accepted: bool = False  # the server takes a cookie an earlier valid INITIATE used
     # ZAP (RFC 27), on a server
     zap_ignore_refusal: bool = False  # a 300/400/500 answer is taken as 200: the handshake completes
     zap_error_on_temporary: bool = False  # 300 is answered with ERROR, like a definitive refusal

@@ -12,8 +12,10 @@ in INITIATE, so it keeps no per-connection state before INITIATE. The
 cookie key is rotated every COOKIE_KEY_LIFETIME seconds (the previous one
 stays valid, for handshakes in flight), by the clock the I/O layer hands to
 `CookieKeys`; this module reads no clock and writes no file (a key log is a
-callable passed in, see zmtp.keylog). Short nonces start at 1 and must
-strictly increase in each direction.
+callable passed in, see zmtp.keylog). A cookie serves one valid INITIATE:
+`CookieKeys` remembers the spent ones while their key can open them, so an
+INITIATE replayed on another connection is refused. Short nonces start at 1
+and must strictly increase in each direction.
 
 RFC 26 disagrees with itself: HELLO padding is 72 octets in the grammar and
 70 in the prose, and the MESSAGE nonce prefix is "CurveZMQMESSAGE-" in the
@@ -59,6 +61,8 @@ MSG_MORE, MSG_COMMAND = 0x01, 0x02
 _pack_nonce = struct.Struct(">Q").pack
 _MAC_ROOM = bytes(16)  # where the box's MAC goes, in front of the plaintext it is computed over
 _unpack_nonce = struct.Struct(">Q").unpack
+# The one transient key pair every connection uses under the curve_transient_reused knob.
+_REUSED_TRANSIENT = PrivateKey.generate()
 
 
 class CookieKeys:
@@ -74,6 +78,12 @@ class CookieKeys:
         self._current = SecretBox(os.urandom(32))
         self._previous: SecretBox | None = None
         self._since = clock() if clock is not None else 0.0
+        # Cookies a valid INITIATE has used, by their nonce, for each key that can still open them: RFC 26
+        # has a server discard the cookie key once a valid INITIATE used it. The key here serves many
+        # connections, so what is discarded is the cookie: the same INITIATE replayed on a new
+        # connection opens its cookie but is refused as spent.
+        self._spent: set[bytes] = set()
+        self._spent_previous: set[bytes] = set()
 
     def current(self) -> SecretBox:
         if self._clock is not None and self._clock() - self._since > self.lifetime:
@@ -82,6 +92,7 @@ class CookieKeys:
 
     def rotate(self) -> None:
         self._previous, self._current = self._current, SecretBox(os.urandom(32))
+        self._spent_previous, self._spent = self._spent, set()
         if self._clock is not None:
             self._since = self._clock()
 
@@ -94,6 +105,13 @@ class CookieKeys:
             except CryptoError:
                 continue
         raise CryptoError("cookie does not open with the current or previous cookie key")
+
+    def spend(self, nonce: bytes) -> bool:
+        """Mark the cookie with this nonce as used by a valid INITIATE; False if it was used already."""
+        if nonce in self._spent or nonce in self._spent_previous:
+            return False
+        self._spent.add(nonce)
+        return True
 
 
 def _box(sk: PrivateKey, pk: bytes, nonce: bytes, plaintext: bytes) -> bytes:
@@ -127,6 +145,8 @@ class CurveMechanism(Mechanism):
         self.server_key = server_key
         if not self.as_server and (server_key is None or len(server_key) != 32):
             raise ValueError("a CURVE client needs the server's 32-byte public key (curve_serverkey)")
+        if transient is None and self.bugs.curve_transient_reused:
+            transient = _REUSED_TRANSIENT
         self.transient = transient or PrivateKey.generate()
         if keylog is not None:
             keylog(bytes(self.transient.public_key), bytes(self.transient))
@@ -154,7 +174,7 @@ class CurveMechanism(Mechanism):
 
     def _check_nonce(self, short: bytes) -> None:
         n = _unpack_nonce(short)[0]
-        if n <= self._recv_nonce:
+        if n <= self._recv_nonce and not self.bugs.curve_nonce_unchecked:
             raise ProtocolError(
                 f"short nonce {n} does not increase (last was {self._recv_nonce}): replayed or reordered",
                 clause="26/CURVEZMQ#nonces",
@@ -206,7 +226,7 @@ class CurveMechanism(Mechanism):
             cookie_nonce
             + self.cookie_keys.current().encrypt(c_prime + bytes(self.transient), b"COOKIE--" + cookie_nonce).ciphertext
         )
-        long_nonce = os.urandom(16)
+        long_nonce = bytes(16) if self.bugs.curve_welcome_nonce_fixed else os.urandom(16)
         box = _box(self.long_sk, c_prime, b"WELCOME-" + long_nonce, bytes(self.transient.public_key) + cookie)
         self.outgoing.append(encode_command(WELCOME, long_nonce + box))
         self.transient = None  # type: ignore[assignment]
@@ -219,7 +239,7 @@ class CurveMechanism(Mechanism):
         plain = _open(self.transient, self.server_key, b"WELCOME-" + data[:16], data[16:], "WELCOME")
         s_prime, cookie = plain[:32], plain[32:]
         self.peer_transient = s_prime
-        vouch_nonce = os.urandom(16)
+        vouch_nonce = bytes(16) if self.bugs.curve_vouch_nonce_fixed else os.urandom(16)
         vouch = vouch_nonce + _box(
             self.long_sk,
             self.server_key if self.bugs.curve_vouch_wrong_key else s_prime,
@@ -249,6 +269,8 @@ class CurveMechanism(Mechanism):
         vouch = _open(s_prime_secret, client_key, b"VOUCH---" + vouch_nonce, vouch_box, "vouch")
         if vouch != c_prime + self.long_pk:
             raise ProtocolError("vouch does not bind the client's transient key to this server", clause=CLAUSE)
+        if not self.cookie_keys.spend(cookie[:16]) and not self.bugs.curve_cookie_replay_accepted:
+            raise ProtocolError("INITIATE carries a cookie an earlier INITIATE used: a replay", clause=CLAUSE)
         self.transient, self.peer_transient, self.client_key = s_prime_secret, c_prime, client_key
         self.accept_metadata(decode_properties(plain[128:], command="INITIATE"))
         if self.zap is not None:
@@ -343,7 +365,7 @@ class CurveMechanism(Mechanism):
         short = body[8:16]
         n = _unpack_nonce(short)[0]
         if n <= self._recv_nonce:
-            self._check_nonce(short)  # raises, with the message
+            self._check_nonce(short)  # raises, with the message (unless curve_nonce_unchecked)
         self._recv_nonce = n
         clen = len(body) - 16
         out = bytearray(clen - 16)

@@ -46,6 +46,8 @@ class Sub(Socket):
 
     def pipe_attached(self, pipe: Pipe) -> bool:
         assert pipe.engine is not None
+        if self.options.bugs.sub_no_resubscribe:
+            return True
         for topic in self._subs.topics():
             pipe.engine.send_subscription(topic, True)
         return True

@@ -43,6 +43,8 @@ class XPub(Pub):
             self._up([b"\x00" + topic])
 
     def pipe_detached(self, pipe: Pipe) -> None:
+        if self.options.bugs.xpub_keeps_gone_subscriptions:
+            return
         for topic in pipe.subscriptions.clear():
             if self._subscribers.remove(topic):
                 self._up([b"\x00" + topic])
