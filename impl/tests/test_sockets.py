@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 
 import pytest
 
 import zmtp
+from zmtp.connection import Connection
+from zmtp.events import Message, Messages
+
+from .rawpeer import RawPeer
 
 T = 5.0
 
@@ -404,15 +409,76 @@ async def test_reconnect_after_the_server_restarts(ctx):
 
 
 async def test_linger_flushes_queued_messages_on_close(ctx):
-    pull = ctx.socket(zmtp.PULL, opts())
-    ep = await pull.bind("tcp://127.0.0.1:0")
+    # What close flushes is judged by a raw PULL reading the wire: a zmtp PULL discards
+    # what it has not read when the connection ends (RFC 30), and close ends it.
     push = ctx.socket(zmtp.PUSH, zmtp.SocketOptions(linger=5.0))
-    await push.connect(ep)
+    ep = await push.bind("tcp://127.0.0.1:0")
+    peer = await RawPeer.open(ep, Connection("PULL", as_server=False))
+    await peer.handshake()
     for i in range(500):
         await push.send(b"m%d" % i + b"." * 1000)
+
+    async def read_to_the_end() -> None:
+        with contextlib.suppress(ConnectionResetError):
+            while True:
+                await peer.pump_once()
+
+    reader = asyncio.create_task(read_to_the_end())
     await push.close()
-    for i in range(500):
-        assert (await recv(pull))[0].startswith(b"m%d." % i)
+    await asyncio.wait_for(reader, T)
+    got = [m for ev in peer.events if isinstance(ev, Messages) for m in ev.messages]
+    got += [ev.frames for ev in peer.events if isinstance(ev, Message)]
+    assert len(got) == 500
+    for i, frames in enumerate(got):
+        assert frames[0].startswith(b"m%d." % i)
+
+
+@pytest.mark.parametrize(
+    ("receiver", "sender"),
+    [(zmtp.PULL, zmtp.PUSH), (zmtp.DEALER, zmtp.DEALER), (zmtp.PAIR, zmtp.PAIR), (zmtp.ROUTER, zmtp.DEALER)],
+)
+async def test_unread_messages_of_a_peer_that_left_are_discarded(ctx, receiver, sender):
+    # "If this peer disconnects, the socket SHALL destroy its double queue and SHALL discard any
+    # messages it contains" (RFC 28-31): the incoming half too.
+    b, c, _ = await pair(ctx, receiver, sender)
+    await until_connected(b)
+    for body in (b"old-1", b"old-2"):
+        await c.send(body)
+    async with asyncio.timeout(T):
+        while not any(p.inbound for p in b.peers):  # they have arrived, unread
+            await asyncio.sleep(0.005)
+    await c.close()
+    async with asyncio.timeout(T):
+        while b.peers:
+            await asyncio.sleep(0.005)
+    assert await nothing_arrives(b)
+    c2 = ctx.socket(sender, opts())
+    await c2.connect(b.last_endpoint)
+    await c2.send(b"fresh")
+    assert (await recv(b))[-1] == b"fresh"
+
+
+async def test_a_connected_socket_discards_what_the_gone_peer_sent_and_keeps_its_queue(ctx):
+    # A pipe made by connect outlives the connection (RFC 30: "maintain the queue whether or not the
+    # connection is established"), but not the messages of the peer that left.
+    push = ctx.socket(zmtp.PUSH, opts())
+    ep = await push.bind("tcp://127.0.0.1:0")
+    pull = ctx.socket(zmtp.PULL, opts(reconnect_ivl=0.02))
+    await pull.connect(ep)
+    await until_connected(pull)
+    await push.send(b"old")
+    async with asyncio.timeout(T):
+        while not any(p.inbound for p in pull.peers):
+            await asyncio.sleep(0.005)
+    await push.close()
+    async with asyncio.timeout(T):
+        while pull.peers:  # the connection has ended (the pipe stays, not live)
+            await asyncio.sleep(0.005)
+    assert await nothing_arrives(pull, 0.3)
+    push = ctx.socket(zmtp.PUSH, opts())
+    await push.bind(ep)
+    await push.send(b"fresh")
+    assert await recv(pull) == [b"fresh"]
 
 
 async def test_closed_socket_raises(ctx):

@@ -327,6 +327,11 @@ class Socket:
             return
         pipe.engine = None
         pipe.live = False
+        # "If this peer disconnects, the socket SHALL destroy its double queue and SHALL discard
+        # any messages it contains" (RFC 28-31, 47-49): the incoming half too, so what the peer
+        # sent and the application has not read is never delivered (libzmq still delivers it).
+        # A pipe made by connect stays for the next connection, empty.
+        pipe.inbound.clear()
         self.pipe_detached(pipe)
         if not pipe.persistent:
             self._remove_pipe(pipe)
@@ -337,8 +342,7 @@ class Socket:
         if pipe in self._pipes:
             self._pipes.remove(pipe)
         self.pipe_unusable(pipe)
-        # Messages that arrived before the peer left are still delivered (as
-        # libzmq does): the pipe leaves the fair-queue ring once drained.
+        # Its unread messages were discarded (engine_closed): the fair-queue ring skips it.
 
     def deliver(self, pipe: Pipe, messages: list[list[bytes]]) -> None:
         """Whole messages that arrived on `pipe`, in order. Default: fair-queue them for recv,

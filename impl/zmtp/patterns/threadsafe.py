@@ -2,8 +2,8 @@
 
 CLIENT, SERVER, RADIO, DISH, SCATTER and GATHER carry single-part messages
 only: a multipart send is refused, and a multipart message that arrives is
-discarded whole. A peer that disconnects takes its queue with it, unread
-messages included, as these RFCs say; a queue made by `connect` is kept
+discarded whole. A peer that disconnects takes its unread messages with it
+(Socket.engine_closed, as for every type); a queue made by `connect` is kept
 while the connection is down.
 """
 
@@ -53,8 +53,3 @@ class SinglePart(Socket):
                     self._dropped("multipart")
         if single:
             super().deliver(pipe, single)
-
-    def pipe_detached(self, pipe: Pipe) -> None:
-        if not pipe.persistent:
-            pipe.inbound.clear()  # "SHALL destroy its queue and SHALL discard any messages it contains"
-        super().pipe_detached(pipe)
