@@ -15,6 +15,18 @@ use std::time::{Duration, Instant};
 
 pub type Msg = Vec<Bytes>;
 
+pub const XSUB_SENDS_ONLY_SUBSCRIPTIONS: &str = "monocoque-rs-zmtp 0.4.2 XSubSocket (src/xsub.rs) can send only \
+     subscriptions (subscribe/unsubscribe/send_subscription_event), no other message";
+
+/// What an XSUB message asks for, if it is a subscription (RFC 29: one frame,
+/// 01 + topic to subscribe, 00 + topic to cancel): the topic and whether it is wanted.
+pub fn xsub_subscription(msg: &Msg) -> Option<(Bytes, bool)> {
+    match msg.as_slice() {
+        [f] if matches!(f.first(), Some(0 | 1)) => Some((f.slice(1..), f[0] == 1)),
+        _ => None,
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     Req,
@@ -214,16 +226,10 @@ where
             Conn::Push(s) => s.send(msg).await?,
             Conn::Pair(s) => s.send(msg).await?,
             // XSUB sends subscriptions as messages (RFC 29): 01 + topic, 00 + topic.
-            Conn::XSub(s) => match msg.first().map(|f| (f.first().copied(), f.slice(1.min(f.len())..))) {
-                Some((Some(1), topic)) if msg.len() == 1 => s.subscribe(topic).await?,
-                Some((Some(0), topic)) if msg.len() == 1 => s.unsubscribe(topic).await?,
-                _ => {
-                    return Err(Fault::Unsupported(
-                        "monocoque-rs-zmtp 0.4.2 XSubSocket (src/xsub.rs) can send only subscriptions \
-                         (subscribe/unsubscribe/send_subscription_event), no other message"
-                            .into(),
-                    ));
-                }
+            Conn::XSub(s) => match xsub_subscription(&msg) {
+                Some((topic, true)) => s.subscribe(topic).await?,
+                Some((topic, false)) => s.unsubscribe(topic).await?,
+                None => return Err(Fault::Unsupported(XSUB_SENDS_ONLY_SUBSCRIPTIONS.into())),
             },
             Conn::Sub(_) | Conn::Pull(_) => {
                 return Err(Fault::Failed("this socket type cannot send".into()));

@@ -8,9 +8,12 @@
 //! queued in arrival order; outgoing ones go round-robin (DEALER, PUSH, REQ),
 //! to every connection for the library to filter (ROUTER: each RouterSocket
 //! drops or refuses identities that are not its peer's), or back to the
-//! connection the last request came from (REP).
+//! connection the last request came from (REP). An XSUB's subscriptions go to
+//! every connection and are replayed to each new one, as SUB's are.
 
-use crate::conn::{Bench, Conn, Kind, Msg, Reconnect, is_poll_timeout};
+use crate::conn::{
+    Bench, Conn, Kind, Msg, Reconnect, XSUB_SENDS_ONLY_SUBSCRIPTIONS, is_poll_timeout, xsub_subscription,
+};
 use crate::util::Fault;
 use monocoque::rt::{TcpListener, sleep, spawn_detached, timeout};
 use monocoque::zmq::{SocketEvent, SocketMonitor, XPubSocket};
@@ -235,6 +238,15 @@ impl AgentSocket {
                 return match (delivered, last_err) {
                     (false, Some(e)) => Err(e),
                     _ => Ok(()),
+                };
+            }
+            Kind::XSub => {
+                // An XSUB sends to every publisher (RFC 29), and what Monocoque's XSUB can send is a
+                // subscription, kept and replayed to publishers that connect later as libzmq's
+                // XSUB does: so it needs no publisher yet, and goes the way subscribe() does.
+                return match xsub_subscription(&msg) {
+                    Some((topic, on)) => self.subscribe(topic, on),
+                    None => Err(Fault::Unsupported(XSUB_SENDS_ONLY_SUBSCRIPTIONS.into())),
                 };
             }
             _ => {}
