@@ -486,6 +486,18 @@ public final class JeromqAgent6 {
 
     JsonObject send(JsonObject req) throws AgentError {
         Entry e = entry(req);
+        try {
+            return sendOn(e, req);
+        } catch (UnsupportedOperationException ex) {
+            // JeroMQ refuses a send on a receive-only type (PULL, GATHER, SUB, DISH) by throwing
+            // from zmq.SocketBase.xsend where libzmq returns ENOTSUP: the library's refusal, not a
+            // bad request, so it is reported as "failed".
+            throw new AgentError("failed", "send refused: JeroMQ's " + e.type
+                    + " cannot send (UnsupportedOperationException from zmq.SocketBase.xsend)");
+        }
+    }
+
+    JsonObject sendOn(Entry e, JsonObject req) throws AgentError {
         JsonArray frames = req.getAsJsonArray("frames");
         if (frames == null || frames.size() == 0) {
             throw invalid("send needs frames");
