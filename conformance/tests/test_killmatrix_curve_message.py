@@ -28,20 +28,6 @@ from zmtp_conformance.credentials import (
 T = 5.0
 
 
-@pytest.fixture
-async def ctx():
-    context = zmtp.Context()
-    yield context
-    await asyncio.wait_for(context.term(), 10)
-
-
-@pytest.fixture
-async def zctx():
-    context = zmq.asyncio.Context()
-    yield context
-    context.destroy(linger=0)
-
-
 def as_command_frame(data_frames: bytes) -> bytes:
     """The same MESSAGE boxes, each re-framed with the COMMAND flag (RFC 25's form); MORE goes only inside."""
     out = bytearray()
