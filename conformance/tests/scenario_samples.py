@@ -22,3 +22,20 @@ def write(tmp_path: Path, text: str, name: str = "s.yaml") -> Path:
     p = tmp_path / name
     p.write_text(text)
     return p
+
+
+def push_pull(name: str, steps: str) -> str:
+    """A scenario text: a PULL server and a PUSH client that reconnects quickly, over tcp, with
+    `steps` (YAML list lines); `name` goes into its id and title."""
+    return f"""\
+id: 99/test/{name}
+title: {name} under test
+rfc: ["37/ZMTP#error-handling"]
+requirement: whatever the steps below require of the peers
+level: interop
+transports: [tcp]
+roles:
+  server: {{side: server, type: PULL}}
+  client: {{side: client, type: PUSH, options: {{reconnect_ivl: 0.1}}}}
+steps:
+{steps}"""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from scenario_samples import write
+from scenario_samples import push_pull, write
 
 from zmtp_conformance import peers
 from zmtp_conformance.cells import Cell
@@ -14,19 +14,6 @@ from zmtp_conformance.peers import AgentPool, PeerSpec
 from zmtp_conformance.runner import CellRun, run_cell
 from zmtp_conformance.scenario import load_file
 from zmtp_conformance.vocabulary import Outcome
-
-HEAD = """\
-id: 99/test/agent-starts
-title: agent starts under test
-rfc: ["37/ZMTP#error-handling"]
-requirement: whatever the steps below require of the peers
-level: interop
-transports: [tcp]
-roles:
-  server: {side: server, type: PULL}
-  client: {side: client, type: PUSH, options: {reconnect_ivl: 0.1}}
-steps:
-"""
 
 
 class CountingPool(AgentPool):
@@ -45,7 +32,7 @@ class CountingPool(AgentPool):
 
 
 def sample(tmp_path, steps: str):
-    return load_file(write(tmp_path, HEAD + steps))
+    return load_file(write(tmp_path, push_pull("agent-starts", steps)))
 
 
 def test_a_killed_agents_successor_starts_at_the_kill_and_serves_the_restart(tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from scenario_samples import write
+from scenario_samples import push_pull, write
 
 from zmtp_conformance import peers
 from zmtp_conformance.cells import Cell
@@ -13,19 +13,6 @@ from zmtp_conformance.peers import AgentPool
 from zmtp_conformance.runner import run_cell
 from zmtp_conformance.scenario import load_all, load_file
 from zmtp_conformance.vocabulary import Outcome
-
-HEAD = """\
-id: 99/test/faults
-title: fault steps under test
-rfc: ["37/ZMTP#error-handling"]
-requirement: whatever the steps below require of the peers
-level: interop
-transports: [tcp]
-roles:
-  server: {side: server, type: PULL}
-  client: {side: client, type: PUSH, options: {reconnect_ivl: 0.1}}
-steps:
-"""
 
 
 def run(sc, server="impl", client="impl"):
@@ -40,7 +27,7 @@ def run(sc, server="impl", client="impl"):
 
 
 def sample(tmp_path, steps: str):
-    return load_file(write(tmp_path, HEAD + steps))
+    return load_file(write(tmp_path, push_pull("faults", steps)))
 
 
 def test_numbered_stream_passes_when_everything_arrives(tmp_path):
