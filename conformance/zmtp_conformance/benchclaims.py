@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .bench import SUBSCRIBERS, load_rows, ratios, reference_of
 
 TABLE = Path(__file__).resolve().parents[1] / "bench-claims.yaml"
@@ -68,14 +66,9 @@ def _ratio(kind: str, figures: dict[str, Any]) -> tuple[float, float]:
 def load(path: Path = TABLE) -> tuple[PublishedClaim, ...]:
     """The claims of bench-claims.yaml, checked: an unknown key, kind or pattern, or figures that
     do not give both sides, is an error naming the file and line."""
-    from .scenario import line_index
+    from .scenario import read_with_lines
 
-    try:
-        text = path.read_text()
-        doc = yaml.safe_load(text) or {}
-        lines = line_index(yaml.compose(text)) if doc else {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise BenchClaimsError(f"{path}: {exc}") from None
+    doc, lines = read_with_lines(path, BenchClaimsError)
     out = []
     for family, entry in (doc.get("implementations") or {}).items():
         documents = entry.get("documents") or {}

@@ -116,6 +116,17 @@ def line_index(node: yaml.Node, path: tuple = ()) -> dict[tuple, int]:
     return out
 
 
+def read_with_lines(path: Path, error: type[Exception]) -> tuple[dict[str, Any], dict[tuple, int]]:
+    """A YAML file's document and line_index, for tables whose errors name file and line; a file
+    that cannot be read or parsed raises `error` naming it."""
+    try:
+        text = path.read_text()
+        doc = yaml.safe_load(text) or {}
+        return doc, (line_index(yaml.compose(text)) if doc else {})
+    except (OSError, yaml.YAMLError) as exc:
+        raise error(f"{path}: {exc}") from None
+
+
 def _where(path: tuple) -> str:
     out = ""
     for part in path:

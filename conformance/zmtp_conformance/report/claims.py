@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..vocabulary import DRAFT_SOCKET_TYPES, MECHANISMS, SOCKET_TYPES, TRANSPORTS, Outcome
 
 CLAIMS = Path(__file__).resolve().parents[2] / "claims.yaml"
@@ -76,14 +74,9 @@ class Verdict:
 
 
 def load(path: Path = CLAIMS) -> list[Claim]:
-    from ..scenario import line_index
+    from ..scenario import read_with_lines
 
-    try:
-        text = path.read_text()
-        doc = yaml.safe_load(text) or {}
-        lines = line_index(yaml.compose(text)) if doc else {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ClaimsError(f"{path}: {exc}") from None
+    doc, lines = read_with_lines(path, ClaimsError)
     out = []
     for family, entry in (doc.get("implementations") or {}).items():
         for i, c in enumerate(entry.get("claims") or []):
