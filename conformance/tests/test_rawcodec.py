@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from codec_pairs import pump
 
 from zmtp_conformance import rawcodec
 from zmtp_conformance.credentials import (
@@ -25,15 +26,6 @@ def pair(server_public: bytes = SERVER_PUBLIC) -> tuple[rawcodec.Codec, rawcodec
         "ROUTER", as_server=True, mechanism=lambda st, i: rawcodec.CurveServer(st, i, SERVER_SECRET)
     )
     return client, server
-
-
-def pump(a: rawcodec.Codec, b: rawcodec.Codec) -> None:
-    for _ in range(10):
-        out_a, out_b = a.data_to_send(), b.data_to_send()
-        if not out_a and not out_b:
-            return
-        b.receive(out_a)
-        a.receive(out_b)
 
 
 def test_curve_client_and_server_shake_hands_and_exchange_boxes():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from codec_pairs import pump
 from scenario_samples import GOOD, write
 
 from zmtp_conformance import rawcodec, vocabulary
@@ -31,15 +32,6 @@ def server(**kw) -> rawcodec.Codec:
     return rawcodec.Codec(
         "PULL", as_server=True, mechanism=lambda st, i: rawcodec.CurveServer(st, i, SERVER_SECRET), **kw
     )
-
-
-def pump(a: rawcodec.Codec, b: rawcodec.Codec) -> None:
-    for _ in range(10):
-        out_a, out_b = a.data_to_send(), b.data_to_send()
-        if not out_a and not out_b:
-            return
-        b.receive(out_a)
-        a.receive(out_b)
 
 
 def test_message_in_a_command_frame_sets_command_outside_and_more_only_inside():
