@@ -19,7 +19,7 @@ from zmtp_conformance.fuzz import campaign, findings, grammar, mutate
 from zmtp_conformance.fuzz.inputs import FAULTS, Context, FuzzInput
 from zmtp_conformance.fuzz.minimise import minimise
 from zmtp_conformance.fuzz.oracles import judge, phantom
-from zmtp_conformance.fuzz.target import Played, Sanity, broken_answer, process_rss, server_mechanism
+from zmtp_conformance.fuzz.target import Played, Sanity, Target, broken_answer, process_rss, server_mechanism
 from zmtp_conformance.scenario import load_file
 
 
@@ -358,8 +358,6 @@ def test_only_the_fail_on_peers_findings_fail_the_command(tmp_path: Path) -> Non
 def test_the_crash_quote_is_the_line_that_says_why_not_the_last_frames(monkeypatch):
     from types import SimpleNamespace
 
-    from zmtp_conformance.fuzz.target import Target
-
     monkeypatch.setenv("RUST_BACKTRACE", "1")
     target = Target(pool=None, peer="zmqrs", side="server", mechanism="NULL")  # type: ignore[arg-type]
     # Agents the target starts must not print backtraces that push the panic line out of the tail.
@@ -372,3 +370,43 @@ def test_the_crash_quote_is_the_line_that_says_why_not_the_last_frames(monkeypat
     # With nothing that says why, the last lines are quoted rather than nothing.
     target.agent = SimpleNamespace(stderr_tail=frames)
     assert target.last_words().endswith("19: tokio::runtime::task::core::Core<T,S>::poll")
+
+
+class _ScriptedSanity(Target):
+    """A Target whose sanity exchanges give these results in turn, without any agent."""
+
+    def __init__(self, pool: Any, side: str, results: list[Sanity]) -> None:
+        super().__init__(pool=pool, peer="jeromq", side=side, mechanism="NULL")
+        self.results = results
+        self.tries = 0
+
+    async def _sanity_once(self, socket_type: str) -> Sanity:
+        self.tries += 1
+        return self.results.pop(0)
+
+
+def _pool_with_stall(declared: bool) -> Any:
+    stall = peers.KnownStall("jeromq-poller-connect-race", "client", "zeromq/jeromq PR 1022", "no greeting")
+    spec = peers.PeerSpec(name="jeromq", command=["true"], known_stalls=(stall,) if declared else ())
+    return peers.AgentPool({"jeromq": spec})
+
+
+def test_a_declared_client_stall_gets_the_sanity_exchange_again_and_nothing_else_does(monkeypatch) -> None:
+    monkeypatch.setenv("RUST_BACKTRACE", "1")  # Target forces it to 0: keep that inside this test
+    silent = Sanity(False, [], "sanity exchange: handshake did not complete", silent=True)
+    spoke = Sanity(False, [], "the application did not receive the sanity message within 3s")
+    ok = Sanity(True, [])
+
+    target = _ScriptedSanity(_pool_with_stall(True), "client", [silent, ok])
+    assert asyncio.run(target.sanity("PULL")).ok and target.tries == 2 and target.stalls == 1
+    # A stall every time is still a failure: the rerun is bounded, never an excuse.
+    target = _ScriptedSanity(_pool_with_stall(True), "client", [silent] * (1 + peers.STALL_RERUNS))
+    assert not asyncio.run(target.sanity("PULL")).ok and target.tries == 1 + peers.STALL_RERUNS
+    # A peer that spoke, a peer that declares nothing, a server-side target: one attempt, its verdict.
+    for pool, side, first in (
+        (_pool_with_stall(True), "client", spoke),
+        (_pool_with_stall(False), "client", silent),
+        (_pool_with_stall(True), "server", silent),
+    ):
+        target = _ScriptedSanity(pool, side, [first, ok])
+        assert not asyncio.run(target.sanity("PULL")).ok and target.tries == 1 and target.stalls == 0

@@ -271,6 +271,10 @@ def test_findings_show_each_peers_stall_rate():
     # A declared stall that did not show (fixed upstream) reads as zero.
     clean = findings.stall_rates([record("28/a", "jeromq-0.6.0", "passed")], {"known_stalls": {"jeromq-0.6.0": ["x"]}})
     assert [(r.peer, r.stalled, r.cells, r.rate) for r in clean] == [("jeromq-0.6.0", 0, 1, 0.0)]
+    # `findings --implementation zmq4` names a family: the rates of that family's peers only.
+    known = {"known_stalls": {"jeromq-0.6.0": ["jeromq-poller-connect-race"]}}
+    assert [r.peer for r in findings.stall_rates(RUN, known, ["zmq4"])] == ["zmq4"]
+    assert [r.peer for r in findings.stall_rates(RUN, known, ["jeromq"])] == ["jeromq-0.6.0"]
 
 
 def test_the_findings_page_has_the_stall_rates(tmp_path):

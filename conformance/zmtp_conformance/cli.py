@@ -395,7 +395,7 @@ def cmd_findings(args: argparse.Namespace) -> int:
     judged = claims.judge(claims.load(), records, load_all())
     if not args.json:
         print(findings.text(found))
-        rates = findings.stall_rates(records, meta)
+        rates = findings.stall_rates(records, meta, args.implementation)
         if rates:
             print("\nstalls before the greeting (attempts where the peer connected and sent nothing):")
             print("\n".join(f"  {rate}" for rate in rates))

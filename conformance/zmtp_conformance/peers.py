@@ -77,6 +77,10 @@ STALL_SIDES = ("client",)
 STALL_KEYS = {"id", "side", "upstream", "cause"}
 
 
+# How often a cell (or the fuzzer's sanity exchange) that failed by a declared stall is run again.
+STALL_RERUNS = 2
+
+
 class KnownStallError(ValueError):
     """A `known_stalls` declaration that cannot be used; the loader adds the file."""
 

@@ -23,7 +23,7 @@ import pytest
 
 from . import __version__, deviations, matrix, peers, wire
 from .cells import RAW, Cell, CellResult
-from .peers import AgentPool, KnownStall
+from .peers import STALL_RERUNS, AgentPool, KnownStall
 from .runner import run_cell
 from .scenario import Scenario, ScenarioError, load_all, load_file
 from .vocabulary import Outcome
@@ -443,10 +443,6 @@ class CellItem(pytest.Item):
 
     def reportinfo(self):  # type: ignore[no-untyped-def]
         return self.path, 0, self.name
-
-
-# How often a cell that failed by a declared stall (peers.yaml known_stalls) is run again.
-STALL_RERUNS = 2
 
 
 async def run_attempts(

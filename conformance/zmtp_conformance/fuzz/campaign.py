@@ -56,6 +56,7 @@ class Summary:
     causes: dict[str, int] = field(default_factory=dict)  # failure signature -> inputs that showed it
     baseline: list[str] = field(default_factory=list)  # signatures a clean exchange shows too
     restarts: int = 0
+    stalls: int = 0  # sanity exchanges run again after the peer's declared stall (peers.yaml known_stalls)
     versions: dict[str, str] = field(default_factory=dict)
     families: Counter[str] = field(default_factory=Counter)
     digests: set[str] = field(default_factory=set)  # the inputs sent, by content: the distinct ones
@@ -71,6 +72,7 @@ class Summary:
             f"{self.seconds:.0f}s ({rate:.1f}/s); failures by oracle: {by}; "
             f"{len(self.distinct)} distinct finding(s) (oracle and input family), {len(self.causes)} distinct "
             f"failure signature(s); {self.restarts} agent restart(s)"
+            + (f"; {self.stalls} sanity exchange(s) run again after the peer's known stall" if self.stalls else "")
             + (
                 f"; memory {self.rss[0] / mib:.1f} MiB at first, at most {self.rss[1] / mib:.1f} MiB"
                 if self.rss[1]
@@ -93,6 +95,7 @@ class Summary:
             "causes": self.causes,
             "baseline": self.baseline,
             "restarts": self.restarts,
+            "stalls": self.stalls,
             "versions": self.versions,
             "families": dict(self.families),
             "rss_baseline_mib": round(self.rss[0] / (1 << 20), 1),
@@ -261,6 +264,7 @@ class Campaign:
         finally:
             summary.seconds = time.monotonic() - start
             summary.restarts = self.target.restarts
+            summary.stalls = self.target.stalls
             summary.rss = self.rss_seen
             await self.target.close()
         s.out.mkdir(parents=True, exist_ok=True)

@@ -194,8 +194,11 @@ class StallRate:
         )
 
 
-def stall_rates(records: list[dict[str, Any]], meta: dict[str, Any] | None = None) -> list[StallRate]:
-    """Each peer that declares a stall (meta.known_stalls) or stalled in this run, by name.
+def stall_rates(
+    records: list[dict[str, Any]], meta: dict[str, Any] | None = None, implementations: list[str] | None = None
+) -> list[StallRate]:
+    """Each peer that declares a stall (meta.known_stalls) or stalled in this run, by name; with
+    `implementations`, only the peers of those families (a rate is per peer, that is per version).
     Cells without a capture (--pcap off) cannot show a stall and are not counted."""
 
     def connected(r: dict[str, Any]) -> bool:
@@ -231,6 +234,9 @@ def stall_rates(records: list[dict[str, Any]], meta: dict[str, Any] | None = Non
         if r.get("stall"):
             rate.rescued += r["outcome"] == Outcome.PASSED
             rate.failed += r.get("stalled_attempts") == r.get("attempts")
+    if implementations:
+        family = {r[side]["peer"]: r[side].get("family") for r in records for side in ("server", "client")}
+        rates = {p: rate for p, rate in rates.items() if family.get(p, p) in implementations}
     return [rates[p] for p in sorted(rates)]
 
 
