@@ -366,3 +366,23 @@ def test_without_root_tcp_cells_go_through_the_recording_proxy(pytester):
         c["capture"]["streams"] >= 1 and not [v for v in c["capture"]["violations"] if not v["deviation"]]
         for c in tcp_cells
     )
+
+
+def test_a_stream_whose_start_the_capture_missed_is_incomplete_not_judged(tmp_path):
+    """tcpdump started after the connection: the first bytes seen are mid-stream, not a greeting."""
+    from zmtp_conformance.capture import synth
+
+    whole = synth.packets(
+        [("c", b"\xff" + bytes(8) + b"\x7f", 1.0), ("s", b"\x00\x02\x00\x41" * 3, 1.1)],
+        client=("127.0.0.1", 40001),
+        server=("127.0.0.1", 5555),
+    )
+    late = tmp_path / "late.pcap"
+    synth.write_packets(late, [p for p in whole if "S" not in str(p["TCP"].flags)][1:])  # no SYN, SYN-ACK or ACK
+    n, findings, incomplete, _silent = wire.check(late, {}, {0: "monocoque", 5555: "impl"}, "x/y", [])
+    assert n == 1 and findings == [] and incomplete == ["127.0.0.1:40001 -> 127.0.0.1:5555"]
+    # The same bytes with their start: judged, and the server's mid-stream frames are violations.
+    full = tmp_path / "full.pcap"
+    synth.write_packets(full, whole)
+    n, findings, incomplete, _silent = wire.check(full, {}, {0: "monocoque", 5555: "impl"}, "x/y", [])
+    assert incomplete == [] and findings

@@ -124,7 +124,8 @@ def check(
     `owners` by (client port, server port), else `server_owner` by server port with the
     client side taken to be the cell's client peer (given under key 0). With a key log, CURVE
     boxes are opened and checked inside too. Returns the number of streams, the violations,
-    the streams the capture lost bytes of, and the peers that connected and stayed silent."""
+    the streams the capture lost bytes of or began after (those are not judged), and the peers
+    that connected and stayed silent."""
     header, records = pcap.read(path)
     streams = tcp.streams(records, header.linktype)
     keys = None
@@ -138,6 +139,11 @@ def check(
         elif sport in server_owner:
             c_owner, s_owner = server_owner.get(0), server_owner[sport]
         else:
+            continue
+        if not st.saw_syn:
+            # The capture began after this connection did (tcpdump starting late): its first bytes
+            # are not a greeting, and judging them as one blamed a peer for a frame cut in half.
+            incomplete.append(st.name)
             continue
         if st.to_server.gap is not None or st.to_client.gap is not None:
             incomplete.append(st.name)
