@@ -96,7 +96,7 @@ def test_a_failed_cells_big_capture_is_attached_cut_and_linked_whole(tmp_path):
     att = ar.attach_capture(allure, path, "proxy", "captures/big.pcap", embed=True)
     assert att is not None and att.cut
     ((body, name),) = allure.attached
-    assert len(body) <= BOUND and "CUT" in name
+    assert len(body) <= ar.ATTACH_BOUND and "CUT" in name
     assert allure.links == [("../captures/big.pcap", "capture (proxy): captures/big.pcap")]
 
 

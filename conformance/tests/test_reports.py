@@ -233,6 +233,17 @@ def test_allure_results_attach_captures_of_failed_and_deviating_cells_and_link_t
     for doc in by_status["passed"]:
         link = next(x for x in doc["links"] if x["name"].startswith("capture"))
         assert f"href='{link['url'].removeprefix('../')}'" in page
+    # The default report's cells (report/allure_subset.py): the failed and deviating ones, each with its
+    # transcript and capture; the passed ones only counted.
+    from zmtp_conformance.report import allure_subset
+
+    subset = allure_subset.select(results, pytester.path / "subset")
+    kept = [json.loads(p.read_text()) for p in (pytester.path / "subset").glob("*-result.json")]
+    assert sorted(doc["status"] for doc in kept) == ["failed", "failed", "unknown", "unknown"]
+    for doc in kept:
+        assert {"transcript", "capture"} <= {a["name"].split(" ")[0] for a in doc["attachments"]}
+        assert all((pytester.path / "subset" / a["source"]).is_file() for a in doc["attachments"])
+    assert subset.cells == {"passed": 4, "failed": 2, "unknown": 2}
 
 
 def test_the_matrix_page_lists_the_captures_of_passing_cells(tmp_path):

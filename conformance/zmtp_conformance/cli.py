@@ -573,11 +573,18 @@ def cmd_report(args: argparse.Namespace) -> int:
         meta, _ = jsonfile.read(args.report_dir / "matrix.json")
     output = args.output or args.report_dir / ("allure-report-single" if args.single_file else "allure-report")
     try:
-        index = allure.generate(args.report_dir / "allure-results", output, meta, single_file=args.single_file)
+        index, subset = allure.generate(
+            args.report_dir / "allure-results", output, meta, single_file=args.single_file, all_cells=args.all_cells
+        )
     except allure.ReportError as exc:
         print(f"zmtp-conformance report: {exc}", file=sys.stderr)
         return 2
     print(f"Allure report: {index} ({index.stat().st_size / 1e6:.1f} MB)")
+    if subset is not None:
+        print(
+            f"it holds the {sum(subset.shown.values()):,} failed, broken and deviating cells of the run's "
+            f"{sum(subset.cells.values()):,}; every cell is in matrix.html, --all-cells renders them all"
+        )
     if output.resolve().parent != args.report_dir.resolve():
         # The plugin links passing cells' captures as ../captures/..., from a report inside the report folder.
         print(f"note: {output} is not directly inside {args.report_dir}: links to captures will not resolve")
@@ -803,6 +810,12 @@ def main(argv: list[str] | None = None) -> int:
     rpt.add_argument("--report-dir", type=Path, default=Path("reports"), help="the run's report folder")
     rpt.add_argument("--output", type=Path, default=None, help="default: REPORT_DIR/allure-report")
     rpt.add_argument("--single-file", action="store_true", help="one self-contained index.html, for CI artifacts")
+    rpt.add_argument(
+        "--all-cells",
+        action="store_true",
+        help="every cell, passed and unsupported ones too (default: the failed, broken and deviating cells, "
+        "which keeps a full matrix's single file small enough to open; matrix.html lists every cell)",
+    )
     rpt.add_argument(
         "--open",
         action="store_true",

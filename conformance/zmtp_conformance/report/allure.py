@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from . import allure_results
+from . import allure_results, allure_subset
 
 HERE = Path(__file__).resolve().parents[2] / "allure"
 CLI = HERE / "node_modules" / ".bin" / "allure"
@@ -86,17 +86,36 @@ def variables(meta: dict[str, Any]) -> dict[str, str]:
 
 
 def generate(
-    results: Path, output: Path, meta: dict[str, Any] | None = None, single_file: bool = False, name: str = ""
-) -> Path:
-    """Render `results` (an allure-results folder) into `output`; returns the report's index.html."""
+    results: Path,
+    output: Path,
+    meta: dict[str, Any] | None = None,
+    single_file: bool = False,
+    name: str = "",
+    all_cells: bool = False,
+) -> tuple[Path, allure_subset.Subset | None]:
+    """Render `results` (an allure-results folder) into `output`: the cells a reader needs
+    (allure_subset), or with `all_cells` every cell. Returns the report's index.html and, unless
+    `all_cells`, what the subset holds."""
     if not results.is_dir() or not any(results.glob("*-result.json")):
         raise ReportError(f"{results} holds no Allure results; run the matrix first (zmtp-conformance run)")
     cli = ensure_cli()
+    if all_cells:
+        return _render(cli, results, output, variables(meta or {}), single_file, name), None
+    with tempfile.TemporaryDirectory(prefix="zmtp-allure-subset-") as tmp:
+        try:
+            subset = allure_subset.select(results, Path(tmp))
+        except ValueError as exc:
+            raise ReportError(str(exc)) from exc
+        index = _render(cli, Path(tmp), output, {**variables(meta or {}), **subset.variables()}, single_file, name)
+    return index, subset
+
+
+def _render(cli: Path, results: Path, output: Path, shown: dict[str, str], single_file: bool, name: str) -> Path:
     output = output.resolve()
     config = {
         "name": name or "ZMTP conformance",
         "output": str(output),
-        "variables": variables(meta or {}),
+        "variables": shown,
         # Deviations by peer, unsupported cells: each a category of its own (report/allure_results.py).
         "categories": allure_results.categories(),
         "plugins": {
