@@ -165,3 +165,37 @@ def test_agents_get_no_keylog_unless_asked(tmp_path, monkeypatch):
 
     asyncio.run(go())
     assert not Path(tmp_path / "leak.txt").exists()
+
+
+def test_a_welcome_naming_an_unusable_transient_key_is_reported_not_raised(tmp_path):
+    # A hostile WELCOME (26/curve/client-refuses-zero-transient-key) names S' = 32 zero octets, with which
+    # libsodium makes no shared key: the judge says so instead of failing the whole cell with an exception.
+    from zmtp_conformance import rawcodec
+
+    c = rawcodec.Codec(
+        "PULL", as_server=False, mechanism=lambda st, i: rawcodec.Curve(st, i, CLIENT.secret, SERVER.public)
+    )
+    s = rawcodec.Codec(
+        "PUSH",
+        as_server=True,
+        mechanism=lambda st, i: rawcodec.CurveServer(st, i, SERVER.secret),
+        corrupt="welcome_zero_key",
+    )
+    chunks, t = [], 1_700_000_000.0
+    out_c = c.data_to_send()
+    chunks.append(("c", out_c, t))
+    s.receive(out_c)
+    out_s = s.data_to_send()
+    chunks.append(("s", out_s, t + 1e-3))
+    c.receive(out_s[:64])  # the greeting: the client answers with HELLO
+    hello = c.data_to_send()
+    chunks.append(("c", hello, t + 2e-3))
+    s.receive(hello)
+    chunks.append(("s", s.data_to_send(), t + 3e-3))
+    assert s.mech.corrupted
+    (st,) = streams_of(tmp_path, chunks)
+    dc, ds = decode_stream(st)
+    transient = c.mech.transient
+    keys = CurveKeys({bytes(transient.public_key): bytes(transient)}, SERVER.public)
+    opened = open_stream(dc, ds, keys)
+    assert opened.boxes == 1 and "no shared key can be made with: " + "00" * 32 in opened.note

@@ -10,6 +10,7 @@ import asyncio
 
 import pytest
 from codec_pairs import pump
+from nacl.public import PrivateKey
 from scenario_samples import GOOD, write
 
 from zmtp_conformance import rawcodec, vocabulary
@@ -64,6 +65,7 @@ def test_message_in_a_command_frame_is_refused_outside_curve():
     [
         ("welcome_box", "WELCOME box does not open"),
         ("welcome_size", "WELCOME of 167 octets"),
+        ("welcome_zero_key", "server transient key no shared key can be made with: 0{64}"),
         ("ready_box", "READY box does not open"),
         ("metadata_truncated_size", "announces|does not fit"),
         ("metadata_zero_name", "name of 0 octets"),
@@ -237,3 +239,105 @@ def test_a_replayed_initiate_is_the_earlier_one_verbatim_and_a_fresh_server_refu
     with pytest.raises(rawcodec.CodecError, match="cookie this server sent"):
         pump(replay, second_server)
     assert replay.mech.corrupted and first.mech.sent_initiate in b"".join(seen)
+
+
+def test_stop_after_ends_the_handshake_once_initiate_is_sent_and_leaves_the_answer_raw():
+    async def go() -> None:
+        srv = RawPeer("server", Transcript())
+        attached = asyncio.Event()
+
+        async def on_conn(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            srv.attach(reader, writer)
+            attached.set()
+
+        listener = await asyncio.start_server(on_conn, "127.0.0.1", 0)
+        cli = RawPeer("client", Transcript())
+        await cli.connect(f"tcp://127.0.0.1:{listener.sockets[0].getsockname()[1]}")
+        await attached.wait()
+        other = PrivateKey.generate()  # a client key of nobody's allow list
+        mech_c = lambda st, i: rawcodec.Curve(st, i, bytes(other), SERVER_PUBLIC)  # noqa: E731
+        mech_s = lambda st, i: rawcodec.CurveServer(st, i, SERVER_SECRET)  # noqa: E731
+        await asyncio.gather(
+            cli.handshake("PUSH", as_server=False, mechanism=mech_c, stop_after="INITIATE", timeout=2),
+            srv.handshake("PULL", as_server=True, mechanism=mech_s, timeout=2),
+        )
+        assert cli.conn is not None and cli.conn.stopped and not cli.conn.ready
+        assert srv.conn is not None and srv.conn.mech.client == bytes(other.public_key)
+        await cli.expect({"command": "READY"})  # the server's answer, read raw: the codec took none of it
+        with pytest.raises(RawFailure, match="expected a ERROR command"):
+            await srv.write(rawcodec.command("READY"))
+            await cli.expect({"command": "ERROR"})
+        cli.close()
+        srv.close()
+        listener.close()
+
+    asyncio.run(asyncio.wait_for(go(), 10))
+
+
+@pytest.mark.parametrize(
+    ("body", "refusal"),
+    [
+        (b"\x05ERROR\x03400", None),
+        (b"\x05ERROR\x00", None),
+        (b"\x05ERROR", "ERROR of 6 octets; RFC 26 makes it 7 or more"),
+        (b"\x05ERROR\x05400", "announces 5 octets, 3 follow"),
+        (b"\x05ERROR\x02\x00\x01", "not printable ASCII"),
+    ],
+)
+def test_error_bodies_are_held_to_the_grammar(body, refusal):
+    if refusal is None:
+        assert rawcodec.parse_error(body) == body[7:]
+        return
+    with pytest.raises(rawcodec.CodecError, match=refusal):
+        rawcodec.parse_error(body)
+
+
+def test_expect_raw_error_refuses_a_malformed_error():
+    async def go() -> None:
+        async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(rawcodec.frame(b"\x05ERROR\x05400", rawcodec.COMMAND))
+            await writer.drain()
+            await asyncio.sleep(2)
+            writer.close()
+
+        listener = await asyncio.start_server(script, "127.0.0.1", 0)
+        cli = RawPeer("client", Transcript())
+        await cli.connect(f"tcp://127.0.0.1:{listener.sockets[0].getsockname()[1]}")
+        with pytest.raises(RawFailure, match="malformed ERROR: ERROR reason announces 5 octets"):
+            await cli.expect({"command": "ERROR"})
+        cli.close()
+        listener.close()
+
+    asyncio.run(asyncio.wait_for(go(), 10))
+
+
+def test_a_refusing_raw_server_answers_initiate_with_error_and_stops():
+    c, s = client(), server(refuse=b"400")
+    with pytest.raises(rawcodec.CodecError, match="refused the handshake with ERROR b'400'"):
+        pump(c, s)
+    assert s.mech.corrupted and not s.ready and not c.ready
+
+
+def test_only_a_raw_curve_server_refuses():
+    with pytest.raises(rawcodec.CodecError, match="only a raw CURVE server refuses"):
+        client(refuse=b"400")
+    with pytest.raises(rawcodec.CodecError, match="RFC 26 allows 255"):
+        server(refuse=b"x" * 256)
+
+
+@pytest.mark.parametrize("again", [False, True])
+def test_expect_no_connection_fails_once_the_client_comes_back(again):
+    async def go() -> None:
+        peer = RawPeer("server", Transcript())
+        peer.accepted = asyncio.Event()
+        if again:
+            asyncio.get_running_loop().call_later(0.05, peer.connected_again)
+            with pytest.raises(RawFailure, match="the client connected again"):
+                await peer.expect_no_connection(2)
+        else:
+            await peer.expect_no_connection(0.1)
+        client_role = RawPeer("client", Transcript())
+        with pytest.raises(RawFailure, match="for a raw server role"):
+            await client_role.expect_no_connection(0.1)
+
+    asyncio.run(asyncio.wait_for(go(), 10))

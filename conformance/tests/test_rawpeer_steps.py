@@ -86,6 +86,56 @@ def test_expect_response_fails_on_a_stall():
     _run(main())
 
 
+def test_expect_silence_passes_while_the_peer_waits():
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1)  # waits for an octet the probe never sends
+        writer.close()
+
+    async def main() -> None:
+        peer, server = await _connected(script)
+        await peer.expect_silence(0.2)
+        peer.close()
+        server.close()
+
+    _run(main())
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "refusal"),
+    [
+        ("speaks", r"sent \d+ octets within 2s where it had to wait"),
+        ("closes", "closed the connection within 2s"),
+        ("spoke before", "octets.* where it had to wait"),
+    ],
+)
+def test_expect_silence_fails_when_the_peer_speaks_or_leaves(behaviour, refusal):
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if behaviour == "speaks":
+            writer.write(b"\x04\x03READY")
+            await writer.drain()
+            await asyncio.sleep(3)
+        elif behaviour == "spoke before":
+            writer.write(b"\x01\x02\x03\x04\x05")
+            await writer.drain()
+            await asyncio.sleep(3)
+        writer.close()
+
+    async def main() -> None:
+        peer, server = await _connected(script)
+        if behaviour == "closes":  # allowed where the peer may end the connection, still without an octet
+            await peer.expect_silence(2, may_close=True)
+            peer.close()
+            peer, server = await _connected(script)
+        if behaviour == "spoke before":  # two octets read by an earlier step, three left in the buffer
+            await peer.read_exactly(2, 2)
+        with pytest.raises(RawFailure, match=refusal):
+            await peer.expect_silence(2)
+        peer.close()
+        server.close()
+
+    _run(main())
+
+
 def test_resend_repeats_the_octets_of_the_last_send():
     async def main() -> None:
         client, server, listener = await _pair("PUSH", "PULL")

@@ -48,8 +48,9 @@ def z85_decode(text: str) -> bytes:
     return bytes(out)
 
 
-def client_mechanism(mechanism: str) -> Any:
-    """The raw peer's client side of a mechanism with the test credentials (None for NULL).
+def client_mechanism(mechanism: str, curve_secretkey: str | None = None) -> Any:
+    """The raw peer's client side of a mechanism with the test credentials (None for NULL);
+    `curve_secretkey` (Z85) replaces the test client key under CURVE (a key ZAP does not allow).
 
     The raw peer's own codec (rawcodec), not impl's: the judge shares no code with the judged.
     """
@@ -60,7 +61,8 @@ def client_mechanism(mechanism: str) -> Any:
     if mechanism == "PLAIN":
         return partial(Plain, username=PLAIN_USER.encode(), password=PLAIN_PASSWORD.encode())
     if mechanism == "CURVE":
-        return partial(Curve, secret=z85_decode(CURVE_CLIENT_SECRET), server_public=z85_decode(CURVE_SERVER_PUBLIC))
+        secret = z85_decode(curve_secretkey or CURVE_CLIENT_SECRET)
+        return partial(Curve, secret=secret, server_public=z85_decode(CURVE_SERVER_PUBLIC))
     return None
 
 

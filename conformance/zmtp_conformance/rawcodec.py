@@ -105,6 +105,20 @@ def parse_greeting(data: bytes) -> tuple[int, int, str, int]:
     return data[10], data[11], mech.decode("ascii", errors="replace"), data[32]
 
 
+def parse_error(body: bytes) -> bytes:
+    """The reason of an ERROR command's body (name included); CodecError if the body does not follow
+    RFC 23/37's grammar (error-reason = short-size 0*255VCHAR) or RFC 26's "7 or more octets"."""
+    if len(body) < 7:
+        raise CodecError(f"ERROR of {len(body)} octets; RFC 26 makes it 7 or more")
+    size = body[6]
+    reason = body[7:]
+    if len(reason) != size:
+        raise CodecError(f"ERROR reason announces {size} octets, {len(reason)} follow")
+    if any(not 0x21 <= c <= 0x7E and c != 0x20 for c in reason):
+        raise CodecError(f"ERROR reason is not printable ASCII: {reason.hex(' ')}")
+    return reason
+
+
 def parse_properties(data: bytes) -> dict[str, bytes]:
     """Metadata (RFC 37): names are matched without regard to case, so keys are lowercased."""
     out: dict[str, bytes] = {}
@@ -171,7 +185,9 @@ class FrameReader:
 # PLAIN and CURVE): a property whose name is empty, or a last value size cut to two octets.
 METADATA_CORRUPTIONS = ("metadata_zero_name", "metadata_truncated_size")
 CURVE_CLIENT_CORRUPTIONS = ("vouch", *METADATA_CORRUPTIONS)
-CURVE_SERVER_CORRUPTIONS = ("welcome_box", "welcome_size", "ready_box", *METADATA_CORRUPTIONS)
+# welcome_zero_key: a WELCOME whose box opens but names an all-zero transient key, with which no shared key can be
+# made (libsodium refuses it); the client must refuse the WELCOME, not fail on it later (libzmq 4.3.5 asserts).
+CURVE_SERVER_CORRUPTIONS = ("welcome_box", "welcome_size", "welcome_zero_key", "ready_box", *METADATA_CORRUPTIONS)
 
 
 class Mechanism:
@@ -370,13 +386,18 @@ class Curve(_CurveBoxes):
             self.fresh.update(
                 {"server transient key": opened[:32], "WELCOME nonce": data[:16], "cookie": bytes(cookie)}
             )
-            self.session = Box(self.transient, server_transient)
             long_nonce = os.urandom(16)
-            vouch = (
-                Box(self.permanent, server_transient)
-                .encrypt(bytes(self.transient.public_key) + bytes(self.server), b"VOUCH---" + long_nonce)
-                .ciphertext
-            )
+            try:
+                self.session = Box(self.transient, server_transient)
+                vouch = (
+                    Box(self.permanent, server_transient)
+                    .encrypt(bytes(self.transient.public_key) + bytes(self.server), b"VOUCH---" + long_nonce)
+                    .ciphertext
+                )
+            except CryptoError:  # libsodium refuses a key whose shared secret is all zero
+                raise CodecError(
+                    f"WELCOME names a server transient key no shared key can be made with: {opened[:32].hex()}"
+                ) from None
             if self.corrupt == "vouch":  # one octet of the vouch's MAC flipped: the box no longer opens
                 vouch = bytes((vouch[0] ^ 0x01,)) + vouch[1:]
                 self.corrupted = True
@@ -418,6 +439,9 @@ class CurveServer(_CurveBoxes):
         self.cookie = b""
         self.client_transient: PublicKey | None = None
         self.client: bytes = b""  # the client's permanent public key, once INITIATE vouched for it
+        # An ERROR reason: answer a valid INITIATE with ERROR instead of READY (a server refusing the client,
+        # RFC 26 "To reject a client connection explicitly"), for a scenario to watch what the client does.
+        self.refusal: bytes | None = None
 
     def start(self) -> bytes:
         return b""  # the client speaks first
@@ -434,6 +458,7 @@ class CurveServer(_CurveBoxes):
             client_transient, short = PublicKey(data[74:106]), data[106:114]
             self._check_nonce(short)
             try:
+                # (a CryptoError too: a client transient key libsodium refuses, such as all zeros)
                 zeros = Box(self.permanent, client_transient).decrypt(data[114:], b"CurveZMQHELLO---" + short)
             except CryptoError:
                 raise CodecError("the HELLO signature box does not open with the server key") from None
@@ -450,10 +475,10 @@ class CurveServer(_CurveBoxes):
                 ).ciphertext
             )
             long_nonce = os.urandom(16)
+            named = bytes(32) if self.corrupt == "welcome_zero_key" else bytes(self.transient.public_key)
+            self.corrupted = self.corrupt == "welcome_zero_key"
             sealed = (
-                Box(self.permanent, client_transient)
-                .encrypt(bytes(self.transient.public_key) + self.cookie, b"WELCOME-" + long_nonce)
-                .ciphertext
+                Box(self.permanent, client_transient).encrypt(named + self.cookie, b"WELCOME-" + long_nonce).ciphertext
             )
             if self.corrupt == "welcome_box":  # one octet of the MAC flipped: the box no longer opens
                 sealed = bytes((sealed[0] ^ 0x01,)) + sealed[1:]
@@ -483,6 +508,9 @@ class CurveServer(_CurveBoxes):
             if vouched != bytes(self.client_transient) + bytes(self.permanent.public_key):
                 raise CodecError("the vouch does not name this connection's client transient key and this server")
             self.client = bytes(client)
+            if self.refusal is not None:  # an explicit rejection (RFC 26): ERROR, and the handshake ends
+                self.corrupted = True
+                return command("ERROR", bytes((len(self.refusal),)) + self.refusal)
             self.peer = parse_properties(plain[128:])
             short = self._short()
             sealed = self.session.encrypt(self.metadata_bytes(), b"CurveZMQREADY---" + short).ciphertext
@@ -515,6 +543,8 @@ class Codec:
         properties: list[tuple[str, bytes]] | None = None,
         lowercase_names: bool = False,
         corrupt: str | None = None,
+        stop_after: str | None = None,
+        refuse: bytes | None = None,
     ) -> None:
         self.socket_type = socket_type
         self.mech = (mechanism or Mechanism)(socket_type, identity)
@@ -526,6 +556,16 @@ class Codec:
                 f"a {self.mech.name} {side} cannot spoil {corrupt!r}; it can spoil {', '.join(self.mech.corruptions)}"
             )
         self.mech.corrupt = corrupt
+        if refuse is not None:
+            if not isinstance(self.mech, CurveServer):
+                raise CodecError(f"only a raw CURVE server refuses with ERROR; this side is a {self.mech.name} one")
+            if len(refuse) > 255:
+                raise CodecError(f"an ERROR reason of {len(refuse)} octets; RFC 26 allows 255")
+            self.mech.refusal = refuse
+        # A command name: the handshake ends once this side has sent that command, and the codec reads no
+        # more (the peer's answer, such as an ERROR, is for the scenario's next steps to read raw).
+        self.stop_after = stop_after
+        self.stopped = False
         self.minor = 1 if minor is None else minor
         self.outgoing = bytearray(greeting(3, self.minor, self.mech.name, int(as_server)))
         self.reader = FrameReader()
@@ -554,6 +594,8 @@ class Codec:
         return out
 
     def receive(self, data: bytes) -> None:
+        if self.stopped:
+            return  # the handshake ended where the scenario asked; what follows is read raw
         if self.peer_version is None:
             self.pending += data
             if len(self.pending) < 64:
@@ -563,8 +605,10 @@ class Codec:
                 raise CodecError(f"the peer greets with mechanism {mechanism}, the raw peer with {self.mech.name}")
             self.peer_version = (major, minor)
             data = bytes(self.pending[64:])
-            self.outgoing += self.mech.start()
+            self._send_handshake(self.mech.start())
         for f in self.reader.feed(data):
+            if self.stopped:
+                break
             self._frame(f)
 
     def _frame(self, f: Frame) -> None:
@@ -572,7 +616,9 @@ class Codec:
             if not f.is_command:
                 raise CodecError(f"a message frame during the handshake: {f.body[:16].hex(' ')}")
             name, data = f.command()
-            self.outgoing += self.mech.on_command(name, data)
+            self._send_handshake(self.mech.on_command(name, data))
+            if self.stopped:
+                return
             if self.mech.peer is not None:
                 self._check_peer()
                 self.ready = True
@@ -591,6 +637,11 @@ class Codec:
         if not f.flags & MORE:
             self.messages.append(self._parts)
             self._parts = []
+
+    def _send_handshake(self, out: bytes) -> None:
+        self.outgoing += out
+        if self.stop_after and any(f.is_command and f.command()[0] == self.stop_after for f in FrameReader().feed(out)):
+            self.stopped = True
 
     def _check_peer(self) -> None:
         theirs = self.peer_socket_type

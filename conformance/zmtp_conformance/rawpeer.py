@@ -81,6 +81,8 @@ class RawPeer:
         self.conn: Codec | None = None
         self.last_sent: bytes | None = None  # the octets of the last `send`, for `resend` (a replayed nonce)
         self.accepted: asyncio.Event | None = None  # set when a raw server role gets its connection
+        self.again = asyncio.Event()  # a raw server role: set when the client connects once more
+        self.later_connections = 0  # a raw server role: connections after its first (each closed at once)
 
     async def connect(self, endpoint: str, timeout: float = 5.0) -> None:
         async with asyncio.timeout(timeout):
@@ -90,6 +92,30 @@ class RawPeer:
             else:
                 self.reader, self.writer = await asyncio.open_unix_connection(endpoint[6:])
         self.t.add(self.name, "connect", endpoint)
+
+    def connected_again(self) -> None:
+        """A raw server role was connected to once more (a reconnecting client); the runner closes it."""
+        self.later_connections += 1
+        self.again.set()
+        self.t.add(self.name, "accepted again", f"connection {self.later_connections + 1}, closed at once")
+
+    async def expect_no_connection(self, duration: float) -> None:
+        """A raw server role: no connection after the first, until `duration` has passed (a client refused
+        with ERROR must not reconnect with the same credentials, RFC 26)."""
+        if self.accepted is None:
+            raise RawFailure("expect_no_connection is for a raw server role", expected="a raw server role")
+        if not self.later_connections:
+            try:
+                await asyncio.wait_for(self.again.wait(), duration)
+            except TimeoutError:
+                self.t.add(self.name, "no connection", f"for {duration:g}s, as expected")
+                return
+        raise RawFailure(
+            f"the client connected again ({self.later_connections} more connection"
+            f"{'s' if self.later_connections > 1 else ''} within {duration:g}s)",
+            expected="no new connection",
+            seen=f"{self.later_connections} more".encode(),
+        )
 
     def attach(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
@@ -165,6 +191,14 @@ class RawPeer:
             self.t.add(self.name, "expect_raw", show(head + body))
             if not head[0] & COMMAND or body[1 : 1 + body[0]] != spec["command"].encode():
                 raise RawFailure(f"expected a {spec['command']} command", expected=spec["command"], seen=head + body)
+            if spec["command"] == "ERROR":  # its grammar too: a reason of 0-255 printable octets, sized
+                try:
+                    reason = rawcodec.parse_error(body)
+                except CodecError as exc:
+                    raise RawFailure(
+                        f"a malformed ERROR: {exc}", expected="ERROR with a size-specified reason", seen=head + body
+                    ) from None
+                self.t.add(self.name, "ERROR", repr(reason.decode("ascii")))
 
     async def read_frame(self, timeout: float) -> tuple[bytes, bytes]:
         """One whole frame: (its header, its body)."""
@@ -213,6 +247,8 @@ class RawPeer:
         corrupt: str | None = None,
         distinct_from: RawPeer | None = None,
         replay_initiate_of: RawPeer | None = None,
+        stop_after: str | None = None,
+        refuse: bytes | None = None,
         timeout: float = 5.0,
     ) -> None:
         """Greeting and security handshake through the raw peer's own codec.
@@ -225,6 +261,9 @@ class RawPeer:
         fresh (rawcodec Mechanism.fresh) must all differ from that one's.
         `replay_initiate_of`: another raw CURVE client whose handshake is done; this one sends that one's
         INITIATE verbatim after its own HELLO and WELCOME, and the step ends there.
+        `stop_after`: a command name; the step ends once this side has sent it, and the bytes the peer
+        sends next are left for raw steps (expect_raw, expect_close): what a server answers an INITIATE.
+        `refuse` (a raw CURVE server): answer a valid INITIATE with ERROR of this reason, and end the step.
         """
         try:
             self.conn = Codec(
@@ -236,6 +275,8 @@ class RawPeer:
                 properties=properties,
                 lowercase_names=lowercase_names,
                 corrupt=corrupt,
+                stop_after=stop_after,
+                refuse=refuse,
             )
         except CodecError as exc:
             raise RawFailure(f"cannot play this handshake: {exc}") from None
@@ -254,15 +295,22 @@ class RawPeer:
             await self.flush()
         deadline = time.monotonic() + timeout
         try:
-            while not self.conn.ready and not self.conn.mech.corrupted:
+            while not self.conn.ready and not self.conn.mech.corrupted and not self.conn.stopped:
                 await self._read_more(deadline)
                 await self.flush()
         except (TimeoutError, ConnectionError) as exc:
             raise RawFailure(f"handshake as {socket_type} did not complete: {exc or 'timed out'}") from None
         self.buf.clear()  # the handshake's own bytes are not for expect_raw
+        if self.conn.stopped:
+            self.t.add(self.name, "handshake", f"as {socket_type}, stopped after sending {stop_after}")
+            return
         if self.conn.mech.corrupted:
             what = (
-                f"{replay_initiate_of.name}'s INITIATE again" if replay_initiate_of else f"a spoilt command ({corrupt})"
+                f"{replay_initiate_of.name}'s INITIATE again"
+                if replay_initiate_of
+                else f"ERROR {refuse!r}"
+                if refuse is not None
+                else f"a spoilt command ({corrupt})"
             )
             self.t.add(self.name, "handshake", f"as {socket_type}, sent {what}")
             return
@@ -366,6 +414,35 @@ class RawPeer:
             raise RawFailure(
                 f"the peer neither sent anything nor closed within {timeout:g}s", expected="octets or a close"
             ) from None
+
+    async def expect_silence(self, duration: float, may_close: bool = False) -> None:
+        """The peer sends no octet for `duration` and keeps the connection open: a side that must wait
+        for this one (a NULL server waits for the client's READY) has not spoken first. With `may_close`
+        it may close instead, still without an octet (a server that sent ERROR leaves the close to the
+        client, RFC 37, or closes itself)."""
+        if self.buf:
+            raise RawFailure(
+                f"the peer had sent {len(self.buf)} octets more where it had to wait",
+                expected="no octets",
+                seen=bytes(self.buf),
+            )
+        try:
+            data = await self._read_more(time.monotonic() + duration)
+        except TimeoutError:
+            self.t.add(self.name, "silence", f"nothing for {duration:g}s, as expected")
+            return
+        except ConnectionError:
+            if may_close:
+                self.t.add(self.name, "closed by peer", "without sending anything more, as allowed")
+                return
+            raise RawFailure(
+                f"the peer closed the connection within {duration:g}s", expected="silence on an open connection"
+            ) from None
+        raise RawFailure(
+            f"the peer sent {len(data)} octets within {duration:g}s where it had to wait",
+            expected="no octets",
+            seen=data,
+        )
 
     async def expect_open(self, duration: float) -> None:
         deadline = time.monotonic() + duration

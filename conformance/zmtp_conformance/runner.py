@@ -302,6 +302,7 @@ class CellRun:
             if raw.writer is None:
                 raw.attach(reader, writer)
             else:
+                raw.connected_again()
                 writer.close()
 
         if self.cell.transport == "tcp":
@@ -585,7 +586,13 @@ class CellRun:
     async def raw_handshake(self, role: Role, raw: RawPeer, a: Any) -> None:
         # Either side speaks the cell's mechanism through the raw peer's own codec.
         client = role.side == "client"
-        mechanism = client_mechanism(self.cell.mechanism) if client else server_mechanism(self.cell.mechanism)
+        if not client and "curve_secretkey" in a:
+            raise StepFailed(f"{role.name}: curve_secretkey is a raw CURVE client's; a raw server uses the test key")
+        mechanism = (
+            client_mechanism(self.cell.mechanism, a.get("curve_secretkey"))
+            if client
+            else server_mechanism(self.cell.mechanism)
+        )
         await raw.handshake(
             a["type"],
             as_server=not client,
@@ -597,6 +604,8 @@ class CellRun:
             corrupt=a.get("corrupt"),
             distinct_from=self.raws[a["distinct_from"]] if "distinct_from" in a else None,
             replay_initiate_of=self.raws[a["replay_initiate_of"]] if "replay_initiate_of" in a else None,
+            stop_after=a.get("stop_after"),
+            refuse=a["refuse"].encode("ascii") if "refuse" in a else None,
         )
 
     async def raw_subscribe(self, role: Role, raw: RawPeer, a: Any) -> None:
@@ -642,6 +651,15 @@ class CellRun:
 
     async def raw_expect_open(self, role: Role, raw: RawPeer, a: Any) -> None:
         await raw.expect_open(a)
+
+    async def raw_expect_no_connection(self, role: Role, raw: RawPeer, a: Any) -> None:
+        await raw.expect_no_connection(a)
+
+    async def raw_expect_silence(self, role: Role, raw: RawPeer, a: Any) -> None:
+        if isinstance(a, dict):
+            await raw.expect_silence(a["timeout"], may_close=a.get("may_close", False))
+        else:
+            await raw.expect_silence(a)
 
     async def raw_expect_response(self, role: Role, raw: RawPeer, a: Any) -> None:
         await raw.expect_response(a)

@@ -118,7 +118,16 @@ _EXPECT = {
 }
 # What a raw role's handshake step can spoil (rawcodec keeps which side can spoil which: a vocabulary
 # here, so the schema and the codec cannot disagree on the names; test_rawpeer_steps checks they match).
-_CORRUPTIONS = ("vouch", "welcome_box", "welcome_size", "ready_box", "metadata_zero_name", "metadata_truncated_size")
+_CORRUPTIONS = (
+    "vouch",
+    "welcome_box",
+    "welcome_size",
+    "welcome_zero_key",
+    "ready_box",
+    "metadata_zero_name",
+    "metadata_truncated_size",
+)
+_Z85_KEY = {"type": "string", "minLength": 40, "maxLength": 40}
 _NUMBERED = {"from": {"type": "integer", "minimum": 0}, "count": {"type": "integer", "minimum": 1, "maximum": 100000}}
 
 ACTIONS: dict[str, Action] = {
@@ -306,8 +315,9 @@ ACTIONS: dict[str, Action] = {
                     "corrupt": {
                         "enum": sorted(set(_CORRUPTIONS)),
                         "description": "spoil one command this side sends (CURVE client: vouch; CURVE server:"
-                        " welcome_box, welcome_size, ready_box; any side: metadata_zero_name,"
-                        " metadata_truncated_size); the step ends once it is sent",
+                        " welcome_box, welcome_size, welcome_zero_key (its box names an all-zero transient key),"
+                        " ready_box; any side: metadata_zero_name, metadata_truncated_size); the step ends once it"
+                        " is sent",
                     },
                     "distinct_from": {
                         "type": "string",
@@ -320,6 +330,22 @@ ACTIONS: dict[str, Action] = {
                         "pattern": "^[a-z][a-z0-9_]*$",
                         "description": "CURVE client: after HELLO and WELCOME, send this other raw client's INITIATE"
                         " verbatim (a replayed handshake); the step ends once it is sent",
+                    },
+                    "stop_after": {
+                        "enum": ["HELLO", "INITIATE", "READY"],
+                        "description": "end the step once this side has sent this handshake command; what the peer"
+                        " answers is left for raw steps (expect_raw, expect_close)",
+                    },
+                    "refuse": {
+                        "type": "string",
+                        "pattern": "^[ -~]{0,255}$",
+                        "description": "a raw CURVE server: answer a valid INITIATE with ERROR of this reason instead"
+                        " of READY (an explicit rejection); the step ends once it is sent",
+                    },
+                    "curve_secretkey": {
+                        **_Z85_KEY,
+                        "description": "a raw CURVE client's long-term secret key (Z85) instead of the test key:"
+                        " one the server's ZAP handler does not allow",
                     },
                 },
             },
@@ -342,6 +368,30 @@ ACTIONS: dict[str, Action] = {
             "seconds within which the peer must close; {timeout, silent: true} also forbids bytes before it",
         ),
         _action("expect_open", {RAW}, _SECONDS, "seconds during which the peer must keep the connection open"),
+        _action(
+            "expect_no_connection",
+            {RAW},
+            _SECONDS,
+            "a raw server role: no client connects again within these seconds (one refused with ERROR must not"
+            " reconnect with the same credentials); later connections are closed at once",
+        ),
+        _action(
+            "expect_silence",
+            {RAW},
+            {
+                "oneOf": [
+                    _SECONDS,
+                    {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["timeout"],
+                        "properties": {"timeout": _SECONDS, "may_close": {"type": "boolean"}},
+                    },
+                ]
+            },
+            "seconds during which the peer must send no octet and keep the connection open (it waits for this"
+            " side); {timeout, may_close: true} lets it close instead, still without an octet",
+        ),
         _action(
             "expect_response",
             {RAW},
@@ -372,7 +422,6 @@ class Option:
 
 
 _BOOL = {"type": "boolean"}
-_Z85_KEY = {"type": "string", "minLength": 40, "maxLength": 40}
 _COUNT = {"type": "integer", "minimum": 0}
 _DURATION = {"type": "number", "minimum": 0}
 

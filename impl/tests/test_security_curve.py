@@ -252,6 +252,26 @@ def test_hello_of_the_wrong_size_closes():
         server.receive_data(encode_command(b"HELLO", b"\x01\x00" + b"\x00" * 100))
 
 
+def test_welcome_naming_an_all_zero_transient_key_closes():
+    # libzmq 4.3.5 asserts on this WELCOME (crypto_box_beforenm fails) and aborts the whole process.
+    from zmtp.frame import encode_command
+
+    c_t = PrivateKey.generate()
+    client, _ = curve_pair(client_transient=c_t)
+    client.receive_data(zmtp.connection.Greeting(mechanism="CURVE", as_server=True).encode())
+    client.data_to_send()  # greeting and HELLO
+    nonce = bytes(range(16))
+    box = (
+        Box(PrivateKey(parse_key(SERVER_SECRET)), c_t.public_key)
+        .encrypt(bytes(32) + bytes(96), b"WELCOME-" + nonce)
+        .ciphertext
+    )
+    with pytest.raises(ProtocolError, match="no usable shared key"):
+        client.receive_data(encode_command(b"WELCOME", nonce + box))
+    assert client.state is State.CLOSED
+    assert b"INITIATE" not in client.data_to_send()
+
+
 def test_server_forgets_transient_keys_until_initiate():
     client, server = curve_pair()
     for _ in range(3):  # greeting stages, then HELLO -> WELCOME

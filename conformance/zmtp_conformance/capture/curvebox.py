@@ -47,6 +47,15 @@ def _open(box: Box, nonce: bytes, ciphertext: bytes) -> bytes | None:
         return None
 
 
+def _box(secret: bytes, public: bytes) -> Box | None:
+    """A box between these keys, or None when libsodium refuses the pair: a key read off the wire may be
+    one no shared key can be made with (all zeros, as a hostile WELCOME or HELLO can carry)."""
+    try:
+        return Box(PrivateKey(secret), PublicKey(public))
+    except CryptoError:
+        return None
+
+
 def _command(dec: Decoder, name: str) -> Item | None:
     return next((it for it in dec.items if it.kind == "command" and it.name == name), None)
 
@@ -68,9 +77,9 @@ def open_stream(client: Decoder, server: Decoder, keys: CurveKeys) -> Opened:
     if welcome is not None and len(welcome.body) >= 160:
         opener = None
         if c_sec is not None and keys.server_public is not None:
-            opener = Box(PrivateKey(c_sec), PublicKey(keys.server_public))
+            opener = _box(c_sec, keys.server_public)
         elif keys.server_secret is not None:
-            opener = Box(PrivateKey(keys.server_secret), PublicKey(c_pub))
+            opener = _box(keys.server_secret, c_pub)
         if opener is not None:
             plain = _open(opener, b"WELCOME-" + bytes(welcome.body[:16]), welcome.body[16:160])
             if plain is None:
@@ -81,7 +90,10 @@ def open_stream(client: Decoder, server: Decoder, keys: CurveKeys) -> Opened:
                 welcome.fields["server_transient"] = s_pub.hex()
     shared: Box | None = None
     if c_sec is not None and s_pub is not None:
-        shared = Box(PrivateKey(c_sec), PublicKey(s_pub))
+        shared = _box(c_sec, s_pub)
+        if shared is None:
+            out.note = f"WELCOME names a server transient key no shared key can be made with: {s_pub.hex()}"
+            return out
     elif initiate is not None and len(initiate.body) >= 104:
         # Try each known transient secret as s'; the one that opens INITIATE is the server's.
         nonce, box = b"CurveZMQINITIATE" + bytes(initiate.body[96:104]), initiate.body[104:]
@@ -90,8 +102,8 @@ def open_stream(client: Decoder, server: Decoder, keys: CurveKeys) -> Opened:
         else:
             candidates = [sec for pub, sec in keys.transient.items() if pub != c_pub]
         for sec in candidates:
-            b = Box(PrivateKey(sec), PublicKey(c_pub))
-            if _open(b, nonce, box) is not None:
+            b = _box(sec, c_pub)
+            if b is not None and _open(b, nonce, box) is not None:
                 shared = b
                 break
     if shared is None:

@@ -115,7 +115,12 @@ class CookieKeys:
 
 
 def _box(sk: PrivateKey, pk: bytes, nonce: bytes, plaintext: bytes) -> bytes:
-    return Box(sk, PublicKey(pk)).encrypt(plaintext, nonce).ciphertext
+    try:
+        return Box(sk, PublicKey(pk)).encrypt(plaintext, nonce).ciphertext
+    except CryptoError:
+        # libsodium refuses a peer key whose shared secret is all zero (such as 32 zero octets): a key
+        # the peer sent is malformed, and the connection must close rather than the engine fail.
+        raise ProtocolError(f"peer key {pk.hex()} gives no usable shared key", clause=CLAUSE) from None
 
 
 def _open(sk: PrivateKey, pk: bytes, nonce: bytes, box: bytes, what: str) -> bytes:
