@@ -517,6 +517,69 @@ static void op_send (json_int_t id, json_t *req, zsock_t *sock)
     ok (id, NULL);
 }
 
+/*  Message n is `frames` with "n " before the last frame's octets, sent part by part with
+    ZMQ_DONTWAIT on the libzmq handle (czmq's zmsg_send has no flags), as the libzmq agent
+    does. libzmq decides "would wait" on a message's first part only: once that went, the
+    rest of the message goes to the same pipe, so EAGAIN later on is an error, not "full".  */
+static void op_send_until_full (json_int_t id, json_t *req, zsock_t *sock)
+{
+    json_t *frames = json_object_get (req, "frames");
+    json_t *max_field = json_object_get (req, "max");
+    if (!json_is_array (frames) || json_array_size (frames) == 0) { fail (id, "invalid", "frames must be a non-empty list"); return; }
+    if (!json_is_integer (max_field) || json_integer_value (max_field) < 1) { fail (id, "invalid", "max must be a positive integer"); return; }
+    if (json_object_get (req, "group") || json_object_get (req, "routing_id")) {
+        //  only RADIO and SERVER sockets take them, and this agent makes neither
+        fail (id, "invalid", "group and routing_id are for RADIO and SERVER sockets");
+        return;
+    }
+    size_t count = json_array_size (frames);
+    byte **parts = (byte **) zmalloc (sizeof (byte *) * count);
+    size_t *sizes = (size_t *) zmalloc (sizeof (size_t) * count);
+    for (size_t i = 0; i < count; i++) {
+        const char *text = json_string_value (json_array_get (frames, i));
+        long n = unhex (text ? text : "?", &parts [i]);
+        if (n < 0) {
+            for (size_t j = 0; j < i; j++) free (parts [j]);
+            free (parts);
+            free (sizes);
+            fail (id, "invalid", "frame is not hex");
+            return;
+        }
+        sizes [i] = (size_t) n;
+    }
+    void *handle = zsock_resolve (sock);
+    json_int_t max = json_integer_value (max_field);
+    json_int_t sent = 0;
+    int full = 0, err = 0;
+    byte *last = (byte *) malloc (sizes [count - 1] + 32);
+    for (; sent < max; sent++) {
+        int prefix = snprintf ((char *) last, 32, "%" JSON_INTEGER_FORMAT " ", sent);
+        memcpy (last + prefix, parts [count - 1], sizes [count - 1]);
+        for (size_t i = 0; i < count; i++) {
+            int more = i + 1 < count;
+            const byte *data = more ? parts [i] : last;
+            size_t size = more ? sizes [i] : sizes [i] + (size_t) prefix;
+            if (zmq_send (handle, data, size, ZMQ_DONTWAIT | (more ? ZMQ_SNDMORE : 0)) < 0) {
+                if (errno == EAGAIN && i == 0) full = 1;
+                else err = errno;
+                break;
+            }
+        }
+        if (full || err) break;
+    }
+    for (size_t i = 0; i < count; i++) free (parts [i]);
+    free (parts);
+    free (sizes);
+    free (last);
+    if (err) {
+        char msg [200];
+        snprintf (msg, sizeof msg, "message %" JSON_INTEGER_FORMAT " failed: %s", sent, zmq_strerror (err));
+        fail (id, "failed", msg);
+    }
+    else
+        ok (id, json_pack ("{s:I, s:b}", "sent", sent, "full", full));
+}
+
 static void op_recv (json_int_t id, json_t *req, zsock_t *sock)
 {
     json_t *timeout = json_object_get (req, "timeout");
@@ -712,7 +775,7 @@ static int handle (const char *line)
     else if (streq (op, "bind") || streq (op, "connect") || streq (op, "send") || streq (op, "recv")
              || streq (op, "subscribe") || streq (op, "unsubscribe") || streq (op, "close")
              || streq (op, "events") || streq (op, "bench_send") || streq (op, "bench_recv")
-             || streq (op, "bench_rtt") || streq (op, "bench_echo")) {
+             || streq (op, "bench_rtt") || streq (op, "bench_echo") || streq (op, "send_until_full")) {
         zsock_t *sock = lookup (req);
         const char *endpoint = json_string_value (json_object_get (req, "endpoint"));
         if (!sock)
@@ -736,6 +799,8 @@ static int handle (const char *line)
             op_send (id, req, sock);
         else if (streq (op, "recv"))
             op_recv (id, req, sock);
+        else if (streq (op, "send_until_full"))
+            op_send_until_full (id, req, sock);
         else if (streq (op, "bench_send"))
             op_bench_send (id, req, sock);
         else if (streq (op, "bench_recv"))

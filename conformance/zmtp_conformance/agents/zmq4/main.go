@@ -33,6 +33,9 @@ type request struct {
 	Timeout   *float64                   `json:"timeout"`
 	Size      int                        `json:"size"`
 	Count     int                        `json:"count"`
+	Max       int                        `json:"max"`
+	Group     *string                    `json:"group"`
+	RoutingID *string                    `json:"routing_id"`
 }
 
 // opError is an answer with ok=false; kind is one of the protocol's error kinds.
@@ -102,6 +105,8 @@ func (a *agent) dispatch(req *request) (fields, error) {
 		return a.opConnect(req)
 	case "send":
 		return a.opSend(req)
+	case "send_until_full":
+		return a.opSendUntilFull(req)
 	case "recv":
 		return a.opRecv(req)
 	case "subscribe":

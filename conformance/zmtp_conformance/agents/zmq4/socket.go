@@ -266,6 +266,11 @@ func (a *agent) opSocket(req *request) (fields, error) {
 			if err != nil {
 				return nil, bad(err)
 			}
+			if kind == "XPUB" {
+				return nil, unsupported("zmq4 has a send high-water mark on PUB only (pub.go pubSocket.SetOption, " +
+					"OptionHWM); an XPUB queues on the same writer (xpub.go, pub.go pubMWriter) but " +
+					"xpubSocket.SetOption never sets its bound, so the queue grows without limit")
+			}
 			if kind != "PUB" {
 				return nil, unsupported("zmq4 has a send high-water mark on PUB only (pub.go pubSocket.SetOption, "+
 					"OptionHWM); a %s sends straight to its connections", kind)
@@ -413,6 +418,55 @@ func (a *agent) opSend(req *request) (fields, error) {
 	}
 	s.ensure(false)
 	return fields{}, s.send(frames, seconds(req.Timeout, 5))
+}
+
+// opSendUntilFull sends message n (the frames with "n " before the last frame's
+// octets) until a send would wait, or max went. zmq4 has no non-blocking send,
+// and only its PUB and XPUB can tell that a send would not wait: their Send
+// pushes onto the socket's queue and returns, dropping the message once the
+// queue holds OptionHWM (pub.go pubMWriter.write), so each Send is the
+// non-blocking send and none is ever refused. Every other type writes straight
+// into its connections and waits for the write (msgio.go mwriter.write,
+// router.go routerMWriter.write, conn.go Conn.SendMsg): nothing there tells
+// that a send would wait. The socket's timeout (WithTimeout) bounds only the
+// wait for a first connection (msgio.go semaphore.lock), the write has no
+// deadline, and a Send given up on keeps writing in the background, delivering
+// a message a non-blocking send would not have taken; so a short timeout is no
+// stand-in for "would wait", and those types answer unsupported.
+func (a *agent) opSendUntilFull(req *request) (fields, error) {
+	s, err := a.lookup(req.Socket)
+	if err != nil {
+		return nil, err
+	}
+	if len(req.Frames) == 0 {
+		return nil, invalid("send_until_full needs at least one frame")
+	}
+	if req.Max < 1 {
+		return nil, invalid("max must be a positive integer")
+	}
+	if req.Group != nil || req.RoutingID != nil {
+		return nil, invalid("group and routing_id are for RADIO and SERVER sockets, not %s", s.kind)
+	}
+	if s.kind != "PUB" && s.kind != "XPUB" {
+		return nil, unsupported("go-zeromq/zmq4 %s has no non-blocking send: a %s's Send writes straight into its "+
+			"connections and waits for the write (msgio.go mwriter.write, router.go routerMWriter.write, conn.go "+
+			"Conn.SendMsg, no write deadline), its timeout bounds only the wait for a first connection (msgio.go "+
+			"semaphore.lock), and a Send given up on still delivers its message; only PUB and XPUB queue (pub.go "+
+			"pubMWriter.write)", moduleVersion(zmq4Module), s.kind)
+	}
+	frames, err := decodeFrames(req.Frames)
+	if err != nil {
+		return nil, err
+	}
+	s.ensure(false)
+	last := len(frames) - 1
+	for n := 0; n < req.Max; n++ {
+		msg := append(append([][]byte{}, frames[:last]...), append([]byte(fmt.Sprintf("%d ", n)), frames[last]...))
+		if err := s.zs.Send(zmq4.NewMsgFrom(msg...)); err != nil {
+			return nil, fmt.Errorf("message %d: %w", n, err)
+		}
+	}
+	return fields{"sent": req.Max, "full": false}, nil
 }
 
 func (a *agent) opRecv(req *request) (fields, error) {

@@ -209,6 +209,16 @@ impl Agent {
                  mechanism (src/util.rs peer_handshake goes from greeting straight to READY)"
                     .into(),
             )),
+            // A non-blocking send cannot be had from outside zmq.rs: polling the send future once
+            // and dropping it when pending would lose the peer, since send_round_robin pops its id
+            // off the round-robin queue before awaiting room and pushes it back only after.
+            "send_until_full" => Err(AgentError::Unsupported(
+                "zeromq 0.7.0 has no non-blocking send: SocketSend::send (src/lib.rs) is its only send, and \
+                 it awaits room in the peer's queue (src/backend.rs send_to_peer_queue) with no way to tell \
+                 that it would wait; only a PUB never waits (src/pub.rs send_to_subscriber drops for a full \
+                 queue), and with no sndhwm its queues hold a fixed 100000 messages (PUB_SEND_QUEUE_CAPACITY)"
+                    .into(),
+            )),
             "bench_send" => {
                 let size = count(req, "size")? as usize;
                 let op = Op::BenchSend { size, count: count(req, "count")? };

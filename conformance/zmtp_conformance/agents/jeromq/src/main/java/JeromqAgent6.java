@@ -534,6 +534,79 @@ public final class JeromqAgent6 {
         return new JsonObject();
     }
 
+    /**
+     * Message n is the frames with "n " before the last frame's octets, sent with
+     * ZMQ.DONTWAIT until JeroMQ answers EAGAIN (a send that would wait, or a SERVER's
+     * refusal for a full queue) or max went. As in libzmq, only a message's first part
+     * can find the queue full: the rest follow it into the same pipe, so EAGAIN later
+     * on is an error, not "full".
+     */
+    JsonObject sendUntilFull(JsonObject req) throws AgentError {
+        Entry e = entry(req);
+        JsonArray frames = req.getAsJsonArray("frames");
+        if (frames == null || frames.size() == 0) {
+            throw invalid("send_until_full needs frames");
+        }
+        JsonElement maxField = req.get("max");
+        int max = maxField == null || maxField.isJsonNull() ? 0 : maxField.getAsInt();
+        if (max < 1) {
+            throw invalid("max must be a positive integer");
+        }
+        List<byte[]> template = new ArrayList<>();
+        for (JsonElement f : frames) template.add(hex(f.getAsString()));
+        String group = optionalText(req, "group");
+        String routingId = optionalText(req, "routing_id");
+        boolean draft = isDraft(e.type);
+        if (!draft && (group != null || routingId != null)) {
+            throw invalid("group and routing_id are for RADIO and SERVER sockets, not " + e.type);
+        }
+        int rid = 0;
+        if (routingId != null) {
+            byte[] r = hex(routingId);
+            if (r.length != 4) {
+                throw invalid("a SERVER routing id is 4 octets, not " + r.length);
+            }
+            rid = java.nio.ByteBuffer.wrap(r).getInt();
+        }
+        byte[] last = template.get(template.size() - 1);
+        JsonObject out = new JsonObject();
+        try {
+            for (int n = 0; n < max; n++) {
+                byte[] prefix = (n + " ").getBytes(StandardCharsets.US_ASCII);
+                byte[] numbered = new byte[prefix.length + last.length];
+                System.arraycopy(prefix, 0, numbered, 0, prefix.length);
+                System.arraycopy(last, 0, numbered, prefix.length, last.length);
+                for (int i = 0; i < template.size(); i++) {
+                    boolean more = i < template.size() - 1;
+                    byte[] part = more ? template.get(i) : numbered;
+                    boolean went;
+                    if (draft) {
+                        org.zeromq.ZFrame f = new org.zeromq.ZFrame(part);
+                        if (group != null) f.setGroup(group);
+                        f.setRoutingId(rid);
+                        went = f.send(e.socket, org.zeromq.ZFrame.DONTWAIT | (more ? org.zeromq.ZFrame.MORE : 0));
+                    } else {
+                        went = e.socket.send(part, ZMQ.DONTWAIT | (more ? ZMQ.SNDMORE : 0));
+                    }
+                    if (went) continue;
+                    if (i == 0 && e.socket.errno() == ZError.EAGAIN) {
+                        out.addProperty("sent", n);
+                        out.addProperty("full", true);
+                        return out;
+                    }
+                    throw new AgentError("failed", "message " + n + " refused: "
+                            + ZError.toString(e.socket.errno()) + " (errno " + e.socket.errno() + ")");
+                }
+            }
+        } catch (UnsupportedOperationException ex) {
+            throw new AgentError("failed", "send refused: JeroMQ's " + e.type
+                    + " cannot send (UnsupportedOperationException from zmq.SocketBase.xsend)");
+        }
+        out.addProperty("sent", max);
+        out.addProperty("full", false);
+        return out;
+    }
+
     JsonObject recv(JsonObject req) throws AgentError {
         Entry e = entry(req);
         e.socket.setReceiveTimeOut(millis(req, "timeout", 2.0));
@@ -811,6 +884,7 @@ public final class JeromqAgent6 {
             case "bind": return bind(req);
             case "connect": return connect(req);
             case "send": return send(req);
+            case "send_until_full": return sendUntilFull(req);
             case "recv": return recv(req);
             case "subscribe": return subscribe(req, true);
             case "unsubscribe": return subscribe(req, false);
