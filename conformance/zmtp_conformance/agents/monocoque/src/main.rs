@@ -18,7 +18,7 @@ use socket::AgentSocket;
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, Write};
 use std::time::Duration;
-use util::{Fault, apply_option, frames_from, frames_to, unhex, z85_key};
+use util::{Fault, apply_option, frames_from, frames_to, hex, unhex, z85_key};
 
 #[cfg(feature = "rt-compio")]
 const RUNTIME: &str = "compio (io_uring)";
@@ -177,6 +177,15 @@ impl Agent {
                 ok(json!({"events": events}))
             }
             "zap" => self.zap(req),
+            "zap_requests" => {
+                let requests = self
+                    .zap
+                    .take()
+                    .ok_or_else(|| Fault::Invalid("no ZAP handler is installed: op zap first".into()))?;
+                let requests: Vec<Value> =
+                    requests.iter().map(|r| Value::Array(r.iter().map(|f| Value::String(hex(f))).collect())).collect();
+                ok(json!({"handler": "callback", "requests": requests}))
+            }
             "close" => {
                 let name = text(req, "socket")?;
                 if let Some(s) = self.sockets.remove(name) {
@@ -224,6 +233,17 @@ impl Agent {
             for (key, value) in options {
                 apply_option(&mut opts, key, value)?;
             }
+        }
+        // Monocoque keeps the option but a NULL server never reads it: the ZAP client
+        // is called only from the PLAIN and CURVE server exchanges.
+        if mechanism == "NULL" && !opts.zap_domain.is_empty() {
+            return Err(Fault::Unsupported(
+                "zap_domain under NULL: Monocoque asks ZAP only in its PLAIN and CURVE server handshakes \
+                 (monocoque-rs-zmtp 0.4.2 src/handshake.rs: run_plain_exchange and run_curve_exchange call it, and \
+                 perform_handshake_inner has \"no mechanism-level exchange for NULL\"), so a NULL server cannot \
+                 filter clients through ZAP"
+                    .into(),
+            ));
         }
         // XSubSocket has no options_mut, so its poll slice is set here; the
         // other types get it per connection (socket::POLL).

@@ -124,11 +124,14 @@ impl AgentSocket {
             (Kind::XPub, Endpoint::Tcp(addr)) => {
                 let x = XPubSocket::bind_with_options(&addr, sh.opts.clone()).await?;
                 let local = x.local_addr()?;
+                let fd = listening_fd(local).ok_or_else(|| {
+                    Fault::Failed(format!("XPUB bound {local} but no listening socket of this process has that address"))
+                })?;
                 let (tx, rx) = flume::unbounded();
                 *sh.owner.borrow_mut() = Some(tx);
                 let ep = format!("tcp://{local}");
                 sh.event("listening", &ep, None);
-                spawn_detached(run_xpub(sh.clone(), x, rx, ep.clone()));
+                spawn_detached(run_xpub(sh.clone(), x, fd, rx, ep.clone()));
                 Ok(ep)
             }
             (Kind::Pub | Kind::XPub, Endpoint::Ipc(_)) => Err(Fault::Unsupported(format!(
@@ -782,7 +785,13 @@ async fn run_pub(
 
 /// XPUB: XPubSocket owns its listener; accepting, reading subscriptions and
 /// sending all take `&mut self`, so they take turns.
-async fn run_xpub(sh: Rc<Shared>, mut x: XPubSocket, cmds: flume::Receiver<Cmd>, bound: String) {
+///
+/// XPubSocket::accept (monocoque-rs-zmtp 0.4.2 src/xpub.rs) accepts and runs
+/// the whole handshake in one future, as PUB's accept_subscriber does, so it is
+/// awaited only once poll(2) says a connection waits on the listener, and then
+/// to its end: cutting it short after a slice would drop the accepted stream
+/// (a reset) whenever the subscriber's greeting takes longer than the slice.
+async fn run_xpub(sh: Rc<Shared>, mut x: XPubSocket, fd: std::os::fd::RawFd, cmds: flume::Receiver<Cmd>, bound: String) {
     while !sh.closed.get() {
         while let Ok(cmd) = cmds.try_recv() {
             match cmd {
@@ -796,13 +805,14 @@ async fn run_xpub(sh: Rc<Shared>, mut x: XPubSocket, cmds: flume::Receiver<Cmd>,
                 Cmd::Close => return,
             }
         }
-        match timeout(POLL, x.accept()).await {
-            Ok(Err(e)) => {
-                eprintln!("monocoque agent: XPUB accept: {e}");
-                sh.note_failure(&bound, &e);
+        if connection_waiting(fd) {
+            match x.accept().await {
+                Err(e) => {
+                    eprintln!("monocoque agent: XPUB accept: {e}");
+                    sh.note_failure(&bound, &e);
+                }
+                Ok(()) => sh.handshake_done("accepted", &bound),
             }
-            Ok(Ok(())) => sh.handshake_done("accepted", &bound),
-            Err(_) => {}
         }
         match timeout(POLL, x.recv_subscription()).await {
             Ok(Ok(Some(ev))) => {
@@ -819,6 +829,34 @@ async fn run_xpub(sh: Rc<Shared>, mut x: XPubSocket, cmds: flume::Receiver<Cmd>,
             Ok(Ok(None)) | Err(_) => {}
         }
     }
+}
+
+/// The descriptor of this process's listening TCP socket bound to `addr`
+/// (XPubSocket keeps its listener private). Looked up right after the bind,
+/// when no connection accepted from it shares the address yet.
+fn listening_fd(addr: std::net::SocketAddr) -> Option<std::os::fd::RawFd> {
+    use std::os::fd::FromRawFd;
+    for entry in std::fs::read_dir("/proc/self/fd").ok()?.flatten() {
+        let Some(fd) = entry.file_name().to_str().and_then(|n| n.parse::<std::os::fd::RawFd>().ok()) else {
+            continue;
+        };
+        let mut listening: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: SO_ACCEPTCONN writes one c_int; a descriptor that is no socket fails with ENOTSOCK.
+        let r = unsafe {
+            libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_ACCEPTCONN, (&raw mut listening).cast(), &mut len)
+        };
+        if r != 0 || listening == 0 {
+            continue;
+        }
+        // Borrowed, never closed: ManuallyDrop keeps the listener's descriptor open.
+        // SAFETY: fd is an open listening socket of this process.
+        let l = std::mem::ManuallyDrop::new(unsafe { std::net::TcpListener::from_raw_fd(fd) });
+        if l.local_addr().ok() == Some(addr) {
+            return Some(fd);
+        }
+    }
+    None
 }
 
 /// Whether a connection waits in the listener's backlog, without taking it.
