@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from codec_pairs import pump
+from codec_pairs import pump, raw_pair
 from nacl.public import PrivateKey
 from scenario_samples import GOOD, write
 
@@ -179,17 +179,7 @@ def test_a_spoilt_handshake_step_ends_once_the_command_is_sent():
     """Over loopback: the raw server sends a broken WELCOME and its handshake returns; the raw client refuses it."""
 
     async def go() -> None:
-        srv = RawPeer("server", Transcript())
-        attached = asyncio.Event()
-
-        async def on_conn(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            srv.attach(reader, writer)
-            attached.set()
-
-        listener = await asyncio.start_server(on_conn, "127.0.0.1", 0)
-        cli = RawPeer("client", Transcript())
-        await cli.connect(f"tcp://127.0.0.1:{listener.sockets[0].getsockname()[1]}")
-        await attached.wait()
+        cli, srv, listener = await raw_pair()
         mech_c = lambda st, i: rawcodec.Curve(st, i, CLIENT_SECRET, SERVER_PUBLIC)  # noqa: E731
         mech_s = lambda st, i: rawcodec.CurveServer(st, i, SERVER_SECRET)  # noqa: E731
         results = await asyncio.gather(
@@ -243,17 +233,7 @@ def test_a_replayed_initiate_is_the_earlier_one_verbatim_and_a_fresh_server_refu
 
 def test_stop_after_ends_the_handshake_once_initiate_is_sent_and_leaves_the_answer_raw():
     async def go() -> None:
-        srv = RawPeer("server", Transcript())
-        attached = asyncio.Event()
-
-        async def on_conn(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            srv.attach(reader, writer)
-            attached.set()
-
-        listener = await asyncio.start_server(on_conn, "127.0.0.1", 0)
-        cli = RawPeer("client", Transcript())
-        await cli.connect(f"tcp://127.0.0.1:{listener.sockets[0].getsockname()[1]}")
-        await attached.wait()
+        cli, srv, listener = await raw_pair()
         other = PrivateKey.generate()  # a client key of nobody's allow list
         mech_c = lambda st, i: rawcodec.Curve(st, i, bytes(other), SERVER_PUBLIC)  # noqa: E731
         mech_s = lambda st, i: rawcodec.CurveServer(st, i, SERVER_SECRET)  # noqa: E731

@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 import pytest
+from codec_pairs import raw_pair
 
 from zmtp_conformance.rawpeer import RawFailure, RawPeer, build
 from zmtp_conformance.trace import Transcript
@@ -28,17 +29,7 @@ async def _connected(script: Script) -> tuple[RawPeer, asyncio.Server]:
 
 async def _pair(client_type: str, server_type: str, **client_kw) -> tuple[RawPeer, RawPeer, asyncio.Server]:
     """Two raw peers with a completed NULL handshake: (client, server, listening socket)."""
-    server_peer = RawPeer("server", Transcript())
-    attached = asyncio.Event()
-
-    async def on_conn(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        server_peer.attach(reader, writer)
-        attached.set()
-
-    listener = await asyncio.start_server(on_conn, "127.0.0.1", 0)
-    client = RawPeer("client", Transcript())
-    await client.connect(f"tcp://127.0.0.1:{listener.sockets[0].getsockname()[1]}")
-    await attached.wait()
+    client, server_peer, listener = await raw_pair()
     server_minor = client_kw.pop("server_minor", None)
     await asyncio.gather(
         client.handshake(client_type, as_server=False, **client_kw),

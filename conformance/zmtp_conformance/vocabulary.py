@@ -78,6 +78,22 @@ def _action(name: str, roles: set[str], arg: dict[str, Any], doc: str) -> Action
 
 
 _SECONDS = {"type": "number", "exclusiveMinimum": 0}
+
+
+def _seconds_or_with(flag: str) -> dict[str, Any]:
+    """Seconds, or {timeout: seconds, <flag>: bool}: a wait that one flag makes stricter or looser."""
+    return {
+        "oneOf": [
+            _SECONDS,
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["timeout"],
+                "properties": {"timeout": _SECONDS, flag: {"type": "boolean"}},
+            },
+        ]
+    }
+
 _EVENT = {"enum": list(EVENTS)}
 _GROUP = {"type": "string", "maxLength": 255, "description": "RADIO/DISH group (RFC 48)"}
 _SEND = {
@@ -354,17 +370,7 @@ ACTIONS: dict[str, Action] = {
         _action(
             "expect_close",
             {RAW},
-            {
-                "oneOf": [
-                    _SECONDS,
-                    {
-                        "type": "object",
-                        "additionalProperties": False,
-                        "required": ["timeout"],
-                        "properties": {"timeout": _SECONDS, "silent": {"type": "boolean"}},
-                    },
-                ]
-            },
+            _seconds_or_with("silent"),
             "seconds within which the peer must close; {timeout, silent: true} also forbids bytes before it",
         ),
         _action("expect_open", {RAW}, _SECONDS, "seconds during which the peer must keep the connection open"),
@@ -378,17 +384,7 @@ ACTIONS: dict[str, Action] = {
         _action(
             "expect_silence",
             {RAW},
-            {
-                "oneOf": [
-                    _SECONDS,
-                    {
-                        "type": "object",
-                        "additionalProperties": False,
-                        "required": ["timeout"],
-                        "properties": {"timeout": _SECONDS, "may_close": {"type": "boolean"}},
-                    },
-                ]
-            },
+            _seconds_or_with("may_close"),
             "seconds during which the peer must send no octet and keep the connection open (it waits for this"
             " side); {timeout, may_close: true} lets it close instead, still without an octet",
         ),
