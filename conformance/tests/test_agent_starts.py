@@ -96,3 +96,48 @@ def test_both_sides_start_together_and_a_failed_start_fails_the_cell_as_before(t
             await pool.close()
 
     asyncio.run(go())
+
+
+def test_an_agent_that_dies_is_reported_with_the_line_that_says_why(tmp_path):
+    # Like a Go panic: the cause first, then a stack trace longer than any "last few lines".
+    script = (
+        "import sys\n"
+        "sys.stderr.write('panic: runtime error: makeslice: len out of range\\n')\n"
+        "sys.stderr.writelines(f'\\tframe {i}\\n' for i in range(30))\n"
+        "sys.exit(2)\n"
+    )
+    spec = PeerSpec(name="dying", command=[sys.executable, "-c", script])
+
+    async def go() -> None:
+        agent = peers.AgentProcess(spec)
+        try:
+            await agent.start()
+        except peers.protocol.AgentError as exc:
+            return str(exc)
+        finally:
+            await agent.stop()
+        return "started"
+
+    reason = asyncio.run(go())
+    assert "agent exited during hello; agent stderr: panic: runtime error: makeslice: len out of range" in reason, reason
+    assert "frame 29" not in reason
+    # Without such a line, the last lines are what there is to quote.
+    assert peers.last_words(["starting", "listening", "bye"]) == "starting | listening | bye"
+
+
+def test_a_cell_names_the_agents_that_died_on_their_own_and_not_those_a_fault_killed(tmp_path):
+    sc = sample(tmp_path, "  - client.fault: kill\n")
+
+    async def go() -> list[tuple[str, str]]:
+        pool = CountingPool(peers.load_registry())
+        run = CellRun(Cell(sc, "impl", "impl", "tcp", "NULL"), pool)
+        try:
+            await run.setup()
+            await run.step(sc.steps[0])  # the client's death is the scenario's
+            run.agents["server"].proc.kill()  # the server's is not, and no step has noticed it yet
+            return await run.deaths()
+        finally:
+            await run.teardown()
+            await pool.close()
+
+    assert asyncio.run(go()) == [("impl/server", "")]

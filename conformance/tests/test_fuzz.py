@@ -356,7 +356,6 @@ def test_only_the_fail_on_peers_findings_fail_the_command(tmp_path: Path) -> Non
 
 
 def test_the_crash_quote_is_the_line_that_says_why_not_the_last_frames(monkeypatch):
-    from types import SimpleNamespace
 
     monkeypatch.setenv("RUST_BACKTRACE", "1")
     target = Target(pool=None, peer="zmqrs", side="server", mechanism="NULL")  # type: ignore[arg-type]
@@ -365,10 +364,12 @@ def test_the_crash_quote_is_the_line_that_says_why_not_the_last_frames(monkeypat
 
     assert os.environ["RUST_BACKTRACE"] == "0"
     frames = [f"  {i}: tokio::runtime::task::core::Core<T,S>::poll" for i in range(10, 20)]
-    target.agent = SimpleNamespace(stderr_tail=["memory allocation of 1099511628800 bytes failed", *frames])
+    agent = peers.AgentProcess.__new__(peers.AgentProcess)
+    agent.stderr_tail = ["memory allocation of 1099511628800 bytes failed", *frames]
+    target.agent = agent
     assert target.last_words() == "memory allocation of 1099511628800 bytes failed"
     # With nothing that says why, the last lines are quoted rather than nothing.
-    target.agent = SimpleNamespace(stderr_tail=frames)
+    agent.stderr_tail = frames
     assert target.last_words().endswith("19: tokio::runtime::task::core::Core<T,S>::poll")
 
 

@@ -14,6 +14,7 @@ import fcntl
 import importlib.util
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -33,6 +34,20 @@ REGISTRY = HERE.parent / "peers.yaml"
 BUILD_DIR = HERE.parent / ".build"
 # ipc:// endpoints live here, so that peers in containers (which mount it) reach them too.
 IPC_DIR = Path(tempfile.gettempdir()) / "zmtp-conformance"
+
+# Lines an agent prints as it dies: a panic, a fatal error, Rust's allocation-failure abort
+# ("memory allocation of N bytes failed"), an uncaught exception, a signal, a failed assertion.
+DEATH = re.compile(r"panic|fatal|abort|Exception|SIGSEGV|overflow|assert|memory allocation|out of memory", re.I)
+
+
+def last_words(lines: list[str]) -> str:
+    """The stderr lines that say why an agent died, else its last lines.
+
+    A Go panic or a Java exception ends in a stack trace, so the line that names the cause is
+    rarely among the last few: it is picked out wherever it is in the tail kept.
+    """
+    why = [ln for ln in lines if DEATH.search(ln)]
+    return " | ".join(why[:3] or lines[-4:])[:600]
 
 
 def ipc_path(kind: str) -> str:
@@ -272,6 +287,9 @@ class AgentProcess:
         self._id = 0
         self._lock = asyncio.Lock()
         self.stderr_tail: list[str] = []
+        self._stderr_task: asyncio.Task[None] | None = None
+        self.stopping = False  # stop() was called: an exit from now on is ours, not a death
+        self.died = False  # the agent exited (or its channel broke) without being asked to
 
     async def start(self) -> dict[str, Any]:
         why = self.spec.ensure_built()
@@ -296,14 +314,14 @@ class AgentProcess:
             limit=1 << 26,
         )
         self.reader, self.writer = self.proc.stdout, self.proc.stdin
-        asyncio.get_running_loop().create_task(self._drain_stderr())
+        self._stderr_task = asyncio.get_running_loop().create_task(self._drain_stderr())
         self.hello = await self.request("hello", deadline=20.0)
         return self.hello
 
     async def _drain_stderr(self) -> None:
         assert self.proc is not None and self.proc.stderr is not None
         while line := await self.proc.stderr.readline():
-            self.stderr_tail = [*self.stderr_tail[-40:], line.decode(errors="replace").rstrip()]
+            self.stderr_tail = [*self.stderr_tail[-80:], line.decode(errors="replace").rstrip()]
 
     @property
     def alive(self) -> bool:
@@ -317,6 +335,7 @@ class AgentProcess:
         """Send one request; `deadline` bounds our wait (default: the op's own timeout + 10 s)."""
         timeout = deadline if deadline is not None else float(fields.get("timeout") or 0) + 10.0
         if not self.alive:
+            self.died = self.died or not self.stopping
             raise protocol.AgentError(protocol.FAILED, f"agent is not running{self._stderr_hint()}", self.name)
         async with self._lock:
             self._id += 1
@@ -326,13 +345,22 @@ class AgentProcess:
             try:
                 await self.writer.drain()
                 line = await asyncio.wait_for(self.reader.readline(), timeout)
-            except (TimeoutError, ConnectionError) as exc:
+            except TimeoutError:
+                hint = self._stderr_hint()
                 await self.stop()
                 raise protocol.AgentError(
-                    protocol.FAILED, f"no answer to {op} within {timeout:g}s ({exc!r}){self._stderr_hint()}", self.name
+                    protocol.FAILED, f"no answer to {op} within {timeout:g}s{hint}", self.name
                 ) from None
+            except ConnectionError:
+                # A reset control channel is the agent dying, as an EOF is: report it the same way.
+                line = b""
             if not line:
-                raise protocol.AgentError(protocol.FAILED, f"agent exited during {op}{self._stderr_hint()}", self.name)
+                # The reason a process died is in its last stderr lines; they can trail the EOF.
+                self.died = True
+                await self.until_exited()
+                hint = self._stderr_hint()
+                await self.stop()
+                raise protocol.AgentError(protocol.FAILED, f"agent exited during {op}{hint}", self.name)
             try:
                 resp = json.loads(line)
             except ValueError:
@@ -348,8 +376,24 @@ class AgentProcess:
                 raise protocol.AgentError(err.get("kind", protocol.FAILED), err.get("message", "?"), self.name)
             return resp
 
+    async def until_exited(self, grace: float = 2.0) -> None:
+        """Wait (a little) for a dying agent to exit and for its stderr to be read to the end."""
+        if self.proc is None:
+            return
+        try:
+            await asyncio.wait_for(self.proc.wait(), grace)
+            if self._stderr_task is not None:
+                await asyncio.wait_for(self._stderr_task, grace)
+        except TimeoutError:
+            pass
+
+    def last_words(self) -> str:
+        """What the agent's stderr says about its death (or its last lines); empty if nothing."""
+        return last_words(self.stderr_tail)
+
     def _stderr_hint(self) -> str:
-        return ("; agent stderr: " + " | ".join(self.stderr_tail[-5:])) if self.stderr_tail else ""
+        words = self.last_words()
+        return f"; agent stderr: {words}" if words else ""
 
     async def kill(self) -> None:
         """Fault: the agent dies at once (SIGKILL), and its implementation's connections with it."""
@@ -367,6 +411,7 @@ class AgentProcess:
             self.proc.send_signal(signal.SIGCONT)
 
     async def stop(self) -> None:
+        self.stopping = True
         if self.proc is None:
             return
         if self.proc.returncode is None:
@@ -421,6 +466,8 @@ class AgentPool:
         key = (peer, side)
         agent = self.agents.get(key)
         if agent is None or not agent.alive:
+            if agent is not None:
+                await agent.stop()  # a dead container is kept for its log until now
             agent = make_agent(
                 self.specs[peer], name=f"{peer}/{side}", extra_args=self.extra_args.get(peer), keylog=self.keylog
             )

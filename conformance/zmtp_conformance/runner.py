@@ -74,6 +74,27 @@ class CellRun:
         # side -> its killed agent's successor, starting while the scenario runs without it
         self.respawn: dict[str, asyncio.Task[AgentProcess]] = {}
         self.sent_until_full: dict[str, int] = {}  # role -> how many its last send_until_full sent
+        self.killed: set[AgentProcess] = set()  # agents a fault step killed: their death is the scenario's
+
+    async def deaths(self) -> list[tuple[str, str]]:
+        """The cell's agents that died on their own, each with the stderr lines that say why.
+
+        A peer process that crashes makes the step that notices fail with whatever that step saw (a
+        reset, a refused connect); the crash itself is the finding, and what an entry for it names.
+        An agent no step has spoken to since is asked for its hello, which finds out.
+        """
+        dead = []
+        for agent in dict.fromkeys(self.agents.values()):
+            if agent in self.killed:
+                continue
+            if not agent.died:
+                try:
+                    await agent.request("hello", deadline=1.0)
+                except protocol.AgentError:
+                    pass  # a death sets `died`; a hung agent (stopped after the deadline) does not
+            if agent.died:
+                dead.append((agent.name, agent.last_words()))
+        return dead
 
     def peer_of(self, role: Role) -> str:
         return self.cell.server if role.side == "server" else self.cell.client
@@ -174,6 +195,7 @@ class CellRun:
         on_side = [r for r in self.cell.scenario.roles.values() if not r.raw and r.side == role.side]
         if what == "kill":
             await agent.kill()
+            self.killed.add(agent)
             self.t.add(role.name, "fault", f"{agent.name} killed")
             # The successor process starts now, overlapping the steps until the restart (a container
             # takes about half a second): it opens no socket, so nothing listens before the restart.
@@ -780,8 +802,13 @@ async def run_cell(
     except (OSError, TimeoutError) as exc:
         result.outcome, result.reason = Outcome.FAILED, f"{type(exc).__name__}: {exc}"
     finally:
+        died = await run.deaths() if result.outcome == Outcome.FAILED else []
         await run.teardown()
     if result.outcome == Outcome.FAILED:
+        # An agent's last words are already in the reason when the step that failed saw it die.
+        said = [f"{name} died: {words or 'nothing on its stderr'}" for name, words in died if words not in result.reason]
+        if said:
+            result.reason = f"{result.reason} ({'; '.join(said)})"
         result.step, result.action = where, action
         failure = Failure(where, action, result.reason, result.expected, result.seen)
         dev = find(deviations, cell.scenario.id, cell.server, cell.client, failure, cell.mechanism, cell.transport)

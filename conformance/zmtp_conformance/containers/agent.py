@@ -14,7 +14,7 @@ import socket
 from typing import Any
 
 from .. import protocol
-from ..peers import IPC_DIR, AgentProcess
+from ..peers import IPC_DIR, AgentProcess, last_words
 from . import cleanup, engine
 
 START_TIMEOUT = 30.0  # seconds from `docker create` to the agent's hello
@@ -70,8 +70,9 @@ class ContainerAgent(AgentProcess):
         if self.extra_args:
             c.with_command([*(engine.image_config(self.spec.image).get("Cmd") or []), *self.extra_args])
         # Host networking: peers listen and connect on 127.0.0.1 as local agents do, and
-        # no traffic leaves loopback. The container removes itself when its agent exits.
-        c.with_kwargs(network_mode="host", auto_remove=True, labels=cleanup.labels(self.name), init=True)
+        # no traffic leaves loopback. No auto_remove: a container that died keeps its log (the
+        # agent's last words, such as an assertion) until stop() has read it and removes it.
+        c.with_kwargs(network_mode="host", labels=cleanup.labels(self.name), init=True)
         return c
 
     async def _until_connected(
@@ -91,8 +92,16 @@ class ContainerAgent(AgentProcess):
         try:
             self.container.get_wrapped_container().reload()
             return self.container.get_wrapped_container().status in ("created", "running")
-        except Exception:  # gone already (auto_remove)
+        except Exception:  # gone already (removed)
             return False
+
+    async def until_exited(self, grace: float = 2.0) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while self.container is not None and loop.time() < deadline:
+            if not await loop.run_in_executor(None, self._running):
+                return
+            await asyncio.sleep(0.05)
 
     @property
     def alive(self) -> bool:
@@ -102,15 +111,21 @@ class ContainerAgent(AgentProcess):
     def container_id(self) -> str:
         return self.container.get_wrapped_container().id if self.container is not None else ""
 
-    def _stderr_hint(self) -> str:
-        """The container's log (the agent's stderr), fetched when something went wrong."""
+    epitaph = ""  # a dead agent's last words, read before stop() removed its container
+
+    def last_words(self) -> str:
+        """From the container's log, which is the agent's stderr (kept until stop() removes it)."""
+        if self.container is None:
+            return self.epitaph
         try:
-            logs = self.container.get_wrapped_container().logs(tail=8).decode(errors="replace").strip()
+            logs = self.container.get_wrapped_container().logs(tail=80).decode(errors="replace")
         except Exception:
             return ""
-        return ("; container log: " + " | ".join(logs.splitlines())) if logs else ""
+        return last_words([ln.rstrip() for ln in logs.splitlines() if ln.strip()])
 
     async def stop(self) -> None:
+        self.stopping = True
+        died = self.writer is not None and not self.alive  # before the close below makes it look so
         if self.writer is not None and not self.writer.is_closing():
             try:
                 self.writer.write(protocol.dump({"id": 0, "op": "quit"}))
@@ -119,6 +134,8 @@ class ContainerAgent(AgentProcess):
                 pass
             self.writer.close()
         if self.container is not None:
+            if died:
+                self.epitaph = await asyncio.get_running_loop().run_in_executor(None, self.last_words)
             container, self.container = self.container, None
             await asyncio.get_running_loop().run_in_executor(None, _remove, container)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import re
 import struct
 import time
 from dataclasses import dataclass, field
@@ -126,11 +125,6 @@ def cgroup_rss(stat: Path) -> int:
         return 0
 
 
-# Lines an agent prints as it dies: a panic, a fatal error, Rust's allocation-failure abort
-# ("memory allocation of N bytes failed"), an uncaught exception, a signal.
-DEATH = re.compile(r"panic|fatal|abort|Exception|SIGSEGV|overflow|assert|memory allocation|out of memory", re.I)
-
-
 class Target:
     def __init__(self, pool: AgentPool, peer: str, side: str, mechanism: str) -> None:
         self.pool, self.peer, self.side, self.mechanism = pool, peer, side, mechanism
@@ -200,9 +194,7 @@ class Target:
 
     def last_words(self) -> str:
         """The lines of the agent's stderr that say why it died (a panic, an abort), else its last lines."""
-        lines = self.agent.stderr_tail if self.agent is not None else []
-        why = [ln for ln in lines if DEATH.search(ln)]
-        return " | ".join(why[:3] or lines[-4:])[:600]
+        return self.agent.last_words() if self.agent is not None else ""
 
     async def restart(self) -> None:
         self.restarts += 1
