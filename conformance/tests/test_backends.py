@@ -161,3 +161,30 @@ def test_sweep_removes_containers_whose_harness_is_gone():
                 c.remove(force=True)
             except Exception:
                 pass
+
+
+@needs_docker
+@pytest.mark.timeout(600)
+def test_a_container_agent_that_dies_is_reported_with_its_stderr():
+    """The relay sends the agent's stderr to the harness, so a container that removes itself as its
+    agent dies still leaves the reason in the failure (here argparse's complaint; a panic or an
+    assertion in the matrix)."""
+    import asyncio
+
+    from zmtp_conformance import protocol
+    from zmtp_conformance.peers import make_agent
+
+    images.build_all(["impl"])
+
+    async def go() -> str:
+        agent = make_agent(images.registry()["impl"], name="impl/dying", extra_args=["--no-such-option"])
+        try:
+            await agent.start()
+        except protocol.AgentError as exc:
+            return str(exc)
+        finally:
+            await agent.stop()
+        return "started"
+
+    reason = asyncio.run(go())
+    assert "agent stderr:" in reason and "unrecognized arguments: --no-such-option" in reason, reason

@@ -386,3 +386,42 @@ def test_a_stream_whose_start_the_capture_missed_is_incomplete_not_judged(tmp_pa
     synth.write_packets(full, whole)
     n, findings, incomplete, _silent = wire.check(full, {}, {0: "monocoque", 5555: "impl"}, "x/y", [])
     assert incomplete == [] and findings
+
+
+@pytest.mark.parametrize("transport", ["tcp", "ipc"])
+def test_a_proxy_for_a_server_that_binds_later_refuses_until_it_listens(transport):
+    """Clients of a deferred server must meet a refused connect, as they would without a proxy, not
+    a connection accepted and then reset (which looks like a handshake cut short)."""
+    async def connect(ep: str):
+        if ep.startswith("tcp://"):
+            host, port = ep[6:].rsplit(":", 1)
+            return await asyncio.open_connection(host, int(port))
+        return await asyncio.open_unix_connection(ep[6:])
+
+    async def go() -> None:
+        async def echo(reader, writer):
+            writer.write(await reader.read(10))
+            await writer.drain()
+            writer.close()
+
+        if transport == "tcp":
+            server = await asyncio.start_server(echo, "127.0.0.1", 0)
+            target = f"tcp://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        else:
+            target = peers.endpoint_for("ipc")
+            server = await asyncio.start_unix_server(echo, target[6:])
+        proxy = RecordingProxy(target)
+        ep = await proxy.start(listen=False)
+        try:
+            with pytest.raises(OSError):
+                await connect(ep)
+            await proxy.listen()
+            reader, writer = await connect(ep)
+            writer.write(b"hello")
+            assert await reader.read(10) == b"hello"
+            writer.close()
+        finally:
+            await proxy.close()
+            server.close()
+
+    asyncio.run(go())

@@ -62,6 +62,33 @@ def endpoint_for(transport: str) -> str:
     return f"ipc://{ipc_path('cell')}"
 
 
+def free_endpoint(transport: str) -> str:
+    """An endpoint nothing listens on yet, for a server that binds after its clients connect.
+
+    A tcp port below the kernel's ephemeral range: no outgoing connection is given it meanwhile, and
+    a client retrying its connect can never meet itself there (a TCP self-connect, when the source
+    port the kernel picks equals the closed destination port).
+    """
+    if transport != "tcp":
+        return endpoint_for(transport)
+    import random
+    import socket
+
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    for _ in range(100):
+        port = random.randrange(10000, max(low, 10001))
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return f"tcp://127.0.0.1:{port}"
+    raise OSError(f"no free tcp port on 127.0.0.1 between 10000 and {low}")
+
+
 def _expand(part: str) -> str:
     return (
         part.replace("{root}", str(HERE.parent))
@@ -314,13 +341,13 @@ class AgentProcess:
             limit=1 << 26,
         )
         self.reader, self.writer = self.proc.stdout, self.proc.stdin
-        self._stderr_task = asyncio.get_running_loop().create_task(self._drain_stderr())
+        self._stderr_task = asyncio.get_running_loop().create_task(self._drain_stderr(self.proc.stderr))
         self.hello = await self.request("hello", deadline=20.0)
         return self.hello
 
-    async def _drain_stderr(self) -> None:
-        assert self.proc is not None and self.proc.stderr is not None
-        while line := await self.proc.stderr.readline():
+    async def _drain_stderr(self, stream: asyncio.StreamReader | None) -> None:
+        assert stream is not None
+        while line := await stream.readline():
             self.stderr_tail = [*self.stderr_tail[-80:], line.decode(errors="replace").rstrip()]
 
     @property
@@ -378,12 +405,11 @@ class AgentProcess:
 
     async def until_exited(self, grace: float = 2.0) -> None:
         """Wait (a little) for a dying agent to exit and for its stderr to be read to the end."""
-        if self.proc is None:
-            return
         try:
-            await asyncio.wait_for(self.proc.wait(), grace)
+            if self.proc is not None:
+                await asyncio.wait_for(self.proc.wait(), grace)
             if self._stderr_task is not None:
-                await asyncio.wait_for(self._stderr_task, grace)
+                await asyncio.wait_for(asyncio.shield(self._stderr_task), grace)
         except TimeoutError:
             pass
 

@@ -20,7 +20,7 @@ from .credentials import (
 )
 from .deviations import Deviation, Failure, find
 from .matchers import DEFAULT_TIMEOUT, describe_event, describe_matchers, expect_args, frame_bytes, match, send_args
-from .peers import AgentPool, AgentProcess, endpoint_for
+from .peers import AgentPool, AgentProcess, endpoint_for, free_endpoint
 from .rawpeer import RawFailure, RawPeer, build
 from .scenario import Role, Step
 from .trace import Transcript, show
@@ -109,6 +109,9 @@ class CellRun:
                 if role.side == "server":
                     await self._raw_listen(role)
                 continue
+            if role.deferred:
+                await self.reserve(role)
+                continue
             await self.open_role(role)
         for role in ordered:
             if role.side == "client" and role.raw:
@@ -128,6 +131,13 @@ class CellRun:
         for outcome in done:
             if isinstance(outcome, BaseException):
                 raise outcome
+
+    async def reserve(self, role: Role) -> None:
+        """A deferred server's endpoint, chosen now: its clients connect there before anything listens."""
+        ep = free_endpoint(self.cell.transport)
+        self.bound[role.name] = ep  # open_role binds it at the role's bind step, as after a restart
+        self.endpoints[role.name] = await self.expose(ep, self.peer_of(role), later=True)
+        self.t.add(role.name, "reserve", f"{ep}, where nothing listens until {role.name}.bind")
 
     async def connect_raw(self, role: Role) -> None:
         for target in self.targets(role):
@@ -337,11 +347,11 @@ class CellRun:
         self.endpoints[role.name] = await self.expose(ep, None)
         self.t.add(role.name, "listen", ep)
 
-    async def expose(self, endpoint: str, owner: str | None) -> str:
+    async def expose(self, endpoint: str, owner: str | None, later: bool = False) -> str:
         """Where clients connect to reach a server (a recording proxy may stand in front of it)."""
         if self.capture is None:
             return endpoint
-        ep = await self.capture.expose(endpoint, owner)
+        ep = await self.capture.expose(endpoint, owner, later)
         if ep != endpoint:
             self.t.add("harness", "proxy", f"{ep} -> {endpoint} (records the traffic)")
         return ep
@@ -376,7 +386,7 @@ class CellRun:
             except ConnectionError as exc:
                 raise StepFailed(f"{role.name}: connection lost: {exc}", seen="connection closed") from None
             return
-        if st.action != "fault" and role.name not in self.sockets:
+        if st.action not in ("fault", "bind") and role.name not in self.sockets:
             raise StepFailed(f"{role.name}'s peer was killed and not restarted", expected="a restart first")
         await PEER_STEPS[st.action](self, role, st.arg)
 
@@ -550,6 +560,14 @@ class CellRun:
                 expected=problems[0].expected,
                 seen=problems[0].seen,
             )
+
+    async def peer_bind(self, role: Role, a: Any) -> None:
+        # The loader allows this step only on a deferred role; what it cannot see is a second one.
+        if role.name in self.sockets:
+            raise StepFailed(f"{role.name} is bound already: a deferred server binds once")
+        await self.open_role(role)
+        if self.capture is not None:
+            await self.capture.listening(self.bound[role.name])
 
     async def peer_fault(self, role: Role, a: Any) -> None:
         await self.fault(role, a)

@@ -42,7 +42,14 @@ class Role:
     raw: bool = False
     options: dict[str, Any] = field(default_factory=dict)
     connect: tuple[str, ...] = ()  # for clients: which server roles (empty = all)
-    deferred: bool = False  # a raw client that connects at its `connect` step, not at set-up
+    # A raw client that connects at its `connect` step, or a peer server that binds at its `bind`
+    # step (its clients connected at set-up to the endpoint it will bind), not at set-up.
+    deferred: bool = False
+
+    @property
+    def deferred_step(self) -> str:
+        """The step that ends a deferred role's wait: a raw client connects, a peer server binds."""
+        return "connect" if self.raw else "bind"
 
 
 @dataclass(frozen=True)
@@ -194,12 +201,13 @@ def load_file(path: Path, inventory: dict[str, requirements.Requirement] | None 
         for name, r in data["roles"].items()
     }
     for role in roles.values():
-        if role.deferred and not (role.raw and role.side == "client"):
+        if role.deferred and (role.raw != (role.side == "client")):
             raise ScenarioError(
                 path,
                 lines.get(("roles", role.name, "deferred")),
                 f"roles.{role.name}.deferred",
-                "only a raw client can defer its connection (a peer's connect is asynchronous anyway)",
+                "only a raw client (which then connects at its connect step) or a peer server (which binds at"
+                " its bind step) can be deferred: a peer's connect is asynchronous anyway",
             )
         for target in role.connect:
             if target not in roles or roles[target].side != "server":
@@ -237,19 +245,22 @@ def load_file(path: Path, inventory: dict[str, requirements.Requirement] | None 
                 other = roles.get(arg[key])
                 if other is None or not other.raw or other.name == role:
                     raise ScenarioError(path, line, f"steps[{i}]", f"{key}: {arg[key]!r} is not another raw role")
-        if action == "connect" and not roles[role].deferred:
+        if action in ("connect", "bind") and not roles[role].deferred:
             raise ScenarioError(
-                path, line, f"steps[{i}]", f"{role!r} connects at set-up; give the role `deferred: true` to connect here"
+                path,
+                line,
+                f"steps[{i}]",
+                f"{role!r} {action}s at set-up; give the role `deferred: true` to {action} here",
             )
         steps.append(Step(role, action, arg, line))
     for role in roles.values():
         first = next((s for s in steps if s.role == role.name), None)
-        if role.deferred and (first is None or first.action != "connect"):
+        if role.deferred and (first is None or first.action != role.deferred_step):
             raise ScenarioError(
                 path,
                 lines.get(("roles", role.name, "deferred")),
                 f"roles.{role.name}.deferred",
-                f"a deferred role's first step must be {role.name}.connect",
+                f"a deferred role's first step must be {role.name}.{role.deferred_step}",
             )
     sc = Scenario(
         id=data["id"],

@@ -406,6 +406,13 @@ ACTIONS: dict[str, Action] = {
             {"const": True},
             "a deferred raw client (role key `deferred: true`) connects to its servers now, not at set-up",
         ),
+        _action(
+            "bind",
+            {PEER},
+            {"const": True},
+            "a deferred peer server (role key `deferred: true`) makes its socket and binds now, not at set-up;"
+            " its clients connected at set-up to the endpoint it now binds, before anything listened there",
+        ),
     )
 }
 

@@ -210,9 +210,15 @@ class CellCapture:
     async def begin(self) -> None:
         pass
 
-    async def expose(self, endpoint: str, owner: str | None) -> str:
-        """The endpoint clients should connect to, for a server at `endpoint` run by `owner` (None: the harness)."""
+    async def expose(self, endpoint: str, owner: str | None, later: bool = False) -> str:
+        """The endpoint clients should connect to, for a server at `endpoint` run by `owner` (None: the harness).
+
+        `later`: the server binds only after its clients connect; `listening(endpoint)` says when it has.
+        """
         raise NotImplementedError
+
+    async def listening(self, endpoint: str) -> None:
+        """The server exposed with `later` has bound `endpoint` now."""
 
     def harness_client(self, writer: Any) -> None:
         """Note a connection the harness made as a client (its bytes are not judged), by its local port;
@@ -241,7 +247,7 @@ class SnifferCapture(CellCapture):
     async def begin(self) -> None:
         self.sniffer.sync()  # drop what came before this cell
 
-    async def expose(self, endpoint: str, owner: str | None) -> str:
+    async def expose(self, endpoint: str, owner: str | None, later: bool = False) -> str:
         port = _port(endpoint)
         if port is not None:
             self.server_owner[port] = owner
@@ -275,11 +281,16 @@ class ProxyCapture(CellCapture):
         super().__init__(client_peer, keylog)
         self.proxies: list[tuple[RecordingProxy, str | None]] = []
 
-    async def expose(self, endpoint: str, owner: str | None) -> str:
+    async def expose(self, endpoint: str, owner: str | None, later: bool = False) -> str:
         proxy = RecordingProxy(endpoint)
-        ep = await proxy.start()
+        ep = await proxy.start(listen=not later)
         self.proxies.append((proxy, owner))
         return ep
+
+    async def listening(self, endpoint: str) -> None:
+        for proxy, _ in self.proxies:
+            if proxy.target == endpoint and proxy.server is None:
+                await proxy.listen()
 
     async def finish(self, path: Path, scenario_id: str, table: list[WireDeviation]) -> WireResult:
         from .capture import synth

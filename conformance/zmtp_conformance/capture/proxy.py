@@ -20,7 +20,7 @@ import struct
 import time
 from dataclasses import dataclass, field
 
-from ..peers import ipc_path
+from ..peers import free_endpoint, ipc_path
 from .synth import Chunk
 
 READ_SIZE = 1 << 18
@@ -49,8 +49,16 @@ class RecordingProxy:
         self.tasks: set[asyncio.Task[None]] = set()
         self.writers: set[asyncio.StreamWriter] = set()
 
-    async def start(self) -> str:
-        """Listen next to the target; returns the endpoint clients should use instead."""
+    async def start(self, listen: bool = True) -> str:
+        """Listen next to the target; returns the endpoint clients should use instead.
+
+        With `listen=False` only the endpoint is chosen, and `listen()` opens it later: in front of a
+        server that binds after its clients connect, they must find nothing there until it does (a
+        proxy that accepted and then reset them would look like a handshake cut short).
+        """
+        if not listen:
+            self.endpoint = free_endpoint("tcp" if self.target.startswith("tcp://") else "ipc")
+            return self.endpoint
         if self.target.startswith("tcp://"):
             host = self.target[6:].rsplit(":", 1)[0].strip("[]")
             self.server = await asyncio.start_server(self._accept, host, 0)
@@ -63,6 +71,14 @@ class RecordingProxy:
         else:
             raise ValueError(f"cannot proxy {self.target!r}: only tcp:// and ipc:// endpoints")
         return self.endpoint
+
+    async def listen(self) -> None:
+        """Open the endpoint `start(listen=False)` chose."""
+        if self.endpoint.startswith("tcp://"):
+            host, port = self.endpoint[6:].rsplit(":", 1)
+            self.server = await asyncio.start_server(self._accept, host.strip("[]"), int(port))
+        else:
+            self.server = await asyncio.start_unix_server(self._accept, self.endpoint[6:])
 
     async def _connect_target(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         if self.target.startswith("tcp://"):

@@ -23,6 +23,7 @@ START_TIMEOUT = 30.0  # seconds from `docker create` to the agent's hello
 class ContainerAgent(AgentProcess):
     container: Any = None  # testcontainers DockerContainer, once started
     control_port = 0  # where the harness waits for the agent's connection
+    stderr_port = 0  # where the relay sends the agent's stderr (docker/agent-relay)
 
     async def start(self) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
@@ -34,8 +35,16 @@ class ContainerAgent(AgentProcess):
             else:
                 connected.set_result((reader, writer))
 
+        def on_stderr(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            if self._stderr_task is not None:
+                writer.close()
+            else:
+                self._stderr_task = loop.create_task(self._drain_stderr(reader))
+
         server = await asyncio.start_server(on_connect, "127.0.0.1", 0, limit=1 << 26, family=socket.AF_INET)
         self.control_port = server.sockets[0].getsockname()[1]
+        stderr_server = await asyncio.start_server(on_stderr, "127.0.0.1", 0, family=socket.AF_INET)
+        self.stderr_port = stderr_server.sockets[0].getsockname()[1]
         try:
             self.container = self._container()
             await loop.run_in_executor(None, self.container.start)
@@ -51,7 +60,10 @@ class ContainerAgent(AgentProcess):
                 ) from None
         finally:
             server.close()
-        self.hello = await self.request("hello", deadline=20.0)
+        try:
+            self.hello = await self.request("hello", deadline=20.0)
+        finally:
+            stderr_server.close()  # the relay connects it before it starts the agent
         return self.hello
 
     def _container(self) -> Any:
@@ -60,6 +72,7 @@ class ContainerAgent(AgentProcess):
 
         c = DockerContainer(self.spec.image)
         c.with_env("ZMTP_AGENT_CONTROL", f"127.0.0.1:{self.control_port}")
+        c.with_env("ZMTP_AGENT_STDERR", f"127.0.0.1:{self.stderr_port}")
         IPC_DIR.mkdir(mode=0o1777, exist_ok=True)
         c.with_volume_mapping(str(IPC_DIR), str(IPC_DIR), "rw")
         if self.keylog is not None and self.spec.keylog:
@@ -70,9 +83,9 @@ class ContainerAgent(AgentProcess):
         if self.extra_args:
             c.with_command([*(engine.image_config(self.spec.image).get("Cmd") or []), *self.extra_args])
         # Host networking: peers listen and connect on 127.0.0.1 as local agents do, and
-        # no traffic leaves loopback. No auto_remove: a container that died keeps its log (the
-        # agent's last words, such as an assertion) until stop() has read it and removes it.
-        c.with_kwargs(network_mode="host", labels=cleanup.labels(self.name), init=True)
+        # no traffic leaves loopback. The container removes itself when its agent exits; the
+        # agent's stderr has come to us as it was written.
+        c.with_kwargs(network_mode="host", auto_remove=True, labels=cleanup.labels(self.name), init=True)
         return c
 
     async def _until_connected(
@@ -92,16 +105,8 @@ class ContainerAgent(AgentProcess):
         try:
             self.container.get_wrapped_container().reload()
             return self.container.get_wrapped_container().status in ("created", "running")
-        except Exception:  # gone already (removed)
+        except Exception:  # gone already (auto_remove)
             return False
-
-    async def until_exited(self, grace: float = 2.0) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + grace
-        while self.container is not None and loop.time() < deadline:
-            if not await loop.run_in_executor(None, self._running):
-                return
-            await asyncio.sleep(0.05)
 
     @property
     def alive(self) -> bool:
@@ -111,21 +116,18 @@ class ContainerAgent(AgentProcess):
     def container_id(self) -> str:
         return self.container.get_wrapped_container().id if self.container is not None else ""
 
-    epitaph = ""  # a dead agent's last words, read before stop() removed its container
-
     def last_words(self) -> str:
-        """From the container's log, which is the agent's stderr (kept until stop() removes it)."""
-        if self.container is None:
-            return self.epitaph
-        try:
-            logs = self.container.get_wrapped_container().logs(tail=80).decode(errors="replace")
-        except Exception:
-            return ""
-        return last_words([ln.rstrip() for ln in logs.splitlines() if ln.strip()])
+        # An image built before its relay sent stderr to the harness left it in the container's log.
+        if not self.stderr_tail and self.container is not None:
+            try:
+                logs = self.container.get_wrapped_container().logs(tail=80).decode(errors="replace")
+            except Exception:  # removed already
+                return ""
+            return last_words([ln.rstrip() for ln in logs.splitlines() if ln.strip()])
+        return super().last_words()
 
     async def stop(self) -> None:
         self.stopping = True
-        died = self.writer is not None and not self.alive  # before the close below makes it look so
         if self.writer is not None and not self.writer.is_closing():
             try:
                 self.writer.write(protocol.dump({"id": 0, "op": "quit"}))
@@ -134,8 +136,6 @@ class ContainerAgent(AgentProcess):
                 pass
             self.writer.close()
         if self.container is not None:
-            if died:
-                self.epitaph = await asyncio.get_running_loop().run_in_executor(None, self.last_words)
             container, self.container = self.container, None
             await asyncio.get_running_loop().run_in_executor(None, _remove, container)
 

@@ -2,8 +2,7 @@
 
 Three layers, since any one can be cut short:
 - a container's agent exits when the harness's control connection closes
-  (docker/agent-relay), and the agent's stop() removes the container (not
-  auto_remove, which would take a dead agent's log with it);
+  (docker/agent-relay), and the container was started with auto_remove;
 - each harness process removes the containers it started, at exit (atexit:
   normal ends, failures, Ctrl-C);
 - every container carries labels naming the host and process that started
