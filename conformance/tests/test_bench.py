@@ -88,6 +88,16 @@ def test_reports_are_written_and_the_allure_result_carries_the_plots(doc, tmp_pa
 
 def test_a_regression_beyond_the_noise_is_flagged(doc):
     assert bench.compare(doc, doc) == []
+    # The measured run's repetitions can spread widely on a loaded machine, and noise that wide
+    # excuses even a drop to a third: the run's rows with each repetition at its row's mean keep
+    # the shape of a real document without its noise.
+    doc = copy.deepcopy(doc)
+    for row in doc["rows"]:
+        for key in ("msgs_per_s", "mb_per_s", "p50", "p95", "p99", "mean"):
+            values = [rep[key] for rep in row["reps"] if key in rep]
+            for rep in row["reps"]:
+                if key in rep:
+                    rep[key] = sum(values) / len(values)
     worse = copy.deepcopy(doc)
     for row in worse["rows"]:
         if row["server"] == "impl" and row["client"] == "impl" and row["kind"] == "throughput":

@@ -124,3 +124,11 @@ def test_a_result_file_that_is_no_json_is_named(tmp_path):
     (r.path / "bad-result.json").write_text("{not json")
     with pytest.raises(ValueError, match=r"bad-result\.json: not an Allure result"):
         allure_subset.select(r.path, tmp_path / "subset")
+
+
+def test_a_container_file_that_is_no_json_is_named(tmp_path):
+    r = Results(tmp_path / "allure-results")
+    r.cell("a", "failed")
+    (r.path / "bad-container.json").write_text("[truncated")
+    with pytest.raises(ValueError, match=r"bad-container\.json: not an Allure container"):
+        allure_subset.select(r.path, tmp_path / "subset")

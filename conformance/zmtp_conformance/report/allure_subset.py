@@ -116,7 +116,10 @@ def select(results: Path, into: Path) -> Subset:
             sources.update(_attachment_sources(doc))
 
     for path in sorted(results.glob("*-container.json")):
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{path}: not an Allure container ({exc})") from exc
         if kept_uuids.intersection(doc.get("children") or ()):
             _place(path, into / path.name)
             for fixture in (*(doc.get("befores") or ()), *(doc.get("afters") or ())):
