@@ -14,6 +14,12 @@ while it reconnects, or hands the old connection's EOF to Recv): each keeps
 its own signature, and the group is stale only when none of them excused a
 cell, so a run that shows one way does not call the other entry stale.
 
+An entry may name its `partners`: the peers (families or versions) on the other
+side against which alone the failure shows (a client that trips over one
+server's framing). It then speaks only of cells with one of them, so a run that
+never pairs them (CI pairs every peer with impl and libzmq) does not call it
+stale, and a failure against any other peer stays a failure.
+
 The `wire:` section does the same for the capture validator: a check id, the
 implementation, the scenarios, and a pattern over the octets it flagged.
 """
@@ -94,6 +100,8 @@ class Deviation:
     transports: tuple[str, ...] = ()
     # Entries for the other ways the same cells fail (see the module's docstring).
     alternatives: tuple[str, ...] = ()
+    # The peers on the other side against which alone this failure shows: empty, any.
+    partners: tuple[str, ...] = ()
 
     @property
     def reference(self) -> str:
@@ -108,6 +116,8 @@ class Deviation:
         if self.mechanisms and mechanism not in self.mechanisms:
             return False
         if self.transports and transport not in self.transports:
+            return False
+        if self.partners and (client_peer if self.side == "server" else server_peer) not in self.partners:
             return False
         return (server_peer if self.side == "server" else client_peer) == self.peer
 
@@ -191,6 +201,7 @@ def _scenarios(path: Path, line: int, value: Any, known: set[str] | None) -> tup
 ENTRY_KEYS = {"id", "peer", "side", "scenarios", "fails", "reason", "clause", "upstream"}
 OPTIONAL_KEYS = {"mechanisms": tuple(vocabulary.MECHANISMS), "transports": tuple(vocabulary.TRANSPORTS)}
 ALTERNATIVE = "alternative"
+PARTNERS = "partners"
 FAILS_KEYS = {"step", "action", "reason", "expected", "seen"}
 WIRE_KEYS = {"id", "check", "peer", "reason", "clause", "upstream", "scenarios", "octets"}
 
@@ -207,7 +218,7 @@ def load(path: Path = TABLE, known_scenarios: set[str] | None = None) -> list[De
         missing = ENTRY_KEYS - set(entry)
         if missing:
             raise DeviationError(f"{path}:{line}: entry {entry.get('id', i + 1)!r} lacks {', '.join(sorted(missing))}")
-        unknown = set(entry) - ENTRY_KEYS - set(OPTIONAL_KEYS) - {ALTERNATIVE}
+        unknown = set(entry) - ENTRY_KEYS - set(OPTIONAL_KEYS) - {ALTERNATIVE, PARTNERS}
         if unknown:
             raise DeviationError(f"{path}:{line}: unknown key(s) {', '.join(sorted(unknown))}")
         did = str(entry["id"])
@@ -240,6 +251,9 @@ def load(path: Path = TABLE, known_scenarios: set[str] | None = None) -> list[De
         )
         scenarios = _scenarios(path, line, entry["scenarios"], known_scenarios)
         alternatives = tuple(_list(entry[ALTERNATIVE])) if entry.get(ALTERNATIVE) is not None else ()
+        partners = tuple(str(p) for p in _list(entry.get(PARTNERS) or []))
+        if PARTNERS in entry and not partners:
+            raise DeviationError(f"{path}:{line}: {did}: partners, when given, names at least one peer")
         for peer in _list(entry["peer"]):
             out.append(
                 Deviation(
@@ -255,6 +269,7 @@ def load(path: Path = TABLE, known_scenarios: set[str] | None = None) -> list[De
                     limits["mechanisms"],
                     limits["transports"],
                     alternatives,
+                    partners,
                 )
             )
     _check_alternatives(path, out)
@@ -325,12 +340,18 @@ def load_wire(path: Path = TABLE, known_scenarios: set[str] | None = None) -> li
 def for_peers(table: list, families: dict[str, str]) -> list:
     """The table with each entry for an implementation also made for every peer that is a version
     of it (peers.yaml `family`), so `libzmq-4.3.4` inherits what is known of `libzmq`."""
-    out = list(table)
-    for dev in table:
-        for peer, family in families.items():
-            if family == dev.peer and peer != dev.peer:
-                out.append(replace(dev, peer=peer))
-    return out
+
+    def versions(name: str) -> list[str]:
+        return [name, *(peer for peer, family in families.items() if family == name and peer != name)]
+
+    # A partner family stands for each of its versions too.
+    table = [
+        replace(dev, partners=tuple(dict.fromkeys(v for p in dev.partners for v in versions(p))))
+        if getattr(dev, "partners", ())
+        else dev
+        for dev in table
+    ]
+    return table + [replace(dev, peer=peer) for dev in table for peer in versions(dev.peer)[1:]]
 
 
 def find_wire(
