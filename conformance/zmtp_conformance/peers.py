@@ -363,6 +363,7 @@ class AgentProcess:
         timeout = deadline if deadline is not None else float(fields.get("timeout") or 0) + 10.0
         if not self.alive:
             self.died = self.died or not self.stopping
+            await self.until_exited(grace=0.5)  # its last stderr lines may still be on their way
             raise protocol.AgentError(protocol.FAILED, f"agent is not running{self._stderr_hint()}", self.name)
         async with self._lock:
             self._id += 1

@@ -336,7 +336,12 @@ class CellItem(pytest.Item):
                 if n > 1 and path.exists():
                     # The stalled attempt's capture stays, as the evidence its rerun rests on.
                     path.replace(path.with_name(wire.stalled_file_name(path.name, n - 1)))
-            result = await run_cell(self.cell, st.pool, st.deviations, capture, path, st.wire_table)
+            try:
+                result = await run_cell(self.cell, st.pool, st.deviations, capture, path, st.wire_table)
+            except Exception:
+                # A harness error: whatever state it left the agents in must not reach the next cell.
+                await st.pool.discard(self.cell.server, self.cell.client)
+                raise
             if result.outcome in (Outcome.FAILED, Outcome.DEVIATES):
                 # An excused failure can leave the agent as broken as any other (JeroMQ's I/O thread
                 # spins after a negative frame size): the next cell, or attempt, gets a fresh one.

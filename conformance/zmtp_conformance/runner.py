@@ -85,8 +85,8 @@ class CellRun:
         """
         dead = []
         for agent in dict.fromkeys(self.agents.values()):
-            if agent in self.killed:
-                continue
+            if agent in self.killed or agent in self.paused:
+                continue  # a fault step's doing; a paused agent cannot answer, and is not dead
             if not agent.died:
                 try:
                     await agent.request("hello", deadline=1.0)
@@ -760,7 +760,10 @@ class CellRun:
                 pass
         self.respawn.clear()
         for agent in self.paused:
-            await agent.unpause()
+            try:
+                await agent.unpause()
+            except Exception as exc:  # whatever the backend raises: the rest of the teardown must run
+                self.t.add("harness", "unpause failed", f"{agent.name}: {exc!r}")
         for raw in self.raws.values():
             raw.close()
         for server in self.servers:

@@ -139,18 +139,24 @@ class ContainerAgent(AgentProcess):
             container, self.container = self.container, None
             await asyncio.get_running_loop().run_in_executor(None, _remove, container)
 
+    # The faults act on the container while there is one: an agent stopped meanwhile (a request
+    # that timed out stops it) has nothing left to kill, pause or thaw.
     async def kill(self) -> None:
         """Fault: the peer's process dies at once (SIGKILL), its connections with it."""
-        await asyncio.get_running_loop().run_in_executor(None, lambda: self.container.get_wrapped_container().kill())
+        if self.container is not None:
+            container = self.container.get_wrapped_container()
+            await asyncio.get_running_loop().run_in_executor(None, container.kill)
         if self.writer is not None:
             self.writer.close()
 
     async def pause(self) -> None:
         """Fault: the peer stops answering anything (cgroup freezer); its sockets stay open."""
-        await asyncio.get_running_loop().run_in_executor(None, lambda: self.container.get_wrapped_container().pause())
+        if self.container is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.container.get_wrapped_container().pause)
 
     async def unpause(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(None, lambda: self.container.get_wrapped_container().unpause())
+        if self.container is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.container.get_wrapped_container().unpause)
 
 
 def _remove(container: Any) -> None:
