@@ -30,36 +30,6 @@ steps:
   - intruder.send_raw: {greeting: {minor: 1}}
 """
 
-
-def test_a_deferred_raw_client_loads_with_its_connect_step(tmp_path):
-    sc = load_file(write(tmp_path, BASE))
-    assert sc.roles["intruder"].deferred and not sc.roles["client"].deferred
-    assert [s.action for s in sc.steps if s.role == "intruder"] == ["connect", "send_raw"]
-
-
-@pytest.mark.parametrize(
-    "change,where,message",
-    [
-        (
-            ("client: {side: client, type: PAIR}", "client: {side: client, type: PAIR, deferred: true}"),
-            "roles.client.deferred",
-            "only a raw client (which then connects at its connect step) or a peer server",
-        ),
-        (("  - intruder.connect: true\n", ""), "roles.intruder.deferred", "first step must be intruder.connect"),
-        (
-            ("raw: true, deferred: true}", "raw: true}"),
-            "steps[2]",
-            "'intruder' connects at set-up; give the role `deferred: true`",
-        ),
-    ],
-)
-def test_a_misused_deferral_is_a_load_error_naming_the_place(tmp_path, change, where, message):
-    path = write(tmp_path, BASE.replace(*change))
-    with pytest.raises(ScenarioError) as err:
-        load_file(path)
-    assert where in str(err.value) and message in str(err.value) and str(path) in str(err.value)
-
-
 LATE = """\
 id: 99/test/late-server
 title: a server that binds late
@@ -76,33 +46,58 @@ steps:
 """
 
 
-def test_a_deferred_peer_server_loads_with_its_bind_step(tmp_path):
-    sc = load_file(write(tmp_path, LATE))
-    assert sc.roles["server"].deferred and sc.roles["server"].deferred_step == "bind"
-    assert [s.action for s in sc.steps if s.role == "server"] == ["bind", "expect"]
+def test_a_deferred_raw_client_loads_with_its_connect_step(tmp_path):
+    sc = load_file(write(tmp_path, BASE))
+    assert sc.roles["intruder"].deferred and not sc.roles["client"].deferred
+    assert [s.action for s in sc.steps if s.role == "intruder"] == ["connect", "send_raw"]
 
 
 @pytest.mark.parametrize(
-    "change,where,message",
+    "base,change,where,message",
     [
-        (("  - server.bind: true\n", ""), "roles.server.deferred", "first step must be server.bind"),
         (
+            BASE,
+            ("client: {side: client, type: PAIR}", "client: {side: client, type: PAIR, deferred: true}"),
+            "roles.client.deferred",
+            "only a raw client (which then connects at its connect step) or a peer server",
+        ),
+        (BASE, ("  - intruder.connect: true\n", ""), "roles.intruder.deferred", "first step must be intruder.connect"),
+        (
+            BASE,
+            ("raw: true, deferred: true}", "raw: true}"),
+            "steps[2]",
+            "'intruder' connects at set-up; give the role `deferred: true`",
+        ),
+        (LATE, ("  - server.bind: true\n", ""), "roles.server.deferred", "first step must be server.bind"),
+        (
+            LATE,
             ("type: PULL, deferred: true}", "type: PULL}"),
             "steps[2]",
             "'server' binds at set-up; give the role `deferred: true` to bind here",
         ),
         (
+            LATE,
             ("server: {side: server, type: PULL, deferred: true}", "server: {side: server, raw: true, deferred: true}"),
             "roles.server.deferred",
             "only a raw client",
         ),
     ],
 )
-def test_a_misused_deferred_server_is_a_load_error(tmp_path, change, where, message):
-    path = write(tmp_path, LATE.replace(*change))
+def test_a_misused_deferral_is_a_load_error_naming_the_place(tmp_path, base, change, where, message):
+    path = write(tmp_path, base.replace(*change))
     with pytest.raises(ScenarioError) as err:
         load_file(path)
-    assert where in str(err.value) and message in str(err.value), str(err.value)
+    assert where in str(err.value) and message in str(err.value) and str(path) in str(err.value)
+
+
+
+
+def test_a_deferred_peer_server_loads_with_its_bind_step(tmp_path):
+    sc = load_file(write(tmp_path, LATE))
+    assert sc.roles["server"].deferred and sc.roles["server"].deferred_step == "bind"
+    assert [s.action for s in sc.steps if s.role == "server"] == ["bind", "expect"]
+
+
 
 
 @pytest.mark.parametrize("transport", ["tcp", "ipc"])
