@@ -14,9 +14,11 @@ import fcntl
 import importlib.util
 import json
 import os
+import random
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -71,9 +73,6 @@ def free_endpoint(transport: str) -> str:
     """
     if transport != "tcp":
         return endpoint_for(transport)
-    import random
-    import socket
-
     try:
         low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     except (OSError, ValueError, IndexError):
