@@ -492,8 +492,6 @@ class AgentPool:
         key = (peer, side)
         agent = self.agents.get(key)
         if agent is None or not agent.alive:
-            if agent is not None:
-                await agent.stop()  # a dead container is kept for its log until now
             agent = make_agent(
                 self.specs[peer], name=f"{peer}/{side}", extra_args=self.extra_args.get(peer), keylog=self.keylog
             )
