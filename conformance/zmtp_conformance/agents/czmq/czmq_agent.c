@@ -439,8 +439,16 @@ static void op_events (json_int_t id, json_t *req, int index)
             return;
         }
         if (zclock_mono () >= deadline) {
-            char msg [200];
-            snprintf (msg, sizeof msg, "no %s event in time (%zu other events queued)", until, json_array_size (log));
+            //  Name what did come, as the other agents do: a deviation's signature tells
+            //  "the handshake failed" from "nothing happened" by it.
+            char seen [400] = "";
+            size_t used = 0;
+            for (size_t i = 0; i < json_array_size (log) && used < sizeof seen - 1; i++)
+                used += snprintf (seen + used, sizeof seen - used, "%s%s", i ? ", " : "",
+                                  json_string_value (json_object_get (json_array_get (log, i), "event")));
+            char msg [512];
+            snprintf (msg, sizeof msg, "no %s event within %gs (saw %s)", until,
+                      timeout ? json_number_value (timeout) : 2.0, used ? seen : "no events");
             fail (id, "timeout", msg);
             return;
         }

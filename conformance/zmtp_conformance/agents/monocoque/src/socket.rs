@@ -42,6 +42,10 @@ pub enum Cmd {
 
 struct Link {
     id: u64,
+    /// Where the link stands in the round-robin: a connect's place is taken when the
+    /// application calls connect, as libzmq attaches a pipe then, so connecting to A and
+    /// then B sends the first message to A whichever handshake finishes first.
+    rank: u64,
     cmd: flume::Sender<Cmd>,
 }
 
@@ -57,6 +61,7 @@ pub struct Shared {
     inbox_rx: flume::Receiver<(u64, Msg)>,
     links: RefCell<Vec<Link>>,
     next_link: Cell<u64>,
+    next_rank: Cell<u64>,
     /// Subscriptions in force (a multiset), replayed on every new connection.
     subs: RefCell<Vec<Bytes>>,
     monitors: RefCell<Vec<SocketMonitor>>,
@@ -87,6 +92,7 @@ impl AgentSocket {
                 inbox_rx,
                 links: RefCell::new(Vec::new()),
                 next_link: Cell::new(1),
+                next_rank: Cell::new(1),
                 subs: RefCell::new(Vec::new()),
                 monitors: RefCell::new(Vec::new()),
                 events: RefCell::new(VecDeque::new()),
@@ -168,6 +174,7 @@ impl AgentSocket {
         }
         let ep = parse_endpoint(endpoint)?;
         let name = endpoint.to_owned();
+        let rank = sh.take_rank();
         // Connecting is asynchronous, as in libzmq: the request returns and the
         // connection comes up behind it; a refused connect is tried again.
         spawn_detached(async move {
@@ -177,7 +184,7 @@ impl AgentSocket {
                     Endpoint::Tcp(addr) => match Conn::connect_tcp(sh.kind, addr, sh.opts.clone()).await {
                         Ok(c) => {
                             sh.handshake_done("connected", &name);
-                            add_link(&sh, c, true, name.clone(), true);
+                            add_link(&sh, c, true, name.clone(), true, rank);
                             return;
                         }
                         Err(e) => e,
@@ -186,7 +193,7 @@ impl AgentSocket {
                         Ok(stream) => match Conn::over_ipc(sh.kind, stream, sh.opts.clone()).await {
                             Ok(c) => {
                                 sh.handshake_done("connected", &name);
-                                add_link(&sh, c, false, name.clone(), true);
+                                add_link(&sh, c, false, name.clone(), true, rank);
                                 return;
                             }
                             Err(e) => e,
@@ -396,6 +403,12 @@ impl AgentSocket {
 // handshake runs inside each socket's constructor, so the constructor's answer
 // is the report, as the zmq.rs agent does for its connect.
 impl Shared {
+    fn take_rank(&self) -> u64 {
+        let rank = self.next_rank.get();
+        self.next_rank.set(rank + 1);
+        rank
+    }
+
     pub fn event(&self, name: &str, endpoint: &str, reason: Option<String>) {
         let mut ev = json!({"event": name, "endpoint": endpoint});
         if let Some(r) = reason {
@@ -498,7 +511,7 @@ fn event_json(ev: &SocketEvent) -> Value {
 
 /// `reconnects`: made by the library's `connect_with_options`, so it keeps
 /// its endpoint and `try_reconnect` can work.
-fn add_link<S>(sh: &Rc<Shared>, mut conn: Conn<S>, reconnects: bool, endpoint: String, connected: bool)
+fn add_link<S>(sh: &Rc<Shared>, mut conn: Conn<S>, reconnects: bool, endpoint: String, connected: bool, rank: u64)
 where
     S: compio_io::AsyncRead + compio_io::AsyncWrite + Unpin + 'static,
     Conn<S>: Reconnect,
@@ -512,7 +525,10 @@ where
     let id = sh.next_link.get();
     sh.next_link.set(id + 1);
     let (tx, rx) = flume::unbounded();
-    sh.links.borrow_mut().push(Link { id, cmd: tx });
+    let mut links = sh.links.borrow_mut();
+    let at = links.iter().position(|l| l.rank > rank).unwrap_or(links.len());
+    links.insert(at, Link { id, rank, cmd: tx });
+    drop(links);
     spawn_detached(run_link(sh.clone(), id, conn, rx, reconnects, endpoint, connected));
 }
 
@@ -586,7 +602,8 @@ where
         }
         sh.pair_taken.set(true);
     }
-    add_link(sh, conn, false, endpoint, false);
+    let rank = sh.take_rank();
+    add_link(sh, conn, false, endpoint, false, rank);
 }
 
 /// The task that owns one connection: it serves requests and reads in between.
