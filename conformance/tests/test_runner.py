@@ -209,6 +209,30 @@ def test_a_failed_cells_agents_are_started_afresh():
     asyncio.run(go())
 
 
+def test_a_failed_cell_restarts_only_the_agents_it_used():
+    async def go():
+        pool = AgentPool(peers.load_registry())
+        try:
+            used_server = await pool.get("impl", "server")
+            used_client = await pool.get("libzmq", "client")
+            # The same peers on the other side, kept by another pairing (libzmq serving impl).
+            idle_client = await pool.get("impl", "client")
+            idle_server = await pool.get("libzmq", "server")
+            await pool.discard_cell("impl", "libzmq")
+            assert not used_server.alive and not used_client.alive
+            assert idle_client.alive and idle_server.alive
+            assert await pool.get("impl", "client") is idle_client
+            server_now = await pool.get("impl", "server")
+            assert server_now is not used_server
+            # A raw side has no agent to stop; the other side's is stopped alone.
+            await pool.discard_cell("raw", "impl")
+            assert not idle_client.alive and server_now.alive
+        finally:
+            await pool.close()
+
+    asyncio.run(go())
+
+
 def test_the_raw_peer_catches_what_impl_gets_wrong_in_its_own_core():
     # The raw peer has its own codec: a bug switched on in impl's core (here its READY names the
     # wrong socket type) is caught by the raw peer instead of being shared with it.

@@ -340,12 +340,12 @@ class CellItem(pytest.Item):
                 result = await run_cell(self.cell, st.pool, st.deviations, capture, path, st.wire_table)
             except Exception:
                 # A harness error: whatever state it left the agents in must not reach the next cell.
-                await st.pool.discard(self.cell.server, self.cell.client)
+                await st.pool.discard_cell(self.cell.server, self.cell.client)
                 raise
             if result.outcome in (Outcome.FAILED, Outcome.DEVIATES):
                 # An excused failure can leave the agent as broken as any other (JeroMQ's I/O thread
                 # spins after a negative frame size): the next cell, or attempt, gets a fresh one.
-                await st.pool.discard(self.cell.server, self.cell.client)
+                await st.pool.discard_cell(self.cell.server, self.cell.client)
             return result
 
         client = st.registry.get(self.cell.client)
