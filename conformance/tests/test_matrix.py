@@ -217,6 +217,17 @@ def test_sharding_by_pairing_partitions_the_matrix_and_keeps_each_shard_to_few_p
     assert set().union(*(matrix.shard_peers(keys, f"{i}/4", anchors) for i in (1, 2, 3, 4))) == set(peers)
 
 
+def test_every_pairing_is_dealt_evenly_to_more_shards_than_peers():
+    peers = [f"p{i:02}" for i in range(10)]
+    keys = matrix.pairings(peers)  # no anchors: every pairing, 10 alone and 45 pairs
+    shards = matrix.deal(keys, 12)
+    assert sorted(k for s in shards for k in s) == sorted(keys)
+    sizes = [len(s) for s in shards]
+    assert min(sizes) >= 1 and max(sizes) - min(sizes) <= 1, sizes
+    # A shard starts a handful of peers, not the ten.
+    assert max(len(matrix.shard_peers(keys, f"{i}/12")) for i in range(1, 13)) <= 6
+
+
 def test_a_stale_entry_gates_unless_it_spoke_only_of_provisional_peers(tmp_path):
     devs = _table(tmp_path, dict(id="a", peer="zmq4", side="server", scenarios="['37/x/a']", fails=CLOSE))
     only_new = [_record("37/x/a", "zmq4-0.17.0", "raw", "passed")]

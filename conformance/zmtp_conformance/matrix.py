@@ -69,6 +69,15 @@ def _deal(
     keys: tuple[tuple[str, ...], ...], n: int, anchors: frozenset[str]
 ) -> tuple[tuple[tuple[str, ...], ...], ...]:
     # Cached: the plugin shards each scenario file's cells against the same keys.
+    if not anchors:
+        # Every pairing: grouping by peer would give the last peer's group every pairing of it
+        # and leave shards empty once there are more shards than peers. Runs of keys in sorted
+        # order, as even as can be, keep the balance; a run is one peer's pairings with a stretch
+        # of the others, so a shard still starts a few peers, not all.
+        ordered = sorted(keys)
+        size, extra = divmod(len(ordered), n)
+        cuts = [i * size + min(i, extra) for i in range(n + 1)]
+        return tuple(tuple(ordered[cuts[i] : cuts[i + 1]]) for i in range(n))
     groups: dict[str, list[tuple[str, ...]]] = {}
     for key in keys:
         others = [p for p in key if p not in anchors]
