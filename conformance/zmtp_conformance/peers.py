@@ -500,14 +500,13 @@ class AgentPool:
         return agent
 
     async def discard(self, *peers: str) -> None:
-        """Stop these peers' agents, so the next cell starts them afresh.
+        """Stop these peers' agents on both sides, so the next use starts them afresh.
 
-        After a failed or deviating cell: whatever state the failure left in an agent (a socket
-        stuck mid-handshake, a library's I/O thread gone) must not reach the next
-        cell, nor the failed cell's own rerun.
+        Whatever state a failure left in an agent (a socket stuck mid-handshake, a library's I/O
+        thread gone) must not reach what runs next; after one cell, `discard_cell` stops only the
+        agents that cell used.
         """
-        for key in [k for k in self.agents if k[0] in peers]:
-            await self.agents.pop(key).stop()
+        await self._stop([k for k in self.agents if k[0] in peers])
 
     async def discard_cell(self, server: str, client: str) -> None:
         """Stop the two agents a cell used, (server peer, "server") and (client peer, "client").
@@ -516,7 +515,10 @@ class AgentPool:
         took no part in it and are kept, which halves the agents a run restarts (a container
         costs 0.3 to 0.9 s of CPU to start, and a run has about a thousand deviating cells).
         """
-        for key in ((server, "server"), (client, "client")):
+        await self._stop([(server, "server"), (client, "client")])
+
+    async def _stop(self, keys: list[tuple[str, str]]) -> None:
+        for key in keys:
             agent = self.agents.pop(key, None)
             if agent is not None:
                 await agent.stop()
