@@ -41,11 +41,11 @@ pub enum Cmd {
 }
 
 struct Link {
+    /// Also where the link stands in the round-robin (links are kept sorted by it): a
+    /// connect takes its id when the application calls connect, as libzmq attaches a pipe
+    /// then, so connecting to A and then B sends the first message to A whichever handshake
+    /// finishes first.
     id: u64,
-    /// Where the link stands in the round-robin: a connect's place is taken when the
-    /// application calls connect, as libzmq attaches a pipe then, so connecting to A and
-    /// then B sends the first message to A whichever handshake finishes first.
-    rank: u64,
     cmd: flume::Sender<Cmd>,
 }
 
@@ -61,7 +61,6 @@ pub struct Shared {
     inbox_rx: flume::Receiver<(u64, Msg)>,
     links: RefCell<Vec<Link>>,
     next_link: Cell<u64>,
-    next_rank: Cell<u64>,
     /// Subscriptions in force (a multiset), replayed on every new connection.
     subs: RefCell<Vec<Bytes>>,
     monitors: RefCell<Vec<SocketMonitor>>,
@@ -92,7 +91,6 @@ impl AgentSocket {
                 inbox_rx,
                 links: RefCell::new(Vec::new()),
                 next_link: Cell::new(1),
-                next_rank: Cell::new(1),
                 subs: RefCell::new(Vec::new()),
                 monitors: RefCell::new(Vec::new()),
                 events: RefCell::new(VecDeque::new()),
@@ -174,7 +172,7 @@ impl AgentSocket {
         }
         let ep = parse_endpoint(endpoint)?;
         let name = endpoint.to_owned();
-        let rank = sh.take_rank();
+        let id = sh.take_link_id();
         // Connecting is asynchronous, as in libzmq: the request returns and the
         // connection comes up behind it; a refused connect is tried again.
         spawn_detached(async move {
@@ -184,7 +182,7 @@ impl AgentSocket {
                     Endpoint::Tcp(addr) => match Conn::connect_tcp(sh.kind, addr, sh.opts.clone()).await {
                         Ok(c) => {
                             sh.handshake_done("connected", &name);
-                            add_link(&sh, c, true, name.clone(), true, rank);
+                            add_link(&sh, c, true, name.clone(), true, id);
                             return;
                         }
                         Err(e) => e,
@@ -193,7 +191,7 @@ impl AgentSocket {
                         Ok(stream) => match Conn::over_ipc(sh.kind, stream, sh.opts.clone()).await {
                             Ok(c) => {
                                 sh.handshake_done("connected", &name);
-                                add_link(&sh, c, false, name.clone(), true, rank);
+                                add_link(&sh, c, false, name.clone(), true, id);
                                 return;
                             }
                             Err(e) => e,
@@ -403,10 +401,10 @@ impl AgentSocket {
 // handshake runs inside each socket's constructor, so the constructor's answer
 // is the report, as the zmq.rs agent does for its connect.
 impl Shared {
-    fn take_rank(&self) -> u64 {
-        let rank = self.next_rank.get();
-        self.next_rank.set(rank + 1);
-        rank
+    fn take_link_id(&self) -> u64 {
+        let id = self.next_link.get();
+        self.next_link.set(id + 1);
+        id
     }
 
     pub fn event(&self, name: &str, endpoint: &str, reason: Option<String>) {
@@ -511,7 +509,7 @@ fn event_json(ev: &SocketEvent) -> Value {
 
 /// `reconnects`: made by the library's `connect_with_options`, so it keeps
 /// its endpoint and `try_reconnect` can work.
-fn add_link<S>(sh: &Rc<Shared>, mut conn: Conn<S>, reconnects: bool, endpoint: String, connected: bool, rank: u64)
+fn add_link<S>(sh: &Rc<Shared>, mut conn: Conn<S>, reconnects: bool, endpoint: String, connected: bool, id: u64)
 where
     S: compio_io::AsyncRead + compio_io::AsyncWrite + Unpin + 'static,
     Conn<S>: Reconnect,
@@ -522,12 +520,10 @@ where
     if let Some(m) = conn.monitor() {
         sh.monitors.borrow_mut().push(m);
     }
-    let id = sh.next_link.get();
-    sh.next_link.set(id + 1);
     let (tx, rx) = flume::unbounded();
     let mut links = sh.links.borrow_mut();
-    let at = links.iter().position(|l| l.rank > rank).unwrap_or(links.len());
-    links.insert(at, Link { id, rank, cmd: tx });
+    let at = links.iter().position(|l| l.id > id).unwrap_or(links.len());
+    links.insert(at, Link { id, cmd: tx });
     drop(links);
     spawn_detached(run_link(sh.clone(), id, conn, rx, reconnects, endpoint, connected));
 }
@@ -602,8 +598,7 @@ where
         }
         sh.pair_taken.set(true);
     }
-    let rank = sh.take_rank();
-    add_link(sh, conn, false, endpoint, false, rank);
+    add_link(sh, conn, false, endpoint, false, sh.take_link_id());
 }
 
 /// The task that owns one connection: it serves requests and reads in between.
