@@ -9,6 +9,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -127,6 +128,78 @@ def test_sniffer_cuts_the_capture_at_each_sync(tmp_path):
         assert all(tcp.parse(r.data, sn.linktype) for r in recs)
         assert len({r.data for r in recs}) == len(recs)
     assert not sn.path.exists()  # stop() removes the running capture
+
+
+@needs_sniffer
+def test_sniffer_gives_back_what_it_has_read(tmp_path, monkeypatch):
+    from zmtp_conformance.capture import sniffer
+
+    monkeypatch.setattr(sniffer, "RELEASE_STEP", 1 << 16)
+    sn = Sniffer(tmp_path)
+    sn.start()
+    try:
+        srv = socket.create_server(("127.0.0.1", 0))
+        c = socket.create_connection(srv.getsockname())
+        s, _ = srv.accept()
+        for _ in range(8):
+            c.sendall(b"x" * (1 << 18))
+            got = 0
+            while got < 1 << 18:
+                got += len(s.recv(1 << 20))
+            sn.sync()
+        for x in (c, s, srv):
+            x.close()
+        st = os.stat(sn.path)
+        # At least 2 MiB crossed lo (twice, as seen by tcpdump); nearly all of it is released.
+        assert st.st_size > 2 << 20
+        assert sn.released >= st.st_size - (1 << 17)
+        assert st.st_blocks * 512 < st.st_size // 4
+    finally:
+        sn.stop()
+
+
+@needs_sniffer
+def test_tcpdump_dies_with_a_killed_harness(tmp_path):
+    code = (
+        "import sys, time; from zmtp_conformance.capture.sniffer import Sniffer; "
+        f"s = Sniffer({str(tmp_path)!r}); s.start(); print(s.path, flush=True); time.sleep(60)"
+    )
+    harness = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    path = harness.stdout.readline().strip()
+    assert path
+
+    def tcpdumps() -> list[str]:
+        found = []
+        for p in Path("/proc").glob("[0-9]*"):
+            try:
+                argv = (p / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if argv and argv[0].endswith(b"tcpdump") and path.encode() in argv:
+                found.append(p.name)
+        return found
+
+    assert tcpdumps(), "the harness started no tcpdump writing its capture"
+    harness.kill()  # SIGKILL: no stop(), no atexit, no finally
+    harness.wait()
+    deadline = time.monotonic() + 5
+    while tcpdumps() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert tcpdumps() == [], f"tcpdump still writes {path} after its harness was killed"
+
+
+def test_orphaned_capture_folders_are_removed_and_live_ones_kept(tmp_path):
+    from zmtp_conformance.capture.sniffer import remove_orphans
+
+    gone, alive, fresh, old = (tmp_path / f"zmtp-sniff-{n}" for n in ("gone", "alive", "fresh", "old"))
+    for d in (gone, alive, fresh, old):
+        d.mkdir()
+    (gone / "lo-4194305.pcap").write_bytes(b"")  # above the largest pid Linux allows (4194304)
+    (alive / f"lo-{os.getpid()}.pcap").write_bytes(b"")
+    os.utime(old, (time.time() - 3600, time.time() - 3600))
+    assert sorted(remove_orphans(tmp_path)) == [gone, old]
+    assert not gone.exists() and not old.exists()
+    assert alive.exists() and fresh.exists()  # fresh: its harness has not started tcpdump yet
 
 
 def test_sniffer_refuses_to_start_without_tcpdump(tmp_path, monkeypatch):
