@@ -34,7 +34,7 @@ from typing import Any
 
 import yaml
 
-from . import vocabulary
+from . import vocabulary, yamltext
 
 HERE = Path(__file__).resolve().parent
 TABLE = HERE.parent / "deviations.yaml"
@@ -162,8 +162,8 @@ class WireDeviation:
 def _read(path: Path) -> tuple[dict[str, Any], dict[tuple[str, int], int]]:
     try:
         text = path.read_text()
-        raw = yaml.safe_load(text) or {}
-        node = yaml.compose(text)
+        raw, node = yamltext.parse(text)
+        raw = raw or {}
     except (OSError, yaml.YAMLError) as exc:
         raise DeviationError(f"cannot read the deviation table {path}: {exc}") from None
     lines: dict[tuple[str, int], int] = {}

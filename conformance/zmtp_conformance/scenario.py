@@ -16,7 +16,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from . import requirements, vocabulary
+from . import requirements, vocabulary, yamltext
 
 HERE = Path(__file__).resolve().parent
 SCENARIO_DIR = HERE.parent.parent / "scenarios"
@@ -109,6 +109,11 @@ def schema() -> dict[str, Any]:
     return vocabulary.scenario_schema()
 
 
+@cache
+def _validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(schema())
+
+
 def line_index(node: yaml.Node, path: tuple = ()) -> dict[tuple, int]:
     """Map each path (keys and indexes) in the document to its 1-based line."""
     out = {path: node.start_mark.line + 1}
@@ -128,8 +133,8 @@ def read_with_lines(path: Path, error: type[Exception]) -> tuple[dict[str, Any],
     that cannot be read or parsed raises `error` naming it."""
     try:
         text = path.read_text()
-        doc = yaml.safe_load(text) or {}
-        return doc, (line_index(yaml.compose(text)) if doc else {})
+        doc, node = yamltext.parse(text)
+        return (doc or {}), (line_index(node) if doc and node is not None else {})
     except (OSError, yaml.YAMLError) as exc:
         raise error(f"{path}: {exc}") from None
 
@@ -174,16 +179,14 @@ def load_file(path: Path, inventory: dict[str, requirements.Requirement] | None 
         line = path.read_bytes()[: exc.start].count(b"\n") + 1
         raise ScenarioError(path, line, "", f"not UTF-8 text: octet {exc.object[exc.start]:#04x} at {exc.start}") from None
     try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
+        data, node = yamltext.parse(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise ScenarioError(path, mark.line + 1 if mark else None, "", f"not valid YAML: {exc}") from None
     if node is None or not isinstance(data, dict):
         raise ScenarioError(path, 1, "", "expected a mapping with id, title, rfc, requirement, roles, steps")
     lines = line_index(node)
-    validator = jsonschema.Draft202012Validator(schema())
-    errors = sorted(validator.iter_errors(data), key=lambda e: (lines.get(tuple(e.absolute_path), 0), e.message))
+    errors = sorted(_validator().iter_errors(data), key=lambda e: (lines.get(tuple(e.absolute_path), 0), e.message))
     if errors:
         err = _deepest(errors[0])
         p = tuple(err.absolute_path)
