@@ -73,6 +73,26 @@ def written_twice(path: Path) -> bool:
     return False
 
 
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+def test_synthesised_packets_are_what_scapy_builds(host):
+    """synth packs its own headers; scapy, an independent builder, must produce the same octets."""
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.inet6 import IPv6
+    from scapy.layers.l2 import Ether
+
+    chunks = [("c", b"\xff" + bytes(8) + b"\x7f", 1.0), ("s", b"\x03", 1.1), ("c", b"z" * 70_001, 1.2)]
+    ours = synth.packets(chunks, (host, 40000), (host, 5555))
+    assert [len(r.data) - 14 - (40 if ":" in host else 20) - 20 for r in ours] == [0, 0, 0, 10, 1, 65483, 4518, 0, 0]
+    for rec in ours:
+        seg = tcp.parse(rec.data, 1)
+        ip = IPv6(src=seg.src[0], dst=seg.dst[0], hlim=64) if ":" in host else IP(src=seg.src[0], dst=seg.dst[0], id=1)
+        flags = "".join(f for f, bit in synth.FLAGS.items() if seg.flags & bit)
+        theirs = Ether(src="00:00:00:00:00:00", dst="00:00:00:00:00:00") / ip / TCP(
+            sport=seg.src[1], dport=seg.dst[1], seq=seg.seq, ack=Ether(rec.data)[TCP].ack, flags=flags, window=65535
+        )
+        assert bytes(theirs / bytes(seg.payload)) == rec.data, f"{flags} segment differs from scapy's"
+
+
 @pytest.mark.skipif(not shutil.which("tshark"), reason="no tshark here")
 def test_a_packet_written_twice_is_a_complaint_a_real_retransmission_is_not(tmp_path):
     pkts = synth.packets([("c", b"\xff" + bytes(8) + b"\x7f", time.time()), ("s", b"\x03\x01", time.time() + 0.01)])
@@ -84,8 +104,7 @@ def test_a_packet_written_twice_is_a_complaint_a_real_retransmission_is_not(tmp_
     synth.write_packets(twice, [*pkts[:5], pkts[4], *pkts[5:]])
     assert written_twice(twice) and any("retransmission" in c.lower() for c in tshark_complaints(twice))
     # The kernel's: the same segment sent again 5 ms later is traffic, not a fault of the capture.
-    again = pkts[4].copy()
-    again.time = pkts[4].time + 0.005
+    again = replace(pkts[4], timestamp=pkts[4].timestamp + 0.005)
     resent = tmp_path / "resent.pcap"
     synth.write_packets(resent, [*pkts[:5], again, *pkts[5:]])
     assert not written_twice(resent) and tshark_complaints(resent) == []
@@ -486,7 +505,7 @@ def test_a_stream_whose_start_the_capture_missed_is_incomplete_not_judged(tmp_pa
         server=("127.0.0.1", 5555),
     )
     late = tmp_path / "late.pcap"
-    synth.write_packets(late, [p for p in whole if "S" not in str(p["TCP"].flags)][1:])  # no SYN, SYN-ACK or ACK
+    synth.write_packets(late, [p for p in whole if not tcp.parse(p.data, 1).flags & tcp.SYN][1:])  # no SYN, SYN-ACK or ACK
     n, findings, incomplete, _silent = wire.check(late, {}, {0: "monocoque", 5555: "impl"}, "x/y", [])
     assert n == 1 and findings == [] and incomplete == ["127.0.0.1:40001 -> 127.0.0.1:5555"]
     # The same bytes with their start: judged, and the server's mid-stream frames are violations.

@@ -1,17 +1,27 @@
-"""Pcap files made from a recorded conversation, with scapy.
+"""Pcap files made from a recorded conversation.
 
 Where no packets can be sniffed (no privileges, or a Unix-domain socket),
 what each side sent is still known; this writes it as a TCP stream over
 loopback (handshake, data segments with true sequence numbers, FIN) so that
 the dissector, the validator, tshark and Wireshark all read it like a real
 capture. Tests use it to craft wrong bytes on purpose.
+
+The headers are packed here rather than built with scapy: every ipc cell of
+the matrix is written this way, and scapy's packet objects cost more CPU than
+the cell they record. What is built is plain Ethernet/IPv4-or-IPv6/TCP with
+correct checksums; test_wire checks that scapy and tshark read it as such.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import socket
+import struct
 import time
 from collections.abc import Iterable
 from pathlib import Path
+
+from .pcap import LINKTYPE_ETHERNET, Record, Writer
 
 # Made-up ports for made-up connections, in the dynamic range where tshark has no
 # port-based dissector that would claim the stream before ZMTP's heuristic sees it.
@@ -20,6 +30,45 @@ MSS = 65483  # what a loopback segment carries at MTU 65536
 
 Chunk = tuple[str, bytes, float]  # ("c" or "s": who sent it, the bytes, when)
 
+FLAGS = {"F": 0x01, "S": 0x02, "R": 0x04, "P": 0x08, "A": 0x10}
+_ETHER = bytes(12)  # both MAC addresses zero, as on lo
+
+
+def _checksum(*parts: bytes) -> int:
+    """The Internet checksum (RFC 1071) of the parts laid end to end; each part but the last is even."""
+    data = b"".join(parts)
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def frame(
+    src: tuple[str, int], dst: tuple[str, int], flags: str, seq: int, ack: int, payload: bytes = b"", ts: float = 0.0
+) -> Record:
+    """One Ethernet frame carrying one TCP segment from `src` to `dst`."""
+    v6 = ":" in src[0]
+    s_ip, d_ip = (ipaddress.ip_address(a).packed for a in (src[0], dst[0]))
+    bits = sum(FLAGS[f] for f in flags)
+    tcp = struct.pack("!HHIIBBHHH", src[1], dst[1], seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, 5 << 4, bits, 65535, 0, 0)
+    length = len(tcp) + len(payload)
+    if v6:
+        pseudo = s_ip + d_ip + struct.pack("!IxxxB", length, socket.IPPROTO_TCP)
+    else:
+        pseudo = s_ip + d_ip + struct.pack("!xBH", socket.IPPROTO_TCP, length)
+    tcp = tcp[:16] + struct.pack("!H", _checksum(pseudo, tcp, payload)) + tcp[18:]
+    if v6:
+        ip = struct.pack("!IHBB", 6 << 28, length, socket.IPPROTO_TCP, 64) + s_ip + d_ip
+        ether = _ETHER + b"\x86\xdd"
+    else:
+        ip = struct.pack("!BBHHHBBH", 0x45, 0, 20 + length, 1, 0, 64, socket.IPPROTO_TCP, 0) + s_ip + d_ip
+        ip = ip[:10] + struct.pack("!H", _checksum(ip)) + ip[12:]
+        ether = _ETHER + b"\x08\x00"
+    data = ether + ip + tcp + payload
+    return Record(ts, data, len(data))
+
 
 def packets(
     chunks: Iterable[Chunk],
@@ -27,30 +76,17 @@ def packets(
     server: tuple[str, int] = ("127.0.0.1", SERVER_PORT),
     close: bool = True,
     reset: bool = False,
-) -> list:  # list of scapy packets, each with .time set
+) -> list[Record]:
     """The packets of one TCP connection that carried `chunks`: handshake, data, FIN (or RST)."""
-    from scapy.layers.inet import IP, TCP
-    from scapy.layers.inet6 import IPv6
-    from scapy.layers.l2 import Ether
-
     chunks = list(chunks)
     t = chunks[0][2] if chunks else time.time()
     seq = {"c": 1000, "s": 5000}
     addr = {"c": client, "s": server}
-    ip = IPv6 if ":" in client[0] else IP
 
-    def pkt(who: str, flags: str, payload: bytes = b"", ts: float = 0.0):  # type: ignore[no-untyped-def]
+    def pkt(who: str, flags: str, payload: bytes = b"", ts: float = 0.0) -> Record:
         other = "s" if who == "c" else "c"
         ack = 0 if flags == "S" else seq[other]  # a lone SYN acknowledges nothing
-        p = (
-            Ether(src="00:00:00:00:00:00", dst="00:00:00:00:00:00")
-            / ip(src=addr[who][0], dst=addr[other][0])
-            / TCP(sport=addr[who][1], dport=addr[other][1], flags=flags, seq=seq[who], ack=ack, window=65535)
-        )
-        if payload:
-            p = p / payload
-        p.time = ts
-        return p
+        return frame(addr[who], addr[other], flags, seq[who], ack, payload, ts)
 
     out = [pkt("c", "S", ts=t)]
     seq["c"] += 1
@@ -72,16 +108,11 @@ def packets(
     return out
 
 
-def write_packets(path: str | Path, pkts: list) -> None:  # type: ignore[type-arg]
+def write_packets(path: str | Path, pkts: Iterable[Record]) -> None:
     """Packets from several connections into one pcap, in time order."""
-    from scapy.utils import PcapWriter
-
-    out = PcapWriter(str(path), linktype=1, sync=False, snaplen=262144)  # as tcpdump -s 0: whole 64 KiB segments
-    try:
-        for p in sorted(pkts, key=lambda p: float(p.time)):
+    with Writer(path, LINKTYPE_ETHERNET) as out:  # snap length as tcpdump -s 0: whole 64 KiB segments
+        for p in sorted(pkts, key=lambda p: p.timestamp):
             out.write(p)
-    finally:
-        out.close()
 
 
 def write_conversation(
