@@ -107,6 +107,9 @@ def cmd_run(args: argparse.Namespace, extra: list[str]) -> int:
         # matrix.ini leaves its options unset.
         "-p",
         "no:asyncio",
+        # Nor property tests: Hypothesis's plugin costs each worker 0.4 s of imports (and trio's) at start.
+        "-p",
+        "no:hypothesispytest",
         "-o",
         "testpaths=",
         "--junitxml",

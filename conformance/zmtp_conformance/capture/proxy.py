@@ -4,7 +4,7 @@ Unix-domain sockets (ipc://) never cross `lo`, and a machine without root
 cannot sniff at all. There the harness puts this proxy in front of each
 server: clients connect to the proxy, the proxy connects to the server, and
 every byte each side sends is forwarded unchanged and recorded with its
-time. `synth.write_conversations` then turns the recording into a pcap that
+time. `synth.write_packets` then turns the recording into a pcap that
 reads like a sniffed one.
 
 The proxy passes on half-closes (EOF one way, the other way still open) and
