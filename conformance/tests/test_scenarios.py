@@ -27,6 +27,22 @@ def test_every_rfc_clause_names_a_spec_we_ship():
             assert clause.split("/")[0] in specs, f"{sc.id}: {clause}"
 
 
+def test_every_clause_names_its_rfc_as_the_rfc_does():
+    """'49/SCATTER-GATHER#...' and '49/SCATTERGATHER#...' would be one RFC under two names in the reports."""
+    from zmtp_conformance import rfc
+
+    if not rfc.available():
+        pytest.skip(f"the RFC texts are not at {rfc.SPECS_DIR}")
+    wrong = {
+        f"{sc.path}: {spec}, but RFC {spec.split('/')[0]} is {rfc.title(spec.split('/')[0])}"
+        for sc in load_all()
+        for spec in (clause.split("#")[0] for clause in sc.rfc)
+        if spec != rfc.title(spec.split("/")[0])
+    }
+    assert not wrong, "\n".join(sorted(wrong))
+    assert rfc.title("49") == "49/SCATTERGATHER" != "49/SCATTER-GATHER"
+
+
 def test_every_level_is_a_keyword_of_the_clause_it_cites():
     """h2spec's rule: a scenario at MUST cites a passage that says MUST (or SHALL, and so on)."""
     from zmtp_conformance import rfc

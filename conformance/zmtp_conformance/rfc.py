@@ -36,6 +36,14 @@ def text(number: str) -> str:
         raise LookupError(f"no text for RFC {number} at {path}: {exc}") from None
 
 
+def title(number: str) -> str:
+    """The RFC's short name as its front matter gives it ('47/CLIENTSERVER'), which clause ids repeat."""
+    m = re.search(r"^title:\s*(\S+)", text(number), re.M)
+    if m is None:
+        raise LookupError(f"RFC {number}'s text has no title: line")
+    return m.group(1)
+
+
 def section(clause: str) -> str:
     """The text a clause id ('37/ZMTP#connection-heartbeating', or '28/REQREP' for the whole RFC) cites."""
     spec, _, anchor = clause.partition("#")
