@@ -128,6 +128,13 @@ _EXPECT = {
                 "timeout": {"type": "number", "exclusiveMinimum": 0},
                 "group": _GROUP,
                 "routing_id": {"$ref": "#/$defs/frame_in", "description": "SERVER: the client it came from"},
+                "within": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": 100,
+                    "description": "peer roles: the message is one of the next `within` received; those before it"
+                    " are read past (fair queuing may deliver another peer's message first)",
+                },
             },
         },
     ]
