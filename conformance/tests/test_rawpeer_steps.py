@@ -206,6 +206,37 @@ def test_disconnect_is_seen_by_the_peer_even_with_bytes_left_unread():
     _run(main())
 
 
+def test_expect_close_reports_octets_an_earlier_step_read_but_none_took():
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readexactly(1)
+        writer.write(b"\x03junk")
+        await writer.drain()
+        await asyncio.sleep(0.2)
+        writer.close()
+
+    async def main() -> None:
+        peer, server = await _connected(script)
+        await peer.write(b"\x00")
+        await peer.expect_response(2)  # reads the octets into the buffer and takes none of them
+        assert await peer.expect_close(2) == b"\x03junk"
+        peer.close()
+        server.close()
+
+    _run(main())
+
+
+def test_expect_close_does_not_report_messages_already_received():
+    async def main() -> None:
+        client, server_peer, listener = await _pair("DEALER", "ROUTER")
+        await server_peer.send_message([b"taken"])
+        assert await client.recv_message(2) == [b"taken"]
+        server_peer.close()
+        assert await client.expect_close(2) == b""
+        listener.close()
+
+    _run(main())
+
+
 def test_disconnect_twice_is_refused():
     async def main() -> None:
         client, server_peer, listener = await _pair("DEALER", "ROUTER")

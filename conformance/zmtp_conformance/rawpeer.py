@@ -382,16 +382,25 @@ class RawPeer:
         while not self.conn.messages:
             await self._read_more(deadline)
             await self.flush()  # PONGs
-        return self.conn.messages.pop(0)
+        message = self.conn.messages.pop(0)
+        if not self.conn.messages:
+            # Every octet read so far is a message taken, or a command the codec handled: none is
+            # left unread for expect_close, expect_silence or expect_response to report.
+            self.buf.clear()
+        return message
 
     async def expect_close(self, timeout: float) -> bytes:
         """Wait for the peer to close; returns what it sent meanwhile."""
         deadline = time.monotonic() + timeout
-        seen = bytearray()
+        # What arrived before this step and no step took (an earlier step's read may have buffered it)
+        # was sent before the close as much as what arrives now.
+        seen = bytearray(self.buf)
+        self.buf.clear()
         try:
             while True:
-                data = await self._read_more(deadline)
-                seen += data
+                await self._read_more(deadline)
+                seen += self.buf
+                self.buf.clear()
         except ConnectionError:
             self.t.add(self.name, "closed by peer", show(bytes(seen)) if seen else "")
             return bytes(seen)
