@@ -430,6 +430,12 @@ class CellRun:
                 raise
             self.t.add(role.name, "send refused", f"{exc.kind}: {exc.message} (allowed here)")
 
+    async def peer_send_more(self, role: Role, a: Any) -> None:
+        agent, sock = self._agent(role)
+        frames = frame_bytes(a, self.vars)
+        self.t.add(role.name, "send more", show(frames) + " (the message goes on)")
+        await agent.request("send_more", socket=sock, frames=protocol.encode_frames(frames), timeout=DEFAULT_TIMEOUT)
+
     async def peer_expect(self, role: Role, a: Any) -> None:
         agent, sock = self._agent(role)
         spec, timeout = expect_args(a)

@@ -159,6 +159,13 @@ ACTIONS: dict[str, Action] = {
         _action("wait", {HARNESS}, {"type": "number", "minimum": 0}, "seconds to wait (no role)"),
         _action("send", {PEER, RAW}, _SEND, "send a message: a list of frames, or {message, group, routing_id}"),
         _action(
+            "send_more",
+            {PEER},
+            {"$ref": "#/$defs/message_out"},
+            "send these frames as the start of a message, each with more to come (ZMQ_SNDMORE); the role's next"
+            " send adds the rest and ends it (agent op `send_more`)",
+        ),
+        _action(
             "expect",
             {PEER, RAW},
             _EXPECT,

@@ -572,3 +572,33 @@ async def test_large_messages_reach_the_engine_in_slices_it_can_push_back(ctx):
     assert pipe.send_many([[b"s"]] * 200) == 200
     assert small.calls[0] == FLUSH_MESSAGES and sum(small.calls) == 200
     await sock.close()
+
+
+# -- frame by frame ------------------------------------------------------------
+
+
+async def test_frames_sent_with_more_are_held_until_the_final_frame(ctx):
+    """RFC 37: a peer queues all frames of a message in memory until the final frame is sent."""
+    b, c, _ = await pair(ctx, zmtp.PAIR, zmtp.PAIR)
+    await until_connected(c)
+    await c.send(b"one", more=True)
+    await c.send(b"two", more=True)
+    assert await nothing_arrives(b)
+    await c.send(b"three")
+    assert await recv(b) == [b"one", b"two", b"three"]
+    await c.send(b"head", more=True)
+    await c.send_multipart([b"rest", b"end"])  # send_multipart finishes the held message too
+    assert await recv(b) == [b"head", b"rest", b"end"]
+
+
+async def test_send_many_refuses_to_start_while_a_message_is_half_sent(ctx):
+    _b, c, _ = await pair(ctx, zmtp.PAIR, zmtp.PAIR)
+    await c.send(b"held", more=True)
+    with pytest.raises(ValueError, match="wait for their final frame"):
+        await c.send_many([[b"x"]])
+
+
+async def test_a_single_part_socket_refuses_more(ctx):
+    _b, c, _ = await pair(ctx, zmtp.SERVER, zmtp.CLIENT)
+    with pytest.raises(zmtp.NotSupported, match="multipart"):
+        await c.send(b"x", more=True)

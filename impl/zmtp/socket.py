@@ -89,6 +89,7 @@ class Socket:
         self._connecters: dict[str, asyncio.Task[None]] = {}
         self._engines: set[Engine] = set()
         self._recv_rest: deque[bytes] = deque()
+        self._send_held: list[bytes] = []  # frames sent with more=True, held until the final frame
         self._closed = False
         self._last_pipe: Pipe | None = None  # where the last message came from
         self.last_endpoint = ""
@@ -492,6 +493,14 @@ class Socket:
 
     # -- public API ----------------------------------------------------------
 
+    def _refuse_held(self) -> None:
+        """send_many sends whole messages; frames held by send(more=True) belong to none of them."""
+        if self._send_held:
+            raise ValueError(
+                f"{len(self._send_held)} frame(s) sent with more=True wait for their final frame: finish that"
+                " message with send or send_multipart before send_many"
+            )
+
     def _check_open(self) -> None:
         if self._closed:
             raise SocketClosed(f"{self.type.value} socket is closed")
@@ -508,12 +517,22 @@ class Socket:
                 msg[i] = bytes(f)
         if not msg:
             raise ValueError("a message has at least one frame")
+        if self._send_held:
+            msg, self._send_held = [*self._send_held, *msg], []
         # Most sends complete at once; only wait (a coroutine deeper) when they cannot.
         if not self.send_now(msg):
             await self.send_waiting(msg)
 
-    async def send(self, data: bytes) -> None:
-        """Send a single-frame message."""
+    async def send(self, data: bytes, more: bool = False) -> None:
+        """Send a frame. With `more`, the frame is held, after any held before it, and nothing goes
+        out until a send without `more` (or a send_multipart) adds the final frame: RFC 37 has a
+        peer queue all frames of a message in memory until the final frame is sent."""
+        if more:
+            self._check_open()
+            if not self.can_send:
+                raise NotSupported(f"{self.type.value} sockets cannot send")
+            self._send_held.append(bytes(data))
+            return
         await self.send_multipart([data])
 
     async def send_many(self, messages: Iterable[Iterable[bytes]]) -> int:
@@ -525,6 +544,7 @@ class Socket:
         self._check_open()
         if not self.can_send:
             raise NotSupported(f"{self.type.value} sockets cannot send")
+        self._refuse_held()
         n = 0
         send_waiting, send_now = self.send_waiting, self.send_now
         for frames in messages:

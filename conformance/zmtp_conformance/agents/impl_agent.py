@@ -164,6 +164,14 @@ class ImplAgent(SocketTableAgent):
         await asyncio.wait_for(send, timeout)
         return {}
 
+    async def op_send_more(self, socket: str, frames: list[str], timeout: float = 5.0) -> dict:
+        """Frames that begin a message, each sent with more (the last too): zmtp holds them until a
+        later send brings the final frame."""
+        sock = self._sock(socket)
+        for frame in protocol.decode_frames(frames):
+            await asyncio.wait_for(sock.send(frame, more=True), timeout)
+        return {}
+
     async def op_send_until_full(
         self, socket: str, frames: list[str], max: int, group: str | None = None, routing_id: str | None = None
     ) -> dict:

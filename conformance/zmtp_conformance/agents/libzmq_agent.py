@@ -155,6 +155,21 @@ class LibzmqAgent(SocketTableAgent):
         finally:
             self._busy.discard(socket)
 
+    async def op_send_more(self, socket: str, frames: list[str], timeout: float = 5.0) -> dict:
+        """Frames that begin a message, each sent with ZMQ_SNDMORE (the last too); a later send ends it."""
+        if socket in self._draft:
+            raise TypeError(f"{self._draft[socket]} sockets take single-part messages: libzmq refuses ZMQ_SNDMORE")
+        self._busy.add(socket)
+        try:
+            sock = self._sock(socket)
+            for frame in protocol.decode_frames(frames):
+                await asyncio.wait_for(sock.send(frame, flags=zmq.SNDMORE), timeout)
+            return {}
+        except zmq.Again:
+            raise TimeoutError(f"send did not complete within {timeout:g}s") from None
+        finally:
+            self._busy.discard(socket)
+
     async def op_send_until_full(
         self, socket: str, frames: list[str], max: int, group: str | None = None, routing_id: str | None = None
     ) -> dict:

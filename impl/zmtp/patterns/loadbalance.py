@@ -38,6 +38,7 @@ class LoadBalanced(Socket):
         if len(self._out_pipes) != 1:
             return await super().send_many(messages)
         self._check_open()
+        self._refuse_held()
         batch = [m if isinstance(m, list) else list(m) for m in messages]
         for msg in batch:
             if not msg:

@@ -35,6 +35,11 @@ class SinglePart(Socket):
         self._refuse_multipart(msg)
         await super().send_multipart(msg)
 
+    async def send(self, data: bytes, more: bool = False) -> None:
+        if more:
+            self._refuse_multipart([data, b""])  # a frame with more to come is a multipart message
+        await super().send(data)
+
     async def send_many(self, messages: Iterable[Iterable[bytes]]) -> int:
         batch = [m if isinstance(m, list) else list(m) for m in messages]
         for msg in batch:

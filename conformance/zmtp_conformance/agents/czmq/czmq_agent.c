@@ -525,6 +525,32 @@ static void op_send (json_int_t id, json_t *req, zsock_t *sock)
     ok (id, NULL);
 }
 
+/*  The first frames of a message, each sent with ZFRAME_MORE (the last too): libzmq holds
+    them until a later send brings the final frame.  */
+static void op_send_more (json_int_t id, json_t *req, zsock_t *sock)
+{
+    json_t *frames = json_object_get (req, "frames");
+    json_t *timeout = json_object_get (req, "timeout");
+    if (!json_is_array (frames) || json_array_size (frames) == 0) { fail (id, "invalid", "frames must be a non-empty list"); return; }
+    zsock_set_sndtimeo (sock, timeout ? (int) (json_number_value (timeout) * 1000) : 5000);
+    size_t i;
+    json_t *frame;
+    json_array_foreach (frames, i, frame) {
+        byte *data;
+        long n = unhex (json_string_value (frame) ? json_string_value (frame) : "?", &data);
+        if (n < 0) { fail (id, "invalid", "frame is not hex"); return; }
+        zframe_t *part = zframe_new (data, (size_t) n);
+        free (data);
+        if (zframe_send (&part, sock, ZFRAME_MORE)) {
+            int err = errno;
+            zframe_destroy (&part);
+            fail (id, err == EAGAIN ? "timeout" : "failed", zmq_strerror (err));
+            return;
+        }
+    }
+    ok (id, NULL);
+}
+
 /*  Message n is `frames` with "n " before the last frame's octets, sent part by part with
     ZMQ_DONTWAIT on the libzmq handle (czmq's zmsg_send has no flags), as the libzmq agent
     does. libzmq decides "would wait" on a message's first part only: once that went, the
@@ -783,7 +809,8 @@ static int handle (const char *line)
     else if (streq (op, "bind") || streq (op, "connect") || streq (op, "send") || streq (op, "recv")
              || streq (op, "subscribe") || streq (op, "unsubscribe") || streq (op, "close")
              || streq (op, "events") || streq (op, "bench_send") || streq (op, "bench_recv")
-             || streq (op, "bench_rtt") || streq (op, "bench_echo") || streq (op, "send_until_full")) {
+             || streq (op, "bench_rtt") || streq (op, "bench_echo") || streq (op, "send_until_full")
+             || streq (op, "send_more")) {
         zsock_t *sock = lookup (req);
         const char *endpoint = json_string_value (json_object_get (req, "endpoint"));
         if (!sock)
@@ -809,6 +836,8 @@ static int handle (const char *line)
             op_recv (id, req, sock);
         else if (streq (op, "send_until_full"))
             op_send_until_full (id, req, sock);
+        else if (streq (op, "send_more"))
+            op_send_more (id, req, sock);
         else if (streq (op, "bench_send"))
             op_bench_send (id, req, sock);
         else if (streq (op, "bench_recv"))

@@ -442,6 +442,13 @@ const ops = {
         return {};
     },
 
+    async send_more() {
+        throw unsupported(
+            `zeromq.js ${PACKAGE_VERSION} sends whole messages only: Writable.send (lib/index.d.ts) takes every ` +
+                "frame of a message at once, and there is no send of one frame with more to come (no ZMQ_SNDMORE)",
+        );
+    },
+
     // Message n is `frames` with "n " before its last frame's octets; ZMQ_SNDTIMEO 0 makes a
     // send that would wait answer EAGAIN at once (libzmq's ZMQ_DONTWAIT), which ends the run.
     async send_until_full({ socket, frames, max, routing_id, group }) {

@@ -107,6 +107,9 @@ func (a *agent) dispatch(req *request) (fields, error) {
 		return a.opSend(req)
 	case "send_until_full":
 		return a.opSendUntilFull(req)
+	case "send_more":
+		return nil, unsupported("go-zeromq/zmq4 %s sends whole messages only: Socket.Send and SendMulti (socket.go) "+
+			"take a Msg of all its frames, and there is no send of one frame with more to come", moduleVersion(zmq4Module))
 	case "recv":
 		return a.opRecv(req)
 	case "subscribe":

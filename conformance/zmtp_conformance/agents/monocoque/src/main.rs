@@ -162,6 +162,11 @@ impl Agent {
                 self.sock(req)?.send(frames, seconds(req, "timeout", 5.0)).await?;
                 ok(json!({}))
             }
+            "send_more" => Err(Fault::Unsupported(
+                "Monocoque 0.4 sends whole messages only: every socket's send (src/zmq/dealer.rs and the rest) \
+                 takes a Vec<Bytes> of all the message's frames, and there is no send of one frame with more to come"
+                    .into(),
+            )),
             "recv" => {
                 let msg = self.sock(req)?.recv(seconds(req, "timeout", 2.0)).await?;
                 ok(json!({"frames": frames_to(&msg)}))

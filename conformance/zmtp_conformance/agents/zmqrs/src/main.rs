@@ -219,6 +219,11 @@ impl Agent {
                  queue), and with no sndhwm its queues hold a fixed 100000 messages (PUB_SEND_QUEUE_CAPACITY)"
                     .into(),
             )),
+            "send_more" => Err(AgentError::Unsupported(
+                "zeromq 0.7.0 sends whole messages only: SocketSend::send (src/lib.rs) takes a ZmqMessage of \
+                 all its frames, and there is no send of one frame with more to come"
+                    .into(),
+            )),
             "bench_send" => {
                 let size = count(req, "size")? as usize;
                 let op = Op::BenchSend { size, count: count(req, "count")? };

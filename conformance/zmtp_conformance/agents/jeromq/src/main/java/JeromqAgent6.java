@@ -497,6 +497,27 @@ public final class JeromqAgent6 {
         }
     }
 
+    /** The first frames of a message, each sent with SNDMORE (the last too); a later send ends it. */
+    JsonObject sendMore(JsonObject req) throws AgentError {
+        Entry e = entry(req);
+        JsonArray frames = req.getAsJsonArray("frames");
+        if (frames == null || frames.size() == 0) {
+            throw invalid("send_more needs frames");
+        }
+        e.socket.setSendTimeOut(millis(req, "timeout", 5.0));
+        try {
+            for (JsonElement f : frames) {
+                if (!e.socket.send(hex(f.getAsString()), ZMQ.SNDMORE)) {
+                    throw sendFailure(e.socket);
+                }
+            }
+        } catch (UnsupportedOperationException ex) {
+            throw new AgentError("failed", "send refused: JeroMQ's " + e.type
+                    + " cannot send (UnsupportedOperationException from zmq.SocketBase.xsend)");
+        }
+        return new JsonObject();
+    }
+
     JsonObject sendOn(Entry e, JsonObject req) throws AgentError {
         JsonArray frames = req.getAsJsonArray("frames");
         if (frames == null || frames.size() == 0) {
@@ -884,6 +905,7 @@ public final class JeromqAgent6 {
             case "bind": return bind(req);
             case "connect": return connect(req);
             case "send": return send(req);
+            case "send_more": return sendMore(req);
             case "send_until_full": return sendUntilFull(req);
             case "recv": return recv(req);
             case "subscribe": return subscribe(req, true);
