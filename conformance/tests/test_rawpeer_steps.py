@@ -206,21 +206,37 @@ def test_disconnect_is_seen_by_the_peer_even_with_bytes_left_unread():
     _run(main())
 
 
-def test_expect_close_reports_octets_an_earlier_step_read_but_none_took():
+def test_expect_close_reports_only_what_arrives_during_the_step():
+    """A greeting sent whole and read with its signature is not 'sent before closing' (corpus/11 holds a
+    peer to 'nothing beyond its greeting', and a whole greeting must judge as one sent in pieces)."""
+
     async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readexactly(1)
-        writer.write(b"\x03junk")
+        writer.write(b"\xff" + bytes(8) + b"\x7f" + b"\x03\x00NULL")
         await writer.drain()
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.3)
+        writer.write(b"late")
+        await writer.drain()
         writer.close()
 
     async def main() -> None:
         peer, server = await _connected(script)
-        await peer.write(b"\x00")
-        await peer.expect_response(2)  # reads the octets into the buffer and takes none of them
-        assert await peer.expect_close(2) == b"\x03junk"
+        await peer.read_exactly(10, 2)  # the signature; the rest of the greeting stays buffered
+        assert await peer.expect_close(2) == b"late"
         peer.close()
         server.close()
+
+    _run(main())
+
+
+def test_expect_response_is_not_satisfied_by_a_message_already_received():
+    async def main() -> None:
+        client, server_peer, listener = await _pair("DEALER", "ROUTER")
+        await server_peer.send_message([b"taken"])
+        assert await client.recv_message(2) == [b"taken"]
+        with pytest.raises(RawFailure, match="neither sent anything nor closed"):
+            await client.expect_response(0.3)
+        server_peer.close()
+        listener.close()
 
     _run(main())
 
