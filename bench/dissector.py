@@ -24,11 +24,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from zmtp_conformance.capture import pcap, tcp
+from zmtp_conformance.capture import pcap, synth, tcp
 from zmtp_conformance.capture.validator import decode_stream, validate_stream
 
-CLIENT, SERVER = (bytes([127, 0, 0, 1]), 40000), (bytes([127, 0, 0, 1]), 49555)
-MSS = 65483  # what a loopback segment carries at MTU 65536
+CLIENT, SERVER = ("127.0.0.1", 40000), ("127.0.0.1", synth.SERVER_PORT)
 
 
 def greeting() -> bytes:
@@ -40,58 +39,37 @@ def ready(socket_type: bytes) -> bytes:
     return bytes([0x04, len(body)]) + body
 
 
-def checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\x00"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
-def packet(src: tuple[bytes, int], dst: tuple[bytes, int], seq: int, flags: int, payload: bytes = b"") -> bytes:
-    """Ethernet, IPv4 and TCP headers around `payload`, as a loopback capture holds them.
-
-    Not capture/synth.py: scapy builds every packet as objects, and a million one-frame
-    packets would take longer to write than the dissector takes to read them."""
-    tcp_hdr = struct.pack("!HHIIBBHHH", src[1], dst[1], seq, 0, 5 << 4, flags, 65535, 0, 0)
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp_hdr) + len(payload), 0, 0x4000, 64, 6, 0, src[0], dst[0])
-    ip = ip[:10] + struct.pack("!H", checksum(ip)) + ip[12:]
-    return bytes(12) + b"\x08\x00" + ip + tcp_hdr + payload
-
-
 def write_capture(path: Path, frames: int, size: int, per_packet: int) -> int:
     """The capture; returns how many ZMTP frames (greetings aside) it holds."""
     seq = {"c": 1000, "s": 5000}
     ends = {"c": (CLIENT, SERVER), "s": (SERVER, CLIENT)}
     t = [1.7e9]
 
-    def emit(w: pcap.Writer, who: str, flags: int, payload: bytes = b"") -> None:
+    def emit(w: pcap.Writer, who: str, flags: str, payload: bytes = b"") -> None:
         src, dst = ends[who]
-        for i in range(0, max(len(payload), 1), MSS):  # segments no larger than loopback's
-            piece = payload[i : i + MSS]
-            data = packet(src, dst, seq[who], flags, piece)
-            w.write(pcap.Record(t[0], data, len(data)))
-            seq[who] = (seq[who] + len(piece) + (1 if flags & (tcp.SYN | tcp.FIN) else 0)) & 0xFFFFFFFF
+        for i in range(0, max(len(payload), 1), synth.MSS):  # segments no larger than loopback's
+            piece = payload[i : i + synth.MSS]
+            w.write(synth.frame(src, dst, flags, seq[who], 0, piece, t[0]))
+            seq[who] = (seq[who] + len(piece) + (1 if "S" in flags or "F" in flags else 0)) & 0xFFFFFFFF
             t[0] += 1e-6
 
     frame = bytes([0x00, size]) + b"z" * size if size < 256 else b"\x02" + struct.pack("!Q", size) + b"z" * size
     with pcap.Writer(path) as w:
-        emit(w, "c", tcp.SYN)
-        emit(w, "s", tcp.SYN | 0x10)
-        emit(w, "c", 0x10)
-        emit(w, "c", 0x18, greeting())
-        emit(w, "s", 0x18, greeting())
-        emit(w, "c", 0x18, ready(b"PUSH"))
-        emit(w, "s", 0x18, ready(b"PULL"))
+        emit(w, "c", "S")
+        emit(w, "s", "SA")
+        emit(w, "c", "A")
+        emit(w, "c", "PA", greeting())
+        emit(w, "s", "PA", greeting())
+        emit(w, "c", "PA", ready(b"PUSH"))
+        emit(w, "s", "PA", ready(b"PULL"))
         batch = frame * per_packet
         full, rest = divmod(frames, per_packet)
         for _ in range(full):
-            emit(w, "c", 0x18, batch)
+            emit(w, "c", "PA", batch)
         if rest:
-            emit(w, "c", 0x18, frame * rest)
-        emit(w, "c", tcp.FIN | 0x10)
-        emit(w, "s", tcp.FIN | 0x10)
+            emit(w, "c", "PA", frame * rest)
+        emit(w, "c", "FA")
+        emit(w, "s", "FA")
     return frames + 2
 
 

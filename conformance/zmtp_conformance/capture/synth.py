@@ -14,6 +14,7 @@ correct checksums; test_wire checks that scapy and tshark read it as such.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
 import struct
@@ -45,12 +46,17 @@ def _checksum(*parts: bytes) -> int:
     return ~total & 0xFFFF
 
 
+@functools.lru_cache(maxsize=64)
+def _packed(address: str) -> bytes:
+    return ipaddress.ip_address(address).packed
+
+
 def frame(
     src: tuple[str, int], dst: tuple[str, int], flags: str, seq: int, ack: int, payload: bytes = b"", ts: float = 0.0
 ) -> Record:
     """One Ethernet frame carrying one TCP segment from `src` to `dst`."""
     v6 = ":" in src[0]
-    s_ip, d_ip = (ipaddress.ip_address(a).packed for a in (src[0], dst[0]))
+    s_ip, d_ip = _packed(src[0]), _packed(dst[0])
     bits = sum(FLAGS[f] for f in flags)
     tcp = struct.pack("!HHIIBBHHH", src[1], dst[1], seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, 5 << 4, bits, 65535, 0, 0)
     length = len(tcp) + len(payload)
