@@ -1,8 +1,9 @@
-"""Scenario texts shared by the harness tests."""
+"""Scenario texts shared by the harness tests, and running one as a single cell."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 GOOD = """\
 id: 99/test/ok
@@ -39,3 +40,21 @@ roles:
   client: {{side: client, type: PUSH, options: {{reconnect_ivl: 0.1}}}}
 steps:
 {steps}"""
+
+
+def run_one(sc: Any, server: str = "impl", client: str = "impl", transport: str = "tcp", mechanism: str = "NULL") -> Any:
+    """One cell of scenario `sc` with the local agents, its pool closed afterwards: the CellResult."""
+    import asyncio
+
+    from zmtp_conformance.cells import Cell
+    from zmtp_conformance.peers import AgentPool, load_registry
+    from zmtp_conformance.runner import run_cell
+
+    async def go() -> Any:
+        pool = AgentPool(load_registry())
+        try:
+            return await run_cell(Cell(sc, server, client, transport, mechanism), pool, [])
+        finally:
+            await pool.close()
+
+    return asyncio.run(go())

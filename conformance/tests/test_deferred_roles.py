@@ -6,11 +6,8 @@ endpoint where nothing listened yet (37/socket-semantics/connect-before-bind).""
 from __future__ import annotations
 
 import pytest
-from scenario_samples import write
+from scenario_samples import run_one, write
 
-from zmtp_conformance.cells import Cell
-from zmtp_conformance.peers import AgentPool, load_registry
-from zmtp_conformance.runner import run_cell
 from zmtp_conformance.scenario import ScenarioError, load_file
 from zmtp_conformance.vocabulary import Outcome
 
@@ -102,18 +99,8 @@ def test_a_deferred_peer_server_loads_with_its_bind_step(tmp_path):
 
 @pytest.mark.parametrize("transport", ["tcp", "ipc"])
 def test_clients_connect_where_nothing_listens_and_the_server_binds_there_later(tmp_path, transport):
-    import asyncio
 
-    sc = load_file(write(tmp_path, LATE))
-
-    async def go():
-        pool = AgentPool(load_registry())
-        try:
-            return await run_cell(Cell(sc, "impl", "impl", transport, "NULL"), pool, [])
-        finally:
-            await pool.close()
-
-    r = asyncio.run(go())
+    r = run_one(load_file(write(tmp_path, LATE)), transport=transport)
     assert r.outcome == Outcome.PASSED, r.reason + "\n" + r.transcript
     lines = r.transcript.splitlines()
     reserved = next(i for i, ln in enumerate(lines) if " reserve " in ln)
@@ -126,16 +113,6 @@ def test_clients_connect_where_nothing_listens_and_the_server_binds_there_later(
 
 
 def test_a_second_bind_fails_the_cell(tmp_path):
-    import asyncio
 
-    sc = load_file(write(tmp_path, LATE + "  - server.bind: true\n"))
-
-    async def go():
-        pool = AgentPool(load_registry())
-        try:
-            return await run_cell(Cell(sc, "impl", "impl", "tcp", "NULL"), pool, [])
-        finally:
-            await pool.close()
-
-    r = asyncio.run(go())
+    r = run_one(load_file(write(tmp_path, LATE + "  - server.bind: true\n")))
     assert r.outcome == Outcome.FAILED and "server is bound already" in r.reason, r.reason

@@ -3,14 +3,9 @@ may hand it another peer's message first), and a clear failure when it is not.""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
-from scenario_samples import write
+from scenario_samples import run_one, write
 
-from zmtp_conformance.cells import Cell
-from zmtp_conformance.peers import AgentPool, load_registry
-from zmtp_conformance.runner import run_cell
 from zmtp_conformance.scenario import load_file
 from zmtp_conformance.vocabulary import Outcome
 
@@ -31,16 +26,7 @@ steps:
 
 
 def _run(tmp_path, steps: str):
-    sc = load_file(write(tmp_path, BASE + steps))
-
-    async def go():
-        pool = AgentPool(load_registry())
-        try:
-            return await run_cell(Cell(sc, "impl", "impl", "tcp", "NULL"), pool, [])
-        finally:
-            await pool.close()
-
-    return asyncio.run(go())
+    return run_one(load_file(write(tmp_path, BASE + steps)))
 
 
 def test_the_message_among_the_next_n_passes_and_those_before_it_are_read_past(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from scenario_samples import run_one
 
 from zmtp_conformance import peers, protocol
 from zmtp_conformance.cells import Cell
@@ -118,16 +119,7 @@ def test_impl_answering_unsupported_is_a_failure():
     sc = scenario("30/push-pull/in-order")
     roles = dict(sc.roles)
     roles["server"] = Role("server", "server", "PULL", options={"no_such_option": 1})
-    sc2 = replace(sc, roles=roles)
-
-    async def go():
-        pool = AgentPool(peers.load_registry())
-        try:
-            return await run_cell(Cell(sc2, "impl", "impl", "tcp", "NULL"), pool, [])
-        finally:
-            await pool.close()
-
-    r = asyncio.run(go())
+    r = run_one(replace(sc, roles=roles))
     assert r.outcome == Outcome.FAILED and "no_such_option" in r.reason and "impl claims" in r.reason
 
 
@@ -140,16 +132,7 @@ def test_unsupported_option_is_unsupported_not_failed():
     sc = scenario("30/push-pull/in-order")
     roles = dict(sc.roles)
     roles["server"] = Role("server", "server", "PULL", options={"allow_legacy": False})
-    sc2 = replace(sc, roles=roles)
-
-    async def go():
-        pool = AgentPool(peers.load_registry())
-        try:
-            return await run_cell(Cell(sc2, "libzmq", "impl", "tcp", "NULL"), pool, [])
-        finally:
-            await pool.close()
-
-    r = asyncio.run(go())
+    r = run_one(replace(sc, roles=roles), server="libzmq")
     assert r.outcome == Outcome.UNSUPPORTED and "allow_legacy" in r.reason
 
 

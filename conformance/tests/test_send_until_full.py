@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import replace
 from typing import Any
 
-from zmtp_conformance import peers
-from zmtp_conformance.cells import Cell
-from zmtp_conformance.peers import AgentPool
-from zmtp_conformance.runner import run_cell
+from scenario_samples import run_one
+
 from zmtp_conformance.scenario import load_all
 from zmtp_conformance.vocabulary import Outcome
 
@@ -19,16 +16,7 @@ def run_changed(sid: str, action: str, change: dict[str, Any]):
     (sc,) = [s for s in load_all() if s.id == sid]
     steps = [replace(st, arg={**st.arg, **change}) if st.action == action else st for st in sc.steps]
     assert steps != sc.steps, f"{sid} has no {action} step"
-    sc2 = replace(sc, steps=steps)
-
-    async def go():
-        pool = AgentPool(peers.load_registry())
-        try:
-            return await run_cell(Cell(sc2, "impl", "impl", "tcp", "NULL"), pool, [])
-        finally:
-            await pool.close()
-
-    return asyncio.run(go())
+    return run_one(replace(sc, steps=steps))
 
 
 def test_a_queue_that_drops_is_not_full():

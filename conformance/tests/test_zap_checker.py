@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import ast
-import asyncio
 import dataclasses
 from pathlib import Path
 
 import pytest
+from scenario_samples import run_one
 
-from zmtp_conformance import peers, zap
-from zmtp_conformance.cells import Cell
-from zmtp_conformance.peers import AgentPool
-from zmtp_conformance.runner import run_cell
+from zmtp_conformance import zap
 from zmtp_conformance.scenario import load_all
 from zmtp_conformance.vocabulary import Outcome
 
@@ -191,15 +188,7 @@ def run(sid: str, mechanism: str, change: dict | None = None):
             dataclasses.replace(st, arg={**st.arg, **change}) if st.action == "expect_zap" else st for st in sc.steps
         ]
         sc = dataclasses.replace(sc, steps=steps)
-
-    async def go():
-        pool = AgentPool(peers.load_registry(), None)
-        try:
-            return await run_cell(Cell(sc, "impl", "impl", "tcp", mechanism), pool, [])
-        finally:
-            await pool.close()
-
-    return asyncio.run(go())
+    return run_one(sc, mechanism=mechanism)
 
 
 def test_impl_passes_and_the_transcript_shows_its_request():
