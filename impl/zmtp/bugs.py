@@ -39,11 +39,15 @@ class ProtocolBugs:
     rep_drop_envelope: bool = False  # REP replies without the envelope the request came with
     router_no_routing_id: bool = False  # ROUTER hands messages up without the routing id frame
     router_mandatory_ignored: bool = False  # with router_mandatory, an unroutable message is still dropped silently
-    no_round_robin: bool = False  # DEALER, PUSH and REQ always send to their first peer
+    no_round_robin: bool = False  # DEALER, PUSH, REQ, CLIENT and SCATTER always send to their first peer
     pub_ignore_subscriptions: bool = False  # PUB sends every message to every subscriber
     pair_accept_second_peer: bool = False  # PAIR takes a second peer while it has one
     sub_no_resubscribe: bool = False  # SUB sends its subscriptions only when made, not to publishers that come later
     xpub_keeps_gone_subscriptions: bool = False  # XPUB tells its application nothing when a subscriber disconnects
+    no_fair_queue: bool = False  # recv drains one peer's queue before it reads the next peer's
+    server_ignores_routing_id: bool = False  # SERVER sends every message to its first CLIENT, whatever id it names
+    radio_ignores_joins: bool = False  # RADIO sends every group's messages to every DISH
+    dish_never_joins: bool = False  # DISH keeps its joins to itself: no JOIN or LEAVE reaches a RADIO
     # Heartbeats
     empty_pong: bool = False  # answer PING with an empty PONG (libzmq 4.2)
     ignore_ping: bool = False  # never answer a PING

@@ -83,6 +83,7 @@ class Socket:
         self._pipes: list[Pipe] = []  # every pipe, live or waiting for its connection
         self._active: deque[Pipe] = deque()  # pipes holding unread messages, in fair-queue order
         self._lb_index = 0
+        self._fair_queue = not self.options.bugs.no_fair_queue  # read once: take() is the hot path
         self._readable = asyncio.Event()
         self._writable = asyncio.Event()
         self._servers: dict[str, asyncio.AbstractServer] = {}
@@ -399,7 +400,10 @@ class Socket:
                 continue
             frames = inbound.popleft()
             if inbound:
-                active.append(pipe)
+                if self._fair_queue:
+                    active.append(pipe)
+                else:
+                    active.appendleft(pipe)
             else:
                 pipe.in_active = False
             engine = pipe.engine

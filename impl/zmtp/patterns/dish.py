@@ -37,6 +37,8 @@ class Dish(SinglePart):
         return frozenset(self._groups)
 
     def _tell_radios(self, group: bytes, join: bool) -> None:
+        if self.options.bugs.dish_never_joins:
+            return
         for pipe in self._pipes:
             if pipe.live and pipe.engine is not None:
                 pipe.engine.send_group(group, join)
@@ -59,6 +61,8 @@ class Dish(SinglePart):
 
     def pipe_attached(self, pipe: Pipe) -> bool:
         assert pipe.engine is not None
+        if self.options.bugs.dish_never_joins:
+            return True
         for group in self._groups:
             pipe.engine.send_group(group, True)
         return True

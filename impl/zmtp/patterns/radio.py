@@ -46,6 +46,11 @@ class Radio(SinglePart):
 
     def _publish(self, group: bytes, body: bytes) -> None:
         msg = [group, body]
+        if self.options.bugs.radio_ignores_joins:
+            for pipe in self._pipes:
+                if pipe.live and not pipe.send(msg):
+                    self._dropped("hwm")
+            return
         for pipe, groups in self._joined.items():
             if pipe.live and group in groups and not pipe.send(msg):
                 self._dropped("hwm")
