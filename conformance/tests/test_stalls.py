@@ -115,6 +115,21 @@ def test_a_silent_client_of_a_declared_peer_is_its_known_stall(tmp_path):
     assert wire.declared_stall("slowjava", silent, specs["slowjava"]).id == "poller-race"
 
 
+def test_a_silent_client_of_a_raw_server_that_waits_for_it_is_its_known_stall(tmp_path):
+    # The raw server was scripted to wait for the client's first octets (37/legacy scenarios), so
+    # no signature reached the client; it still owed its greeting on connecting.
+    specs = declared(tmp_path)
+    path = tmp_path / "waiting.pcap"
+    synth.write_conversation(path, [], client=("127.0.0.1", 40001), server=("127.0.0.1", 5555))
+    result = wire.WireResult("proxy", str(path))
+    result.streams, result.findings, result.incomplete, result.silent = wire.check(
+        path, {}, {0: "slowjava", 5555: wire.HARNESS}, "37/x", []
+    )
+    assert wire.declared_stall("slowjava", result, specs["slowjava"]).id == "poller-race"
+    # Against a peer server that sent nothing either, the silence proves nothing of the client.
+    assert capture(tmp_path, "both-mute", [], "slowjava").silent == []
+
+
 def test_a_partial_greeting_is_not_a_stall(tmp_path):
     specs = declared(tmp_path)
     partial = capture(tmp_path, "partial", [("s", GREETING, 1.0), ("c", SIGNATURE[:5], 1.1)], "slowjava")

@@ -9,7 +9,10 @@ messages, for malformed input that only makes sense after a handshake.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import re
+import struct
+import termios
 import time
 from typing import Any
 
@@ -365,6 +368,38 @@ class RawPeer:
         self.last_sent = bytes(self.conn.outgoing)
         self.t.add(self.name, "send", show(frames) + (" (MESSAGE in a command frame)" if rfc_form else ""))
         await self.flush()
+
+    def _unsent(self) -> int:
+        """Octets written that the peer has not taken yet: asyncio's buffer, and the kernel's send
+        queue (SIOCOUTQ: for tcp what the peer has not acknowledged, for a unix socket what it has
+        not read)."""
+        assert self.writer is not None
+        transport = self.writer.transport
+        queued = transport.get_write_buffer_size()
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.fileno() >= 0:
+            raw = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, struct.pack("i", 0))
+            queued += struct.unpack("i", raw)[0]
+        return queued
+
+    async def flood(self, messages: list[list[bytes]], drained: float) -> tuple[int, int]:
+        """Write every message at once, without waiting for the peer, then wait up to `drained`
+        seconds for it to take them all. Returns (octets written, octets it left untaken)."""
+        if self.conn is None or self.writer is None:
+            raise RawFailure("a raw role must complete a handshake before it can flood its peer")
+        await self.flush()
+        for frames in messages:
+            self.conn.send_message(frames)
+        data = self.conn.data_to_send()
+        self.t.add(self.name, "send", f"{len(messages)} numbered messages in {len(data)} octets, at once")
+        self.writer.write(data)  # no drain(): a peer that pushes back must not stop this step
+        deadline = time.monotonic() + drained
+        while (left := self._unsent()) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        if self.writer.transport.is_closing():
+            # A closed connection takes nothing more and leaves nothing queued: not a discard.
+            raise RawFailure("the peer closed the connection while it was being flooded")
+        return len(data), left
 
     async def subscribe(self, topic: bytes) -> None:
         """SUBSCRIBE in the form the peer's greeting asks for (a command to 3.1, a 01 message to 3.0),

@@ -35,6 +35,29 @@ def _version(v: str) -> tuple[int, ...]:
     return tuple(int(x) for x in v.split("."))
 
 
+def no_common_version(one: str, hello: dict[str, Any], other: str, other_hello: dict[str, Any]) -> str | None:
+    """Why two peers share no ZMTP version, from their hellos, or None.
+
+    A peer that speaks only a version older than 3.0 (hello `zmtp`) can talk to a ZMTP 3 peer only
+    if that peer downgrades to it, which RFC 23 leaves to the implementation ("MAY downgrade"); a
+    peer that declares the older versions it falls back to (hello `downgrades`) and lacks this one
+    has no protocol in common with it, so their cells have nothing to test. Undeclared: try.
+    """
+    for old, o_hello, new, n_hello in ((one, hello, other, other_hello), (other, other_hello, one, hello)):
+        speaks = o_hello.get("zmtp") or []
+        if not speaks or _version(max(speaks, key=_version)) >= (3,):
+            continue
+        version = max(speaks, key=_version)
+        falls_back = n_hello.get("downgrades")
+        if falls_back is not None and version not in falls_back:
+            return (
+                f"{old} speaks ZMTP {', '.join(speaks)} only and {new} does not downgrade to it (it falls back to"
+                f" {', '.join(falls_back) or 'no older version'}): no ZMTP version in common (RFC 23: a peer MAY"
+                " downgrade its protocol to talk to a lower protocol peer)"
+            )
+    return None
+
+
 # What a fresh partner does to prove a peer still serves after hostile input.
 SANITY_PARTNER = {
     "PULL": "PUSH",
@@ -165,6 +188,10 @@ class CellRun:
             raise Unsupported(
                 f"{agent.name} speaks ZMTP {', '.join(speaks)} only; this scenario needs ZMTP {need} of both peers"
             )
+        for other in {a for r, a in self.agents.items() if sc.roles[r].side != role.side}:
+            why = no_common_version(agent.name, agent.hello, other.name, other.hello)
+            if why:
+                raise Unsupported(why)
         mechanism = self.cell.mechanism
         options = role_options(role, mechanism)
         try:
@@ -275,8 +302,10 @@ class CellRun:
                 seen=str(sent),
             )
 
-    async def expect_numbered(self, role: Role, a: dict[str, Any]) -> None:
-        agent, sock = self.agents[role.name], self.sockets[role.name]
+    async def expect_numbered(
+        self, role: Role, a: dict[str, Any], receive: Callable[[float], Awaitable[list[bytes] | None]]
+    ) -> None:
+        """`receive(timeout)`: the role's next message, or None when nothing came in time."""
         first, timeout = a.get("from", 0), a.get("timeout", DEFAULT_TIMEOUT)
         if "sent_by" in a:
             if a["sent_by"] not in self.sent_until_full:
@@ -286,13 +315,9 @@ class CellRun:
             count = a["count"]
         last, got, previous = first + count - 1, 0, first - 1
         while previous < last:
-            try:
-                resp = await agent.request("recv", socket=sock, timeout=timeout)
-            except protocol.AgentError as exc:
-                if exc.kind == protocol.TIMEOUT:
-                    break
-                raise
-            frames = protocol.decode_frames(resp["frames"])
+            frames = await receive(timeout)
+            if frames is None:
+                break
             try:
                 # "n", or "n " and padding (send_until_full's messages)
                 n = int(frames[-1].split(b" ", 1)[0])
@@ -321,7 +346,8 @@ class CellRun:
             )
         if not lost and a.get("must_lose"):
             raise StepFailed(
-                f"{role.name} received all {count} numbered messages: the sender queued what it should have dropped",
+                f"{role.name} received all {count} numbered messages: a full queue on their way kept what it should"
+                " have dropped",
                 expected=f"fewer than {count}",
                 seen=str(got),
             )
@@ -603,7 +629,18 @@ class CellRun:
         await self.send_numbered(role, a)
 
     async def peer_expect_numbered(self, role: Role, a: Any) -> None:
-        await self.expect_numbered(role, a)
+        agent, sock = self.agents[role.name], self.sockets[role.name]
+
+        async def receive(timeout: float) -> list[bytes] | None:
+            try:
+                resp = await agent.request("recv", socket=sock, timeout=timeout)
+            except protocol.AgentError as exc:
+                if exc.kind == protocol.TIMEOUT:
+                    return None
+                raise
+            return protocol.decode_frames(resp["frames"])
+
+        await self.expect_numbered(role, a, receive)
 
     async def peer_send_until_full(self, role: Role, a: Any) -> None:
         await self.send_until_full(role, a)
@@ -683,6 +720,30 @@ class CellRun:
             )
         rfc_form = isinstance(a, dict) and a.get("curve_message") == "command"
         await raw.send_message(frame_bytes(message, self.vars), rfc_form=rfc_form)
+
+    async def raw_flood(self, role: Role, raw: RawPeer, a: Any) -> None:
+        frames = frame_bytes(a["message"], self.vars)
+        messages = [[*frames[:-1], b"%d " % n + frames[-1]] for n in range(a["count"])]
+        written, left = await raw.flood(messages, a["drained"])
+        self.sent_until_full[role.name] = a["count"]
+        if left:
+            raise StepFailed(
+                f"{role.name}'s peer took {written - left} of {written} octets within {a['drained']:g}s while its"
+                " application read nothing: it stopped reading the connection (pushed back) instead of discarding"
+                " what its full queue could not hold",
+                expected=f"all {written} octets taken",
+                seen=f"{left} left unread",
+            )
+        self.t.add(role.name, "drained", f"the peer took all {written} octets within {a['drained']:g}s")
+
+    async def raw_expect_numbered(self, role: Role, raw: RawPeer, a: Any) -> None:
+        async def receive(timeout: float) -> list[bytes] | None:
+            try:
+                return await raw.recv_message(timeout)
+            except (TimeoutError, ConnectionResetError):
+                return None
+
+        await self.expect_numbered(role, a, receive)
 
     async def raw_expect(self, role: Role, raw: RawPeer, a: Any) -> None:
         if isinstance(a, dict) and "within" in a:

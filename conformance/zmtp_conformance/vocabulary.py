@@ -275,7 +275,7 @@ ACTIONS: dict[str, Action] = {
         ),
         _action(
             "expect_numbered",
-            {PEER},
+            {PEER, RAW},
             {
                 "type": "object",
                 "additionalProperties": False,
@@ -319,6 +319,27 @@ ACTIONS: dict[str, Action] = {
             },
             "send message + a frame with its number (0, 1, ...) without waiting until a send would block or is"
             " refused, or max were sent; the count is checked (full, at_least, at_most) and kept for expect_numbered",
+        ),
+        _action(
+            "flood",
+            {RAW},
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["message", "count", "drained"],
+                "properties": {
+                    "message": {"$ref": "#/$defs/message_out"},
+                    "count": {"type": "integer", "minimum": 1, "maximum": 100000},
+                    "drained": {
+                        **_SECONDS,
+                        "description": "seconds within which the peer must have taken every octet written",
+                    },
+                },
+            },
+            "write count numbered copies of the message (numbered as send_until_full numbers them) at once,"
+            " without waiting for the peer, then require that the peer takes every octet within `drained` seconds"
+            " while its application reads nothing: a peer that discards what its full queue cannot hold reads on,"
+            " one that pushes back leaves them unread; expect_numbered's sent_by counts them",
         ),
         _action("send_raw", {RAW}, {"$ref": "#/$defs/raw_out"}, "octets, or pieces (greeting, ready, command, ...)"),
         _action("expect_raw", {RAW}, {"$ref": "#/$defs/raw_in"}, "octets with ?? wildcards, or a piece to parse"),

@@ -147,10 +147,13 @@ def check(
             continue
         if st.to_server.gap is not None or st.to_client.gap is not None:
             incomplete.append(st.name)
+        # A client owes its greeting (or its first 11 octets) as soon as it connects, whatever the
+        # server does; a peer server's signature is the proof that nothing on that side held it up,
+        # and a raw server that sent nothing was scripted to wait for the client's first octets.
         if (
             c_owner is not HARNESS
             and not st.to_server.data
-            and len(st.to_client.data) >= SIGNATURE
+            and (len(st.to_client.data) >= SIGNATURE or (s_owner is HARNESS and not st.to_client.data))
             and c_owner not in silent
         ):
             silent.append(c_owner)
@@ -172,7 +175,8 @@ def check(
 
 def declared_stall(client: str, wire: WireResult | None, spec: PeerSpec | None) -> KnownStall | None:
     """The reviewed stall of the cell's client peer that this capture shows, if any: that peer
-    connected, the other side's signature reached it, and it sent nothing (`silent`), and its
+    connected, the other side's signature reached it (or the other side is the raw peer, waiting for
+    the client's first octets), and it sent nothing (`silent`), and its
     registry entry declares a stall on the client side. No capture (--pcap off), a capture that
     failed, a peer that spoke at all, or a peer that declares nothing: None, and the cell's
     verdict is the ordinary one."""

@@ -394,6 +394,35 @@ async def test_pub_drops_for_a_slow_subscriber_at_hwm(ctx):
     assert 0 < received < 2000
 
 
+@pytest.mark.parametrize("kind", [zmtp.SUB, zmtp.XSUB])
+async def test_subscriber_discards_what_its_full_queue_cannot_hold(ctx, kind):
+    # RFC 29: a SUB/XSUB whose queue for a publisher is full discards what arrives. The PUB's
+    # own queue holds every message, so a subscriber that pushed back instead would, once its
+    # application reads, receive them all.
+    pub = ctx.socket(zmtp.PUB, opts(sndhwm=1000))
+    sub = ctx.socket(kind, opts(rcvhwm=5))
+    await sub.connect(await pub.bind("tcp://127.0.0.1:0"))
+    if kind == zmtp.SUB:
+        sub.subscribe(b"")
+    else:
+        await sub.send(b"\x01")
+    await subscribed(pub, sub, b"probe")
+    while not await nothing_arrives(sub, 0.1):
+        pass  # probes sent before the first one arrived
+    for i in range(500):
+        await pub.send(b"%d " % i + b"x" * 60000)
+    await asyncio.sleep(0.5)  # the application reads nothing meanwhile
+    numbers = []
+    while True:
+        try:
+            got = await recv(sub, 0.3)
+        except TimeoutError:
+            break
+        numbers.append(int(got[0].split(b" ")[0]))
+    assert numbers[:5] == [0, 1, 2, 3, 4]
+    assert numbers == sorted(numbers) and len(numbers) < 500
+
+
 async def test_reconnect_after_the_server_restarts(ctx):
     pull = ctx.socket(zmtp.PULL, opts())
     ep = await pull.bind("tcp://127.0.0.1:0")

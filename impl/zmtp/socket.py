@@ -355,6 +355,25 @@ class Socket:
             self._active.append(pipe)
         self._readable.set()
 
+    def deliver_discarding(self, pipe: Pipe, messages: list[list[bytes]]) -> None:
+        """`deliver` for the types whose RFC makes a full queue discard what arrives (SUB and
+        XSUB, RFC 29) instead of pushing back: the connection is read on and the surplus
+        dropped, so the publisher's queue for this peer never fills because of it."""
+        inbound = pipe.inbound
+        if pipe.rcvhwm:
+            room = max(pipe.rcvhwm - len(inbound), 0)
+            if room < len(messages):
+                for _ in range(len(messages) - room):
+                    self._dropped("hwm")
+                messages = messages[:room]
+        if not messages:
+            return
+        inbound.extend(messages)
+        if not pipe.in_active:
+            pipe.in_active = True
+            self._active.append(pipe)
+        self._readable.set()
+
     def subscription_changed(self, pipe: Pipe, topic: bytes, subscribe: bool) -> None:
         """A SUBSCRIBE or CANCEL (either form) arrived; only publishers care."""
 

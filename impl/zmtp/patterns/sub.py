@@ -4,6 +4,8 @@ Subscriptions are counted here, and only a topic's first subscribe and last
 unsubscribe go on the wire: a publisher that counts (RFC 37) and one that
 keeps a set per peer (libzmq) then agree on what we asked for. Incoming
 messages are filtered again, since a publisher may send more than asked.
+A full queue for a publisher discards what arrives (RFC 29), where libzmq
+stops reading the connection instead.
 """
 
 from __future__ import annotations
@@ -51,6 +53,10 @@ class Sub(Socket):
         for topic in self._subs.topics():
             pipe.engine.send_subscription(topic, True)
         return True
+
+    def deliver(self, pipe: Pipe, messages: list[list[bytes]]) -> None:
+        # "SHALL silently discard messages if the queue for a publisher is full"
+        self.deliver_discarding(pipe, messages)
 
     def filter_in(self, pipe: Pipe, frames: list[bytes]) -> list[bytes] | None:
         return frames if self._subs.matches(frames[0]) else None

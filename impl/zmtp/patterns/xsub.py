@@ -3,7 +3,8 @@
 A single-frame message starting with 01 subscribes, with 00 cancels; it
 goes to every publisher as a SUBSCRIBE/CANCEL command (or in the 3.0 frame
 form, to a 3.0 peer). Other messages go to every publisher as they are.
-Nothing is filtered on receive.
+Nothing is filtered on receive. A full queue for a publisher discards what
+arrives (RFC 29), where libzmq stops reading the connection instead.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ class XSub(Socket):
         for topic in self._subs:
             pipe.engine.send_subscription(topic, True)
         return True
+
+    def deliver(self, pipe: Pipe, messages: list[list[bytes]]) -> None:
+        # "SHALL silently discard messages if the incoming queue for a publisher is full"
+        self.deliver_discarding(pipe, messages)
 
     def send_now(self, frames: list[bytes]) -> bool:
         first = frames[0]

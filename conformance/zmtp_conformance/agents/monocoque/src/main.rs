@@ -147,6 +147,9 @@ impl Agent {
                     "async-runtime-crate": env!("ZMTP_MONOCOQUE_RT_CRATE"),
                     "rustc": env!("ZMTP_MONOCOQUE_RUSTC"),
                 },
+                // monocoque-rs-zmtp 0.4.2 src/greeting.rs ZmtpGreeting::parse refuses a major
+                // version below 3 as a protocol error: it never downgrades.
+                "downgrades": [],
             })),
             "socket" => self.socket(req),
             "bind" => {

@@ -669,6 +669,14 @@ where
                 Cmd::Close => break 'serve,
             }
         }
+        // Monocoque reads a connection only when its application asks (SocketBase::recv) and bounds
+        // its own queues by recv_hwm (monocoque-rs-zmtp src/stream.rs, monocoque-rs src/zmq/pull_fanin.rs),
+        // so a full queue leaves the peer's octets in the kernel: while the inbox holds recv_hwm
+        // messages this link reads nothing, and an unbounded inbox does not hide that.
+        if sh.opts.recv_hwm > 0 && sh.inbox_rx.len() >= sh.opts.recv_hwm {
+            sleep(POLL).await;
+            continue;
+        }
         let lost = match conn.recv().await {
             Ok(Some(msg)) => {
                 turn = matches!(conn, Conn::Rep(_));

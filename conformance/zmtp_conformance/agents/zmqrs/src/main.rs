@@ -136,6 +136,9 @@ impl Agent {
                 },
                 // zeromq 0.7.0 greets as ZMTP 3.0 (src/codec/greeting.rs ZmqGreeting::default).
                 "zmtp": ["3.0"],
+                // src/util.rs negotiate_version answers an older peer with UnsupportedVersion
+                // ("TODO: implement interoperability with older protocol versions").
+                "downgrades": [],
             })
             .as_object()
             .cloned()
