@@ -53,7 +53,19 @@ BOOL_OPTIONS = {
     "immediate",
     "tcp_keepalive",
 }
-UNSUPPORTED = {"allow_legacy", "send_buffer_size", "recv_buffer_size", "metadata", "tcp_nodelay"}
+# Options of zmtp that libzmq has no setting for, each with why (the reason the cell shows).
+UNSUPPORTED = {
+    "allow_legacy": "libzmq always talks to ZMTP 1.0/2.0 peers (src/zmtp_engine.cpp); it has no switch to refuse them",
+    # Not the kernel's buffers: libzmq's ZMQ_SNDBUF/ZMQ_RCVBUF set SO_SNDBUF/SO_RCVBUF, which zmtp
+    # never touches, so mapping them would change something else under the same name.
+    "send_buffer_size": "zmtp's send_buffer_size is how many octets of small messages its engine coalesces per"
+    " write; libzmq's counterpart, ZMQ_OUT_BATCH_SIZE, is in its draft API, which this build lacks",
+    "recv_buffer_size": "zmtp's recv_buffer_size is its engine's read size; libzmq's counterpart,"
+    " ZMQ_IN_BATCH_SIZE, is in its draft API, which this build lacks",
+    "metadata": "ZMQ_METADATA (application metadata in READY) is in libzmq's draft API, which this build lacks",
+    "tcp_nodelay": "libzmq always sets TCP_NODELAY on its tcp connections (src/tcp.cpp tune_tcp_socket);"
+    " it has no option to turn it off",
+}
 # The thread-safe types of RFC 47-49: libzmq has them only when built with its draft API.
 DRAFT_TYPES = {"CLIENT", "SERVER", "RADIO", "DISH", "SCATTER", "GATHER"}
 
@@ -372,7 +384,7 @@ class LibzmqAgent(SocketTableAgent):
         sock.linger = 0
         for key, value in (options or {}).items():
             if key in UNSUPPORTED:
-                raise Unsupported(f"option {key!r} has no libzmq equivalent in this agent")
+                raise Unsupported(f"option {key!r}: {UNSUPPORTED[key]}")
             name = RENAMES.get(key, key.upper())
             opt = getattr(zmq, name, None)
             if opt is None:
