@@ -151,7 +151,8 @@ _CORRUPTIONS = (
     "metadata_truncated_size",
 )
 _Z85_KEY = {"type": "string", "minLength": 40, "maxLength": 40}
-_NUMBERED = {"from": {"type": "integer", "minimum": 0}, "count": {"type": "integer", "minimum": 1, "maximum": 100000}}
+_MESSAGE_COUNT = {"type": "integer", "minimum": 1, "maximum": 100000}
+_NUMBERED = {"from": {"type": "integer", "minimum": 0}, "count": _MESSAGE_COUNT}
 
 ACTIONS: dict[str, Action] = {
     a.name: a
@@ -306,7 +307,7 @@ ACTIONS: dict[str, Action] = {
                 "required": ["message", "max", "full"],
                 "properties": {
                     "message": {"$ref": "#/$defs/message_out"},
-                    "max": {"type": "integer", "minimum": 1, "maximum": 100000},
+                    "max": _MESSAGE_COUNT,
                     "full": {
                         "type": "boolean",
                         "description": "true: a send must block or be refused before max; false: all max are taken",
@@ -329,7 +330,7 @@ ACTIONS: dict[str, Action] = {
                 "required": ["message", "count", "drained"],
                 "properties": {
                     "message": {"$ref": "#/$defs/message_out"},
-                    "count": {"type": "integer", "minimum": 1, "maximum": 100000},
+                    "count": _MESSAGE_COUNT,
                     "drained": {
                         **_SECONDS,
                         "description": "seconds within which the peer must have taken every octet written",
