@@ -96,7 +96,7 @@ class CellRun:
         self.measurements: dict[str, int] = {}  # counted by steps, e.g. messages lost to a fault
         # side -> its killed agent's successor, starting while the scenario runs without it
         self.respawn: dict[str, asyncio.Task[AgentProcess]] = {}
-        self.sent_until_full: dict[str, int] = {}  # role -> how many its last send_until_full sent
+        self.sent_until_full: dict[str, int] = {}  # role -> how many its last send_until_full (or flood) sent
         self.killed: set[AgentProcess] = set()  # agents a fault step killed: their death is the scenario's
 
     async def deaths(self) -> list[tuple[str, str]]:
