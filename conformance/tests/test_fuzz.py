@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 
 from zmtp_conformance import peers, rawcodec
-from zmtp_conformance.credentials import client_mechanism
+from zmtp_conformance.credentials import client_mechanism, server_mechanism
 from zmtp_conformance.fuzz import campaign, findings, grammar, mutate
 from zmtp_conformance.fuzz.inputs import FAULTS, Context, FuzzInput
 from zmtp_conformance.fuzz.minimise import minimise
 from zmtp_conformance.fuzz.oracles import judge, phantom
-from zmtp_conformance.fuzz.target import Played, Sanity, Target, broken_answer, process_rss, server_mechanism
+from zmtp_conformance.fuzz.target import Played, Sanity, Target, broken_answer, process_rss
 from zmtp_conformance.scenario import load_file
 
 

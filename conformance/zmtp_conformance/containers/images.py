@@ -15,12 +15,14 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-from ..peers import KnownStall, KnownStallError, PeerSpec, parse_known_stalls
+from ..peers import KnownStall, KnownStallError, PeerSpec, parse_known_stalls, parse_raw_dialect
 
 ROOT = Path(__file__).resolve().parents[3]
 DOCKER_DIR = ROOT / "docker"
@@ -43,6 +45,7 @@ class ImageSpec:
     agent: str = ""  # a local peer (peers.yaml) whose agent build is copied into the image
     provisional: str = ""  # why its failed cells do not yet fail a run (findings still being triaged)
     known_stalls: tuple[KnownStall, ...] = ()  # reviewed random stalls whose cells are run again
+    raw_dialect: dict[str, int] = field(default_factory=dict)  # peers.RAW_DIALECT: for the fuzzer's handshakes
 
     @property
     def dist_dir(self) -> Path:
@@ -66,6 +69,7 @@ class ImageSpec:
             image=self.image,
             provisional=self.provisional,
             known_stalls=self.known_stalls,
+            raw_dialect=self.raw_dialect,
         )
 
 
@@ -85,7 +89,7 @@ def load(path: Path = MATRIX) -> VersionMatrix:
     for peer, entry in (raw.get("peers") or {}).items():
         if not isinstance(entry, dict) or "image" not in entry:
             raise ImageError(f"{path}: peer {peer!r} needs at least an image (repository:tag)")
-        unknown = set(entry) - {"image", "family", "keylog", "wheels", "description", "agent", "provisional", "known_stalls"}
+        unknown = set(entry) - {"image", "family", "keylog", "wheels", "description", "agent", "provisional", "known_stalls", "raw_dialect"}
         if unknown:
             raise ImageError(f"{path}: peer {peer!r} has unknown key(s) {', '.join(sorted(unknown))}")
         spec = ImageSpec(
@@ -97,7 +101,8 @@ def load(path: Path = MATRIX) -> VersionMatrix:
             description=str(entry.get("description", "")),
             agent=str(entry.get("agent", "")),
             provisional=str(entry.get("provisional", "")),
-            known_stalls=_known_stalls(path, peer, entry.get("known_stalls")),
+            known_stalls=_checked(path, parse_known_stalls, peer, entry.get("known_stalls")),
+            raw_dialect=_checked(path, parse_raw_dialect, peer, entry.get("raw_dialect")),
         )
         if not spec.dockerfile.exists():
             raise ImageError(f"{path}: peer {peer!r} has no Dockerfile at {spec.dockerfile}")
@@ -109,9 +114,9 @@ def load(path: Path = MATRIX) -> VersionMatrix:
     )
 
 
-def _known_stalls(path: Path, peer: str, value: object) -> tuple[KnownStall, ...]:
+def _checked(path: Path, parse: Callable[[str, Any], Any], peer: str, value: object) -> Any:
     try:
-        return parse_known_stalls(peer, value)
+        return parse(peer, value)
     except KnownStallError as exc:
         raise ImageError(f"{path}: {exc}") from None
 
