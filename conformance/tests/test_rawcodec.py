@@ -126,27 +126,3 @@ def test_a_raw_server_role_speaks_the_cells_mechanism():
     assert server_mechanism("NULL") is None
     assert isinstance(server_mechanism("CURVE")("PULL", b""), rawcodec.CurveServer)
     assert isinstance(server_mechanism("PLAIN")("PULL", b""), rawcodec.PlainServer)
-
-
-def test_the_hello_padding_dialect_meets_a_peer_that_reads_the_prose_and_only_that_peer():
-    # RFC 26's grammar pads HELLO with 72 zero octets (200 in all), its prose with 70 (198, Monocoque).
-    from zmtp_conformance.credentials import client_mechanism, server_mechanism
-
-    prose = {"curve_hello_padding": 70}
-
-    def codecs(client_dialect, server_dialect):
-        client = rawcodec.Codec("DEALER", as_server=False, mechanism=client_mechanism("CURVE", dialect=client_dialect))
-        server = rawcodec.Codec("ROUTER", as_server=True, mechanism=server_mechanism("CURVE", server_dialect))
-        return client, server
-
-    client, server = codecs(prose, prose)
-    pump(client, server)
-    assert client.ready and server.ready
-    client.send_message([b"boxed"])
-    pump(client, server)
-    assert server.messages == [[b"boxed"]]
-    # The matrix's raw server (no dialect) holds a 198-octet HELLO to the grammar, and the other way round.
-    with pytest.raises(rawcodec.CodecError, match="HELLO of 198 octets; RFC 26 makes it 200"):
-        pump(*codecs(prose, None))
-    with pytest.raises(rawcodec.CodecError, match="HELLO of 200 octets; RFC 26's prose makes it 198"):
-        pump(*codecs(None, prose))

@@ -309,16 +309,3 @@ def test_the_matrix_page_shows_a_cell_passed_after_a_stall_like_a_flaky_one(tmp_
     # A plain passed cell gets no such entry.
     assert "<details class='result outcome-passed' id='28/b[impl-jeromq-0.6.0-tcp-NULL]'>" in page
     assert "<details class='result outcome-passed' id='28/a[impl-jeromq-0.6.0-tcp-NULL]'>" not in page
-
-
-def test_raw_dialects_are_checked_and_monocoque_declares_its_hello_under_both_backends(tmp_path):
-    assert peers.load_registry()["monocoque"].raw_dialect == {"curve_hello_padding": 70}
-    assert images.registry()["monocoque-0.4.2"].raw_dialect == {"curve_hello_padding": 70}
-    assert [n for n, s in images.registry().items() if s.raw_dialect] == ["monocoque-0.4.2"]
-    for text, message in (
-        ("    raw_dialect: {hello: 70}\n", "raw_dialect has no 'hello'"),
-        ("    raw_dialect: {curve_hello_padding: 71}\n", "curve_hello_padding is 71, not one of 70, 72"),
-        ("    raw_dialect: [70]\n", "raw_dialect must be a mapping"),
-    ):
-        with pytest.raises(SystemExit, match=message):
-            peers.load_registry(registry(tmp_path, text))

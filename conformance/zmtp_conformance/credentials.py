@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from .scenario import Role
@@ -49,39 +48,35 @@ def z85_decode(text: str) -> bytes:
     return bytes(out)
 
 
-def client_mechanism(mechanism: str, curve_secretkey: str | None = None, dialect: Mapping[str, Any] | None = None) -> Any:
+def client_mechanism(mechanism: str, curve_secretkey: str | None = None) -> Any:
     """The raw peer's client side of a mechanism with the test credentials (None for NULL);
-    `curve_secretkey` (Z85) replaces the test client key under CURVE (a key ZAP does not allow);
-    `dialect` is a peer's `raw_dialect` (peers.py), for tools that need a working handshake with it.
+    `curve_secretkey` (Z85) replaces the test client key under CURVE (a key ZAP does not allow).
 
     The raw peer's own codec (rawcodec), not impl's: the judge shares no code with the judged.
     """
     from functools import partial
 
-    from .rawcodec import HELLO_PADDING, Curve, Plain
+    from .rawcodec import Curve, Plain
 
     if mechanism == "PLAIN":
         return partial(Plain, username=PLAIN_USER.encode(), password=PLAIN_PASSWORD.encode())
     if mechanism == "CURVE":
         secret = z85_decode(curve_secretkey or CURVE_CLIENT_SECRET)
-        padding = (dialect or {}).get("curve_hello_padding", HELLO_PADDING)
-        return partial(Curve, secret=secret, server_public=z85_decode(CURVE_SERVER_PUBLIC), hello_padding=padding)
+        return partial(Curve, secret=secret, server_public=z85_decode(CURVE_SERVER_PUBLIC))
     return None
 
 
-def server_mechanism(mechanism: str, dialect: Mapping[str, Any] | None = None) -> Any:
-    """The raw peer's server side of a mechanism with the test server key (None for NULL); `dialect`
-    as for client_mechanism.
+def server_mechanism(mechanism: str) -> Any:
+    """The raw peer's server side of a mechanism with the test server key (None for NULL).
 
     The raw peer's own codec (rawcodec), so a raw server role checks what the client sends.
     """
     from functools import partial
 
-    from .rawcodec import HELLO_PADDING, CurveServer, PlainServer
+    from .rawcodec import CurveServer, PlainServer
 
     if mechanism == "CURVE":
-        padding = (dialect or {}).get("curve_hello_padding", HELLO_PADDING)
-        return partial(CurveServer, secret=z85_decode(CURVE_SERVER_SECRET), hello_padding=padding)
+        return partial(CurveServer, secret=z85_decode(CURVE_SERVER_SECRET))
     if mechanism == "PLAIN":
         return PlainServer
     return None

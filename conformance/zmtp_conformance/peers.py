@@ -23,7 +23,6 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -124,7 +123,7 @@ STALL_RERUNS = 2
 
 
 class KnownStallError(ValueError):
-    """A `known_stalls` (or `raw_dialect`) declaration that cannot be used; the loader adds the file."""
+    """A `known_stalls` declaration that cannot be used; the loader adds the file."""
 
 
 @dataclass(frozen=True)
@@ -169,31 +168,6 @@ def parse_known_stalls(peer: str, value: Any) -> tuple[KnownStall, ...]:
     return tuple(out)
 
 
-# How the raw peer may speak to a peer whose implementation follows another reading of an RFC in a
-# way that stops every handshake with it: each setting, with the values it may take. Only tools that
-# need a working exchange with the peer to do their own job (the fuzzer) use it; the matrix's raw
-# cells hold every peer to the RFC as written, and the deviation table says where it departs.
-RAW_DIALECT = {
-    # RFC 26's grammar pads HELLO with 72 zero octets (libzmq); its prose says 70 (Monocoque).
-    "curve_hello_padding": (70, 72),
-}
-
-
-def parse_raw_dialect(peer: str, value: Any) -> dict[str, int]:
-    """A peer entry's `raw_dialect:` mapping, checked against RAW_DIALECT."""
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise KnownStallError(f"peer {peer!r}: raw_dialect must be a mapping, not {type(value).__name__}")
-    for key, v in value.items():
-        if key not in RAW_DIALECT:
-            raise KnownStallError(f"peer {peer!r}: raw_dialect has no {key!r} (known: {', '.join(RAW_DIALECT)})")
-        if v not in RAW_DIALECT[key]:
-            allowed = ", ".join(map(str, RAW_DIALECT[key]))
-            raise KnownStallError(f"peer {peer!r}: raw_dialect {key} is {v!r}, not one of {allowed}")
-    return dict(value)
-
-
 @dataclass
 class PeerSpec:
     name: str
@@ -212,7 +186,6 @@ class PeerSpec:
     # findings are still being triaged into the deviation table. Its cells still show as failed.
     provisional: str = ""
     known_stalls: tuple[KnownStall, ...] = ()
-    raw_dialect: dict[str, int] = field(default_factory=dict)  # see RAW_DIALECT
 
     @property
     def backend(self) -> str:
@@ -306,15 +279,14 @@ def load_registry(path: Path = REGISTRY) -> dict[str, PeerSpec]:
             keylog=entry.get("keylog", ""),
             family=entry.get("family", name),
             provisional=entry.get("provisional", ""),
-            known_stalls=_checked(path, parse_known_stalls, name, entry.get("known_stalls")),
-            raw_dialect=_checked(path, parse_raw_dialect, name, entry.get("raw_dialect")),
+            known_stalls=_known_stalls(path, name, entry.get("known_stalls")),
         )
     return peers
 
 
-def _checked(path: Path, parse: Callable[[str, Any], Any], name: str, value: Any) -> Any:
+def _known_stalls(path: Path, name: str, value: Any) -> tuple[KnownStall, ...]:
     try:
-        return parse(name, value)
+        return parse_known_stalls(name, value)
     except KnownStallError as exc:
         raise SystemExit(f"{path}: {exc}") from None
 

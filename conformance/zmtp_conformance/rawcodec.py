@@ -353,22 +353,13 @@ class _CurveBoxes(Mechanism):
         return Frame((MORE if inner[0] & MORE else 0) | (COMMAND if inner[0] & 0x02 else 0), inner[1:])
 
 
-# RFC 26's grammar (hello-padding = 72%x00), which libzmq follows; its prose says 70 octets, which
-# Monocoque follows. Only a dialect switch for tools that need a working handshake with such a peer
-# (the fuzzer) sets another; the matrix's raw cells always hold peers to the grammar.
-HELLO_PADDING = 72
-
-
 class Curve(_CurveBoxes):
     """CURVE client (RFC 25/26), with PyNaCl boxes: HELLO, WELCOME, INITIATE (vouch), READY, MESSAGE."""
 
     corruptions = CURVE_CLIENT_CORRUPTIONS
 
-    def __init__(
-        self, socket_type: str, identity: bytes, secret: bytes, server_public: bytes, hello_padding: int = HELLO_PADDING
-    ) -> None:
+    def __init__(self, socket_type: str, identity: bytes, secret: bytes, server_public: bytes) -> None:
         super().__init__(socket_type, identity)
-        self.hello_padding = hello_padding
         self.permanent = PrivateKey(secret)
         self.server = PublicKey(server_public)
         self.sent_initiate = b""  # the INITIATE command this client sent, for another connection to replay
@@ -380,7 +371,7 @@ class Curve(_CurveBoxes):
     def start(self) -> bytes:
         short = self._short()
         signature = Box(self.transient, self.server).encrypt(bytes(64), b"CurveZMQHELLO---" + short).ciphertext
-        body = b"\x01\x00" + bytes(self.hello_padding) + bytes(self.transient.public_key) + short + signature
+        body = b"\x01\x00" + bytes(72) + bytes(self.transient.public_key) + short + signature
         return command("HELLO", body)
 
     def on_command(self, name: str, data: bytes) -> bytes:
@@ -441,9 +432,8 @@ class CurveServer(_CurveBoxes):
     sends, reads = b"CurveZMQMESSAGES", b"CurveZMQMESSAGEC"
     corruptions = CURVE_SERVER_CORRUPTIONS
 
-    def __init__(self, socket_type: str, identity: bytes, secret: bytes, hello_padding: int = HELLO_PADDING) -> None:
+    def __init__(self, socket_type: str, identity: bytes, secret: bytes) -> None:
         super().__init__(socket_type, identity)
-        self.hello_padding = hello_padding
         self.permanent = PrivateKey(secret)
         self.cookie_key = SecretBox(os.urandom(32))
         self.cookie = b""
@@ -458,22 +448,18 @@ class CurveServer(_CurveBoxes):
 
     def on_command(self, name: str, data: bytes) -> bytes:
         if name == "HELLO":
-            pad = self.hello_padding
-            if len(data) != 122 + pad:
-                rule = "RFC 26 makes it 200" if pad == HELLO_PADDING else f"RFC 26's prose makes it {128 + pad}"
-                raise CodecError(f"HELLO of {len(data) + 6} octets; {rule}")
+            if len(data) != 194:
+                raise CodecError(f"HELLO of {len(data) + 6} octets; RFC 26 makes it 200")
             if data[:2] != b"\x01\x00":
                 raise CodecError(f"HELLO version {data[0]}.{data[1]}; RFC 26 has 1.0")
-            if data[2 : 2 + pad] != bytes(pad):
-                # The prose says 70 octets, the grammar 72 (hello-padding = 72%x00); the length check holds it
-                # to the grammar's, or to the dialect's.
-                raise CodecError(f"HELLO anti-amplification padding is not all zero: {data[2 : 2 + pad].hex(' ')}")
-            key = 2 + pad  # C' follows the padding, then the short nonce and the signature box
-            client_transient, short = PublicKey(data[key : key + 32]), data[key + 32 : key + 40]
+            if data[2:74] != bytes(72):
+                # The prose says 70 octets, the grammar 72 (hello-padding = 72%x00); the length check holds it to 72.
+                raise CodecError(f"HELLO anti-amplification padding is not all zero: {data[2:74].hex(' ')}")
+            client_transient, short = PublicKey(data[74:106]), data[106:114]
             self._check_nonce(short)
             try:
                 # (a CryptoError too: a client transient key libsodium refuses, such as all zeros)
-                zeros = Box(self.permanent, client_transient).decrypt(data[key + 40 :], b"CurveZMQHELLO---" + short)
+                zeros = Box(self.permanent, client_transient).decrypt(data[114:], b"CurveZMQHELLO---" + short)
             except CryptoError:
                 raise CodecError("the HELLO signature box does not open with the server key") from None
             if zeros != bytes(64):

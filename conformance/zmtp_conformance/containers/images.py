@@ -15,14 +15,12 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import yaml
 
-from ..peers import KnownStall, KnownStallError, PeerSpec, parse_known_stalls, parse_raw_dialect
+from ..peers import KnownStall, KnownStallError, PeerSpec, parse_known_stalls
 
 ROOT = Path(__file__).resolve().parents[3]
 DOCKER_DIR = ROOT / "docker"
@@ -45,7 +43,6 @@ class ImageSpec:
     agent: str = ""  # a local peer (peers.yaml) whose agent build is copied into the image
     provisional: str = ""  # why its failed cells do not yet fail a run (findings still being triaged)
     known_stalls: tuple[KnownStall, ...] = ()  # reviewed random stalls whose cells are run again
-    raw_dialect: dict[str, int] = field(default_factory=dict)  # peers.RAW_DIALECT: for the fuzzer's handshakes
 
     @property
     def dist_dir(self) -> Path:
@@ -69,7 +66,6 @@ class ImageSpec:
             image=self.image,
             provisional=self.provisional,
             known_stalls=self.known_stalls,
-            raw_dialect=self.raw_dialect,
         )
 
 
@@ -89,7 +85,7 @@ def load(path: Path = MATRIX) -> VersionMatrix:
     for peer, entry in (raw.get("peers") or {}).items():
         if not isinstance(entry, dict) or "image" not in entry:
             raise ImageError(f"{path}: peer {peer!r} needs at least an image (repository:tag)")
-        unknown = set(entry) - {"image", "family", "keylog", "wheels", "description", "agent", "provisional", "known_stalls", "raw_dialect"}
+        unknown = set(entry) - {"image", "family", "keylog", "wheels", "description", "agent", "provisional", "known_stalls"}
         if unknown:
             raise ImageError(f"{path}: peer {peer!r} has unknown key(s) {', '.join(sorted(unknown))}")
         spec = ImageSpec(
@@ -101,8 +97,7 @@ def load(path: Path = MATRIX) -> VersionMatrix:
             description=str(entry.get("description", "")),
             agent=str(entry.get("agent", "")),
             provisional=str(entry.get("provisional", "")),
-            known_stalls=_checked(path, parse_known_stalls, peer, entry.get("known_stalls")),
-            raw_dialect=_checked(path, parse_raw_dialect, peer, entry.get("raw_dialect")),
+            known_stalls=_known_stalls(path, peer, entry.get("known_stalls")),
         )
         if not spec.dockerfile.exists():
             raise ImageError(f"{path}: peer {peer!r} has no Dockerfile at {spec.dockerfile}")
@@ -114,9 +109,9 @@ def load(path: Path = MATRIX) -> VersionMatrix:
     )
 
 
-def _checked(path: Path, parse: Callable[[str, Any], Any], peer: str, value: object) -> Any:
+def _known_stalls(path: Path, peer: str, value: object) -> tuple[KnownStall, ...]:
     try:
-        return parse(peer, value)
+        return parse_known_stalls(peer, value)
     except KnownStallError as exc:
         raise ImageError(f"{path}: {exc}") from None
 

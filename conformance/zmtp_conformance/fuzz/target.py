@@ -154,10 +154,6 @@ class Target:
             await asyncio.get_running_loop().run_in_executor(None, self._find_cgroup)
         self.sockets.clear()
         self.endpoints.clear()
-        if self.dialect and self.mechanism == "CURVE":
-            note = f"the raw peer speaks this peer's dialect ({self.dialect}), not the RFC grammar, to get past the handshake"
-            if note not in self.notes:
-                self.notes.append(note)
         if self.side == "server" and self.mechanism != "NULL":
             try:
                 await self.agent.request("zap", users={PLAIN_USER: PLAIN_PASSWORD}, curve_keys=[CURVE_CLIENT_PUBLIC])
@@ -263,18 +259,9 @@ class Target:
             raw.attach(reader, writer)
         return raw
 
-    @property
-    def dialect(self) -> dict[str, int]:
-        """The peer's raw_dialect (peers.RAW_DIALECT): the reading of an RFC the raw peer must share
-        with it for any handshake to complete, without which no input gets past the clean exchange."""
-        spec = self.pool.specs.get(self.peer)
-        return spec.raw_dialect if spec is not None else {}
-
     def _mechanism(self) -> Any:
         """The raw peer's side of the mechanism: the client's against a server, the server's against a client."""
-        if self.side == "server":
-            return client_mechanism(self.mechanism, dialect=self.dialect)
-        return server_mechanism(self.mechanism, self.dialect)
+        return client_mechanism(self.mechanism) if self.side == "server" else server_mechanism(self.mechanism)
 
     async def _handshake(
         self, raw: RawPeer, socket_type: str, identity: bytes = b"", timeout: float = HANDSHAKE_TIMEOUT
@@ -292,7 +279,7 @@ class Target:
     ) -> None:
         """Client side: the raw peer's server handshake until its answer at arg["stage"] (WELCOME or
         READY), which goes out broken as arg["fault"] says; then the input's next steps."""
-        base = server_mechanism(self.mechanism, self.dialect)
+        base = server_mechanism(self.mechanism)
         sent: list[bytes] = []
 
         def make(st: str, ident: bytes) -> Mechanism:
