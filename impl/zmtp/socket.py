@@ -350,6 +350,10 @@ class Socket:
         """Whole messages that arrived on `pipe`, in order. Default: fair-queue them for recv,
         all at once. Patterns that judge each message override this and loop themselves."""
         pipe.push_inbound_many(messages)
+        self._now_readable(pipe)
+
+    def _now_readable(self, pipe: Pipe) -> None:
+        """`pipe` holds unread messages: put it in the fair-queue ring (once) and wake readers."""
         if not pipe.in_active:
             pipe.in_active = True
             self._active.append(pipe)
@@ -369,10 +373,7 @@ class Socket:
         if not messages:
             return
         inbound.extend(messages)
-        if not pipe.in_active:
-            pipe.in_active = True
-            self._active.append(pipe)
-        self._readable.set()
+        self._now_readable(pipe)
 
     def subscription_changed(self, pipe: Pipe, topic: bytes, subscribe: bool) -> None:
         """A SUBSCRIBE or CANCEL (either form) arrived; only publishers care."""

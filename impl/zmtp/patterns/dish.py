@@ -76,10 +76,10 @@ class Dish(SinglePart):
                 self._dropped("hwm")  # "SHALL silently discard messages if the queue for a radio is full"
             else:
                 pipe.inbound.append(frames)
-        if pipe.inbound and not pipe.in_active:
-            pipe.in_active = True
-            self._active.append(pipe)
-        self._readable.set()
+        if pipe.inbound:
+            self._now_readable(pipe)
+        else:
+            self._readable.set()
 
     def filter_in(self, pipe: Pipe, frames: list[bytes]) -> list[bytes] | None:
         group = frames[0]
