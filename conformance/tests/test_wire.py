@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from test_capture import conversation, null_pair
 
-from zmtp_conformance import deviations, peers, wire
+from zmtp_conformance import deviations, endpoints, peers, wire
 from zmtp_conformance.capture import pcap, synth, tcp
 from zmtp_conformance.capture.proxy import RecordingProxy
 from zmtp_conformance.capture.sniffer import Sniffer, usable
@@ -535,7 +535,7 @@ def test_a_proxy_for_a_server_that_binds_later_refuses_until_it_listens(transpor
             server = await asyncio.start_server(echo, "127.0.0.1", 0)
             target = f"tcp://127.0.0.1:{server.sockets[0].getsockname()[1]}"
         else:
-            target = peers.endpoint_for("ipc")
+            target = endpoints.endpoint_for("ipc")
             server = await asyncio.start_unix_server(echo, target[6:])
         proxy = RecordingProxy(target)
         ep = await proxy.start(listen=False)

@@ -38,7 +38,8 @@ from typing import Any
 
 from . import protocol
 from .credentials import CURVE_CLIENT_PUBLIC, MECHANISM_OPTIONS
-from .peers import AgentPool, endpoint_for
+from .endpoints import UNIX, endpoint_for, ipc_kind, ipc_mismatch
+from .peers import AgentPool
 
 SIZES = (64, 1024, 64 * 1024, 1024 * 1024)
 LATENCY_SIZES = (64, 1024)
@@ -111,10 +112,17 @@ async def _together(waiters: list[Any], driver: Any) -> tuple[Any, list[Any]]:
     return driven, got
 
 
-async def _bind(agent: Any, sock: str, transport: str) -> str:
-    """Bind to a fresh endpoint. libzmq now and then answers a port-0 bind with EADDRINUSE in a
-    burst of short runs; then a port found free here is named explicitly instead."""
-    endpoint = endpoint_for(transport)
+async def _bind(agent: Any, sock: str, transport: str, clients: list[Any]) -> str:
+    """Bind to a fresh endpoint the clients can reach. libzmq now and then answers a port-0 bind
+    with EADDRINUSE in a burst of short runs; then a port found free here is named explicitly instead."""
+    ipc = UNIX
+    if transport == "ipc":
+        parties = {a.name.split("/")[0]: ipc_kind(a.name, a.hello) for a in [agent, *clients]}
+        why = ipc_mismatch(parties)
+        if why:
+            raise ValueError(why)
+        ipc = parties[agent.name.split("/")[0]]
+    endpoint = endpoint_for(transport, ipc)
     for attempt in range(4):
         try:
             return (await agent.request("bind", socket=sock, endpoint=endpoint))["endpoint"]
@@ -157,7 +165,7 @@ async def throughput(pool: AgentPool, row: Row, budget: int, reps: int) -> None:
     server, s = await _socket(pool, row.server, "server", "PULL", row.mechanism, row, **THROUGHPUT_OPTIONS)
     client, c = await _socket(pool, row.client, "client", "PUSH", row.mechanism, row, **THROUGHPUT_OPTIONS)
     try:
-        ep = await _bind(server, s, row.transport)
+        ep = await _bind(server, s, row.transport, [client])
         await client.request("connect", socket=c, endpoint=ep)
         await _pair_run(server, s, client, c, row.size, min(count, 200))  # warm-up: the handshake is done
         for _ in range(reps):
@@ -185,7 +193,7 @@ async def fanout(pool: AgentPool, row: Row, budget: int, reps: int) -> None:
     server, s = await _socket(pool, row.server, "server", "PUB", row.mechanism, row, sndhwm=FANOUT_HWM)
     subs = [await _socket(pool, row.client, f"sub{i}", "SUB", row.mechanism, row, rcvhwm=FANOUT_HWM) for i in range(SUBSCRIBERS)]
     try:
-        ep = await _bind(server, s, row.transport)
+        ep = await _bind(server, s, row.transport, [a for a, _ in subs])
         for agent, sock in subs:
             await agent.request("subscribe", socket=sock, topic="")
             await agent.request("connect", socket=sock, endpoint=ep)
@@ -214,7 +222,7 @@ async def latency(pool: AgentPool, row: Row, count: int, reps: int) -> None:
     server, s = await _socket(pool, row.server, "server", stype, row.mechanism)
     client, c = await _socket(pool, row.client, "client", ctype, row.mechanism)
     try:
-        ep = await _bind(server, s, row.transport)
+        ep = await _bind(server, s, row.transport, [client])
         await client.request("connect", socket=c, endpoint=ep)
         for i, n in enumerate([50] + [count] * reps):  # the first run warms up and is not kept
             got, _ = await _together(

@@ -14,15 +14,11 @@ import fcntl
 import importlib.util
 import json
 import os
-import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,8 +30,6 @@ from . import protocol
 HERE = Path(__file__).resolve().parent
 REGISTRY = HERE.parent / "peers.yaml"
 BUILD_DIR = HERE.parent / ".build"
-# ipc:// endpoints live here, so that peers in containers (which mount it) reach them too.
-IPC_DIR = Path(tempfile.gettempdir()) / "zmtp-conformance"
 
 # Lines an agent prints as it dies: a panic, a fatal error, Rust's allocation-failure abort
 # ("memory allocation of N bytes failed"), an uncaught exception, a signal, a failed assertion.
@@ -50,42 +44,6 @@ def last_words(lines: list[str]) -> str:
     """
     why = [ln for ln in lines if DEATH.search(ln)]
     return " | ".join(why[:3] or lines[-4:])[:600]
-
-
-def ipc_path(kind: str) -> str:
-    """A fresh, short socket path in IPC_DIR (sun_path holds 108 bytes)."""
-    IPC_DIR.mkdir(mode=0o1777, exist_ok=True)
-    return str(IPC_DIR / f"{kind}-{os.getpid()}-{uuid.uuid4().hex[:10]}.ipc")
-
-
-def endpoint_for(transport: str) -> str:
-    if transport == "tcp":
-        return "tcp://127.0.0.1:0"
-    return f"ipc://{ipc_path('cell')}"
-
-
-def free_endpoint(transport: str) -> str:
-    """An endpoint nothing listens on yet, for a server that binds after its clients connect.
-
-    A tcp port below the kernel's ephemeral range: no outgoing connection is given it meanwhile, and
-    a client retrying its connect can never meet itself there (a TCP self-connect, when the source
-    port the kernel picks equals the closed destination port).
-    """
-    if transport != "tcp":
-        return endpoint_for(transport)
-    try:
-        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        low = 32768
-    for _ in range(100):
-        port = random.randrange(10000, max(low, 10001))
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return f"tcp://127.0.0.1:{port}"
-    raise OSError(f"no free tcp port on 127.0.0.1 between 10000 and {low}")
 
 
 def _expand(part: str) -> str:

@@ -19,8 +19,9 @@ from .credentials import (
     server_mechanism,
 )
 from .deviations import Deviation, Failure, find
+from .endpoints import UNIX, endpoint_for, free_endpoint, ipc_kind, ipc_mismatch
 from .matchers import DEFAULT_TIMEOUT, describe_event, describe_matchers, expect_args, frame_bytes, match, send_args
-from .peers import AgentPool, AgentProcess, endpoint_for, free_endpoint
+from .peers import AgentPool, AgentProcess
 from .rawpeer import RawFailure, RawPeer, build
 from .scenario import Role, Step
 from .trace import Transcript, show
@@ -97,6 +98,7 @@ class CellRun:
         # side -> its killed agent's successor, starting while the scenario runs without it
         self.respawn: dict[str, asyncio.Task[AgentProcess]] = {}
         self.sent_until_full: dict[str, int] = {}  # role -> how many its last send_until_full (or flood) sent
+        self.ipc = UNIX  # how this cell's parties reach ipc endpoints (endpoints.IPC_KINDS)
         self.killed: set[AgentProcess] = set()  # agents a fault step killed: their death is the scenario's
 
     async def deaths(self) -> list[tuple[str, str]]:
@@ -126,6 +128,8 @@ class CellRun:
         sc = self.cell.scenario
         ordered = sorted(sc.roles.values(), key=lambda r: r.side != "server")
         await self.start_agents([(self.peer_of(r), r.side) for r in ordered if not r.raw])
+        if self.cell.transport == "ipc":
+            self.ipc = await self.ipc_way(ordered)
         for role in ordered:
             if role.raw:
                 self.raws[role.name] = RawPeer(role.name, self.t)
@@ -143,6 +147,25 @@ class CellRun:
             elif role.side == "client":
                 await self.connect_role(role)
 
+    async def ipc_way(self, roles: list[Role]) -> str:
+        """The one way every party to this ipc cell reaches an ipc endpoint, else Unsupported.
+
+        The raw peer and the sanity check after hostile input open Unix sockets, as the harness does.
+        """
+        parties: dict[str, str] = {}
+        for r in roles:
+            if r.raw:
+                parties["the raw peer"] = UNIX
+            else:
+                agent = await self.pool.get(self.peer_of(r), r.side)
+                parties[agent.name.split("/")[0]] = ipc_kind(agent.name, agent.hello)
+        if self.cell.scenario.hostile:
+            parties["the sanity check"] = UNIX
+        why = ipc_mismatch(parties)
+        if why:
+            raise Unsupported(why)
+        return next(iter(parties.values()), UNIX)
+
     async def start_agents(self, wanted: list[tuple[str, str]]) -> None:
         """The agents of both sides started side by side rather than one after the other (each is a
         process or container to launch, the first cell of a pairing and every cell after a discard).
@@ -157,7 +180,7 @@ class CellRun:
 
     async def reserve(self, role: Role) -> None:
         """A deferred server's endpoint, chosen now: its clients connect there before anything listens."""
-        ep = free_endpoint(self.cell.transport)
+        ep = free_endpoint(self.cell.transport, self.ipc)
         self.bound[role.name] = ep  # open_role binds it at the role's bind step, as after a restart
         self.endpoints[role.name] = await self.expose(ep, self.peer_of(role), later=True)
         self.t.add(role.name, "reserve", f"{ep}, where nothing listens until {role.name}.bind")
@@ -213,7 +236,7 @@ class CellRun:
         if role.side == "server":
             again = self.bound.get(role.name)
             resp = await agent.request(
-                "bind", socket=resp["socket"], endpoint=again or endpoint_for(self.cell.transport)
+                "bind", socket=resp["socket"], endpoint=again or endpoint_for(self.cell.transport, self.ipc)
             )
             self.t.add(role.name, "bind", resp["endpoint"])
             if again is None:
@@ -377,7 +400,7 @@ class CellRun:
         """Where clients connect to reach a server (a recording proxy may stand in front of it)."""
         if self.capture is None:
             return endpoint
-        ep = await self.capture.expose(endpoint, owner, later)
+        ep = await self.capture.expose(endpoint, owner, later, self.ipc)
         if ep != endpoint:
             self.t.add("harness", "proxy", f"{ep} -> {endpoint} (records the traffic)")
         return ep

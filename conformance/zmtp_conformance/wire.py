@@ -27,6 +27,7 @@ from .capture.proxy import RecordingProxy
 from .capture.sniffer import Sniffer
 from .capture.validator import Violation, validate_stream
 from .deviations import WireDeviation, find_wire
+from .endpoints import UNIX
 
 if TYPE_CHECKING:
     from .peers import KnownStall, PeerSpec
@@ -214,10 +215,11 @@ class CellCapture:
     async def begin(self) -> None:
         pass
 
-    async def expose(self, endpoint: str, owner: str | None, later: bool = False) -> str:
+    async def expose(self, endpoint: str, owner: str | None, later: bool = False, ipc: str = UNIX) -> str:
         """The endpoint clients should connect to, for a server at `endpoint` run by `owner` (None: the harness).
 
         `later`: the server binds only after its clients connect; `listening(endpoint)` says when it has.
+        `ipc`: how the server and its clients reach an ipc endpoint (endpoints.IPC_KINDS).
         """
         raise NotImplementedError
 
@@ -251,7 +253,7 @@ class SnifferCapture(CellCapture):
     async def begin(self) -> None:
         self.sniffer.sync()  # drop what came before this cell
 
-    async def expose(self, endpoint: str, owner: str | None, later: bool = False) -> str:
+    async def expose(self, endpoint: str, owner: str | None, later: bool = False, ipc: str = UNIX) -> str:
         port = _port(endpoint)
         if port is not None:
             self.server_owner[port] = owner
@@ -285,8 +287,8 @@ class ProxyCapture(CellCapture):
         super().__init__(client_peer, keylog)
         self.proxies: list[tuple[RecordingProxy, str | None]] = []
 
-    async def expose(self, endpoint: str, owner: str | None, later: bool = False) -> str:
-        proxy = RecordingProxy(endpoint)
+    async def expose(self, endpoint: str, owner: str | None, later: bool = False, ipc: str = UNIX) -> str:
+        proxy = RecordingProxy(endpoint, ipc)
         ep = await proxy.start(listen=not later)
         self.proxies.append((proxy, owner))
         return ep

@@ -20,7 +20,7 @@ import struct
 import time
 from dataclasses import dataclass, field
 
-from ..peers import free_endpoint, ipc_path
+from ..endpoints import UNIX, free_endpoint, ipc_path, tcp_address
 from .synth import Chunk
 
 READ_SIZE = 1 << 18
@@ -41,8 +41,9 @@ def _peer_pid(sock: socket.socket) -> int:
 
 
 class RecordingProxy:
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, ipc: str = UNIX) -> None:
         self.target = target
+        self.ipc = ipc  # how the server and its clients reach an ipc endpoint (endpoints.IPC_KINDS)
         self.endpoint = ""
         self.conversations: list[Conversation] = []
         self.server: asyncio.AbstractServer | None = None
@@ -57,7 +58,7 @@ class RecordingProxy:
         proxy that accepted and then reset them would look like a handshake cut short).
         """
         if not listen:
-            self.endpoint = free_endpoint("tcp" if self.target.startswith("tcp://") else "ipc")
+            self.endpoint = free_endpoint("tcp" if self.target.startswith("tcp://") else "ipc", self.ipc)
             return self.endpoint
         if self.target.startswith("tcp://"):
             host = self.target[6:].rsplit(":", 1)[0].strip("[]")
@@ -65,9 +66,8 @@ class RecordingProxy:
             port = self.server.sockets[0].getsockname()[1]
             self.endpoint = f"tcp://{host}:{port}" if ":" not in host else f"tcp://[{host}]:{port}"
         elif self.target.startswith("ipc://"):
-            path = ipc_path("proxy")
-            self.server = await asyncio.start_unix_server(self._accept, path)
-            self.endpoint = f"ipc://{path}"
+            self.endpoint = f"ipc://{ipc_path('proxy', self.ipc)}"
+            await self.listen()
         else:
             raise ValueError(f"cannot proxy {self.target!r}: only tcp:// and ipc:// endpoints")
         return self.endpoint
@@ -77,6 +77,8 @@ class RecordingProxy:
         if self.endpoint.startswith("tcp://"):
             host, port = self.endpoint[6:].rsplit(":", 1)
             self.server = await asyncio.start_server(self._accept, host.strip("[]"), int(port))
+        elif (address := tcp_address(self.ipc, self.endpoint[6:])) is not None:
+            self.server = await asyncio.start_server(self._accept, *address)
         else:
             self.server = await asyncio.start_unix_server(self._accept, self.endpoint[6:])
 
@@ -84,6 +86,8 @@ class RecordingProxy:
         if self.target.startswith("tcp://"):
             host, port = self.target[6:].rsplit(":", 1)
             return await asyncio.open_connection(host.strip("[]"), int(port))
+        if (address := tcp_address(self.ipc, self.target[6:])) is not None:
+            return await asyncio.open_connection(*address)
         return await asyncio.open_unix_connection(self.target[6:])
 
     async def _accept(self, c_reader: asyncio.StreamReader, c_writer: asyncio.StreamWriter) -> None:
@@ -134,7 +138,7 @@ class RecordingProxy:
             w.transport.abort()
         if self.tasks:
             await asyncio.gather(*self.tasks, return_exceptions=True)
-        if self.endpoint.startswith("ipc://"):
+        if self.endpoint.startswith("ipc://") and tcp_address(self.ipc, self.endpoint[6:]) is None:
             try:
                 os.unlink(self.endpoint[6:])
             except FileNotFoundError:

@@ -14,7 +14,8 @@ import socket
 from typing import Any
 
 from .. import protocol
-from ..peers import IPC_DIR, AgentProcess, last_words
+from ..endpoints import IPC_DIR
+from ..peers import AgentProcess, last_words
 from . import cleanup, engine
 
 START_TIMEOUT = 30.0  # seconds from `docker create` to the agent's hello

@@ -27,7 +27,8 @@ from ..credentials import (
     client_mechanism,
     server_mechanism,
 )
-from ..peers import STALL_RERUNS, AgentPool, AgentProcess, KnownStall, endpoint_for
+from ..endpoints import endpoint_for
+from ..peers import STALL_RERUNS, AgentPool, AgentProcess, KnownStall
 from ..rawcodec import COMMAND, LONG, CurveServer, Mechanism, _CurveBoxes, frame
 from ..rawpeer import RawFailure, RawPeer
 from ..trace import Transcript

@@ -6,9 +6,11 @@
         javac -cp jeromq.jar:gson.jar JeromqAgent.java
 
     JeroMQ 0.3.6 is a port of libzmq 3.2: it speaks ZMTP 2.0, with no
-    security mechanisms, no heartbeats and no handshake events, and its
-    ipc:// is emulated over tcp. The agent answers "unsupported" for all of
-    those, so the report shows what this peer cannot do rather than failures.
+    security mechanisms and no heartbeats or handshake events, which the agent
+    answers "unsupported" for, so the report shows what this peer cannot do
+    rather than failures. Its ipc:// is tcp on loopback at a port hashed from
+    the path: the hello says so, and the harness pairs it over ipc only with
+    another JeroMQ.
 */
 
 import com.google.gson.JsonArray;
@@ -132,10 +134,9 @@ public final class JeromqAgent {
         return e;
     }
 
-    static void tcpOnly(String endpoint) throws AgentError {
-        if (!endpoint.startsWith("tcp://")) {
-            throw unsupported("JeroMQ 0.3.6 emulates ipc:// over tcp, so it cannot reach another implementation at "
-                + endpoint);
+    static void tcpOrIpc(String endpoint) throws AgentError {
+        if (!endpoint.startsWith("tcp://") && !endpoint.startsWith("ipc://")) {
+            throw unsupported("the harness speaks tcp:// and ipc:// only, not " + endpoint);
         }
     }
 
@@ -199,6 +200,9 @@ public final class JeromqAgent {
         JsonArray zmtp = new JsonArray();
         zmtp.add("2.0");  // scenarios about ZMTP 3 behaviour do not apply to this peer
         out.add("zmtp", zmtp);
+        // zmq.IpcAddress.resolve: ipc:// is tcp on the loopback address, at a port hashed from the
+        // path, so only another JeroMQ meets it there (the harness matches ipc cells by this).
+        out.addProperty("ipc", "jeromq");
         return out;
     }
 
@@ -245,9 +249,9 @@ public final class JeromqAgent {
     JsonObject bind(JsonObject req) throws AgentError {
         Entry e = entry(req);
         String endpoint = text(req, "endpoint");
-        tcpOnly(endpoint);
+        tcpOrIpc(endpoint);
         String bound;
-        if (endpoint.endsWith(":0")) {
+        if (endpoint.startsWith("tcp://") && endpoint.endsWith(":0")) {
             // JeroMQ 0.3.6 cannot say which port ":0" got, and bindToRandomPort walks a range from
             // its start: ask the kernel for a free ephemeral port, as libzmq's ":0" does.
             String host = endpoint.substring(0, endpoint.length() - 2);
@@ -265,7 +269,7 @@ public final class JeromqAgent {
     JsonObject connect(JsonObject req) throws AgentError {
         Entry e = entry(req);
         String endpoint = text(req, "endpoint");
-        tcpOnly(endpoint);
+        tcpOrIpc(endpoint);
         e.socket.connect(endpoint);
         return new JsonObject();
     }

@@ -275,16 +275,6 @@ public final class JeromqAgent6 {
         return e;
     }
 
-    static void tcpOnly(String endpoint) throws AgentError {
-        if (endpoint.startsWith("ipc://")) {
-            // zmq/io/net/ipc/IpcAddress.java: resolve() hashes the path to a port on the
-            // loopback interface, so JeroMQ's ipc:// is tcp and no other implementation can reach it.
-            throw unsupported("JeroMQ 0.6.0 emulates ipc:// over tcp on loopback (zmq.io.net.ipc.IpcAddress"
-                + ".resolve hashes the path to a port), so it cannot reach another implementation at "
-                + endpoint);
-        }
-    }
-
     /** A jar's version from the pom.properties Maven packs into it ("?" if it has none). */
     static String mavenVersion(Class<?> inJar, String group, String artifact) {
         String path = "/META-INF/maven/" + group + "/" + artifact + "/pom.properties";
@@ -374,6 +364,9 @@ public final class JeromqAgent6 {
         com.google.gson.JsonArray zmtp = new com.google.gson.JsonArray();
         zmtp.add("3.0");
         out.add("zmtp", zmtp);
+        // zmq.io.net.ipc.IpcAddress.resolve: ipc:// is tcp on the loopback address, at a port hashed
+        // from the path, so only another JeroMQ meets it there (the harness matches ipc cells by this).
+        out.addProperty("ipc", "jeromq");
         return out;
     }
 
@@ -418,7 +411,6 @@ public final class JeromqAgent6 {
     JsonObject bind(JsonObject req) throws AgentError {
         Entry e = entry(req);
         String endpoint = text(req, "endpoint");
-        tcpOnly(endpoint);
         e.socket.bind(endpoint);
         JsonObject out = new JsonObject();
         out.addProperty("endpoint", e.socket.getLastEndpoint());
@@ -428,7 +420,6 @@ public final class JeromqAgent6 {
     JsonObject connect(JsonObject req) throws AgentError {
         Entry e = entry(req);
         String endpoint = text(req, "endpoint");
-        tcpOnly(endpoint);
         e.socket.connect(endpoint);
         return new JsonObject();
     }

@@ -1,0 +1,135 @@
+"""Endpoints the harness hands out, and the two ways a peer reaches an `ipc://` endpoint.
+
+Most implementations open a Unix-domain socket at an ipc path. JeroMQ has none (the JVM had no
+Unix sockets when it was written) and emulates ipc over tcp on loopback: `zmq.io.net.ipc.IpcAddress
+.resolve` turns the path into a port, 10000 + |String.hashCode(path)| mod 55536, on the first
+loopback address. Two JeroMQ peers meet that way, and nothing that opens the Unix socket ever
+reaches them, nor they it. A peer says which way it goes in its hello (`ipc`, docs/agent-protocol.md);
+an ipc cell runs only when every party to it goes the same way, and the harness (its recording
+proxy, its choice of paths) then goes that way too.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+# ipc:// endpoints live here, so that peers in containers (which mount it) reach them too.
+IPC_DIR = Path(tempfile.gettempdir()) / "zmtp-conformance"
+
+UNIX = "unix"  # a Unix-domain socket at the path: libzmq and almost everyone, and the harness itself
+JEROMQ = "jeromq"  # JeroMQ's tcp emulation: see jeromq_port
+IPC_KINDS = {
+    UNIX: "a Unix-domain socket at the path",
+    JEROMQ: "JeroMQ's emulation: tcp on 127.0.0.1, port 10000 + |String.hashCode(path)| mod 55536",
+}
+
+
+def ipc_kind(peer: str, hello: dict[str, Any]) -> str:
+    """How the peer whose hello this is reaches ipc endpoints (absent: a Unix socket)."""
+    kind = hello.get("ipc", UNIX)
+    if kind not in IPC_KINDS:
+        raise ValueError(f"{peer}'s hello says ipc {kind!r}; expected one of {', '.join(IPC_KINDS)}")
+    return kind
+
+
+def ipc_mismatch(parties: dict[str, str]) -> str | None:
+    """Why parties (name -> ipc kind) cannot meet over ipc, or None when they all go one way."""
+    if len(set(parties.values())) < 2:
+        return None
+    ways = "; ".join(f"{name}: {IPC_KINDS[kind]}" for name, kind in parties.items())
+    return f"ipc:// is not one transport for this cell's parties ({ways}), so none reaches the other"
+
+
+def java_string_hash(text: str) -> int:
+    """Java's String.hashCode: 31-polynomial over UTF-16 code units, in 32-bit two's complement."""
+    units = text.encode("utf-16-be")
+    h = 0
+    for i in range(0, len(units), 2):
+        h = (31 * h + (units[i] << 8 | units[i + 1])) & 0xFFFFFFFF
+    return h - (1 << 32) if h & 0x80000000 else h
+
+
+def jeromq_port(path: str) -> int:
+    """The loopback tcp port JeroMQ 0.6 listens on and connects to for `ipc://path`."""
+    h = java_string_hash(path)
+    # Java's int negation and remainder: -MIN_VALUE overflows back to itself, and % keeps the
+    # dividend's sign, so that one path gets a port below 10000.
+    if h < 0 and h != -(1 << 31):
+        h = -h
+    rem = abs(h) % 55536
+    return (rem if h >= 0 else -rem) + 10000
+
+
+def tcp_address(kind: str, path: str) -> tuple[str, int] | None:
+    """Where a peer of this kind really listens for `ipc://path` (None: the Unix socket itself)."""
+    return ("127.0.0.1", jeromq_port(path)) if kind == JEROMQ else None
+
+
+def ephemeral_floor() -> int:
+    """The lowest port the kernel hands to outgoing connections."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_tcp_port() -> int:
+    """A tcp port on 127.0.0.1 that nothing listens on, below the kernel's ephemeral range.
+
+    For a server that binds after its clients connect: no outgoing connection is given the port
+    meanwhile, and a client retrying its connect can never meet itself there (a TCP self-connect,
+    when the source port the kernel picks equals the closed destination port).
+    """
+    low = ephemeral_floor()
+    for _ in range(100):
+        port = random.randrange(10000, max(low, 10001))
+        if _port_is_free(port):
+            return port
+    raise OSError(f"no free tcp port on 127.0.0.1 between 10000 and {low}")
+
+
+def ipc_path(kind: str, ipc: str = UNIX) -> str:
+    """A fresh, short socket path in IPC_DIR (sun_path holds 108 bytes).
+
+    Under JeroMQ's emulation the path is a port too: it is drawn again until that port is free and
+    below the ephemeral range, for the reasons free_tcp_port gives.
+    """
+    IPC_DIR.mkdir(mode=0o1777, exist_ok=True)
+    low = ephemeral_floor()
+    for _ in range(200):
+        path = str(IPC_DIR / f"{kind}-{os.getpid()}-{uuid.uuid4().hex[:10]}.ipc")
+        if ipc != JEROMQ:
+            return path
+        port = jeromq_port(path)
+        if 10000 <= port < low and _port_is_free(port):
+            return path
+    raise OSError(f"no ipc path whose JeroMQ port is free and below {low}")
+
+
+def endpoint_for(transport: str, ipc: str = UNIX) -> str:
+    """What a server binds: any free tcp port, or a fresh ipc path."""
+    if transport == "tcp":
+        return "tcp://127.0.0.1:0"
+    return f"ipc://{ipc_path('cell', ipc)}"
+
+
+def free_endpoint(transport: str, ipc: str = UNIX) -> str:
+    """An endpoint nothing listens on yet, for a server that binds after its clients connect."""
+    if transport != "tcp":
+        return endpoint_for(transport, ipc)
+    return f"tcp://127.0.0.1:{free_tcp_port()}"
