@@ -22,6 +22,7 @@ from .errors import (
     NotSupported,
     PeerRefused,
     ProtocolError,
+    SecurityMismatch,
     SocketClosed,
     ZMTPError,
 )
@@ -94,6 +95,7 @@ __all__ = [
     "PeerRefused",
     "ProtocolBugs",
     "ProtocolError",
+    "SecurityMismatch",
     "Socket",
     "SocketClosed",
     "SocketEvent",

@@ -14,6 +14,11 @@ A protocol violation raises `ProtocolError` (or `HandshakeError`) from
 is left in its output, and the caller flushes it and closes. Timers
 (handshake timeout, heartbeats) belong to the I/O layer, which reads the
 `Ping` events to learn a peer's TTL.
+
+RFC 37's Resource: a client names the service it asks for (`resource`); a
+server on an endpoint shared by several services (`serve_by_resource`)
+stops before its READY with a `ServiceRequested` event, and goes on once
+the I/O layer says which socket serves that resource (`serve_as`).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from .events import (
     Messages,
     Ping,
     Pong,
+    ServiceRequested,
     Subscribe,
     UnknownCommand,
 )
@@ -96,8 +102,12 @@ class Connection:
         zap: ZapSettings | None = None,
         bugs: ProtocolBugs = NO_BUGS,
         peer: str | None = None,
+        resource: str = "",
+        serve_by_resource: bool = False,
     ) -> None:
         self.socket_type = SocketType.parse(socket_type)
+        self.resource = resource
+        self.serve_by_resource = serve_by_resource and as_server
         self.as_server = as_server
         self.identity = identity
         self.bugs = bugs
@@ -117,6 +127,7 @@ class Connection:
             check_peer=self._check_peer,
             bugs=bugs,
             zap=zap if as_server else None,
+            hold_for_service=self.serve_by_resource,
         )
         self._out: list[bytes] = []
         self._greeting_in = bytearray()
@@ -148,6 +159,8 @@ class Connection:
             props.append(("Socket-Type", st.encode("ascii")))
         if self.socket_type in SENDS_IDENTITY:
             props.append(("Identity", self.identity))
+        if self.resource:
+            props.append(("Resource", self.resource.encode("ascii")))
         for name, value in extra.items():
             if not name.lower().startswith("x-"):
                 raise ValueError(f"application metadata name {name!r} must start with 'X-' (RFC 37)")
@@ -404,6 +417,8 @@ class Connection:
             why = f"a {version} peer can only use NULL security, we require {self.mechanism.name}"
         elif self.zap_domain:
             why = f"a {version} peer cannot be authenticated and a ZAP domain is set"
+        elif self.serve_by_resource:
+            why = f"this endpoint is shared by services chosen by Resource, which a {version} peer cannot name"
         if why:
             raise ProtocolError(f"refused {version} peer: {why}", clause=LEGACY_CLAUSE, peer=self.peer)
 
@@ -478,8 +493,8 @@ class Connection:
             if self.state is State.TRAFFIC:
                 self._receive_traffic(events)
                 return
-            if self.mechanism.pending_zap is not None:
-                return  # nothing more is read until the ZAP answer is in
+            if self.mechanism.pending_zap is not None or self.mechanism.pending_service is not None:
+                return  # nothing more is read until the ZAP answer, or the service, is in
             frame = next_frame()
             if frame is None:
                 return
@@ -503,7 +518,57 @@ class Connection:
             if self.mechanism.pending_zap is not None:
                 events.append(AuthenticationRequested(self.mechanism.pending_zap))
                 return
+            if self._service_requested(events):
+                return
             self._maybe_complete(events)
+
+    def _service_requested(self, events: list[Event]) -> bool:
+        """Report that the handshake waits for the service the peer asked for, if it does."""
+        pending = self.mechanism.pending_service
+        if pending is None:
+            return False
+        # Any value is a request to accept (RFC 37); one off the grammar simply matches no service.
+        events.append(ServiceRequested(pending.get("Resource", b"").decode("ascii", "replace")))
+        return True
+
+    def serve_as(
+        self,
+        socket_type: SocketType | str,
+        *,
+        identity: bytes = b"",
+        metadata: dict[str, bytes] | None = None,
+        max_msg_size: int | None = None,
+    ) -> list[Event]:
+        """Speak for the socket that serves the resource of the last ServiceRequested: its type
+        is checked against the peer's and goes, with `identity` and `metadata`, into our READY.
+        Returns the events this unblocks; a refused peer raises, as from `receive_data`."""
+        if self.mechanism.pending_service is None:
+            raise InvalidState("no service is pending on this connection", peer=self.peer)
+        self.socket_type = SocketType.parse(socket_type)
+        self.identity = identity
+        self.max_msg_size = max_msg_size
+        if isinstance(self._decoder, FrameDecoder):
+            self._decoder.max_size = max_msg_size
+        self._is_publisher = self.socket_type in (SocketType.PUB, SocketType.XPUB)
+        self._is_dish = self.socket_type is SocketType.DISH
+        self.mechanism.local_metadata = self._local_metadata(metadata or {})
+        events: list[Event] = []
+        try:
+            try:
+                self.mechanism.service_found()
+            finally:
+                self._flush_mechanism()
+            self._maybe_complete(events)
+            self._receive_frames(events)
+        except ProtocolError as exc:
+            self.state = State.CLOSED
+            if exc.peer is None and self.peer:
+                exc.peer = self.peer
+            raise
+        except HandshakeError:
+            self.state = State.CLOSED
+            raise
+        return events
 
     def _maybe_complete(self, events: list[Event]) -> None:
         if self.mechanism.complete and self.state is State.HANDSHAKE:
@@ -526,8 +591,9 @@ class Connection:
                 self.mechanism.zap_result(response)
             finally:
                 self._flush_mechanism()
-            self._maybe_complete(events)
-            self._receive_frames(events)
+            if not self._service_requested(events):
+                self._maybe_complete(events)
+                self._receive_frames(events)
         except (ProtocolError, HandshakeError):
             self.state = State.CLOSED
             raise

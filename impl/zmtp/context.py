@@ -1,9 +1,10 @@
-"""The context: a factory and owner of sockets (and, with security, of the ZAP handler)."""
+"""The context: a factory and owner of sockets, of the tcp listeners they share, and of the ZAP handler."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .listener import ListenerRegistry
 from .options import SocketOptions
 from .patterns import SOCKET_CLASSES
 from .socket import Socket
@@ -20,6 +21,7 @@ class Context:
         self._terminated = False
         self.zap_handler: ZapHandler | None = None
         self.metrics = metrics  # zmtp.Metrics: every socket made here reports to it
+        self.listeners: ListenerRegistry = {}  # by (host, port): what lets this context's sockets share ports
 
     def set_zap_handler(self, handler: ZapHandler | None) -> None:
         """Install the ZAP handler (RFC 27) every server socket of this context asks."""

@@ -1,8 +1,30 @@
-"""Endpoints: `tcp://host:port` and `ipc:///path` (libzmq's syntax)."""
+"""Endpoints: `tcp://host:port[/resource]` and `ipc:///path` (libzmq's syntax, and RFC 37's resources)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+RESOURCE_CLAUSE = "37/ZMTP#new-the-resource-property"
+# ALPHA is ABNF's: ASCII letters only, which is why str.isalnum (true for any Unicode letter) is not used.
+RESOURCE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789$-_@.&+")
+RESOURCE_GRAMMAR = 'resource = resource-name *("/" resource-name), resource-name = 1*(ALPHA | DIGIT | "$-_@.&+")'
+
+
+def resource_problem(resource: str) -> str | None:
+    """What keeps `resource` from matching RFC 37's grammar, or None if it matches."""
+    offset = 0
+    for index, name in enumerate(resource.split("/")):
+        if not name:
+            where = "first" if index == 0 else "last" if offset == len(resource) else f"number {index + 1}"
+            return f"resource {resource!r}: resource-name {where} (at offset {offset}) is empty; expected {RESOURCE_GRAMMAR}"
+        for i, ch in enumerate(name):
+            if ch not in RESOURCE_CHARS:
+                return (
+                    f"resource {resource!r}: character {ch!r} at offset {offset + i} is not a resource-char"
+                    f" (an ASCII letter, a digit or one of $-_@.&+); expected {RESOURCE_GRAMMAR}"
+                )
+        offset += len(name) + 1
+    return None
 
 
 @dataclass(frozen=True)
@@ -11,6 +33,15 @@ class Endpoint:
     host: str = ""
     port: int = 0
     path: str = ""
+    resource: str = ""  # tcp only: RFC 37's Resource, the service asked for (connect) or offered (bind)
+
+    def __post_init__(self) -> None:
+        if self.resource:
+            if self.transport != "tcp":
+                raise ValueError(f"only tcp endpoints name a resource, not {self.transport}")
+            problem = resource_problem(self.resource)
+            if problem is not None:
+                raise ValueError(problem)
 
     @classmethod
     def parse(cls, text: str) -> Endpoint:
@@ -23,6 +54,16 @@ class Endpoint:
             return cls("ipc", path=rest)
         if scheme != "tcp":
             raise ValueError(f"endpoint {text!r}: transport {scheme!r} is not supported (tcp, ipc)")
+        # A host holds no "/" (not even a bracketed v6 address), so the first one starts the resource.
+        rest, slash, resource = rest.partition("/")
+        if slash:
+            if not resource:
+                raise ValueError(
+                    f"endpoint {text!r}: a resource must follow the '/'; expected {RESOURCE_GRAMMAR} [{RESOURCE_CLAUSE}]"
+                )
+            problem = resource_problem(resource)
+            if problem is not None:
+                raise ValueError(f"endpoint {text!r}: {problem} [{RESOURCE_CLAUSE}]")
         if rest.startswith("["):
             host, bracket, port_text = rest[1:].partition("]")
             if not bracket or not port_text.startswith(":"):
@@ -43,10 +84,11 @@ class Endpoint:
                 raise ValueError(f"endpoint {text!r}: port {port} is outside 0-65535")
         if host in ("*", ""):
             host = "0.0.0.0"
-        return cls("tcp", host=host, port=port)
+        return cls("tcp", host=host, port=port, resource=resource)
 
     def __str__(self) -> str:
         if self.transport == "ipc":
             return f"ipc://{self.path}"
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"tcp://{host}:{self.port}"
+        resource = f"/{self.resource}" if self.resource else ""
+        return f"tcp://{host}:{self.port}{resource}"

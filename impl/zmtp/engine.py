@@ -6,6 +6,12 @@ timeout, heartbeats, the peer's ping TTL), and hands messages and
 subscriptions to the socket through its pipe. All it asks of the socket is
 `EngineOwner`: public methods, so that a pattern overrides what it means to
 override and nothing is chosen by looking at which methods a subclass has.
+
+On a tcp endpoint shared by several services (RFC 37's Resource), an
+accepted connection starts out owned by the listener and learns its socket
+from the Resource in the peer's READY/INITIATE: the listener then hands it
+to that socket with `serve`, before the handshake completes, so the socket
+sees it exactly as one of its own.
 """
 
 from __future__ import annotations
@@ -26,7 +32,18 @@ from .errors import (
     ProtocolError,
     ZMTPError,
 )
-from .events import AuthenticationRequested, Cancel, HandshakeComplete, Join, Leave, Message, Messages, Ping, Subscribe
+from .events import (
+    AuthenticationRequested,
+    Cancel,
+    HandshakeComplete,
+    Join,
+    Leave,
+    Message,
+    Messages,
+    Ping,
+    ServiceRequested,
+    Subscribe,
+)
 from .monitor import EventKind, HandshakeFailure
 from .zap import ERROR as ZAP_ERROR
 from .zap import ZapRequest, ZapResponse
@@ -99,9 +116,25 @@ class EngineOwner(Protocol):
         ...
 
 
+# Called with an engine whose peer asked for a resource ("" for none): the listener either
+# hands the engine to the socket serving it (Engine.serve) now, or holds it (Engine.hold).
+ServiceRouter = Callable[["Engine", str], None]
+
+
 class Engine(asyncio.BufferedProtocol):
-    def __init__(self, socket: EngineOwner, *, as_server: bool, endpoint: str, pipe: Pipe | None = None) -> None:
+    def __init__(
+        self,
+        socket: EngineOwner,
+        *,
+        as_server: bool,
+        endpoint: str,
+        pipe: Pipe | None = None,
+        resource: str = "",
+        router: ServiceRouter | None = None,
+    ) -> None:
         self.socket = socket
+        self.resource = resource  # a client's: the Resource its READY/INITIATE asks for
+        self._router = router
         self.options = socket.options
         self.as_server = as_server
         self.endpoint = endpoint
@@ -163,6 +196,8 @@ class Engine(asyncio.BufferedProtocol):
                 allow_legacy=opts.allow_legacy,
                 bugs=opts.bugs,
                 peer=self.peer,
+                resource=self.resource,
+                serve_by_resource=self._router is not None,
                 **self.socket.mechanism_args(self.as_server, peer_ip),
             )
         except ZMTPError as exc:
@@ -268,6 +303,10 @@ class Engine(asyncio.BufferedProtocol):
                     self._arm_liveness(ev.ttl / 10.0, "the peer's PING TTL")
             elif type(ev) is AuthenticationRequested:
                 self._loop.create_task(self._authenticate(ev.request))
+            elif type(ev) is ServiceRequested:
+                assert self._router is not None
+                self._router(self, ev.resource)
+                return  # serve() dispatches whatever follows
             if self.transport is None or self.transport.is_closing():
                 return
         if batch and pipe is not None:
@@ -469,6 +508,42 @@ class Engine(asyncio.BufferedProtocol):
         return self._wsize + (t.get_write_buffer_size() if t is not None else 0)
 
     # -- lifecycle ---------------------------------------------------------
+
+    def hold(self, resource: str) -> None:
+        """No socket serves `resource` yet: wait for one, however long (RFC 37: a resource
+        "may become available at an arbitrary time"). The peer has done its part of the
+        handshake, so the handshake timeout no longer applies."""
+        if self._hs_timer is not None:
+            self._hs_timer.cancel()
+            self._hs_timer = None
+        log.info("%s asks for resource %r, not served here yet: holding the connection", self.peer, resource)
+
+    def serve(self, owner: EngineOwner, endpoint: str) -> None:
+        """Become `owner`'s connection (on its `endpoint`) and finish the handshake as its own."""
+        conn = self.conn
+        if conn is None or self.transport is None or self.transport.is_closing():
+            return
+        if self._metrics is not None:
+            self._metrics.connections.dec()
+        self.socket = owner
+        self.options = owner.options
+        self.endpoint = endpoint
+        self._metrics = owner.metrics
+        if self._metrics is not None:
+            self._metrics.connections.inc()
+        owner.emit_event(EventKind.ACCEPTED, endpoint, self.peer)
+        opts = owner.options
+        try:
+            events = conn.serve_as(
+                owner.type, identity=opts.routing_id, metadata=opts.metadata, max_msg_size=opts.max_msg_size
+            )
+        except (ProtocolError, HandshakeError) as exc:
+            self._fail(exc)
+            return
+        out = conn.take_output()
+        if out:
+            self._write_now(out)
+        self._dispatch(events)
 
     def _handshake_complete(self, ev: HandshakeComplete) -> None:
         if self._hs_timer is not None:

@@ -63,6 +63,24 @@ class NotSupported(ZMTPError):
     """The operation does not exist for this socket type (e.g. recv on PUB)."""
 
 
+class SecurityMismatch(ZMTPError):
+    """A bind would share a tcp endpoint whose listener uses other security settings.
+
+    RFC 37 resolves a Resource only after the security handshake, so one
+    listener, with one set of credentials, serves every resource there.
+    """
+
+    rule = (
+        "RFC 37: 'Since resource evaluation happens after security handshaking, all services"
+        " that use the same endpoint SHALL use the same security credentials'"
+    )
+
+    def __init__(self, endpoint: str, differences: str) -> None:
+        self.endpoint = endpoint
+        self.differences = differences
+        super().__init__(f"cannot bind {endpoint}: {differences} from the services already bound there; {self.rule}")
+
+
 class SocketClosed(ZMTPError):
     """The socket or its context was closed."""
 

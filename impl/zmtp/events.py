@@ -109,3 +109,12 @@ class AuthenticationRequested(Event):
     """
 
     request: ZapRequest
+
+
+@dataclass(slots=True)
+class ServiceRequested(Event):
+    """A server on an endpoint shared by services (RFC 37's Resource) has the peer's metadata:
+    its handshake waits for `Connection.serve_as` with the socket that serves `resource`
+    ("" when the peer named none)."""
+
+    resource: str

@@ -29,9 +29,10 @@ from typing import TYPE_CHECKING, Any
 from . import keylog
 from .endpoint import Endpoint
 from .engine import Engine
-from .errors import NotSupported, SocketClosed
+from .errors import NotSupported, SecurityMismatch, SocketClosed
 from .events import HandshakeComplete
 from .keys import parse_key
+from .listener import ListenerRegistry, bind_service
 from .mechanisms.base import ZapSettings
 from .mechanisms.curve import CookieKeys, CurveMechanism
 from .mechanisms.plain import PlainMechanism
@@ -86,7 +87,8 @@ class Socket:
         self._fair_queue = not self.options.bugs.no_fair_queue  # read once: take() is the hot path
         self._readable = asyncio.Event()
         self._writable = asyncio.Event()
-        self._servers: dict[str, asyncio.AbstractServer] = {}
+        self._unbinders: dict[str, Callable[[], None]] = {}  # by bound endpoint
+        self._listeners: ListenerRegistry = {}  # without a context, this socket's own
         self._connecters: dict[str, asyncio.Task[None]] = {}
         self._engines: set[Engine] = set()
         self._recv_rest: deque[bytes] = deque()
@@ -181,44 +183,41 @@ class Socket:
     # -- endpoints ---------------------------------------------------------
 
     async def bind(self, endpoint: str) -> str:
-        """Listen on `endpoint`; returns the endpoint actually bound (port 0 resolved)."""
+        """Listen on `endpoint`; returns the endpoint actually bound (port 0 resolved).
+
+        `tcp://host:port/resource` serves RFC 37's Resource: sockets of one
+        context may bind one host:port with different resources (see listener.py).
+        """
         self._check_open()
         ep = Endpoint.parse(endpoint)
-        loop = asyncio.get_running_loop()
-
-        name = [str(ep)]  # filled in with the real port once bound
-
-        def factory() -> Engine:
-            return Engine(self, as_server=True, endpoint=name[0])
-
         try:
             if ep.transport == "tcp":
-                server = await loop.create_server(factory, ep.host, ep.port, reuse_address=True)
-                sockname = server.sockets[0].getsockname()
-                bound = str(Endpoint("tcp", host=ep.host, port=sockname[1]))
+                registry = self.context.listeners if self.context is not None else self._listeners
+                bound, unbind = await bind_service(registry, self, ep)
             else:
+                bound = str(ep)
                 path = ep.path
                 if path.startswith("@"):
                     path = "\0" + path[1:]  # Linux abstract namespace, as libzmq spells it
                 elif os.path.exists(path):
                     os.unlink(path)  # libzmq replaces a stale socket file too
-                server = await loop.create_unix_server(factory, path)
-                bound = str(ep)
-        except OSError as exc:
+                loop = asyncio.get_running_loop()
+                server = await loop.create_unix_server(partial(Engine, self, as_server=True, endpoint=bound), path)
+                unbind = server.close
+        except (OSError, SecurityMismatch) as exc:
             self.emit_event(EventKind.BIND_FAILED, str(ep), reason=str(exc))
             raise
-        name[0] = bound
-        self._servers[bound] = server
+        self._unbinders[bound] = unbind
         self.last_endpoint = bound
         log.info("%s bound to %s", self.type.value, bound)
         self.emit_event(EventKind.LISTENING, bound)
         return bound
 
     async def unbind(self, endpoint: str) -> None:
-        server = self._servers.pop(endpoint, None)
-        if server is None:
-            raise ValueError(f"{endpoint!r} is not bound on this socket (bound: {', '.join(self._servers) or 'none'})")
-        server.close()
+        unbind = self._unbinders.pop(endpoint, None)
+        if unbind is None:
+            raise ValueError(f"{endpoint!r} is not bound on this socket (bound: {', '.join(self._unbinders) or 'none'})")
+        unbind()
 
     async def connect(self, endpoint: str) -> None:
         """Connect to `endpoint` in the background; reconnects when the connection drops.
@@ -255,7 +254,9 @@ class Socket:
             try:
                 if ep.transport == "tcp":
                     coro = loop.create_connection(
-                        lambda: Engine(self, as_server=False, endpoint=str(ep), pipe=pipe), ep.host, ep.port
+                        lambda: Engine(self, as_server=False, endpoint=str(ep), pipe=pipe, resource=ep.resource),
+                        ep.host,
+                        ep.port,
                     )
                 else:
                     path = "\0" + ep.path[1:] if ep.path.startswith("@") else ep.path
@@ -634,8 +635,8 @@ class Socket:
             return
         if linger is ...:
             linger = self.options.linger
-        for server in self._servers.values():
-            server.close()
+        for unbind in self._unbinders.values():
+            unbind()
         if linger is None or linger > 0:
             # Connecters keep running meanwhile: queued messages may still
             # be waiting for their peer to come up.
@@ -656,7 +657,7 @@ class Socket:
             except (asyncio.CancelledError, Exception):
                 pass
         self._connecters.clear()
-        self._servers.clear()
+        self._unbinders.clear()
         if self.context is not None:
             self.context._forget(self)
         if self._monitors:

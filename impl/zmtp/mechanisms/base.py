@@ -5,6 +5,12 @@ its own. When it is done it hands over the peer's metadata. A server-side
 mechanism may ask for a ZAP decision (`pending_zap`); the connection reports
 it and hands the answer back through `zap_result`. Mechanisms that encrypt
 (CURVE) also wrap and unwrap every frame of the traffic phase.
+
+A server on an endpoint shared by several services (RFC 37's Resource)
+does not know, when the peer's metadata arrives, which socket it speaks for:
+with `hold_for_service` the mechanism keeps that metadata unchecked, goes on
+to ZAP, and stops just before its own READY (`pending_service`) until the
+connection tells it the service was found (`service_found`).
 """
 
 from __future__ import annotations
@@ -44,8 +50,10 @@ class Mechanism:
         check_peer: PeerCheck,
         bugs: ProtocolBugs = NO_BUGS,
         zap: ZapSettings | None = None,
+        hold_for_service: bool = False,
     ) -> None:
         self.as_server = as_server
+        self.hold_for_service = hold_for_service and as_server
         self.local_metadata = local_metadata
         self.check_peer = check_peer
         self.bugs = bugs
@@ -56,13 +64,24 @@ class Mechanism:
         self.pending_zap: ZapRequest | None = None
         self.user_id = ""  # from a successful ZAP reply
         self.zap_metadata: dict[str, bytes] = {}
+        self.pending_service: Metadata | None = None  # the peer's metadata, while no service is chosen
+        self._unchecked: Metadata | None = None
+        self._answer: Callable[[], None] | None = None
 
     def accept_metadata(self, metadata: Metadata) -> None:
         """Check the peer's metadata; a server refusing it answers ERROR first (RFC 37).
 
         A client has already sent its own READY/INITIATE by then, and the
         handshake grammars leave it no ERROR to send, so it just closes.
+        Holding for a service, the check waits for it: the Socket-Type to
+        check against is the serving socket's.
         """
+        if self.hold_for_service:
+            self._unchecked = metadata
+            return
+        self._check_metadata(metadata)
+
+    def _check_metadata(self, metadata: Metadata) -> None:
         try:
             self.check_peer(metadata)
         except HandshakeError as exc:
@@ -70,6 +89,25 @@ class Mechanism:
                 self.outgoing.append(command.error(getattr(exc, "wire_reason", "Invalid-metadata")))
             raise
         self.peer_metadata = metadata
+
+    def answer_when_served(self, answer: Callable[[], None]) -> None:
+        """Run `answer` (the server's READY) now, or, holding for a service, once it is found."""
+        if not self.hold_for_service:
+            answer()
+            return
+        assert self._unchecked is not None, "the server answers only after the peer's metadata"
+        self._answer = answer
+        self.pending_service = self._unchecked
+
+    def service_found(self) -> None:
+        """The connection now speaks for the socket that serves the peer (its local_metadata
+        and check_peer say so): check the peer against it, and answer."""
+        metadata, answer = self.pending_service, self._answer
+        assert metadata is not None and answer is not None, "no service is pending"
+        self.pending_service = self._unchecked = self._answer = None
+        self.hold_for_service = False
+        self._check_metadata(metadata)
+        answer()
 
     def check_error(self, name: bytes, data: bytes) -> None:
         """An ERROR in a PLAIN or CURVE handshake: fatal from a server, illegal from a client."""

@@ -285,6 +285,10 @@ class CurveMechanism(Mechanism):
         self.zap_accepted()
 
     def zap_accepted(self) -> None:
+        self._state = "serving"
+        self.answer_when_served(self._answer_ready)
+
+    def _answer_ready(self) -> None:
         assert self.peer_transient is not None
         nonce = self._next_nonce()
         box = _box(

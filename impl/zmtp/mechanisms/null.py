@@ -60,5 +60,10 @@ class NullMechanism(Mechanism):
 
     def zap_accepted(self) -> None:
         if self.as_server:
-            self.outgoing.append(self._ready())
+            self.answer_when_served(self._answer_ready)
+        else:
+            self.complete = True
+
+    def _answer_ready(self) -> None:
+        self.outgoing.append(self._ready())
         self.complete = True

@@ -66,15 +66,19 @@ class PlainMechanism(Mechanism):
             self._state = "expect-ready"
         elif state == "expect-initiate" and name == INITIATE:
             self._receive_metadata(data, INITIATE)
-            self.outgoing.append(encode_command(command.READY, encode_properties(self.local_metadata)))
-            self.complete = True
-            self._state = "done"
+            self._state = "serving"
+            self.answer_when_served(self._answer_ready)
         elif state == "expect-ready" and name == command.READY:
             self._receive_metadata(data, command.READY)
             self.complete = True
             self._state = "done"
         else:
             raise ProtocolError(f"unexpected {name.decode()} command in the PLAIN handshake ({state})", clause=CLAUSE)
+
+    def _answer_ready(self) -> None:
+        self.outgoing.append(encode_command(command.READY, encode_properties(self.local_metadata)))
+        self.complete = True
+        self._state = "done"
 
     def _receive_hello(self, data: bytes) -> None:
         pos = 0
