@@ -465,3 +465,15 @@ def test_replay_reads_pcapng(tmp_path):
     proc = subprocess.run(run, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "OK:" in proc.stdout
+
+
+def test_a_resource_outside_rfc_37s_grammar_is_named(tmp_path):
+    # The client's READY: Socket-Type at 73-83, its value 88-93, then "Identity" at 95-102 with an
+    # empty value. Renamed to "Resource" (as long), it asks for the empty resource, which the grammar
+    # (1 or more resource-chars per name) does not allow.
+    chunks = conversation(*null_pair())
+    assert not [v for v in violations(tmp_path, chunks) if v.check == "resource-grammar"]
+    for i, ch in enumerate(b"Resource"):
+        chunks = corrupt(chunks, "c", 95 + i, ch)
+    found = [v for v in violations(tmp_path, chunks) if v.check == "resource-grammar"]
+    assert [(v.sender, v.clause, v.level) for v in found] == [("client", "37/ZMTP#new-the-resource-property", "SHALL")]

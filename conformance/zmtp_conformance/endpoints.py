@@ -121,6 +121,19 @@ def ipc_path(kind: str, ipc: str = UNIX) -> str:
     raise OSError(f"no ipc path whose JeroMQ port is free and below {low}")
 
 
+def without_resource(endpoint: str) -> str:
+    """`tcp://host:port/resource` (RFC 37) as the listener's `tcp://host:port`; anything else unchanged."""
+    if not endpoint.startswith("tcp://"):
+        return endpoint
+    return "tcp://" + endpoint[6:].partition("/")[0]
+
+
+def with_resource(endpoint: str, resource: str) -> str:
+    """The endpoint of the service `resource` at the listener of `endpoint` (no resource: the listener's)."""
+    base = without_resource(endpoint)
+    return f"{base}/{resource}" if resource else base
+
+
 def endpoint_for(transport: str, ipc: str = UNIX) -> str:
     """What a server binds: any free tcp port, or a fresh ipc path."""
     if transport == "tcp":

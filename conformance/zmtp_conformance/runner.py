@@ -19,7 +19,15 @@ from .credentials import (
     server_mechanism,
 )
 from .deviations import Deviation, Failure, find
-from .endpoints import UNIX, endpoint_for, free_endpoint, ipc_kind, ipc_mismatch
+from .endpoints import (
+    UNIX,
+    endpoint_for,
+    free_endpoint,
+    ipc_kind,
+    ipc_mismatch,
+    with_resource,
+    without_resource,
+)
 from .matchers import DEFAULT_TIMEOUT, describe_event, describe_matchers, expect_args, frame_bytes, match, send_args
 from .peers import AgentPool, AgentProcess
 from .rawpeer import RawFailure, RawPeer, build
@@ -180,8 +188,15 @@ class CellRun:
 
     async def reserve(self, role: Role) -> None:
         """A deferred server's endpoint, chosen now: its clients connect there before anything listens."""
+        if role.shares_port_with:
+            # A second service behind a listener that is up already: its clients reach the listener now,
+            # which holds them until the service binds (RFC 37: a resource may become available later).
+            self.bound[role.name] = with_resource(self.bound[role.shares_port_with], role.resource)
+            self.endpoints[role.name] = self.endpoints[role.shares_port_with]
+            self.t.add(role.name, "reserve", f"{self.bound[role.name]}, where nothing serves until {role.name}.bind")
+            return
         ep = free_endpoint(self.cell.transport, self.ipc)
-        self.bound[role.name] = ep  # open_role binds it at the role's bind step, as after a restart
+        self.bound[role.name] = with_resource(ep, role.resource)  # open_role binds it at the bind step
         self.endpoints[role.name] = await self.expose(ep, self.peer_of(role), later=True)
         self.t.add(role.name, "reserve", f"{ep}, where nothing listens until {role.name}.bind")
 
@@ -215,6 +230,12 @@ class CellRun:
             why = no_common_version(agent.name, agent.hello, other.name, other.hello)
             if why:
                 raise Unsupported(why)
+        if (role.resource or role.shares_port_with) and not agent.hello.get("resource"):
+            raise Unsupported(
+                f"{agent.name}: its hello does not say `resource: true`, so it neither binds nor connects"
+                " tcp://host:port/resource (RFC 37's Resource property, which libzmq does not implement either)",
+                agent.name,
+            )
         mechanism = self.cell.mechanism
         options = role_options(role, mechanism)
         try:
@@ -235,17 +256,22 @@ class CellRun:
         self.t.add(role.name, "socket", f"{role.type} on {agent.name} {mechanism} {options or ''}".rstrip())
         if role.side == "server":
             again = self.bound.get(role.name)
+            listener = self.bound.get(role.shares_port_with) or endpoint_for(self.cell.transport, self.ipc)
             resp = await agent.request(
-                "bind", socket=resp["socket"], endpoint=again or endpoint_for(self.cell.transport, self.ipc)
+                "bind", socket=resp["socket"], endpoint=again or with_resource(listener, role.resource)
             )
             self.t.add(role.name, "bind", resp["endpoint"])
             if again is None:
                 self.bound[role.name] = resp["endpoint"]
-                self.endpoints[role.name] = await self.expose(resp["endpoint"], self.peer_of(role))
+                self.endpoints[role.name] = (
+                    self.endpoints[role.shares_port_with]
+                    if role.shares_port_with
+                    else await self.expose(without_resource(resp["endpoint"]), self.peer_of(role))
+                )
 
     async def connect_role(self, role: Role) -> None:
         for target in self.targets(role):
-            ep = self.endpoints[target]
+            ep = with_resource(self.endpoints[target], role.resource)
             await self.agents[role.name].request("connect", socket=self.sockets[role.name], endpoint=ep)
             self.t.add(role.name, "connect", ep)
 
@@ -640,7 +666,7 @@ class CellRun:
             raise StepFailed(f"{role.name} is bound already: a deferred server binds once")
         await self.open_role(role)
         if self.capture is not None:
-            await self.capture.listening(self.bound[role.name])
+            await self.capture.listening(without_resource(self.bound[role.name]))
 
     async def peer_fault(self, role: Role, a: Any) -> None:
         await self.fault(role, a)
@@ -731,6 +757,17 @@ class CellRun:
             stop_after=a.get("stop_after"),
             refuse=a["refuse"].encode("ascii") if "refuse" in a else None,
         )
+        want = a.get("peer_properties") or {}
+        theirs = (raw.conn.mech.peer if raw.conn is not None else None) or {}
+        wrong = [name for name, value in want.items() if theirs.get(name.lower()) != value.encode()]
+        if wrong:
+            # Names without regard to case, values octet for octet (RFC 37's metadata).
+            raise StepFailed(
+                f"{role.name}: the peer's metadata (READY, or INITIATE under PLAIN and CURVE) lacks"
+                f" {', '.join(f'{n}: {want[n]}' for n in wrong)}",
+                expected=", ".join(f"{n}: {want[n]}" for n in wrong),
+                seen=", ".join(f"{k}: {v.decode('latin-1')}" for k, v in theirs.items()) or "no metadata",
+            )
 
     async def raw_subscribe(self, role: Role, raw: RawPeer, a: Any) -> None:
         await raw.subscribe(a.encode() if isinstance(a, str) else bytes.fromhex(a["hex"]))

@@ -45,6 +45,9 @@ class Role:
     # A raw client that connects at its `connect` step, or a peer server that binds at its `bind`
     # step (its clients connected at set-up to the endpoint it will bind), not at set-up.
     deferred: bool = False
+    # RFC 37's Resource: the service a server offers at its endpoint, or a client asks for there.
+    resource: str = ""
+    shares_port_with: str = ""  # a server: bind this earlier server role's host:port, for a second service
 
     @property
     def deferred_step(self) -> str:
@@ -169,6 +172,50 @@ def _deepest(err: jsonschema.ValidationError) -> jsonschema.ValidationError:
     return err
 
 
+def _check_resources(path: Path, data: dict[str, Any], roles: dict[str, Role], lines: dict[Any, int]) -> None:
+    """Roles that name a resource or share a port: peers over tcp, sharing an earlier server that binds at set-up."""
+    uses = [r for r in roles.values() if r.resource or r.shares_port_with]
+    if not uses:
+        return
+    order = list(roles)
+    for role in uses:
+        where = f"roles.{role.name}"
+        line = lines.get(("roles", role.name))
+        if role.raw:
+            raise ScenarioError(
+                path, line, where, "a raw role asks for a resource in its handshake (properties: {Resource: ...})"
+            )
+        if role.shares_port_with:
+            other = roles.get(role.shares_port_with)
+            if role.side != "server" or not role.resource:
+                raise ScenarioError(
+                    path, line, where, "shares_port_with is for a server role with a resource: the second service"
+                )
+            if (
+                other is None
+                or other.side != "server"
+                or other.raw
+                or other.deferred
+                or other.shares_port_with
+                or order.index(other.name) > order.index(role.name)
+            ):
+                raise ScenarioError(
+                    path,
+                    line,
+                    where,
+                    f"shares_port_with: {role.shares_port_with!r} is not an earlier peer server role that binds its"
+                    " own port at set-up",
+                )
+    transports = data.get("transports") or list(vocabulary.TRANSPORTS)
+    if transports != ["tcp"]:
+        raise ScenarioError(
+            path,
+            lines.get(("transports",)) or lines.get(("roles", uses[0].name)),
+            "transports",
+            "a scenario with resources runs over tcp only (RFC 37 puts them in tcp://host:port/resource): transports: [tcp]",
+        )
+
+
 def load_file(path: Path, inventory: dict[str, requirements.Requirement] | None = None) -> Scenario:
     """One scenario file; `inventory` (default: the committed one) is what its `covers:` ids are checked against."""
     try:
@@ -200,9 +247,12 @@ def load_file(path: Path, inventory: dict[str, requirements.Requirement] | None 
             dict(r.get("options") or {}),
             tuple(r.get("connect", ())),
             bool(r.get("deferred")),
+            r.get("resource", ""),
+            r.get("shares_port_with", ""),
         )
         for name, r in data["roles"].items()
     }
+    _check_resources(path, data, roles, lines)
     for role in roles.values():
         if role.deferred and (role.raw != (role.side == "client")):
             raise ScenarioError(

@@ -360,6 +360,13 @@ ACTIONS: dict[str, Action] = {
                         "additionalProperties": {"type": "string"},
                         "description": "more metadata for READY (or INITIATE), e.g. X-Name: value",
                     },
+                    "peer_properties": {
+                        "type": "object",
+                        "additionalProperties": {"type": "string"},
+                        "description": "once the handshake is done, the peer's metadata (READY, or INITIATE under"
+                        " PLAIN and CURVE) must carry these properties: names without regard to case, values"
+                        " exactly, others allowed",
+                    },
                     "lowercase_names": {
                         "type": "boolean",
                         "description": "send the metadata's property names in lower case (socket-type, identity)",

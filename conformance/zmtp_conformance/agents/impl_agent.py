@@ -92,6 +92,7 @@ class ImplAgent(SocketTableAgent):
             "protocol": protocol.PROTOCOL_VERSION,
             "versions": {"zmtp": zmtp.__version__, "python": platform.python_version()},
             "downgrades": ["1.0", "2.0"],  # zmtp/legacy.py: the 1.0 and 2.0 framing after detection
+            "resource": True,  # zmtp/listener.py: RFC 37's services behind one tcp://host:port
             "bugs": {k: repr(v) for k, v in self.bugs.active().items()},
         }
 

@@ -22,6 +22,8 @@ from .tcp import Stream
 
 MECHANISM_CHARS = re.compile(rb"^[A-Z0-9\-_.+]*\x00*$")
 PROPERTY_NAME = re.compile(rb"^[A-Za-z0-9\-_.+]{1,255}$")
+# RFC 37: resource = resource-name *("/" resource-name), resource-char = ALPHA | DIGIT | "$-_@.&+".
+RESOURCE = re.compile(rb"[A-Za-z0-9$_@.&+-]+(?:/[A-Za-z0-9$_@.&+-]+)*\Z")
 COMMAND_NAME = re.compile(rb"^[A-Za-z]{1,255}$")
 CURVE_SIZES = {"HELLO": 200, "WELCOME": 168}  # whole command bodies, name included (RFC 26)
 
@@ -152,7 +154,7 @@ class _Checker:
             self.flag(
                 it, f"command-{it.name.lower() or 'data'}", clause_for(it.name, self.mine.mechanism), "MUST", it.note
             )
-        for name, _value in it.fields.get("properties", []):
+        for name, value in it.fields.get("properties", []):
             if not PROPERTY_NAME.match(name):
                 self.flag(
                     it,
@@ -160,6 +162,15 @@ class _Checker:
                     "37/ZMTP#connection-metadata",
                     "MUST",
                     f"property name {name!r} is not 1-255 of letters, digits, - _ . +",
+                )
+            if name.lower() == b"resource" and not RESOURCE.match(value):
+                self.flag(
+                    it,
+                    "resource-grammar",
+                    "37/ZMTP#new-the-resource-property",
+                    "SHALL",
+                    f"Resource {value!r} is not resource-name *(\"/\" resource-name), each name 1 or more of"
+                    " ALPHA, DIGIT, $ - _ @ . & +",
                 )
         if it.name == "PING" and len(it.fields.get("context", b"")) > 16:
             self.flag(
