@@ -160,24 +160,36 @@ class Sniffer:
         assert self.header is not None
         return self.header.linktype
 
-    def sync(self, timeout: float = 5.0) -> list[Record]:
-        """Every TCP packet captured since the last sync, up to now."""
+    def sync(self, timeout: float = 30.0) -> list[Record]:
+        """Every TCP packet captured since the last sync, up to now.
+
+        Each worker's tcpdump records all of `lo`, so on a loaded machine it can fall seconds behind,
+        or drop a marker when its buffer overflows: a fresh marker goes out every second until one is
+        read back (any of them ends the wait; those of earlier syncs are skipped as before).
+        """
         assert self.f is not None and self.header is not None
-        token = uuid.uuid4().bytes
-        self.marker.sendto(token, ("127.0.0.1", self.port))
+        tokens: set[bytes] = set()
         deadline = time.monotonic() + timeout
+        resend = 0.0
         while True:
+            if time.monotonic() >= resend:
+                token = uuid.uuid4().bytes
+                tokens.add(token)
+                self.marker.sendto(token, ("127.0.0.1", self.port))
+                resend = time.monotonic() + 1.0
             for rec in iter_records(self.f, self.header, str(self.path)):
                 udp = parse_udp(rec.data, self.header.linktype)
                 if udp is None:
                     self.pending.append(rec)
-                elif udp == token:
+                elif udp in tokens:
                     out, self.pending = self.pending, []
                     self._drain()
                     self._release()
                     return out
             if time.monotonic() > deadline:
-                raise SnifferError(f"tcpdump did not record the marker within {timeout:g}s ({self.path})")
+                raise SnifferError(
+                    f"tcpdump recorded none of {len(tokens)} markers within {timeout:g}s ({self.path})"
+                )
             time.sleep(0.002)
 
     def _release(self) -> None:
