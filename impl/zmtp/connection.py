@@ -334,15 +334,16 @@ class Connection:
             else:
                 self._decoder.feed(data)
             self._receive_frames(events)
-        except ProtocolError as exc:
-            self.state = State.CLOSED
-            if exc.peer is None and self.peer:
-                exc.peer = self.peer
-            raise
-        except HandshakeError:
-            self.state = State.CLOSED
+        except (ProtocolError, HandshakeError) as exc:
+            self._closed_by(exc)
             raise
         return events
+
+    def _closed_by(self, exc: ProtocolError | HandshakeError) -> None:
+        """A violation ends the connection; the error names the peer once it is known."""
+        self.state = State.CLOSED
+        if isinstance(exc, ProtocolError) and exc.peer is None and self.peer:
+            exc.peer = self.peer
 
     def receive_buffer(self) -> memoryview | None:
         """A buffer the next bytes from the peer may be read into directly, or None.
@@ -560,13 +561,8 @@ class Connection:
                 self._flush_mechanism()
             self._maybe_complete(events)
             self._receive_frames(events)
-        except ProtocolError as exc:
-            self.state = State.CLOSED
-            if exc.peer is None and self.peer:
-                exc.peer = self.peer
-            raise
-        except HandshakeError:
-            self.state = State.CLOSED
+        except (ProtocolError, HandshakeError) as exc:
+            self._closed_by(exc)
             raise
         return events
 
