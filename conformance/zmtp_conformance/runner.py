@@ -255,11 +255,11 @@ class CellRun:
         self.sockets[role.name] = resp["socket"]
         self.t.add(role.name, "socket", f"{role.type} on {agent.name} {mechanism} {options or ''}".rstrip())
         if role.side == "server":
-            again = self.bound.get(role.name)
-            listener = self.bound.get(role.shares_port_with) or endpoint_for(self.cell.transport, self.ipc)
-            resp = await agent.request(
-                "bind", socket=resp["socket"], endpoint=again or with_resource(listener, role.resource)
+            again = self.bound.get(role.name)  # a restart, or the bind step of a deferred role
+            endpoint = again or with_resource(
+                self.bound.get(role.shares_port_with) or endpoint_for(self.cell.transport, self.ipc), role.resource
             )
+            resp = await agent.request("bind", socket=resp["socket"], endpoint=endpoint)
             self.t.add(role.name, "bind", resp["endpoint"])
             if again is None:
                 self.bound[role.name] = resp["endpoint"]
