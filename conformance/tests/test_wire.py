@@ -579,3 +579,21 @@ def test_a_proxy_for_a_server_that_binds_later_refuses_until_it_listens(transpor
             server.close()
 
     asyncio.run(go())
+
+
+def test_a_rerun_keeps_the_capture_of_the_run_before(pytester):
+    # impl with its socket-type check off accepts the PULL/SUB mismatch: a failure every time, so
+    # --reruns 1 runs each cell twice, and the first run's capture must not be overwritten.
+    d = pytester.path / "scenarios"
+    d.mkdir()
+    shutil.copy(ROOT / "scenarios/37/null/socket-type-mismatch-pull-sub.yaml", d / "a.yaml")
+    result = pytester.runpytest(
+        "scenarios", "--peers", "impl", "--report-dir", "out", "-p", "no:cacheprovider", "--pcap", "proxy",
+        "--peer-args", "impl=--bug=skip_socket_type_check", "--reruns", "1", "--backend", "local",
+    )  # fmt: skip
+    assert result.parseoutcomes().get("rerun") == 2 and result.parseoutcomes().get("failed") == 2
+    caps = pytester.path / "out/captures"
+    for cell in json.loads((pytester.path / "out/matrix.json").read_text())["cells"]:
+        last = pytester.path / "out" / cell["capture"]["file"]
+        first = last.with_name(wire.rerun_file_name(last.name, 1))
+        assert last.is_file() and first.is_file(), sorted(p.name for p in caps.iterdir())

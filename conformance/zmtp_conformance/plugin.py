@@ -336,6 +336,10 @@ class CellItem(pytest.Item):
                 if n > 1 and path.exists():
                     # The stalled attempt's capture stays, as the evidence its rerun rests on.
                     path.replace(path.with_name(wire.stalled_file_name(path.name, n - 1)))
+                earlier = getattr(self, "execution_count", 1) - 1  # runs pytest-rerunfailures made before
+                if n == 1 and earlier and path.exists():
+                    # A flaky cell's failed run is evidence too: its capture stays beside the rerun's.
+                    path.replace(path.with_name(wire.rerun_file_name(path.name, earlier)))
             try:
                 result = await run_cell(self.cell, st.pool, st.deviations, capture, path, st.wire_table)
             except Exception:

@@ -113,6 +113,11 @@ def stalled_file_name(name: str, attempt: int) -> str:
     return f"{name.removesuffix('.pcap')}.stalled-{attempt}.pcap"
 
 
+def rerun_file_name(name: str, run: int) -> str:
+    """Where the pcap of a run that --reruns repeated is kept: `X.pcap` -> `X.rerun-1.pcap`."""
+    return f"{name.removesuffix('.pcap')}.rerun-{run}.pcap"
+
+
 def check(
     path: Path,
     owners: dict[tuple[int, int], tuple[str | None, str | None]],
