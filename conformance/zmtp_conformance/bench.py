@@ -38,7 +38,7 @@ from typing import Any
 
 from . import protocol
 from .credentials import CURVE_CLIENT_PUBLIC, MECHANISM_OPTIONS
-from .endpoints import UNIX, endpoint_for, ipc_kind, ipc_mismatch
+from .endpoints import UNIX, agents_ipc, endpoint_for, ipc_mismatch
 from .peers import AgentPool
 
 SIZES = (64, 1024, 64 * 1024, 1024 * 1024)
@@ -117,7 +117,7 @@ async def _bind(agent: Any, sock: str, transport: str, clients: list[Any]) -> st
     with EADDRINUSE in a burst of short runs; then a port found free here is named explicitly instead."""
     ipc = UNIX
     if transport == "ipc":
-        parties = {a.name.split("/")[0]: ipc_kind(a.name, a.hello) for a in [agent, *clients]}
+        parties = agents_ipc([agent, *clients])
         why = ipc_mismatch(parties)
         if why:
             raise ValueError(why)

@@ -11,6 +11,7 @@ proxy, its choice of paths) then goes that way too.
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import socket
@@ -38,6 +39,11 @@ def ipc_kind(peer: str, hello: dict[str, Any]) -> str:
     return kind
 
 
+def agents_ipc(agents: list[Any]) -> dict[str, str]:
+    """Each agent's peer (its name before the "/side") -> how it reaches ipc endpoints."""
+    return {agent.name.split("/")[0]: ipc_kind(agent.name, agent.hello) for agent in agents}
+
+
 def ipc_mismatch(parties: dict[str, str]) -> str | None:
     """Why parties (name -> ipc kind) cannot meet over ipc, or None when they all go one way."""
     if len(set(parties.values())) < 2:
@@ -59,11 +65,10 @@ def jeromq_port(path: str) -> int:
     """The loopback tcp port JeroMQ 0.6 listens on and connects to for `ipc://path`."""
     h = java_string_hash(path)
     # Java's int negation and remainder: -MIN_VALUE overflows back to itself, and % keeps the
-    # dividend's sign, so that one path gets a port below 10000.
-    if h < 0 and h != -(1 << 31):
-        h = -h
-    rem = abs(h) % 55536
-    return (rem if h >= 0 else -rem) + 10000
+    # dividend's sign (as math.fmod does), so that one path gets a port below 10000.
+    if h != -(1 << 31):
+        h = abs(h)
+    return int(math.fmod(h, 55536)) + 10000
 
 
 def tcp_address(kind: str, path: str) -> tuple[str, int] | None:

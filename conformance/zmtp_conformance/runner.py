@@ -21,9 +21,9 @@ from .credentials import (
 from .deviations import Deviation, Failure, find
 from .endpoints import (
     UNIX,
+    agents_ipc,
     endpoint_for,
     free_endpoint,
-    ipc_kind,
     ipc_mismatch,
     with_resource,
     without_resource,
@@ -160,13 +160,9 @@ class CellRun:
 
         The raw peer and the sanity check after hostile input open Unix sockets, as the harness does.
         """
-        parties: dict[str, str] = {}
-        for r in roles:
-            if r.raw:
-                parties["the raw peer"] = UNIX
-            else:
-                agent = await self.pool.get(self.peer_of(r), r.side)
-                parties[agent.name.split("/")[0]] = ipc_kind(agent.name, agent.hello)
+        parties = agents_ipc([await self.pool.get(self.peer_of(r), r.side) for r in roles if not r.raw])
+        if any(r.raw for r in roles):
+            parties["the raw peer"] = UNIX
         if self.cell.scenario.hostile:
             parties["the sanity check"] = UNIX
         why = ipc_mismatch(parties)
@@ -762,10 +758,10 @@ class CellRun:
         wrong = [name for name, value in want.items() if theirs.get(name.lower()) != value.encode()]
         if wrong:
             # Names without regard to case, values octet for octet (RFC 37's metadata).
+            lacking = ", ".join(f"{n}: {want[n]}" for n in wrong)
             raise StepFailed(
-                f"{role.name}: the peer's metadata (READY, or INITIATE under PLAIN and CURVE) lacks"
-                f" {', '.join(f'{n}: {want[n]}' for n in wrong)}",
-                expected=", ".join(f"{n}: {want[n]}" for n in wrong),
+                f"{role.name}: the peer's metadata (READY, or INITIATE under PLAIN and CURVE) lacks {lacking}",
+                expected=lacking,
                 seen=", ".join(f"{k}: {v.decode('latin-1')}" for k, v in theirs.items()) or "no metadata",
             )
 

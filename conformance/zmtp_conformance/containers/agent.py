@@ -164,27 +164,18 @@ def _remove(container: Any) -> None:
     import docker.errors
 
     try:
-        container.stop()
+        try:
+            container.stop()
+        except docker.errors.APIError as exc:
+            if "is not running" not in str(exc):
+                raise
+            # It exited between the engine's look and its kill ("Could not kill running container ...,
+            # cannot remove - Container ... is not running"): what is left is a stopped container.
+            container.get_wrapped_container().remove(v=True)
     except docker.errors.NotFound:
         pass  # it removed itself when its agent exited
     except docker.errors.APIError as exc:
-        if "is not running" in str(exc):
-            # It exited between the engine's look and its kill ("Could not kill running container ...,
-            # cannot remove - Container ... is not running"): what is left is a stopped container.
-            _remove_stopped(container)
-        elif "already in progress" not in str(exc):
+        if "already in progress" not in str(exc):
             raise
     finally:
         cleanup.untrack(container)
-
-
-def _remove_stopped(container: Any) -> None:
-    import docker.errors
-
-    try:
-        container.get_wrapped_container().remove(v=True)
-    except docker.errors.NotFound:
-        pass
-    except docker.errors.APIError as exc:
-        if "already in progress" not in str(exc):
-            raise
