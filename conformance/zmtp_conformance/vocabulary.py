@@ -34,6 +34,11 @@ class Outcome(StrEnum):
 # A requirement id as the inventory writes it: <rfc>/<section-slug>/<n>, a split part with a letter after n.
 REQUIREMENT_ID = "^[0-9]+/[a-z0-9-]+/[0-9]+[a-z]?$"
 
+# RFC 37's Resource: resource = resource-name *("/" resource-name), resource-name = 1*resource-char,
+# resource-char = ALPHA | DIGIT | "$" | "-" | "_" | "@" | "." | "&" | "+". For a role's `resource:`
+# and for the capture validator's check of every Resource a peer sends.
+RESOURCE = "[A-Za-z0-9$_@.&+-]+(?:/[A-Za-z0-9$_@.&+-]+)*"
+
 # Where an RFC states no keyword but users rely on the behaviour (libzmq does it, applications depend on it).
 INTEROP = "interop"
 LEVELS = ("MUST", "SHALL", "SHOULD", "MAY", INTEROP)
@@ -550,6 +555,7 @@ def with_vocabulary(doc: dict[str, Any]) -> dict[str, Any]:
     role = doc["$defs"]["role"]["properties"]
     role["type"] = {"enum": [*SOCKET_TYPES, *DRAFT_SOCKET_TYPES]}
     role["options"] = options_schema()
+    role["resource"]["pattern"] = f"^{RESOURCE}$"
     doc["$defs"]["step"] = step_schema()
     return doc
 

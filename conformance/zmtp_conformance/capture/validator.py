@@ -16,14 +16,14 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 
+from .. import vocabulary
 from .curvebox import CurveKeys, open_stream
 from .dissect import COMMAND, LONG, MORE, Decoder, FrameRun, Item, greeting_major
 from .tcp import Stream
 
 MECHANISM_CHARS = re.compile(rb"^[A-Z0-9\-_.+]*\x00*$")
 PROPERTY_NAME = re.compile(rb"^[A-Za-z0-9\-_.+]{1,255}$")
-# RFC 37: resource = resource-name *("/" resource-name), resource-char = ALPHA | DIGIT | "$-_@.&+".
-RESOURCE = re.compile(rb"[A-Za-z0-9$_@.&+-]+(?:/[A-Za-z0-9$_@.&+-]+)*\Z")
+RESOURCE = re.compile(vocabulary.RESOURCE.encode() + rb"\Z")  # RFC 37's resource grammar
 COMMAND_NAME = re.compile(rb"^[A-Za-z]{1,255}$")
 CURVE_SIZES = {"HELLO": 200, "WELCOME": 168}  # whole command bodies, name included (RFC 26)
 
