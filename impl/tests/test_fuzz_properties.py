@@ -90,3 +90,45 @@ def test_valid_stream_in_any_chunking_gives_the_same_events(sizes):
     chunks.append(VALID_STREAM[pos:])
     assert feed(Connection("PULL", as_server=True), chunks) == whole
     assert [type(e) for e in whole] == [GreetingReceived, HandshakeComplete, Message, Ping, Subscribe, Message]
+
+
+def _flattened(conn: Connection, chunks: list[bytes], batched: bool) -> tuple[list[object], str]:
+    """Each call's events with Messages spread into one Message each, and the error it ended with."""
+    from zmtp.events import Messages
+
+    out: list[object] = []
+    for chunk in chunks:
+        try:
+            got = conn.receive_data(chunk, batched=batched)
+        except (ProtocolError, HandshakeError) as exc:
+            return out, f"{type(exc).__name__}: {exc}"
+        for ev in got:
+            if isinstance(ev, Messages):
+                out += [Message(frames) for frames in ev.messages]
+            else:
+                out.append(ev)
+    return out, ""
+
+
+_FRAME = st.one_of(st.binary(max_size=20), st.binary(min_size=250, max_size=1100), st.just(b"y" * 70000))
+_PIECE = st.one_of(
+    st.lists(_FRAME, min_size=1, max_size=3).map(encode_message_bytes),
+    st.just(command.ping(0, b"p")),
+)
+
+
+@FUZZ
+@given(st.lists(_PIECE, max_size=40), st.data())
+def test_batched_receive_gives_the_same_events_in_any_chunking(pieces, data):
+    from .helpers import handshake
+
+    raw = bytearray(b"".join(pieces))
+    if raw and data.draw(st.booleans()):
+        raw[data.draw(st.integers(0, len(raw) - 1))] = data.draw(st.integers(0, 255))
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(raw)), max_size=6)))
+    chunks = [bytes(raw[a:b]) for a, b in zip([0, *cuts], [*cuts, len(raw)], strict=True)]
+    results = []
+    for batched in (False, True):
+        _, server = handshake("PUSH", "PULL", server={"max_msg_size": 1 << 16})
+        results.append(_flattened(server, chunks, batched))
+    assert results[0] == results[1]

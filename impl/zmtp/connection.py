@@ -617,6 +617,14 @@ class Connection:
         if self._is_dish:
             self._receive_dish_traffic(events)
             return
+        if (
+            self._batched
+            and not self._is_publisher
+            and not self.mechanism.encrypts
+            and type(self._decoder) is FrameDecoder
+        ):
+            self._receive_plain_traffic(events)
+            return
         legacy = not self.speaks_commands
         publisher = self._is_publisher
         encrypted = self.mechanism.encrypts
@@ -658,6 +666,52 @@ class Connection:
                 batch.append([body])
             else:
                 append(Message([body]))
+
+    def _receive_plain_traffic(self, events: list[Event]) -> None:
+        """`_receive_traffic` for the common case, batched and in clear, where a frame is
+        either data or a command: the decoder cuts runs of data frames straight into
+        messages, and only what it stops at (a command, a frame it leaves to next_frame,
+        or an error for next_frame to raise) is looked at here, one frame at a time.
+
+        As in `_receive_traffic`, every frame is cut before any command is acted on, so
+        a framing error raises before the commands in front of it are answered.
+        """
+        decoder = self._decoder
+        assert isinstance(decoder, FrameDecoder)
+        partial = self._partial
+        items: list[list[list[bytes]] | tuple[int, bytes]] = []  # runs of messages, and commands
+        run = decoder.read_messages(partial)
+        while (frame := decoder.next_frame()) is not None:
+            flags, body = frame
+            if flags & COMMAND:
+                if run:
+                    items.append(run)
+                    run = []
+                items.append(frame)
+            else:
+                partial.append(body)
+                if not flags & MORE:
+                    run.append(partial[:])
+                    partial.clear()
+            run += decoder.read_messages(partial)
+        if run:
+            items.append(run)
+        for item in items:
+            if type(item) is list:
+                last = events[-1] if events else None
+                if type(last) is Messages:
+                    last.messages += item
+                else:
+                    events.append(Messages(item))
+                continue
+            flags, body = item  # type: ignore[misc]
+            if not self.speaks_commands:
+                raise ProtocolError(
+                    f"ZMTP {self.version} frame sets flag bit 2, reserved before ZMTP 3.0", clause="15/ZMTP#framing"
+                )
+            # libzmq may slip a PING between the frames of a multipart
+            # message, so a command does not end the message in progress.
+            self._receive_command(flags, body, events)
 
     def _receive_dish_traffic(self, events: list[Event]) -> None:
         """Traffic to a DISH: every message is RFC 37's radio-dish-message.

@@ -16,6 +16,7 @@ MORE = 0x01
 LONG = 0x02
 COMMAND = 0x04
 RESERVED_MASK = 0xF8
+_NOT_PLAIN = ~(MORE | LONG)  # a command or reserved bits: not a plain data frame
 
 MAX_LONG_SIZE = (1 << 63) - 1
 BIG_FRAME = 256 * 1024  # bodies this large are gathered in place (FrameDecoder.big_buffer)
@@ -200,6 +201,66 @@ class FrameDecoder:
             if frame is None:
                 return out
             append(frame)
+
+    def read_messages(self, partial: list[bytes]) -> list[list[bytes]]:
+        """Whole messages of plain data frames (flags MORE and LONG only), cut from the
+        buffer as `read_frames` cuts frames, stopping before the first frame that is
+        anything else (a command, reserved bits, over the limit, too large for the window,
+        incomplete): `next_frame` returns that one.
+
+        `partial` holds the frames of a message begun earlier (MORE set) and keeps those
+        of one still unfinished. One pass instead of frames first and messages from them:
+        per small message, the frame tuple and a second loop cost more than the cutting.
+        """
+        out: list[list[bytes]] = []
+        append = out.append
+        limit = self.max_size if self.max_size is not None else MAX_LONG_SIZE
+        while True:
+            buf = self._buf
+            pos = self._pos
+            n = len(buf)
+            if self._big is not None or n - pos < 2 or not self._fits_window(buf, pos, n):
+                return out
+            with memoryview(buf) as view:
+                data = bytes(view[pos : pos + SHORT_WINDOW])
+            dn = len(data)
+            i = 0
+            while i + 2 <= dn:
+                flags = data[i]
+                if flags & LONG:
+                    if i + 9 > dn:
+                        break
+                    size = _unpack_long_from(data, i + 1)[0]
+                    start = i + 9
+                else:
+                    size = data[i + 1]
+                    start = i + 2
+                end = start + size
+                if end > dn or size > limit or flags & _NOT_PLAIN:
+                    break
+                i = end
+                if flags & MORE:
+                    partial.append(data[start:end])
+                elif partial:
+                    partial.append(data[start:end])
+                    append(partial[:])
+                    partial.clear()
+                else:
+                    append([data[start:end]])
+            pos += i
+            if pos == n:
+                buf.clear()
+                self._pos = 0
+                return out
+            if i == 0 or dn < SHORT_WINDOW or (i < dn and data[i] & _NOT_PLAIN):
+                # Stopped at a frame this path does not take, or at an incomplete one.
+                if pos > 65536 and pos > (n >> 1):
+                    del buf[:pos]  # as next_frame does: the consumed prefix must not pile up
+                    pos = 0
+                self._pos = pos
+                return out
+            self._pos = pos
+            # Stopped at the window's edge: the next window starts at that frame.
 
     @staticmethod
     def _fits_window(buf: bytearray, pos: int, n: int) -> bool:
