@@ -57,6 +57,32 @@ def test_a_good_pair_passes():
     assert "send" in r.transcript and r.versions["client"]["libzmq"]
 
 
+def test_a_cells_phases_add_up_to_its_duration():
+    r = run("28/req-rep/round-trip", "impl", "impl")
+    assert r.outcome == Outcome.PASSED, r.reason
+    assert {"agents", "setup", "step:send", "step:expect", "teardown"} <= set(r.phases), r.phases
+    assert sum(r.phases.values()) == pytest.approx(r.duration, rel=0.02, abs=0.005), r.phases
+    # Each moment charged once: the agents a set-up starts are not counted in "setup" as well.
+    assert r.phases["setup"] < r.duration - r.phases["agents"]
+
+
+def test_a_stopwatch_charges_nested_phases_to_the_inner_one(monkeypatch):
+    from zmtp_conformance import trace
+
+    now = [0.0]
+    monkeypatch.setattr(trace.time, "monotonic", lambda: now[0])
+    clock = trace.Stopwatch()
+    clock.switch("harness")
+    with clock.phase("setup"):
+        now[0] += 1
+        with clock.phase("agents"):
+            now[0] += 5
+        now[0] += 2
+    now[0] += 0.5
+    clock.switch(None)
+    assert clock.spent == {"harness": 0.5, "setup": 3.0, "agents": 5.0}
+
+
 def test_peer_that_skips_the_socket_type_check_turns_red():
     sid = "37/socket-type/mismatch-error-command/pull-vs-sub"
     assert run(sid, "impl", "raw").outcome == Outcome.PASSED
@@ -247,3 +273,16 @@ def test_the_raw_peer_imports_nothing_from_impl():
                 )
             if isinstance(node, ast.Import):
                 assert not any(a.name == "zmtp" or a.name.startswith("zmtp.") for a in node.names), name
+
+
+def test_the_run_summary_ranks_the_phases_over_every_cell():
+    from zmtp_conformance.plugin import where_time_went
+
+    records = [
+        {"phases": {"step:wait": 3.0, "agents": 1.0}},
+        {"phases": {"step:wait": 1.0, "step:expect": 2.0, "teardown": 0.5}},
+        {"outcome": "skipped"},  # no phases: a peer that was not there
+    ]
+    line = where_time_went(records, top=2)
+    assert line == "cell time 8 worker-seconds: step:wait 4s (53%), step:expect 2s (27%), other 2s"
+    assert where_time_went([{"outcome": "skipped"}]) == ""

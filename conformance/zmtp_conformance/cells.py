@@ -45,6 +45,8 @@ class CellResult:
     deviation: Deviation | None = None
     wire: WireResult | None = None
     measurements: dict[str, int] = field(default_factory=dict)  # e.g. {"lost": 3} after a fault
+    # Seconds per phase (trace.Stopwatch): "agents", "setup", "step:<action>", "teardown", "wire", ...
+    phases: dict[str, float] = field(default_factory=dict)
     step: str = ""  # where a failed cell failed: the step's index, or setup / sanity
     action: str = ""  # that step's action
     # A declared stall of a peer (peers.yaml known_stalls) seen in this cell: its id, how many
@@ -78,6 +80,7 @@ class CellResult:
             "duration": round(self.duration, 4),
             "capture": None if self.wire is None else self.wire.record(),
             "measurements": self.measurements,
+            "phases": {k: round(v, 4) for k, v in sorted(self.phases.items(), key=lambda kv: -kv[1])},
             **(stall if self.stall else {}),
         }
 

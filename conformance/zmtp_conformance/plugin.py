@@ -349,7 +349,11 @@ class CellItem(pytest.Item):
             if result.outcome in (Outcome.FAILED, Outcome.DEVIATES):
                 # An excused failure can leave the agent as broken as any other (JeroMQ's I/O thread
                 # spins after a negative frame size): the next cell, or attempt, gets a fresh one.
+                began = time.monotonic()
                 await st.pool.discard_cell(self.cell.server, self.cell.client)
+                spent = time.monotonic() - began  # the cell's cost, though paid after its verdict
+                result.phases["discard"] = spent
+                result.duration += spent
             return result
 
         client = st.registry.get(self.cell.client)
@@ -599,6 +603,9 @@ class Recorder:
         for line in pairing_table(list(self.records.values())):
             tr.write_line(line)
         tr.write_line(f"cells: {len(self.records)}   wall time: {time.time() - self.start:.1f}s")
+        spent = where_time_went(list(self.records.values()))
+        if spent:
+            tr.write_line(spent)
         flaky = sorted(i for i, r in self.records.items() if r.get("flaky"))
         for cell in flaky:
             tr.write_line(f"flaky (its outcome changed on rerun): {cell}", yellow=True)
@@ -655,6 +662,22 @@ def scenario_fingerprint(config: pytest.Config) -> dict[str, Any]:
         count += 1
         digest.update(sc.id.encode() + b"\0" + hashlib.sha256(f.read_bytes()).digest())
     return {"scenarios": count, "sha256": digest.hexdigest()}
+
+
+def where_time_went(records: list[dict[str, Any]], top: int = 8) -> str:
+    """The phases the cells spent their time in, summed over the run (worker-seconds), largest first."""
+    totals: dict[str, float] = {}
+    for r in records:
+        for phase, seconds in (r.get("phases") or {}).items():
+            totals[phase] = totals.get(phase, 0.0) + seconds
+    whole = sum(totals.values())
+    if whole <= 0:
+        return ""
+    ranked = sorted(totals.items(), key=lambda kv: -kv[1])
+    shown = [f"{phase} {seconds:.0f}s ({seconds / whole:.0%})" for phase, seconds in ranked[:top]]
+    if len(ranked) > top:
+        shown.append(f"other {sum(s for _, s in ranked[top:]):.0f}s")
+    return f"cell time {whole:.0f} worker-seconds: " + ", ".join(shown)
 
 
 def pairing_table(records: list[dict[str, Any]]) -> list[str]:

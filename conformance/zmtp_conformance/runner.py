@@ -31,8 +31,8 @@ from .endpoints import (
 from .matchers import DEFAULT_TIMEOUT, describe_event, describe_matchers, expect_args, frame_bytes, match, send_args
 from .peers import AgentPool, AgentProcess
 from .rawpeer import RawFailure, RawPeer, build
-from .scenario import Role, Step
-from .trace import Transcript, show
+from .scenario import Role, Step, topic_bytes
+from .trace import Stopwatch, Transcript, show
 from .vocabulary import ACTIONS, PEER, RAW, Outcome
 
 if TYPE_CHECKING:
@@ -93,6 +93,7 @@ class CellRun:
         self.pool = pool
         self.capture = capture
         self.t = Transcript()
+        self.clock = Stopwatch()
         self.vars: dict[str, bytes] = {}
         self.agents: dict[str, AgentProcess] = {}  # role -> agent
         self.sockets: dict[str, str] = {}  # role -> socket id in its agent
@@ -177,7 +178,8 @@ class CellRun:
         keys = list(dict.fromkeys(wanted))
         if len(keys) < 2:
             return  # one agent or none: open_role starts it, nothing to overlap
-        done = await asyncio.gather(*(self.pool.get(peer, side) for peer, side in keys), return_exceptions=True)
+        with self.clock.phase("agents"):
+            done = await asyncio.gather(*(self.pool.get(peer, side) for peer, side in keys), return_exceptions=True)
         for outcome in done:
             if isinstance(outcome, BaseException):
                 raise outcome
@@ -211,9 +213,10 @@ class CellRun:
         """
         sc = self.cell.scenario
         pending = self.respawn.pop(role.side, None)
-        if pending is not None:
-            await pending  # a failed start raises here, at the restart, as pool.get would
-        agent = await self.pool.get(self.peer_of(role), role.side)
+        with self.clock.phase("agents"):
+            if pending is not None:
+                await pending  # a failed start raises here, at the restart, as pool.get would
+            agent = await self.pool.get(self.peer_of(role), role.side)
         self.agents[role.name] = agent
         self.versions[role.side] = agent.versions
         need = sc.required_zmtp
@@ -589,7 +592,7 @@ class CellRun:
 
     async def _subscription(self, role: Role, a: Any, op: str) -> None:
         agent, sock = self._agent(role)
-        topic = a.encode() if isinstance(a, str) else bytes.fromhex(a["hex"])
+        topic = topic_bytes(a)
         self.t.add(role.name, op, show(topic))
         await agent.request(op, socket=sock, topic=topic.hex())
 
@@ -598,6 +601,62 @@ class CellRun:
 
     async def peer_unsubscribe(self, role: Role, a: Any) -> None:
         await self._subscription(role, a, "unsubscribe")
+
+    async def peer_await_subscription(self, role: Role, a: Any) -> None:
+        agent, sock = self._agent(role)
+
+        async def receive(timeout: float) -> list[bytes] | None:
+            try:
+                resp = await agent.request("recv", socket=sock, timeout=timeout)
+            except protocol.AgentError as exc:
+                if exc.kind == protocol.TIMEOUT:
+                    return None
+                raise
+            return protocol.decode_frames(resp["frames"])
+
+        await self.await_subscription(role, a, receive)
+
+    async def await_subscription(
+        self, role: Role, a: dict[str, Any], receive: Callable[[float], Awaitable[list[bytes] | None]]
+    ) -> None:
+        """The subscriber's earlier (un)subscribes have reached the publisher: a probe got through.
+
+        A publisher drops what no subscription matches and tells its application nothing when a
+        subscription arrives, so scenarios used to pause and hope. A probe that arrives is proof:
+        the publisher takes a connection's commands in order, so the subscription the probe matched
+        being in effect means every (un)subscribe sent on that connection before it is too. The
+        probes sent after the first to arrive match as well and follow it in order; they are read
+        here, so the scenario's next expect sees only its own messages.
+        """
+        publisher = self.cell.scenario.roles[a["publisher"]]
+        agent, sock = self._agent(publisher)
+        topic = topic_bytes(a["topic"])
+        timeout = a.get("timeout", DEFAULT_TIMEOUT)
+        deadline = time.monotonic() + timeout
+        sent, got = 0, None
+        while got is None:
+            if time.monotonic() > deadline:
+                raise StepFailed(
+                    f"none of the {sent} probes {publisher.name} published on {show(topic)} reached {role.name}"
+                    f" within {timeout:g}s: the subscription is not in effect",
+                    expected=f"a message beginning {show(topic)}",
+                    seen="nothing",
+                )
+            sent += 1
+            await agent.request("send", socket=sock, frames=[probe(topic, sent).hex()], timeout=DEFAULT_TIMEOUT)
+            got = await receive(PROBE_INTERVAL)
+        first = last = probe_number(role.name, topic, got)
+        while last < sent:
+            got = await receive(DEFAULT_TIMEOUT)
+            if got is None:
+                raise StepFailed(
+                    f"{role.name} received probe {last} of the {sent} {publisher.name} published on {show(topic)},"
+                    " then nothing: the probes after one that arrived match the same subscription",
+                    expected=show([probe(topic, last + 1)]),
+                    seen="nothing",
+                )
+            last = probe_number(role.name, topic, got, last + 1)
+        self.t.add(role.name, "subscribed", f"probe {first} of {sent} on {show(topic)} arrived, the rest read")
 
     async def peer_send_expect_error(self, role: Role, a: Any) -> None:
         agent, sock = self._agent(role)
@@ -766,7 +825,7 @@ class CellRun:
             )
 
     async def raw_subscribe(self, role: Role, raw: RawPeer, a: Any) -> None:
-        await raw.subscribe(a.encode() if isinstance(a, str) else bytes.fromhex(a["hex"]))
+        await raw.subscribe(topic_bytes(a))
 
     async def raw_send(self, role: Role, raw: RawPeer, a: Any) -> None:
         message, extra = send_args(a)
@@ -800,6 +859,15 @@ class CellRun:
                 return None
 
         await self.expect_numbered(role, a, receive)
+
+    async def raw_await_subscription(self, role: Role, raw: RawPeer, a: Any) -> None:
+        async def receive(timeout: float) -> list[bytes] | None:
+            try:
+                return await raw.recv_message(timeout)
+            except TimeoutError:
+                return None
+
+        await self.await_subscription(role, a, receive)
 
     async def raw_expect(self, role: Role, raw: RawPeer, a: Any) -> None:
         if isinstance(a, dict) and "within" in a:
@@ -941,18 +1009,24 @@ async def run_cell(
     """Run one cell; with a capture, also write its pcap to `capture_path` and judge every peer's bytes."""
     start = time.monotonic()
     run = CellRun(cell, pool, capture)
+    clock = run.clock
+    clock.switch("harness")  # whatever no other phase claims: verdicts, deviation lookup, records
     result = CellResult(cell, Outcome.PASSED)
     where, action = "setup", "setup"
     try:
         if capture is not None:
-            await capture.begin()
-        await run.setup()
+            with clock.phase("sniffer"):
+                await capture.begin()
+        with clock.phase("setup"):
+            await run.setup()
         for i, st in enumerate(cell.scenario.steps):
             where, action = str(i), st.action
-            await run.step(st)
+            with clock.phase(f"step:{st.action}"):
+                await run.step(st)
         if cell.scenario.hostile:
             where, action = "sanity", "sanity"
-            await run.sanity()
+            with clock.phase("sanity"):
+                await run.sanity()
     except Unsupported as exc:
         result.outcome, result.reason = Outcome.UNSUPPORTED, str(exc)
         claims_all = exc.agent and _claims_everything(pool, exc.agent)
@@ -966,8 +1040,9 @@ async def run_cell(
     except (OSError, TimeoutError) as exc:
         result.outcome, result.reason = Outcome.FAILED, f"{type(exc).__name__}: {exc}"
     finally:
-        died = await run.deaths() if result.outcome == Outcome.FAILED else []
-        await run.teardown()
+        with clock.phase("teardown"):
+            died = await run.deaths() if result.outcome == Outcome.FAILED else []
+            await run.teardown()
     if result.outcome == Outcome.FAILED:
         # An agent's last words are already in the reason when the step that failed saw it die.
         said = [f"{name} died: {words or 'nothing on its stderr'}" for name, words in died if words not in result.reason]
@@ -979,14 +1054,39 @@ async def run_cell(
         if dev is not None:
             result.outcome, result.deviation = Outcome.DEVIATES, dev
     if capture is not None and capture_path is not None:
-        result.wire = await judge_wire(run, capture, capture_path, wire_table or [], result)
+        with clock.phase("wire"):
+            result.wire = await judge_wire(run, capture, capture_path, wire_table or [], result)
     if result.reason:
         run.t.add("harness", result.outcome.upper(), result.reason)
+    clock.switch(None)
     result.duration = time.monotonic() - start
+    result.phases = clock.spent
     result.transcript = run.t.text()
     result.versions = run.versions
     result.measurements = run.measurements
     return result
+
+
+# How long a subscriber listens for each probe before the publisher sends the next: short, as the
+# first probe after the subscription arrives ends the wait.
+PROBE_INTERVAL = 0.02
+
+
+def probe(topic: bytes, n: int) -> bytes:
+    return topic + b" probe %d" % n
+
+
+def probe_number(role: str, topic: bytes, got: list[bytes], exactly: int | None = None) -> int:
+    """The number of the probe `got`, which must be a probe (probe `exactly`, when given)."""
+    prefix = topic + b" probe "
+    number = got[0][len(prefix) :] if len(got) == 1 and got[0].startswith(prefix) else b""
+    if not number.isdigit() or (exactly is not None and int(number) != exactly):
+        raise StepFailed(
+            f"{role} received something other than the publisher's probe while waiting for it",
+            expected=show([probe(topic, exactly)]) if exactly else f"a probe: {show([prefix])} and a number",
+            seen=show(got),
+        )
+    return int(number)
 
 
 def _claims_everything(pool: AgentPool, agent: str) -> bool:

@@ -216,6 +216,78 @@ def _check_resources(path: Path, data: dict[str, Any], roles: dict[str, Role], l
         )
 
 
+def topic_bytes(a: str | dict[str, str]) -> bytes:
+    """A topic as scenarios write it: text, or {hex: ...}."""
+    return a.encode() if isinstance(a, str) else bytes.fromhex(a["hex"])
+
+
+class _Subscriptions:
+    """What each subscriber role has subscribed to, step by step, as far as the loader can tell: for
+    holding an await_subscription step to what its probe can prove.
+
+    A probe that arrives proves that the subscription it matched reached the publisher, and with
+    it every command sent before that subscription on the same connection; so the probed topic
+    must be the role's last (un)subscribe, and new: a subscription held before, or an earlier one
+    that is a prefix of the topic, would let the probe through while later commands are in flight.
+    """
+
+    UNKNOWN = b"\0unknown"  # a command the loader cannot read: raw octets, an XSUB's own message
+
+    def __init__(self, roles: dict[str, Role]) -> None:
+        self.roles = roles
+        self.held: dict[str, list[bytes]] = {}
+        self.last: dict[str, tuple[str, bytes]] = {}
+
+    def step(self, role: str, action: str, arg: Any) -> None:
+        if action == "fault" and arg in ("kill", "restart"):
+            side = self.roles[role].side
+            for name in list(self.held):
+                subscriber = self.roles[name]
+                if subscriber.raw or subscriber.side == side:
+                    # A raw connection is gone for good; a restarted socket starts with no subscriptions.
+                    self.held.pop(name)
+                    self.last.pop(name, None)
+                elif len(self.held[name]) == 1:
+                    # The SUB subscribes again on its new connection: one topic, the one command there.
+                    self.last[name] = ("subscribe", self.held[name][0])
+                else:
+                    self.last.pop(name, None)  # several, in an order of the implementation's choosing
+        elif action in ("handshake", "disconnect", "connect"):
+            self.held.pop(role, None)  # a raw role's new connection
+            self.last.pop(role, None)
+        elif action in ("subscribe", "unsubscribe"):
+            topic = topic_bytes(arg)
+            held = self.held.setdefault(role, [])
+            if action == "subscribe":
+                held.append(topic)
+            elif topic in held:
+                held.remove(topic)
+            self.last[role] = (action, topic)
+        elif action in ("send_raw", "send"):
+            self.last[role] = ("send", self.UNKNOWN)  # may carry a (un)subscribe the loader cannot read
+
+    def unproven(self, role: str, topic: bytes) -> str | None:
+        """Why a probe on `topic` for `role` here would prove nothing, or None."""
+        action, last = self.last.get(role, ("", b""))
+        shown = repr(topic) if len(topic) <= 24 else f"{topic[:16]!r}... ({len(topic)} octets)"
+        if last == self.UNKNOWN:
+            return None  # the scenario's own octets: its author vouches for them
+        if (action, last) != ("subscribe", topic):
+            return (
+                f"await_subscription on {shown}: the role's last (un)subscribe before it must be the subscribe of"
+                " that topic, whose probe then proves every command sent before it"
+            )
+        earlier = list(self.held.get(role, []))
+        earlier.remove(topic)
+        covering = [t for t in earlier if topic.startswith(t)]
+        if covering:
+            return (
+                f"await_subscription on {shown}: the earlier subscription {covering[0]!r} matches its probes too,"
+                " so one arriving would not show that the new subscription reached the publisher"
+            )
+        return None
+
+
 def load_file(path: Path, inventory: dict[str, requirements.Requirement] | None = None) -> Scenario:
     """One scenario file; `inventory` (default: the committed one) is what its `covers:` ids are checked against."""
     try:
@@ -271,6 +343,7 @@ def load_file(path: Path, inventory: dict[str, requirements.Requirement] | None 
                     f"{target!r} is not a server role",
                 )
     steps = []
+    subscriptions = _Subscriptions(roles)
     for i, raw_step in enumerate(data["steps"]):
         ((key, arg),) = raw_step.items()
         line = lines.get(("steps", i))
@@ -298,6 +371,20 @@ def load_file(path: Path, inventory: dict[str, requirements.Requirement] | None 
                 other = roles.get(arg[key])
                 if other is None or not other.raw or other.name == role:
                     raise ScenarioError(path, line, f"steps[{i}]", f"{key}: {arg[key]!r} is not another raw role")
+        if action == "await_subscription":
+            publisher = roles.get(arg["publisher"])
+            if publisher is None or publisher.raw or publisher.type not in ("PUB", "XPUB"):
+                raise ScenarioError(
+                    path, line, f"steps[{i}]", f"publisher: {arg['publisher']!r} is not a PUB or XPUB peer role"
+                )
+            if not roles[role].raw and roles[role].type not in ("SUB", "XSUB"):
+                raise ScenarioError(
+                    path, line, f"steps[{i}]", f"await_subscription is for subscribers; {role!r} is a {roles[role].type}"
+                )
+            why = subscriptions.unproven(role, topic_bytes(arg["topic"]))
+            if why:
+                raise ScenarioError(path, line, f"steps[{i}]", why)
+        subscriptions.step(role, action, arg)
         if action in ("connect", "bind") and not roles[role].deferred:
             raise ScenarioError(
                 path,

@@ -1,8 +1,11 @@
-"""Transcripts: what each side did during a cell, with bytes in hex and decoded."""
+"""Transcripts and stopwatches: what each side did during a cell, with bytes in hex and decoded,
+and where the cell's time went."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 
@@ -28,3 +31,32 @@ class Transcript:
 
     def text(self) -> str:
         return "\n".join(self.lines)
+
+
+class Stopwatch:
+    """Where a cell's time went: seconds per phase, each moment charged to exactly one phase.
+
+    Phases nest (the agents a setup starts are charged to "agents", the rest of the setup to
+    "setup"), so the phases of a cell add up to its duration and a run's totals say what to cut.
+    """
+
+    def __init__(self) -> None:
+        self.spent: dict[str, float] = {}
+        self._phase: str | None = None
+        self._since = time.monotonic()
+
+    def switch(self, phase: str | None) -> str | None:
+        """Charge the time since the last switch to the current phase; `phase` is current from now."""
+        now = time.monotonic()
+        if self._phase is not None:
+            self.spent[self._phase] = self.spent.get(self._phase, 0.0) + now - self._since
+        previous, self._phase, self._since = self._phase, phase, now
+        return previous
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        outer = self.switch(name)
+        try:
+            yield
+        finally:
+            self.switch(outer)

@@ -185,6 +185,29 @@ ACTIONS: dict[str, Action] = {
             "subscribe to a topic (text or {hex}); a raw role, after handshake, in the form its peer's version takes",
         ),
         _action("unsubscribe", {PEER}, {"$ref": "#/$defs/text_or_hex"}, "cancel a subscription"),
+        _action(
+            "await_subscription",
+            {PEER, RAW},
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["publisher", "topic"],
+                "properties": {
+                    "publisher": {
+                        "type": "string",
+                        "pattern": "^[a-z][a-z0-9_]*$",
+                        "description": "the PUB or XPUB peer role the subscriptions went to",
+                    },
+                    "topic": {"$ref": "#/$defs/text_or_hex"},
+                    "timeout": _SECONDS,
+                },
+            },
+            "a subscriber role: every (un)subscribe it sent before this step has reached the publisher, known"
+            " from the wire rather than from a pause: the publisher sends probes (`topic` then ` probe <n>`)"
+            " until one arrives, and the subscriber then reads the rest of them; `topic` must match a"
+            " subscription the role holds (default timeout 2 s); the probes use the publisher's queue, so a"
+            " scenario about a high-water mark of one or two keeps its pause",
+        ),
         _action("join", {PEER}, _GROUP, "DISH: join a group (RFC 48)"),
         _action("leave", {PEER}, _GROUP, "DISH: leave a group (RFC 48)"),
         _action(
