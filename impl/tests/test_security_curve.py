@@ -7,6 +7,8 @@ from functools import partial
 
 import pytest
 import zmq
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from nacl.public import Box, PrivateKey, PublicKey
 
 import zmtp
@@ -502,3 +504,53 @@ async def test_libzmq_client_sees_the_zap_refusal(ctx, zctx):
     # libzmq reads our ERROR "400" as an authentication failure
     assert zmq.EVENT_HANDSHAKE_FAILED_AUTH in events
     monitor.close(0)
+
+
+_TRANSIENTS = (PrivateKey.generate(), PrivateKey.generate())
+_FRAME = st.one_of(st.binary(max_size=20), st.binary(min_size=250, max_size=1100), st.just(b"y" * 70000))
+_PIECE = st.one_of(st.lists(_FRAME, min_size=1, max_size=3), st.just(None))  # None: a PING
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_PIECE, max_size=30), st.booleans(), st.data())
+def test_boxes_opened_where_they_lie_give_what_one_by_one_gives(pieces, rfc_form, data):
+    """open_window (a window's boxes opened in place) against the public binding, box by box:
+    the same events, the same error, and the same bytes back (PONGs), in any chunking, with
+    one octet changed or not, with MESSAGE in a data frame (libzmq's form) or a command frame."""
+    from unittest import mock
+
+    from zmtp.events import Messages
+    from zmtp.mechanisms import curve
+
+    bugs = ProtocolBugs(curve_message_command_frame=True) if rfc_form else NO_BUGS
+    client, server = curve_pair(*_TRANSIENTS, client_bugs=bugs)
+    pump(client, server)
+    for piece in pieces:
+        if piece is None:
+            client.send_ping(0, b"p")
+        else:
+            client.send_message(piece)
+    raw = bytearray(client.data_to_send())
+    if raw and data.draw(st.booleans()):
+        raw[data.draw(st.integers(0, len(raw) - 1))] ^= data.draw(st.integers(1, 255))
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(raw)), max_size=6)))
+    chunks = [bytes(raw[a:b]) for a, b in zip([0, *cuts], [*cuts, len(raw)], strict=True)]
+
+    def run(conn):
+        events, error = [], ""
+        for chunk in chunks:
+            try:
+                got = conn.receive_data(chunk, batched=True)
+            except ProtocolError as exc:
+                error = str(exc)
+                break
+            for ev in got:
+                events += [Message(m) for m in ev.messages] if isinstance(ev, Messages) else [ev]
+        return events, error, conn.data_to_send()
+
+    fast = run(server)
+    _, other = curve_pair(*_TRANSIENTS)  # same transient keys: the same traffic keys
+    pump(_, other)
+    with mock.patch.object(curve, "_lib", None):
+        slow = run(other)
+    assert fast == slow

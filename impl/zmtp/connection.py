@@ -24,7 +24,7 @@ the I/O layer says which socket serves that resource (`serve_as`).
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from . import command
 from .bugs import NO_BUGS, ProtocolBugs
@@ -630,9 +630,7 @@ class Connection:
         encrypted = self.mechanism.encrypts
         batched = self._batched
         batch: list[list[bytes]] | None = None  # the Messages event being filled, if batched
-        for flags, body in self._decoder.read_frames():
-            if encrypted:
-                flags, body = self._decrypt(flags, body)
+        for flags, body in self._opened_frames() if encrypted else self._decoder.read_frames():
             if flags & COMMAND:
                 if legacy:
                     raise ProtocolError(
@@ -725,9 +723,7 @@ class Connection:
         """
         partial = self._partial
         encrypted = self.mechanism.encrypts
-        for flags, body in self._decoder.read_frames():
-            if encrypted:
-                flags, body = self._decrypt(flags, body)
+        for flags, body in self._opened_frames() if encrypted else self._decoder.read_frames():
             if flags & COMMAND:
                 self._receive_command(flags, body, events)
             elif not partial:
@@ -749,6 +745,21 @@ class Connection:
             else:
                 events.append(Message([partial[0], body]))
                 partial.clear()
+
+    def _opened_frames(self) -> Iterator[tuple[int, bytes]]:
+        """The frames read so far, each opened (`_decrypt`) only when asked for: every frame
+        is cut first, so a framing error raises before any box is opened, and a command is
+        acted on before the box after it is opened."""
+        decoder = self._decoder
+        assert isinstance(decoder, FrameDecoder)  # encryption needs ZMTP 3
+        decrypt = self._decrypt
+        open_window = self.mechanism.open_window  # type: ignore[attr-defined]
+        for data, spans in decoder.read_spans():
+            for (flags, start, end), opened in zip(spans, open_window(data, spans), strict=True):
+                if opened is None:
+                    yield decrypt(flags, data[start:end])
+                else:
+                    yield _INNER_FLAGS[opened[0]], opened[1]
 
     def _decrypt(self, flags: int, body: bytes) -> tuple[int, bytes]:
         """A MESSAGE command's frame, with its inner flags mapped to frame flags."""

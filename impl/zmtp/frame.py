@@ -154,15 +154,21 @@ class FrameDecoder:
         self._big_filled += n
 
     def read_frames(self) -> list[tuple[int, bytes]]:
-        """Every whole frame buffered so far (the fast path for many small frames).
+        """Every whole frame buffered so far (the fast path for many small frames)."""
+        return [(flags, data[start:end]) for data, spans in self.read_spans() for flags, start, end in spans]
 
-        Frames that lie wholly within a window of the buffer are cut out
-        inline; anything else (a frame larger than the window, a flag error,
-        a size over the limit) goes through `next_frame`, which has the
-        checks and the error messages.
+    def read_spans(self) -> list[tuple[bytes, list[tuple[int, int, int]]]]:
+        """Every whole frame buffered so far, uncut: (flags, start, end) spans of bytes objects,
+        the frames of one window of the buffer sharing one copy of it, for a caller that reads
+        each body where it lies (CURVE opens each box from there).
+
+        Frames that lie wholly within a window of the buffer are found inline;
+        anything else (a frame larger than the window, a flag error, a size over
+        the limit) goes through `next_frame`, which has the checks and the error
+        messages, and comes as a bytes object of its own. A framing error raises
+        before any frame is returned.
         """
-        out: list[tuple[int, bytes]] = []
-        append = out.append
+        out: list[tuple[bytes, list[tuple[int, int, int]]]] = []
         limit = self.max_size if self.max_size is not None else MAX_LONG_SIZE
         while True:
             buf = self._buf
@@ -173,6 +179,8 @@ class FrameDecoder:
                 # than cutting each small frame out of the bytearray.
                 with memoryview(buf) as view:
                     data = bytes(view[pos : pos + SHORT_WINDOW])
+                spans: list[tuple[int, int, int]] = []
+                append = spans.append
                 dn = len(data)
                 i = 0
                 while i + 2 <= dn:
@@ -190,8 +198,10 @@ class FrameDecoder:
                     end = start + size
                     if end > dn or size > limit:
                         break
-                    append((flags, data[start:end]))
+                    append((flags, start, end))
                     i = end
+                if spans:
+                    out.append((data, spans))
                 pos += i
                 if pos == n:
                     buf.clear()
@@ -200,7 +210,7 @@ class FrameDecoder:
             frame = self.next_frame()
             if frame is None:
                 return out
-            append(frame)
+            out.append((frame[1], [(frame[0], 0, len(frame[1]))]))
 
     def read_messages(self, partial: list[bytes]) -> list[list[bytes]]:
         """Whole messages of plain data frames (flags MORE and LONG only), cut from the
