@@ -423,6 +423,12 @@ class Engine(asyncio.BufferedProtocol):
         assert self._encode is not None, "write_message before the handshake completed"
         chunks = self._encode(frames)
         size = len(frames[0]) if len(frames) == 1 else sum(map(len, frames))
+        if now and not self._wchunks and size < BIG_WRITE and self.transport is not None:
+            # Nothing gathered to go first: straight out, as flush would write it.
+            if self._metrics is not None:
+                self._metrics.sent(1, size)
+            self.transport.write(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+            return
         self._wchunks.extend(chunks)
         self._wsize += size
         if self._metrics is not None:

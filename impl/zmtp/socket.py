@@ -63,6 +63,45 @@ log = logging.getLogger(__name__)
 COOKIE_KEYS = CookieKeys(time.monotonic)
 
 
+class Wakeup:
+    """asyncio.Event's set, clear and wait, for a socket's readers or writers, with the loop
+    looked up once: Event.wait asks for the running loop on every call, which on Python
+    3.11 is a getpid() system call and a Python-level check each time a reader waits."""
+
+    __slots__ = ("_loop", "_set", "_waiters")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._waiters: list[asyncio.Future[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        if not self._set:
+            self._set = True
+            for fut in self._waiters:
+                if not fut.done():
+                    fut.set_result(None)
+
+    def clear(self) -> None:
+        self._set = False
+
+    async def wait(self) -> None:
+        if self._set:
+            return
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            loop = self._loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        self._waiters.append(fut)
+        try:
+            await fut
+        finally:
+            self._waiters.remove(fut)
+
+
 def _defined_below(cls: type, one: str, other: str) -> bool:
     """Is `one` defined in a class of cls's MRO that comes before the one defining `other`?"""
     for klass in cls.__mro__:
@@ -85,8 +124,8 @@ class Socket:
         self._active: deque[Pipe] = deque()  # pipes holding unread messages, in fair-queue order
         self._lb_index = 0
         self._fair_queue = not self.options.bugs.no_fair_queue  # read once: take() is the hot path
-        self._readable = asyncio.Event()
-        self._writable = asyncio.Event()
+        self._readable = Wakeup()
+        self._writable = Wakeup()
         self._unbinders: dict[str, Callable[[], None]] = {}  # by bound endpoint
         self._listeners: ListenerRegistry = {}  # without a context, this socket's own
         self._connecters: dict[str, asyncio.Task[None]] = {}
@@ -491,7 +530,7 @@ class Socket:
 
     # -- strategies ----------------------------------------------------------
 
-    async def _wait(self, event: asyncio.Event) -> None:
+    async def _wait(self, event: Wakeup) -> None:
         self._check_open()
         event.clear()
         await event.wait()
