@@ -331,6 +331,9 @@ class Connection:
                 self._greeting_in += data
                 if not self._receive_greeting(events):
                     return events
+            elif self.state is State.TRAFFIC and self._plain_path():
+                self._receive_plain_traffic(events, data)
+                return events
             else:
                 self._decoder.feed(data)
             self._receive_frames(events)
@@ -617,12 +620,7 @@ class Connection:
         if self._is_dish:
             self._receive_dish_traffic(events)
             return
-        if (
-            self._batched
-            and not self._is_publisher
-            and not self.mechanism.encrypts
-            and type(self._decoder) is FrameDecoder
-        ):
+        if self._plain_path():
             self._receive_plain_traffic(events)
             return
         legacy = not self.speaks_commands
@@ -665,7 +663,17 @@ class Connection:
             else:
                 append(Message([body]))
 
-    def _receive_plain_traffic(self, events: list[Event]) -> None:
+    def _plain_path(self) -> bool:
+        """Does traffic take `_receive_plain_traffic`: batched, in clear, data or commands?"""
+        return (
+            self._batched
+            and not self._is_dish
+            and not self._is_publisher
+            and not self.mechanism.encrypts
+            and type(self._decoder) is FrameDecoder
+        )
+
+    def _receive_plain_traffic(self, events: list[Event], data: bytes | bytearray | memoryview | None = None) -> None:
         """`_receive_traffic` for the common case, batched and in clear, where a frame is
         either data or a command: the decoder cuts runs of data frames straight into
         messages, and only what it stops at (a command, a frame it leaves to next_frame,
@@ -678,7 +686,7 @@ class Connection:
         assert isinstance(decoder, FrameDecoder)
         partial = self._partial
         items: list[list[list[bytes]] | tuple[int, bytes]] = []  # runs of messages, and commands
-        run = decoder.read_messages(partial)
+        run = decoder.read_messages(partial) if data is None else decoder.feed_messages(data, partial)
         while (frame := decoder.next_frame()) is not None:
             flags, body = frame
             if flags & COMMAND:

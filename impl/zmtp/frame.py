@@ -9,6 +9,7 @@ refused before any memory is set aside for it.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 
 from .errors import MessageTooLarge, ProtocolError
 
@@ -92,6 +93,38 @@ def encode_messages(messages: list[list[bytes]]) -> list[bytes]:
 
 def encode_message_bytes(frames: list[bytes] | tuple[bytes, ...]) -> bytes:
     return b"".join(encode_message(frames))
+
+
+def _cut_messages(
+    data: bytes, limit: int, partial: list[bytes], append: Callable[[list[bytes]], None]
+) -> int:
+    """Cut whole messages of plain data frames from `data` (see FrameDecoder.read_messages);
+    returns the offset of the first frame not taken."""
+    dn = len(data)
+    i = 0
+    while i + 2 <= dn:
+        flags = data[i]
+        if flags & LONG:
+            if i + 9 > dn:
+                break
+            size = _unpack_long_from(data, i + 1)[0]
+            start = i + 9
+        else:
+            size = data[i + 1]
+            start = i + 2
+        end = start + size
+        if end > dn or size > limit or flags & _NOT_PLAIN:
+            break
+        i = end
+        if flags & MORE:
+            partial.append(data[start:end])
+        elif partial:
+            partial.append(data[start:end])
+            append(partial[:])
+            partial.clear()
+        else:
+            append([data[start:end]])
+    return i
 
 
 class FrameDecoder:
@@ -223,7 +256,6 @@ class FrameDecoder:
         per small message, the frame tuple and a second loop cost more than the cutting.
         """
         out: list[list[bytes]] = []
-        append = out.append
         limit = self.max_size if self.max_size is not None else MAX_LONG_SIZE
         while True:
             buf = self._buf
@@ -234,29 +266,7 @@ class FrameDecoder:
             with memoryview(buf) as view:
                 data = bytes(view[pos : pos + SHORT_WINDOW])
             dn = len(data)
-            i = 0
-            while i + 2 <= dn:
-                flags = data[i]
-                if flags & LONG:
-                    if i + 9 > dn:
-                        break
-                    size = _unpack_long_from(data, i + 1)[0]
-                    start = i + 9
-                else:
-                    size = data[i + 1]
-                    start = i + 2
-                end = start + size
-                if end > dn or size > limit or flags & _NOT_PLAIN:
-                    break
-                i = end
-                if flags & MORE:
-                    partial.append(data[start:end])
-                elif partial:
-                    partial.append(data[start:end])
-                    append(partial[:])
-                    partial.clear()
-                else:
-                    append([data[start:end]])
+            i = _cut_messages(data, limit, partial, out.append)
             pos += i
             if pos == n:
                 buf.clear()
@@ -271,6 +281,29 @@ class FrameDecoder:
                 return out
             self._pos = pos
             # Stopped at the window's edge: the next window starts at that frame.
+
+    def feed_messages(self, data: bytes | bytearray | memoryview, partial: list[bytes]) -> list[list[bytes]]:
+        """`feed`, then `read_messages`. Unless a large frame is being gathered, messages are
+        cut from one copy of what is buffered (at most a frame's start) and `data`, and only
+        what they leave is buffered: one copy of each octet fewer than through the buffer
+        and a window of it."""
+        buf, pos = self._buf, self._pos
+        if self._big is not None or len(buf) - pos > SHORT_WINDOW:
+            self.feed(data)
+            return self.read_messages(partial)
+        if pos == len(buf):
+            whole = bytes(data)
+        else:
+            with memoryview(buf) as view:
+                whole = b"".join((view[pos:], data))
+        out: list[list[bytes]] = []
+        i = _cut_messages(whole, self.max_size if self.max_size is not None else MAX_LONG_SIZE, partial, out.append)
+        self._buf.clear()
+        self._pos = 0
+        if i < len(whole):
+            with memoryview(whole) as view:
+                self.feed(view[i:])
+        return out
 
     @staticmethod
     def _fits_window(buf: bytearray, pos: int, n: int) -> bool:
