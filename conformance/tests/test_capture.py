@@ -322,8 +322,13 @@ def test_real_loopback_capture_of_impl_and_libzmq(tmp_path):
     import zmtp
 
     path = tmp_path / "lo.pcap"
+    zctx = zmq.asyncio.Context()
+    rep = zctx.socket(zmq.REP)
+    port = rep.bind_to_random_port("tcp://127.0.0.1")
+    # Only this connection, and a large buffer: other traffic on lo (a benchmark, other tests) would
+    # otherwise crowd the kernel's buffer and make tcpdump drop the segments this test reads.
     td = subprocess.Popen(
-        ["tcpdump", "-i", "lo", "-U", "--immediate-mode", "-s", "0", "-w", str(path), "tcp"],
+        ["tcpdump", "-i", "lo", "-U", "--immediate-mode", "-s", "0", "-B", "32768", "-w", str(path), f"tcp port {port}"],
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -332,9 +337,7 @@ def test_real_loopback_capture_of_impl_and_libzmq(tmp_path):
     assert "listening" in line, line
 
     async def exchange() -> int:
-        ctx, zctx = zmtp.Context(), zmq.asyncio.Context()
-        rep = zctx.socket(zmq.REP)
-        port = rep.bind_to_random_port("tcp://127.0.0.1")
+        ctx = zmtp.Context()
         req = ctx.socket(zmtp.REQ)
         await req.connect(f"tcp://127.0.0.1:{port}")
         await req.send_multipart([b"x" * 200_000])  # bigger than one loopback segment

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import re
@@ -150,6 +151,52 @@ def test_sniffer_cuts_the_capture_at_each_sync(tmp_path):
         assert all(tcp.parse(r.data, sn.linktype) for r in recs)
         assert len({r.data for r in recs}) == len(recs)
     assert not sn.path.exists()  # stop() removes the running capture
+
+
+@needs_sniffer
+def test_a_sniffer_given_a_port_range_records_only_connections_to_it(tmp_path):
+    # Two shares of the port range, as two workers would hold them: this sniffer holds the first.
+    ports = endpoints.PortRange(20000, 20500)
+    outside = endpoints.PortRange(20500, 21000)
+    sn = Sniffer(tmp_path, ports=ports)
+    sn.start()
+    try:
+        sn.sync()
+        for name, share in (("mine", ports), ("other", outside)):
+            srv = None
+            for port in range(share.low, share.high):
+                try:
+                    srv = socket.create_server(("127.0.0.1", port))
+                    break
+                except OSError:
+                    continue
+            assert srv is not None, f"no free port in {share}"
+            c = socket.create_connection(srv.getsockname())
+            s, _ = srv.accept()
+            c.sendall(name.encode())
+            assert s.recv(100) == name.encode()
+            for sock in (c, s, srv):
+                sock.close()
+        recs = sn.sync()
+    finally:
+        sn.stop()
+    payloads = {bytes(seg.payload) for r in recs if (seg := tcp.parse(r.data, sn.linktype)) and seg.payload}
+    assert b"mine" in payloads and b"other" not in payloads, payloads
+    assert all(any(p in ports for p in tcp.ports(r.data, sn.linktype)) for r in recs if tcp.parse(r.data, sn.linktype))
+
+
+def test_port_shares_are_disjoint_and_below_the_ephemeral_range(monkeypatch):
+    monkeypatch.setattr(endpoints, "_claimed", None)
+    monkeypatch.setattr(endpoints, "ephemeral_floor", lambda: 32768)
+    shares = [endpoints.claim_ports(i, 4) for i in range(4)]
+    assert shares[0].low == endpoints.FIRST_PORT and shares[-1].high <= 32768
+    assert all(a.high <= b.low for a, b in itertools.pairwise(shares))
+    # The last claim is this process's: endpoints and free ports come from it.
+    for _ in range(20):
+        assert endpoints.free_tcp_port() in shares[3]
+        assert int(endpoints.endpoint_for("tcp").rsplit(":", 1)[1]) in shares[3]
+    with pytest.raises(ValueError, match="too few for 200 workers"):
+        endpoints.claim_ports(0, 200)
 
 
 @needs_sniffer

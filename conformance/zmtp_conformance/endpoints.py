@@ -17,6 +17,7 @@ import random
 import socket
 import tempfile
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,53 @@ def ephemeral_floor() -> int:
         return 32768
 
 
+FIRST_PORT = 10000  # below it, well-known and registered services
+
+
+@dataclass(frozen=True)
+class PortRange:
+    """Ports [low, high) on 127.0.0.1 where this process's servers listen."""
+
+    low: int
+    high: int
+
+    def __contains__(self, port: object) -> bool:
+        return isinstance(port, int) and self.low <= port < self.high
+
+    @property
+    def bpf(self) -> str:
+        """A capture filter for tcp segments to or from these ports."""
+        return f"tcp portrange {self.low}-{self.high - 1}"
+
+
+_claimed: PortRange | None = None
+
+
+def claim_ports(index: int, count: int) -> PortRange:
+    """The index-th of `count` equal shares of the ports below the ephemeral range, this process's
+    from now on: its cells' servers listen there and nowhere else.
+
+    Each matrix worker records loopback with its own tcpdump. With the servers of each worker's
+    cells in a range of their own, its tcpdump can filter on that range, and records its own
+    cells' connections only, instead of every worker's traffic and every agent's control
+    connection, each of which it would otherwise copy, write and read back to throw away.
+    """
+    global _claimed
+    floor = ephemeral_floor()
+    size = (floor - FIRST_PORT) // max(1, count)
+    if not 0 <= index < count or size < 200:
+        raise ValueError(
+            f"cannot give share {index} of {count} of the ports {FIRST_PORT}-{floor - 1}: too few for {count} workers"
+        )
+    _claimed = PortRange(FIRST_PORT + index * size, FIRST_PORT + (index + 1) * size)
+    return _claimed
+
+
+def port_range() -> PortRange:
+    """Where this process's servers listen: its claimed share, else every port below the ephemeral range."""
+    return _claimed or PortRange(FIRST_PORT, ephemeral_floor())
+
+
 def _port_is_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         try:
@@ -100,30 +148,30 @@ def free_tcp_port() -> int:
     meanwhile, and a client retrying its connect can never meet itself there (a TCP self-connect,
     when the source port the kernel picks equals the closed destination port).
     """
-    low = ephemeral_floor()
+    ports = port_range()
     for _ in range(100):
-        port = random.randrange(10000, max(low, 10001))
+        port = random.randrange(ports.low, max(ports.high, ports.low + 1))
         if _port_is_free(port):
             return port
-    raise OSError(f"no free tcp port on 127.0.0.1 between 10000 and {low}")
+    raise OSError(f"no free tcp port on 127.0.0.1 between {ports.low} and {ports.high - 1}")
 
 
 def ipc_path(kind: str, ipc: str = UNIX) -> str:
     """A fresh, short socket path in IPC_DIR (sun_path holds 108 bytes).
 
     Under JeroMQ's emulation the path is a port too: it is drawn again until that port is free and
-    below the ephemeral range, for the reasons free_tcp_port gives.
+    in this process's range, for the reasons free_tcp_port and claim_ports give.
     """
     IPC_DIR.mkdir(mode=0o1777, exist_ok=True)
-    low = ephemeral_floor()
-    for _ in range(200):
+    ports = port_range()
+    for _ in range(1000):
         path = str(IPC_DIR / f"{kind}-{os.getpid()}-{uuid.uuid4().hex[:10]}.ipc")
         if ipc != JEROMQ:
             return path
         port = jeromq_port(path)
-        if 10000 <= port < low and _port_is_free(port):
+        if port in ports and _port_is_free(port):
             return path
-    raise OSError(f"no ipc path whose JeroMQ port is free and below {low}")
+    raise OSError(f"no ipc path whose JeroMQ port is free and between {ports.low} and {ports.high - 1}")
 
 
 def without_resource(endpoint: str) -> str:
@@ -140,9 +188,10 @@ def with_resource(endpoint: str, resource: str) -> str:
 
 
 def endpoint_for(transport: str, ipc: str = UNIX) -> str:
-    """What a server binds: any free tcp port, or a fresh ipc path."""
+    """What a server binds: a free tcp port (in this process's claimed range, else any the kernel
+    picks), or a fresh ipc path."""
     if transport == "tcp":
-        return "tcp://127.0.0.1:0"
+        return f"tcp://127.0.0.1:{free_tcp_port() if _claimed else 0}"
     return f"ipc://{ipc_path('cell', ipc)}"
 
 

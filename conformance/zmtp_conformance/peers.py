@@ -466,6 +466,10 @@ class AgentPool:
         """
         await self._stop([k for k in self.agents if k[0] in peers])
 
+    async def discard_side(self, peer: str, side: str) -> None:
+        """Stop one agent, (peer, side): after a deviating cell, the deviating implementation's."""
+        await self._stop([(peer, side)])
+
     async def discard_cell(self, server: str, client: str) -> None:
         """Stop the two agents a cell used, (server peer, "server") and (client peer, "client").
 

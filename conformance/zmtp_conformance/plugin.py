@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from . import __version__, deviations, matrix, peers, wire
+from . import __version__, deviations, endpoints, matrix, peers, wire
 from .cells import RAW, Cell, CellResult
 from .peers import STALL_RERUNS, AgentPool, KnownStall
 from .runner import run_cell
@@ -166,7 +166,9 @@ class State:
 
             self.sniffer_error = sniffer.usable()
             if self.sniffer_error is None:
-                s = sniffer.Sniffer()
+                # This worker's servers listen in a port range of its own, so its tcpdump records
+                # its own cells only (endpoints.claim_ports says why).
+                s = sniffer.Sniffer(ports=endpoints.claim_ports(*worker_share(self.config)))
                 try:
                     s.start()
                     self.sniffer = s
@@ -180,6 +182,14 @@ class State:
         if self.sniffer is not None:
             self.sniffer.stop()
             self.sniffer = None
+
+
+def worker_share(config: pytest.Config) -> tuple[int, int]:
+    """(this process's index, how many processes run cells): an xdist worker's, else (0, 1)."""
+    wi = getattr(config, "workerinput", None)
+    if wi is None:
+        return 0, 1
+    return int(wi["workerid"].removeprefix("gw")), int(wi["workercount"])
 
 
 def resolve_backend(config: pytest.Config) -> str:
@@ -349,8 +359,15 @@ class CellItem(pytest.Item):
             if result.outcome in (Outcome.FAILED, Outcome.DEVIATES):
                 # An excused failure can leave the agent as broken as any other (JeroMQ's I/O thread
                 # spins after a negative frame size): the next cell, or attempt, gets a fresh one.
+                # After a deviation only the deviating implementation's agent goes: its partner did
+                # what the RFCs ask, and its sockets are closed as after a passed cell. After a
+                # failure nobody knows whose fault it was, and both go.
                 began = time.monotonic()
-                await st.pool.discard_cell(self.cell.server, self.cell.client)
+                dev = result.deviation
+                if result.outcome == Outcome.DEVIATES and dev is not None:
+                    await st.pool.discard_side(self.cell.server if dev.side == "server" else self.cell.client, dev.side)
+                else:
+                    await st.pool.discard_cell(self.cell.server, self.cell.client)
                 spent = time.monotonic() - began  # the cell's cost, though paid after its verdict
                 result.phases["discard"] = spent
                 result.duration += spent
@@ -452,6 +469,10 @@ class CellItem(pytest.Item):
                     *("    " + line for line in r.transcript.splitlines()),
                 ]
             )
+        if isinstance(excinfo.value, pytest.xfail.Exception):
+            # A deviating cell: its reason is the whole story, and pytest's own rendering would read
+            # and parse this module's source for a traceback nobody looks at, once per such cell.
+            return str(excinfo.value)
         return super().repr_failure(excinfo)
 
     def reportinfo(self):  # type: ignore[no-untyped-def]

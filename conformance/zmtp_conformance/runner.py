@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -412,7 +413,14 @@ class CellRun:
                 writer.close()
 
         if self.cell.transport == "tcp":
-            server = await asyncio.start_server(on_conn, "127.0.0.1", 0)
+            for attempt in range(5):
+                port = int(endpoint_for("tcp").rsplit(":", 1)[1])  # in this worker's range (endpoints.claim_ports)
+                try:
+                    server = await asyncio.start_server(on_conn, "127.0.0.1", port)
+                    break
+                except OSError as exc:
+                    if exc.errno != errno.EADDRINUSE or attempt == 4:
+                        raise  # a port found free a moment ago, taken since by someone else, five times over
             ep = f"tcp://127.0.0.1:{server.sockets[0].getsockname()[1]}"
         else:
             ep = endpoint_for("ipc")

@@ -1,7 +1,9 @@
 """Recording loopback traffic with tcpdump while the matrix runs.
 
-One tcpdump per harness process writes everything on `lo` to a file; the
-harness tails that file and cuts it into one slice per cell. tcpdump rather
+One tcpdump per harness process writes the tcp traffic on `lo` to a file
+(in a matrix run, only that of the ports where its own cells' servers listen:
+endpoints.claim_ports); the harness tails that file and cuts it into one slice
+per cell. tcpdump rather
 than scapy's sniffer: on `lo` an AF_PACKET socket sees each packet twice
 (outgoing and incoming), and a pcap with every segment doubled makes
 tshark and Wireshark report retransmissions that never happened.
@@ -36,6 +38,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from ..endpoints import PortRange
 from .pcap import Header, Record, iter_records, read_header
 from .tcp import parse_udp
 
@@ -101,7 +104,7 @@ def remove_orphans(parent: str | Path | None = None) -> list[Path]:
 
 
 class Sniffer:
-    def __init__(self, directory: str | Path | None = None) -> None:
+    def __init__(self, directory: str | Path | None = None, ports: PortRange | None = None) -> None:
         if directory is None:
             remove_orphans()
         self.own_dir = directory is None
@@ -112,6 +115,7 @@ class Sniffer:
         self.marker.bind(("127.0.0.1", 0))
         self.marker.setblocking(False)
         self.port = self.marker.getsockname()[1]
+        self.ports = ports  # record tcp to and from these ports only (None: all tcp on lo)
         self.proc: subprocess.Popen[bytes] | None = None
         self.f = None
         self.header: Header | None = None
@@ -125,7 +129,7 @@ class Sniffer:
             raise SnifferError(why)
         args = [
             "-i", "lo", "-U", "--immediate-mode", "-s", "0", "-B", str(BUFFER_KIB),
-            "-w", str(self.path), f"tcp or (udp and dst port {self.port})",
+            "-w", str(self.path), f"({self.ports.bpf if self.ports else 'tcp'}) or (udp and dst port {self.port})",
         ]  # fmt: skip
         self.proc = subprocess.Popen(
             ["sh", "-c", WATCHDOG, "sh", *args],
