@@ -286,3 +286,17 @@ def test_the_run_summary_ranks_the_phases_over_every_cell():
     line = where_time_went(records, top=2)
     assert line == "cell time 8 worker-seconds: step:wait 4s (53%), step:expect 2s (27%), other 2s"
     assert where_time_went([{"outcome": "skipped"}]) == ""
+
+
+def test_matrix_html_says_where_the_time_went():
+    from zmtp_conformance.report.html import time_section
+
+    records = [
+        {"id": "a[x]", "scenario": "a", "outcome": "passed", "duration": 4.0, "phases": {"step:wait": 3.0, "agents": 1.0}},
+        {"id": "b[x]", "scenario": "b", "outcome": "deviates", "duration": 2.0, "phases": {"step:expect": 2.0}},
+    ]
+    text = "\n".join(time_section(records))
+    assert "6 worker-seconds over 2 cells" in text
+    assert "<tr><td>step:wait</td><td>3</td><td>50%</td><td>3</td><td>0</td></tr>" in text
+    assert text.index("<td>a</td>") < text.index("<td>b</td>")  # the costlier scenario first
+    assert time_section([{"id": "c", "outcome": "skipped"}]) == []

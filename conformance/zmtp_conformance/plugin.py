@@ -687,14 +687,12 @@ def scenario_fingerprint(config: pytest.Config) -> dict[str, Any]:
 
 def where_time_went(records: list[dict[str, Any]], top: int = 8) -> str:
     """The phases the cells spent their time in, summed over the run (worker-seconds), largest first."""
-    totals: dict[str, float] = {}
-    for r in records:
-        for phase, seconds in (r.get("phases") or {}).items():
-            totals[phase] = totals.get(phase, 0.0) + seconds
-    whole = sum(totals.values())
+    from .report.html import phase_totals
+
+    ranked = list(phase_totals(records).items())
+    whole = sum(seconds for _, seconds in ranked)
     if whole <= 0:
         return ""
-    ranked = sorted(totals.items(), key=lambda kv: -kv[1])
     shown = [f"{phase} {seconds:.0f}s ({seconds / whole:.0%})" for phase, seconds in ranked[:top]]
     if len(ranked) > top:
         shown.append(f"other {sum(s for _, s in ranked[top:]):.0f}s")

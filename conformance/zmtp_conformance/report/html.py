@@ -143,8 +143,55 @@ def write(path: Path, meta: dict[str, Any], records: list[dict[str, Any]]) -> No
             out.append("</ul></details>")
     out += wire_section(records)
     out += measurements_section(records)
+    out += time_section(records)
     out.append("</body></html>")
     path.write_text("\n".join(out))
+
+
+def phase_totals(records: list[dict[str, Any]]) -> dict[str, float]:
+    """Seconds per phase (a cell's `phases`: agents, setup, step:<action>, ...) summed over the cells."""
+    totals: dict[str, float] = defaultdict(float)
+    for r in records:
+        for phase, seconds in (r.get("phases") or {}).items():
+            totals[phase] += seconds
+    return dict(sorted(totals.items(), key=lambda kv: -kv[1]))
+
+
+def time_section(records: list[dict[str, Any]], top: int = 12) -> list[str]:
+    """Where the cells' time went: phases by outcome, and the scenarios that cost the most."""
+    e = html.escape
+    timed = [r for r in records if r.get("phases")]
+    if not timed:
+        return []
+    outcomes = [o for o in Outcome if any(r["outcome"] == o for r in timed)]
+    by_outcome = {o: phase_totals([r for r in timed if r["outcome"] == o]) for o in outcomes}
+    overall = phase_totals(timed)
+    whole = sum(overall.values()) or 1.0
+    out = [
+        "<h2 id='time'>Where the time went</h2>",
+        f"<p>{whole:.0f} worker-seconds over {len(timed)} cells, by phase (each cell's <code>phases</code>"
+        " in matrix.json add up to its duration); the pauses and timeouts a scenario waits out are its"
+        " <code>step:</code> phases.</p>",
+        "<table class='matrix' id='time-phases'><tr><th>phase</th><th>seconds</th><th>share</th>"
+        + "".join(f"<th>{e(o)}</th>" for o in outcomes)
+        + "</tr>",
+    ]
+    for phase, seconds in list(overall.items())[:top]:
+        per = "".join(f"<td>{by_outcome[o].get(phase, 0.0):.0f}</td>" for o in outcomes)
+        out.append(f"<tr><td>{e(phase)}</td><td>{seconds:.0f}</td><td>{seconds / whole:.0%}</td>{per}</tr>")
+    out.append("</table>")
+    cost: dict[str, list[float]] = defaultdict(list)
+    for r in timed:
+        cost[r["scenario"]].append(r.get("duration") or sum(r["phases"].values()))
+    slow = sorted(cost.items(), key=lambda kv: -sum(kv[1]))[:top]
+    out.append("<table class='matrix' id='time-scenarios'><tr><th>scenario</th><th>cells</th>")
+    out.append("<th>seconds</th><th>per cell</th></tr>")
+    for sid, spent in slow:
+        out.append(
+            f"<tr><td>{e(sid)}</td><td>{len(spent)}</td><td>{sum(spent):.0f}</td><td>{sum(spent) / len(spent):.2f}</td></tr>"
+        )
+    out.append("</table>")
+    return out
 
 
 def measurements_section(records: list[dict[str, Any]]) -> list[str]:
