@@ -610,7 +610,8 @@ class CellRun:
     async def peer_unsubscribe(self, role: Role, a: Any) -> None:
         await self._subscription(role, a, "unsubscribe")
 
-    async def peer_await_subscription(self, role: Role, a: Any) -> None:
+    def receiver(self, role: Role) -> Callable[[float], Awaitable[list[bytes] | None]]:
+        """A peer role's next message within a timeout, or None when none came."""
         agent, sock = self._agent(role)
 
         async def receive(timeout: float) -> list[bytes] | None:
@@ -622,7 +623,10 @@ class CellRun:
                 raise
             return protocol.decode_frames(resp["frames"])
 
-        await self.await_subscription(role, a, receive)
+        return receive
+
+    async def peer_await_subscription(self, role: Role, a: Any) -> None:
+        await self.await_subscription(role, a, self.receiver(role))
 
     async def await_subscription(
         self, role: Role, a: dict[str, Any], receive: Callable[[float], Awaitable[list[bytes] | None]]
@@ -741,18 +745,7 @@ class CellRun:
         await self.send_numbered(role, a)
 
     async def peer_expect_numbered(self, role: Role, a: Any) -> None:
-        agent, sock = self.agents[role.name], self.sockets[role.name]
-
-        async def receive(timeout: float) -> list[bytes] | None:
-            try:
-                resp = await agent.request("recv", socket=sock, timeout=timeout)
-            except protocol.AgentError as exc:
-                if exc.kind == protocol.TIMEOUT:
-                    return None
-                raise
-            return protocol.decode_frames(resp["frames"])
-
-        await self.expect_numbered(role, a, receive)
+        await self.expect_numbered(role, a, self.receiver(role))
 
     async def peer_send_until_full(self, role: Role, a: Any) -> None:
         await self.send_until_full(role, a)
