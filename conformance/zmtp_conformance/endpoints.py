@@ -187,11 +187,16 @@ def with_resource(endpoint: str, resource: str) -> str:
     return f"{base}/{resource}" if resource else base
 
 
+def listen_port() -> int:
+    """The tcp port a server of this process listens on: a free one in its claimed range, else 0
+    (any the kernel picks)."""
+    return free_tcp_port() if _claimed else 0
+
+
 def endpoint_for(transport: str, ipc: str = UNIX) -> str:
-    """What a server binds: a free tcp port (in this process's claimed range, else any the kernel
-    picks), or a fresh ipc path."""
+    """What a server binds: a tcp port as listen_port gives, or a fresh ipc path."""
     if transport == "tcp":
-        return f"tcp://127.0.0.1:{free_tcp_port() if _claimed else 0}"
+        return f"tcp://127.0.0.1:{listen_port()}"
     return f"ipc://{ipc_path('cell', ipc)}"
 
 

@@ -26,6 +26,7 @@ from .endpoints import (
     endpoint_for,
     free_endpoint,
     ipc_mismatch,
+    listen_port,
     with_resource,
     without_resource,
 )
@@ -414,9 +415,8 @@ class CellRun:
 
         if self.cell.transport == "tcp":
             for attempt in range(5):
-                port = int(endpoint_for("tcp").rsplit(":", 1)[1])  # in this worker's range (endpoints.claim_ports)
                 try:
-                    server = await asyncio.start_server(on_conn, "127.0.0.1", port)
+                    server = await asyncio.start_server(on_conn, "127.0.0.1", listen_port())
                     break
                 except OSError as exc:
                     if exc.errno != errno.EADDRINUSE or attempt == 4:
