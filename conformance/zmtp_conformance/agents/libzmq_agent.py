@@ -432,6 +432,11 @@ class LibzmqAgent(SocketTableAgent):
         self._draft.pop(socket, None)
         if sock is not None:
             sock.close(0)
+        if not self.sockets and self._poker is not None:
+            # Nothing left to poke: an agent idle between cells must not wake 100 times a second
+            # (a run keeps dozens of agents alive at once).
+            self._poker.cancel()
+            self._poker = None
         task = self._monitors.pop(socket, None)
         if task is not None:
             # libzmq sends MONITOR_STOPPED as the socket closes; give it a moment to arrive.

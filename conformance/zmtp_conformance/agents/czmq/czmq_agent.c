@@ -879,8 +879,13 @@ int main (void)
         //  Wait for stdin, but keep calling into every socket meanwhile:
         //  libzmq attaches new pipes (and sends a bound SUB's subscriptions)
         //  only when the application does, as a live application would.
+        //  With no socket open there is nothing to call into: sleep until a
+        //  request comes (a run keeps dozens of agents alive between cells).
+        int open = 0;
+        for (int i = 0; i < socket_count && !open; i++)
+            open = sockets [i] != NULL;
         struct pollfd pfd = {0, POLLIN, 0};
-        int rc = poll (&pfd, 1, 10);
+        int rc = poll (&pfd, 1, open ? 10 : -1);
         for (int i = 0; i < socket_count; i++)
             if (sockets [i]) {
                 zsock_events (sockets [i]);

@@ -273,7 +273,11 @@ async function watch(e) {
 // between requests would hide them. Poll like a live application does. A
 // socket with a send or receive pending is left alone: reading ZMQ_EVENTS
 // would consume the edge-triggered wake-up zeromq.js is polling for.
-const poker = setInterval(() => {
+// The poker runs only while a socket is open: an agent idle between cells must not wake 100
+// times a second (a run keeps dozens of agents alive at once).
+let poker = null;
+
+function poke() {
     for (const e of sockets.values()) {
         if (e.busy) continue;
         try {
@@ -282,7 +286,15 @@ const poker = setInterval(() => {
             // closed under us: close() removes it next
         }
     }
-}, 10);
+}
+
+function pokeWhileOpen() {
+    if (sockets.size > 0 && poker === null) poker = setInterval(poke, 10);
+    if (sockets.size === 0 && poker !== null) {
+        clearInterval(poker);
+        poker = null;
+    }
+}
 
 async function exclusive(e, fn) {
     e.busy = true;
@@ -403,6 +415,7 @@ const ops = {
         // The observer starts with the socket so that bind and connect events are seen.
         e.watching = watch(e);
         sockets.set(id, e);
+        pokeWhileOpen();
         return { socket: id };
     },
 
@@ -548,6 +561,7 @@ const ops = {
         const e = sockets.get(socket);
         if (!e) return {};
         sockets.delete(socket);
+        pokeWhileOpen();
         e.sock.setInt32Option(ZMQ_LINGER, 0);
         e.sock.close();
         // libzmq reports MONITOR_STOPPED as the socket closes; give it a moment to arrive.
@@ -689,7 +703,7 @@ async function handle(req) {
 }
 
 function shutdown() {
-    clearInterval(poker);
+    if (poker !== null) clearInterval(poker);
     for (const e of sockets.values()) {
         try {
             e.sock.setInt32Option(ZMQ_LINGER, 0);
