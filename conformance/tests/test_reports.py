@@ -80,6 +80,20 @@ def test_plugin_runs_a_scenario_dir_and_writes_reports(pytester):
     result.stdout.fnmatch_lines(["*ZMTP conformance matrix*", "passed: 8*"])
 
 
+def test_cells_are_run_pairing_by_pairing(pytester):
+    d = pytester.path / "scenarios"
+    d.mkdir()
+    shutil.copy(ROOT / "scenarios/28/req-rep-round-trip.yaml", d / "a.yaml")
+    shutil.copy(ROOT / "scenarios/30/push-pull-order.yaml", d / "b.yaml")
+    args = ("scenarios", "--peers", "impl,libzmq", "--collect-only", "-q", "-p", "no:cacheprovider")
+    ids = [ln for ln in pytester.runpytest(*args).outlines if "::" in ln]
+    pairings = [re.search(r"\[(\w+-\w+)-", ln).group(1) for ln in ids]
+    # collected file by file, the cells run pairing by pairing, each pairing's files in collection order
+    assert pairings == sorted(pairings) and set(pairings) == {"impl-impl", "impl-libzmq", "libzmq-impl", "libzmq-libzmq"}
+    files = [ln.split("::")[0] for ln in ids if "[impl-libzmq-" in ln]
+    assert files == sorted(files) and set(files) == {"scenarios/a.yaml", "scenarios/b.yaml"}
+
+
 def test_plugin_reports_a_missing_peer_as_skipped(pytester):
     d = pytester.path / "scenarios"
     d.mkdir()

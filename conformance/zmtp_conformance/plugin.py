@@ -299,6 +299,19 @@ class ScenarioFile(pytest.File):
             yield CellItem.from_parent(self, name=f"{sc.id}[{cell.params}]", cell=cell)
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Cells of one pairing run one after another, scenario by scenario as collected.
+
+    xdist hands each worker runs of consecutive items, and a worker keeps an agent per (peer,
+    side) for as long as it lives: in pairing order a worker meets few peers, so it starts and
+    keeps alive a few agents instead of one per peer and side in the matrix. A stable sort, the
+    same in every worker (xdist requires identical collections).
+    """
+    if items and all(isinstance(i, CellItem) for i in items):
+        items.sort(key=lambda i: (i.cell.server, i.cell.client))  # type: ignore[attr-defined]
+
+
 def _selected(sc: Scenario, select: list[str]) -> bool:
     import fnmatch
 
