@@ -480,3 +480,39 @@ def test_a_resource_outside_rfc_37s_grammar_is_named(tmp_path):
         chunks = corrupt(chunks, "c", 95 + i, ch)
     found = [v for v in violations(tmp_path, chunks) if v.check == "resource-grammar"]
     assert [(v.sender, v.clause, v.level) for v in found] == [("client", "37/ZMTP#new-the-resource-property", "SHALL")]
+
+
+def _rfc1071(data: bytes) -> int:
+    """The checksum as RFC 1071 spells it out: 16-bit words added with end-around carry."""
+    if len(data) % 2:
+        data += b"\0"
+    total = 0
+    for (word,) in struct.iter_unpack("!H", data):
+        total += word
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"\0" * 6, b"\xff\xff", b"\xff\xff" * 3, b"\x00\x01\xff\xfe", b"\x12", bytes(range(256)) * 41, b"\x80" * 65535],
+)
+def test_synthesised_checksum_is_rfc_1071s(data):
+    # \xff\xff sums to 0 mod 0xFFFF but is not zero: its one's-complement sum is 0xFFFF, checksum 0
+    assert synth._checksum(data) == _rfc1071(data)
+
+
+def test_synthesised_frames_carry_checksums_scapy_accepts():
+    from scapy.layers import inet, inet6  # noqa: F401  (binds IPv4, IPv6 and TCP under Ether)
+    from scapy.layers.l2 import Ether
+
+    for payload in (b"", b"\x01", b"x" * 1001, os.urandom(4000)):
+        for src, dst in ((("127.0.0.1", 40000), ("127.0.0.1", 5555)), (("::1", 40000), ("::1", 5555))):
+            pkt = Ether(synth.frame(src, dst, "PA", 7, 9, payload).data)
+            ip = pkt.payload
+            sent = (pkt["TCP"].chksum, getattr(ip, "chksum", None))
+            del pkt["TCP"].chksum
+            if hasattr(ip, "chksum"):
+                del ip.chksum
+            again = Ether(bytes(pkt))  # scapy computes both afresh
+            assert sent == (again["TCP"].chksum, getattr(again.payload, "chksum", None))

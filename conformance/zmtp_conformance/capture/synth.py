@@ -40,9 +40,12 @@ def _checksum(*parts: bytes) -> int:
     data = b"".join(parts)
     if len(data) % 2:
         data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
+    # 2**16 = 1 (mod 0xFFFF), so the one's-complement sum of the 16-bit words is the number they
+    # spell, mod 0xFFFF: one pass in C instead of a Python int per word (a 1 MiB frame took 20 ms).
+    # The one's-complement sum of words not all zero is never +0 but 0xFFFF (RFC 1071).
+    total = int.from_bytes(data, "big") % 0xFFFF
+    if total == 0 and data.strip(b"\0"):
+        total = 0xFFFF
     return ~total & 0xFFFF
 
 
