@@ -190,6 +190,41 @@ def test_a_container_agent_that_dies_is_reported_with_its_stderr():
     assert "agent stderr:" in reason and "unrecognized arguments: --no-such-option" in reason, reason
 
 
+@needs_docker
+@pytest.mark.timeout(600)
+def test_a_recycled_container_agent_is_a_fresh_process_in_the_same_container():
+    """After a deviating cell the pool recycles the agent: the relay starts a new process in the
+    same container (no container start), while a kill still takes the container with it."""
+    import asyncio
+
+    from zmtp_conformance.peers import AgentPool
+
+    images.build_all(["impl"])
+
+    async def go() -> None:
+        pool = AgentPool(images.registry())
+        try:
+            first = await pool.get("impl", "server")
+            cid = first.container_id
+            assert (await first.request("socket", type="PUSH", options={}))["socket"] == "s1"
+            assert (await first.request("socket", type="PUSH", options={}))["socket"] == "s2"
+            await pool.discard_side("impl", "server")
+            assert not first.alive and ("impl", "server") in pool.hosts
+            second = await pool.get("impl", "server")
+            assert second is not first and second.container_id == cid
+            # a new process: its socket table starts again
+            assert (await second.request("socket", type="PUSH", options={}))["socket"] == "s1"
+            await second.kill()
+            third = await pool.get("impl", "server")
+            assert third.alive and third.container_id not in ("", cid)
+        finally:
+            await pool.close()
+        mine = engine.client().containers.list(all=True, filters={"label": f"{cleanup.OWNER}={cleanup.labels('x')[cleanup.OWNER]}"})
+        assert [c for c in mine if c.status == "running"] == []
+
+    asyncio.run(go())
+
+
 def test_a_container_that_exits_while_being_removed_is_removed_as_a_stopped_one():
     # The engine answers a forced remove with 500 when the container exited between its look and its
     # kill; a run must not end in a harness error for that (seen in an every-pairing docker run).

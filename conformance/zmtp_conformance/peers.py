@@ -394,6 +394,15 @@ class AgentProcess:
         if self.proc is not None and self.proc.returncode is None:
             self.proc.send_signal(signal.SIGCONT)
 
+    async def recycle(self) -> Any:
+        """Stop this agent so that a fresh one takes its place; what the successor can reuse.
+
+        A local agent leaves nothing (None); a container's agent leaves its container, whose relay
+        starts the next agent at once (containers/agent.py).
+        """
+        await self.stop()
+        return None
+
     async def stop(self) -> None:
         self.stopping = True
         if self.proc is None:
@@ -445,15 +454,30 @@ class AgentPool:
         self.extra_args = extra_args or {}
         self.keylog = keylog  # where agents write CURVE transient keys (None: nowhere)
         self.agents: dict[tuple[str, str], AgentProcess] = {}
+        # What a recycled agent left for its successor (a container whose relay started the next agent).
+        self.hosts: dict[tuple[str, str], Any] = {}
 
     async def get(self, peer: str, side: str) -> AgentProcess:
         key = (peer, side)
         agent = self.agents.get(key)
         if agent is None or not agent.alive:
+            if agent is not None:
+                await agent.stop()  # a dead agent's leftovers (a container's listeners) go with it
             agent = make_agent(
                 self.specs[peer], name=f"{peer}/{side}", extra_args=self.extra_args.get(peer), keylog=self.keylog
             )
-            await agent.start()
+            host = self.hosts.pop(key, None)
+            if host is not None:
+                try:
+                    await agent.succeed(host)  # type: ignore[attr-defined]
+                except protocol.AgentError:
+                    # An image whose relay does not respawn, or a container that ended: start afresh.
+                    agent = make_agent(
+                        self.specs[peer], name=f"{peer}/{side}", extra_args=self.extra_args.get(peer), keylog=self.keylog
+                    )
+                    await agent.start()
+            else:
+                await agent.start()
             self.agents[key] = agent
         return agent
 
@@ -480,12 +504,21 @@ class AgentPool:
         await self._stop([(server, "server"), (client, "client")])
 
     async def _stop(self, keys: list[tuple[str, str]]) -> None:
+        # Each agent process goes; a container stays for its successor (see AgentProcess.recycle).
         for key in keys:
             agent = self.agents.pop(key, None)
             if agent is not None:
-                await agent.stop()
+                host = await agent.recycle()
+                if host is not None:
+                    stale = self.hosts.pop(key, None)
+                    if stale is not None:
+                        await stale.close()
+                    self.hosts[key] = host
 
     async def close(self) -> None:
         for agent in self.agents.values():
             await agent.stop()
         self.agents.clear()
+        for host in self.hosts.values():
+            await host.close()
+        self.hosts.clear()

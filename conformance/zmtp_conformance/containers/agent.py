@@ -19,61 +19,160 @@ from ..peers import AgentProcess, last_words
 from . import cleanup, engine
 
 START_TIMEOUT = 30.0  # seconds from `docker create` to the agent's hello
+RESPAWN_TIMEOUT = 10.0  # seconds for the relay's next agent to connect once the last one quit
 
 
-class ContainerAgent(AgentProcess):
-    container: Any = None  # testcontainers DockerContainer, once started
-    control_port = 0  # where the harness waits for the agent's connection
-    stderr_port = 0  # where the relay sends the agent's stderr (docker/agent-relay)
+class Host:
+    """A container and the loopback listeners its relay connects to, for the container's life.
 
-    async def start(self) -> dict[str, Any]:
-        loop = asyncio.get_running_loop()
-        connected: asyncio.Future[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = loop.create_future()
+    The relay (docker/agent-relay, with ZMTP_AGENT_RESPAWN set) runs the image's agent and, when
+    that agent exits, a fresh one, which connects again. An agent recycled after a deviating cell
+    so costs a process start instead of a container's: the engine spent about 0.1 s of CPU on
+    each container, and a run recycles a thousand agents. What one agent process leaves behind
+    dies with it (its sockets, its library's threads); the container holds no other state.
+    """
 
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.container: Any = None  # testcontainers DockerContainer, once started
+        self.control_port = 0  # where the relay connects each agent's stdin and stdout
+        self.stderr_port = 0  # where the relay sends the agents' stderr, one connection in all
+        self.current: ContainerAgent | None = None  # the agent whose stderr arrives now
+        self._connections: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+        self._servers: list[asyncio.Server] = []
+        self._stderr_task: asyncio.Task[None] | None = None
+        self.closed = False
+
+    async def listen(self) -> None:
         def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            if connected.done():
-                writer.close()  # one agent per listener; anyone else is turned away
-            else:
-                connected.set_result((reader, writer))
+            self._connections.put_nowait((reader, writer))
 
         def on_stderr(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             if self._stderr_task is not None:
                 writer.close()
             else:
-                self._stderr_task = loop.create_task(self._drain_stderr(reader))
+                self._stderr_task = asyncio.get_running_loop().create_task(self._drain_stderr(reader))
 
-        server = await asyncio.start_server(on_connect, "127.0.0.1", 0, limit=1 << 26, family=socket.AF_INET)
-        self.control_port = server.sockets[0].getsockname()[1]
-        stderr_server = await asyncio.start_server(on_stderr, "127.0.0.1", 0, family=socket.AF_INET)
-        self.stderr_port = stderr_server.sockets[0].getsockname()[1]
-        try:
-            self.container = self._container()
-            await loop.run_in_executor(None, self.container.start)
-            cleanup.track(self.container)
+        control = await asyncio.start_server(on_connect, "127.0.0.1", 0, limit=1 << 26, family=socket.AF_INET)
+        stderr = await asyncio.start_server(on_stderr, "127.0.0.1", 0, family=socket.AF_INET)
+        self._servers = [control, stderr]
+        self.control_port = control.sockets[0].getsockname()[1]
+        self.stderr_port = stderr.sockets[0].getsockname()[1]
+
+    async def _drain_stderr(self, reader: asyncio.StreamReader) -> None:
+        while line := await reader.readline():
+            agent = self.current
+            if agent is not None:
+                agent.stderr_tail = [*agent.stderr_tail[-80:], line.decode(errors="replace").rstrip()]
+
+    async def take(self, timeout: float) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """The next agent's control connection; AgentError if none comes or the container ends."""
+        # An agent that dies before it connects would leave us waiting: look at the container too.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
             try:
-                self.reader, self.writer = await asyncio.wait_for(self._until_connected(connected), START_TIMEOUT)
+                return await asyncio.wait_for(self._connections.get(), min(0.5, max(deadline - loop.time(), 0.01)))
             except TimeoutError:
-                await self.stop()
+                pass
+            if not await loop.run_in_executor(None, self._running):
+                raise protocol.AgentError(protocol.FAILED, f"the container of {self.name} exited", self.name)
+            if loop.time() >= deadline:
                 raise protocol.AgentError(
-                    protocol.FAILED,
-                    f"the container of {self.spec.image} did not connect within {START_TIMEOUT:g}s{self._stderr_hint()}",
-                    self.name,
-                ) from None
-        finally:
-            server.close()
+                    protocol.FAILED, f"no agent of {self.name} connected within {timeout:g}s", self.name
+                )
+
+    def _running(self) -> bool:
         try:
-            self.hello = await self.request("hello", deadline=20.0)
-        finally:
-            stderr_server.close()  # the relay connects it before it starts the agent
+            self.container.get_wrapped_container().reload()
+            return self.container.get_wrapped_container().status in ("created", "running")
+        except Exception:  # gone already (auto_remove)
+            return False
+
+    async def close(self, remove: bool = True) -> None:
+        """Stop listening (the relay's next connect fails and it ends) and remove the container."""
+        self.closed = True
+        for server in self._servers:
+            server.close()
+        while not self._connections.empty():
+            _, writer = self._connections.get_nowait()
+            writer.close()  # an agent started but never used reads end-of-file and exits
+        if self.container is not None:
+            container, self.container = self.container, None
+            if remove:
+                await asyncio.get_running_loop().run_in_executor(None, _remove, container)
+            else:
+                cleanup.untrack(container)
+
+
+class ContainerAgent(AgentProcess):
+    host: Host | None = None  # the container this agent process runs in
+
+    @property
+    def container(self) -> Any:
+        return self.host.container if self.host is not None else None
+
+    async def start(self) -> dict[str, Any]:
+        """A new container, and its first agent."""
+        self.host = Host(self.name)
+        await self.host.listen()
+        self.host.container = self._container()
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, self.host.container.start)
+            cleanup.track(self.host.container)
+        except BaseException:
+            await self.stop()
+            raise
+        return await self._attach(START_TIMEOUT)
+
+    async def _attach(self, timeout: float) -> dict[str, Any]:
+        assert self.host is not None
+        try:
+            self.reader, self.writer = await self.host.take(timeout)
+        except protocol.AgentError as exc:
+            await self.stop()
+            raise protocol.AgentError(exc.kind, f"{exc.message}{self._stderr_hint()}", self.name) from None
+        self.host.current = self
+        self.hello = await self.request("hello", deadline=20.0)
         return self.hello
 
+    async def succeed(self, host: Host) -> dict[str, Any]:
+        """Take the next agent `host`'s relay started, in place of a start."""
+        self.host = host
+        return await self._attach(RESPAWN_TIMEOUT)
+
+    async def recycle(self) -> Host | None:
+        """Quit this agent but keep its container for a successor; None if the container went too."""
+        host = self.host
+        if host is None or host.closed or not self.alive:
+            await self.stop()
+            return None
+        self.stopping = True
+        assert self.reader is not None and self.writer is not None
+        try:
+            self.writer.write(protocol.dump({"id": 0, "op": "quit"}))
+            await asyncio.wait_for(self.writer.drain(), 2)
+            # Its end-of-file: the process is gone, and the relay starts the next one.
+            while await asyncio.wait_for(self.reader.read(1 << 16), 2):
+                pass
+        except (TimeoutError, ConnectionError):
+            await self.stop()  # an agent that will not quit takes its container with it
+            return None
+        self.writer.close()
+        self.host = None
+        return host
+
     def _container(self) -> Any:
+        assert self.host is not None
         engine.disable_ryuk_unless_present()
         from testcontainers.core.container import DockerContainer
 
-        c = DockerContainer(self.spec.image)
-        c.with_env("ZMTP_AGENT_CONTROL", f"127.0.0.1:{self.control_port}")
-        c.with_env("ZMTP_AGENT_STDERR", f"127.0.0.1:{self.stderr_port}")
+        # The API version this process's engine client settled once: without it every container's
+        # client would ask the engine for it again (a round trip per agent start).
+        c = DockerContainer(self.spec.image, docker_client_kw={"version": engine.client().api.api_version})
+        c.with_env("ZMTP_AGENT_CONTROL", f"127.0.0.1:{self.host.control_port}")
+        c.with_env("ZMTP_AGENT_STDERR", f"127.0.0.1:{self.host.stderr_port}")
+        c.with_env("ZMTP_AGENT_RESPAWN", "1")
         IPC_DIR.mkdir(mode=0o1777, exist_ok=True)
         c.with_volume_mapping(str(IPC_DIR), str(IPC_DIR), "rw")
         if self.keylog is not None and self.spec.keylog:
@@ -84,30 +183,10 @@ class ContainerAgent(AgentProcess):
         if self.extra_args:
             c.with_command([*(engine.image_config(self.spec.image).get("Cmd") or []), *self.extra_args])
         # Host networking: peers listen and connect on 127.0.0.1 as local agents do, and
-        # no traffic leaves loopback. The container removes itself when its agent exits; the
-        # agent's stderr has come to us as it was written.
+        # no traffic leaves loopback. The container removes itself when its relay exits; the
+        # agents' stderr has come to us as it was written.
         c.with_kwargs(network_mode="host", auto_remove=True, labels=cleanup.labels(self.name), init=True)
         return c
-
-    async def _until_connected(
-        self, connected: asyncio.Future[tuple[asyncio.StreamReader, asyncio.StreamWriter]]
-    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        # An agent that dies before it connects would leave us waiting: look at the container too.
-        while True:
-            done, _ = await asyncio.wait({connected}, timeout=0.5)
-            if done:
-                return connected.result()
-            if not await asyncio.get_running_loop().run_in_executor(None, self._running):
-                raise protocol.AgentError(
-                    protocol.FAILED, f"the container of {self.spec.image} exited{self._stderr_hint()}", self.name
-                )
-
-    def _running(self) -> bool:
-        try:
-            self.container.get_wrapped_container().reload()
-            return self.container.get_wrapped_container().status in ("created", "running")
-        except Exception:  # gone already (auto_remove)
-            return False
 
     @property
     def alive(self) -> bool:
@@ -128,6 +207,7 @@ class ContainerAgent(AgentProcess):
         return super().last_words()
 
     async def stop(self) -> None:
+        """This agent and its container."""
         self.stopping = True
         if self.writer is not None and not self.writer.is_closing():
             try:
@@ -136,9 +216,9 @@ class ContainerAgent(AgentProcess):
             except (TimeoutError, ConnectionError):
                 pass
             self.writer.close()
-        if self.container is not None:
-            container, self.container = self.container, None
-            await asyncio.get_running_loop().run_in_executor(None, _remove, container)
+        if self.host is not None:
+            host, self.host = self.host, None
+            await host.close()
 
     # The faults act on the container while there is one: an agent stopped meanwhile (a request
     # that timed out stops it) has nothing left to kill, pause or thaw.
@@ -149,6 +229,9 @@ class ContainerAgent(AgentProcess):
             await asyncio.get_running_loop().run_in_executor(None, container.kill)
         if self.writer is not None:
             self.writer.close()
+        if self.host is not None:
+            host, self.host = self.host, None
+            await host.close(remove=False)  # killed, it removes itself (auto_remove)
 
     async def pause(self) -> None:
         """Fault: the peer stops answering anything (cgroup freezer); its sockets stay open."""
