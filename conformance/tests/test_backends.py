@@ -193,8 +193,8 @@ def test_a_container_agent_that_dies_is_reported_with_its_stderr():
 @needs_docker
 @pytest.mark.timeout(600)
 def test_a_recycled_container_agent_is_a_fresh_process_in_the_same_container():
-    """After a deviating cell the pool recycles the agent: the relay starts a new process in the
-    same container (no container start), while a kill still takes the container with it."""
+    """After a deviating cell the pool recycles the agent, and after a kill fault it replaces it: in
+    both, the relay starts a new process in the same container (no container start)."""
     import asyncio
 
     from zmtp_conformance.peers import AgentPool
@@ -214,13 +214,42 @@ def test_a_recycled_container_agent_is_a_fresh_process_in_the_same_container():
             assert second is not first and second.container_id == cid
             # a new process: its socket table starts again
             assert (await second.request("socket", type="PUSH", options={}))["socket"] == "s1"
+            # a kill fault kills the agent's processes, not the container, whose relay starts the next
             await second.kill()
+            assert not second.alive
             third = await pool.get("impl", "server")
-            assert third.alive and third.container_id not in ("", cid)
+            assert third.alive and third.container_id == cid
+            assert (await third.request("socket", type="PUSH", options={}))["socket"] == "s1"
         finally:
             await pool.close()
         mine = engine.client().containers.list(all=True, filters={"label": f"{cleanup.OWNER}={cleanup.labels('x')[cleanup.OWNER]}"})
         assert [c for c in mine if c.status == "running"] == []
+
+    asyncio.run(go())
+
+
+@needs_docker
+@pytest.mark.timeout(600)
+def test_a_kill_whose_processes_are_out_of_sight_kills_the_container(monkeypatch):
+    import asyncio
+
+    from zmtp_conformance.containers import agent as container_agent
+    from zmtp_conformance.peers import AgentPool
+
+    images.build_all(["impl"])
+    monkeypatch.setattr(container_agent, "_kill_agent_processes", lambda container: False)
+
+    async def go() -> None:
+        pool = AgentPool(images.registry())
+        try:
+            first = await pool.get("impl", "client")
+            cid = first.container_id
+            await first.kill()
+            assert not first.alive
+            second = await pool.get("impl", "client")
+            assert second.alive and second.container_id not in ("", cid)
+        finally:
+            await pool.close()
 
     asyncio.run(go())
 

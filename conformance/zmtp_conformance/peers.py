@@ -461,12 +461,18 @@ class AgentPool:
         key = (peer, side)
         agent = self.agents.get(key)
         if agent is None or not agent.alive:
+            host = self.hosts.pop(key, None)
             if agent is not None:
-                await agent.stop()  # a dead agent's leftovers (a container's listeners) go with it
+                # A dead agent's leftovers go, except a container whose agent a fault killed: its
+                # relay is starting the successor.
+                left = await agent.recycle()
+                if left is not None:
+                    if host is not None:
+                        await host.close()
+                    host = left
             agent = make_agent(
                 self.specs[peer], name=f"{peer}/{side}", extra_args=self.extra_args.get(peer), keylog=self.keylog
             )
-            host = self.hosts.pop(key, None)
             if host is not None:
                 try:
                     await agent.succeed(host)  # type: ignore[attr-defined]

@@ -10,7 +10,11 @@ the ipc:// directory, and writes CURVE key logs into the run's capture folder.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import socket
+import time
+from pathlib import Path
 from typing import Any
 
 from .. import protocol
@@ -144,6 +148,9 @@ class ContainerAgent(AgentProcess):
     async def recycle(self) -> Host | None:
         """Quit this agent but keep its container for a successor; None if the container went too."""
         host = self.host
+        if self.killed and host is not None and not host.closed:
+            self.host = None  # killed inside its container: the relay is starting the successor
+            return host
         if host is None or host.closed or not self.alive:
             await self.stop()
             return None
@@ -222,14 +229,29 @@ class ContainerAgent(AgentProcess):
 
     # The faults act on the container while there is one: an agent stopped meanwhile (a request
     # that timed out stops it) has nothing left to kill, pause or thaw.
+    killed = False  # killed by a fault inside a container that lives on (see kill)
+
     async def kill(self) -> None:
-        """Fault: the peer's process dies at once (SIGKILL), its connections with it."""
-        if self.container is not None:
-            container = self.container.get_wrapped_container()
-            await asyncio.get_running_loop().run_in_executor(None, container.kill)
+        """Fault: the peer's process dies at once (SIGKILL), its connections with it.
+
+        The agent's processes are killed, not the container: their sockets close as they would
+        with the container (host networking: the kernel closes a dead process's sockets alike),
+        and the relay starts the successor the restart takes, without a container start. Where
+        the engine's processes are out of sight (an engine on another machine), the container goes.
+        """
+        if self.container is None:
+            if self.writer is not None:
+                self.writer.close()
+            return
+        container = self.container.get_wrapped_container()
+        loop = asyncio.get_running_loop()
+        if await loop.run_in_executor(None, _kill_agent_processes, container):
+            self.killed = True
+        else:
+            await loop.run_in_executor(None, container.kill)
         if self.writer is not None:
             self.writer.close()
-        if self.host is not None:
+        if not self.killed and self.host is not None:
             host, self.host = self.host, None
             await host.close(remove=False)  # killed, it removes itself (auto_remove)
 
@@ -241,6 +263,61 @@ class ContainerAgent(AgentProcess):
     async def unpause(self) -> None:
         if self.container is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.container.get_wrapped_container().unpause)
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        out += [int(c) for c in (task / "children").read_text().split()]
+    return out
+
+
+def _cmdline(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+
+
+def _kill_agent_processes(container: Any) -> bool:
+    """SIGKILL the processes of the container's current agent (its relay's children and theirs).
+
+    False, having killed nothing, when the container's processes are not this machine's to see:
+    its init (docker-init) as the engine reports it and the relay below it must both be found.
+    """
+    try:
+        container.reload()
+        init = int(container.attrs["State"]["Pid"] or 0)
+        if not init or "docker-init" not in _cmdline(init):
+            return False
+        relays = [p for p in _children(init) if "zmtp-agent-relay" in _cmdline(p)]
+        if len(relays) != 1:
+            return False
+        doomed, todo = [], _children(relays[0])
+        while todo:
+            pid = todo.pop()
+            doomed.append(pid)
+            todo += _children(pid)
+    except (OSError, ValueError, KeyError):
+        return False
+    if not doomed:
+        return False
+    for pid in doomed:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    # As docker's kill and the local backend's wait do, return once they are dead: a zombie has
+    # closed its sockets, and the steps after a kill run against a peer that is down, not dying.
+    deadline = time.monotonic() + 5
+    while any(_alive(pid) for pid in doomed) and time.monotonic() < deadline:
+        time.sleep(0.002)
+    return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] not in "ZX"
 
 
 def _remove(container: Any) -> None:
