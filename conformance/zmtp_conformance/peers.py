@@ -503,9 +503,8 @@ class AgentPool:
     async def discard_cell(self, server: str, client: str) -> None:
         """Stop the two agents a cell used, (server peer, "server") and (client peer, "client").
 
-        As `discard`, after a failed or deviating cell; the same peers' agents on the other side
-        took no part in it and are kept, which halves the agents a run restarts (a container
-        costs 0.3 to 0.9 s of CPU to start, and a run has about a thousand deviating cells).
+        As `discard`, after a failed cell; the same peers' agents on the other side took no part
+        in it and are kept. A container's agent is recycled, not its container (see `_stop`).
         """
         await self._stop([(server, "server"), (client, "client")])
 
