@@ -131,6 +131,8 @@ class ContainerAgent(AgentProcess):
 
     async def _attach(self, timeout: float) -> dict[str, Any]:
         assert self.host is not None
+        if self.host.current is None:
+            self.host.current = self  # a first agent's dying words come before its connection
         try:
             self.reader, self.writer = await self.host.take(timeout)
         except protocol.AgentError as exc:
