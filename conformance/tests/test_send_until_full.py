@@ -40,3 +40,20 @@ def test_must_lose_fails_when_everything_arrived():
     r = run_changed("30/push/blocks-when-queue-full", "expect_numbered", {"must_lose": True})
     assert r.outcome == Outcome.FAILED and r.action == "expect_numbered", r.reason
     assert "received all" in r.reason
+
+
+def test_a_lossy_run_ends_at_the_senders_end_marker():
+    (sc,) = [s for s in load_all() if s.id == "29/pub/drops-when-queue-full"]
+    r = run_one(sc)
+    assert r.outcome == Outcome.PASSED, r.reason
+    assert "end of the numbered run" in r.transcript and "the end marker: nothing more" in r.transcript, r.transcript
+
+
+def test_no_end_marker_unless_the_run_is_the_last_step():
+    # A marker left in flight would meet the steps after; without one the quiet period is waited out.
+    from zmtp_conformance.scenario import Step
+
+    (sc,) = [s for s in load_all() if s.id == "29/pub/drops-when-queue-full"]
+    r = run_one(replace(sc, steps=[*sc.steps, Step(None, "wait", 0.01)]))
+    assert r.outcome == Outcome.PASSED, r.reason
+    assert "end of the numbered run" not in r.transcript and "lost" in r.transcript, r.transcript

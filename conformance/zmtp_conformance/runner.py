@@ -109,6 +109,7 @@ class CellRun:
         # side -> its killed agent's successor, starting while the scenario runs without it
         self.respawn: dict[str, asyncio.Task[AgentProcess]] = {}
         self.sent_until_full: dict[str, int] = {}  # role -> how many its last send_until_full (or flood) sent
+        self.until_full_message: dict[str, list[bytes]] = {}  # role -> the frames its send_until_full numbered
         self.ipc = UNIX  # how this cell's parties reach ipc endpoints (endpoints.IPC_KINDS)
         self.killed: set[AgentProcess] = set()  # agents a fault step killed: their death is the scenario's
 
@@ -336,6 +337,7 @@ class CellRun:
         )
         sent, full = int(resp["sent"]), bool(resp["full"])
         self.sent_until_full[role.name] = sent
+        self.until_full_message[role.name] = frames
         self.measurements["queued"] = sent
         how = "then a send would block or was refused" if full else "none blocked or was refused"
         self.t.add(role.name, "send", f"{sent} numbered messages without waiting, {how}")
@@ -353,9 +355,14 @@ class CellRun:
             )
 
     async def expect_numbered(
-        self, role: Role, a: dict[str, Any], receive: Callable[[float], Awaitable[list[bytes] | None]]
+        self,
+        role: Role,
+        a: dict[str, Any],
+        receive: Callable[[float], Awaitable[list[bytes] | None]],
+        mark: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
-        """`receive(timeout)`: the role's next message, or None when nothing came in time."""
+        """`receive(timeout)`: the role's next message, or None when nothing came in time; `mark()`
+        has the sender send END_MARKER (False once it cannot), see `_end_marker`."""
         first, timeout = a.get("from", 0), a.get("timeout", DEFAULT_TIMEOUT)
         if "sent_by" in a:
             if a["sent_by"] not in self.sent_until_full:
@@ -364,10 +371,28 @@ class CellRun:
         else:
             count = a["count"]
         last, got, previous = first + count - 1, 0, first - 1
+        quiet = 0.0  # seconds without a message, waited MARKER_INTERVAL at a time while markers go
+        marked = False  # a marker was sent: one arriving ends the run
         while previous < last:
-            frames = await receive(timeout)
+            step = min(MARKER_INTERVAL, timeout - quiet) if mark is not None else timeout
+            frames = await receive(step)
             if frames is None:
+                quiet += step
+                if mark is None or quiet >= timeout:
+                    break
+                sent = await mark()
+                marked = marked or sent
+                if not sent:
+                    mark = None  # the rest of the quiet period as before
+                    frames = await receive(timeout - quiet)
+                    if frames is None:
+                        break
+                else:
+                    continue
+            if marked and frames[-1] == END_MARKER:
+                self.t.add(role.name, "recv", "the end marker: nothing more of the run is on its way")
                 break
+            quiet = 0.0
             try:
                 # "n", or "n " and padding (send_until_full's messages)
                 n = int(frames[-1].split(b" ", 1)[0])
@@ -745,7 +770,45 @@ class CellRun:
         await self.send_numbered(role, a)
 
     async def peer_expect_numbered(self, role: Role, a: Any) -> None:
-        await self.expect_numbered(role, a, self.receiver(role))
+        await self.expect_numbered(role, a, self.receiver(role), self._end_marker(role, a))
+
+    def _end_marker(self, role: Role, a: dict[str, Any]) -> Callable[[], Awaitable[bool]] | None:
+        """How the sender of a lossy numbered run says "that was all", where that can be trusted.
+
+        A PUB, XPUB or ROUTER queues a message behind every one it queued before on the same
+        connection, so once an END_MARKER it sent arrives, nothing more of the run can: the quiet
+        period that proves a loss ends there instead of at the timeout. Only as the scenario's
+        last step (later steps must not meet a marker) and after send_until_full (whose message
+        gives a ROUTER's envelope); the sender drops a marker its full queue cannot take, so it
+        sends one again after each quiet MARKER_INTERVAL. A marker it fails to send ends the markers.
+        """
+        sender = self.cell.scenario.roles.get(a.get("sent_by", ""))
+        steps = self.cell.scenario.steps
+        if (
+            sender is None
+            or sender.raw
+            or sender.type not in ("PUB", "XPUB", "ROUTER")
+            or not (a.get("must_lose") or a.get("may_lose"))
+            or steps[-1].action != "expect_numbered"
+            or steps[-1].role != role.name
+            or sender.name not in self.until_full_message
+        ):
+            return None
+        agent, sock = self._agent(sender)
+        frames = [*self.until_full_message[sender.name][:-1], END_MARKER]
+        usable = [True]
+
+        async def mark() -> bool:
+            if usable[0]:
+                try:
+                    await agent.request("send", socket=sock, frames=protocol.encode_frames(frames), timeout=0.5)
+                    self.t.add(sender.name, "send", f"{show(frames)} (end of the numbered run)")
+                except protocol.AgentError as exc:
+                    usable[0] = False
+                    self.t.add(sender.name, "send", f"no end marker: {exc.message}")
+            return usable[0]
+
+        return mark
 
     async def peer_send_until_full(self, role: Role, a: Any) -> None:
         await self.send_until_full(role, a)
@@ -1071,6 +1134,10 @@ async def run_cell(
 # How long a subscriber listens for each probe before the publisher sends the next: short, as the
 # first probe after the subscription arrives ends the wait.
 PROBE_INTERVAL = 0.02
+# The last frame of the message that ends a lossy numbered run (see CellRun._end_marker), and how
+# long a quiet receiver waits before the sender sends it (again).
+END_MARKER = b"end of the numbered run"
+MARKER_INTERVAL = 0.2
 
 
 def probe(topic: bytes, n: int) -> bytes:
