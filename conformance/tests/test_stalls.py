@@ -136,6 +136,16 @@ def test_a_partial_greeting_is_not_a_stall(tmp_path):
     assert partial.silent == [] and wire.declared_stall("slowjava", partial, specs["slowjava"]) is None
 
 
+def test_a_client_that_spoke_only_as_the_cell_gave_up_is_its_known_stall(tmp_path):
+    # Seen with JeroMQ 0.6.0: its first 11 octets 2.1 s after the server's signature, at teardown.
+    specs = declared(tmp_path)
+    late = capture(tmp_path, "late", [("s", GREETING, 1.0), ("c", SIGNATURE + b"\x03", 3.1)], "slowjava")
+    assert wire.declared_stall("slowjava", late, specs["slowjava"]).id == "poller-race"
+    # just under SILENT_FOR: an answer, if a slow one
+    slow = capture(tmp_path, "slow", [("s", GREETING, 1.0), ("c", SIGNATURE, 1.0 + wire.SILENT_FOR - 0.1)], "slowjava")
+    assert slow.silent == [] and wire.declared_stall("slowjava", slow, specs["slowjava"]) is None
+
+
 def test_a_silent_server_is_not_a_stall(tmp_path):
     specs = declared(tmp_path)
     # The declared peer connected and greeted; the other side never answered.

@@ -34,6 +34,10 @@ if TYPE_CHECKING:
 
 HARNESS = None  # owner of a stream side the harness drives: not validated
 SIGNATURE = 10  # octets of the greeting's signature, the first thing every ZMTP 3 peer sends
+# A client that sends nothing for this long after it owed its greeting counts as silent, also if
+# something follows: JeroMQ's stalled connect sent its first octets only as the cell gave up, 2.1 s
+# on. Below the 2 s a step waits by default, so the silence is over before the step fails.
+SILENT_FOR = 1.5
 
 
 @dataclass
@@ -131,7 +135,7 @@ def check(
     client side taken to be the cell's client peer (given under key 0). With a key log, CURVE
     boxes are opened and checked inside too. Returns the number of streams, the violations,
     the streams the capture lost bytes of or began after (those are not judged), and the peers
-    that connected and stayed silent."""
+    that connected and stayed silent (for SILENT_FOR seconds at least)."""
     header, records = pcap.read(path)
     streams = tcp.streams(records, header.linktype)
     keys = None
@@ -156,13 +160,15 @@ def check(
         # A client owes its greeting (or its first 11 octets) as soon as it connects, whatever the
         # server does; a peer server's signature is the proof that nothing on that side held it up,
         # and a raw server that sent nothing was scripted to wait for the client's first octets.
-        if (
-            c_owner is not HARNESS
-            and not st.to_server.data
-            and (len(st.to_client.data) >= SIGNATURE or (s_owner is HARNESS and not st.to_client.data))
-            and c_owner not in silent
-        ):
-            silent.append(c_owner)
+        if c_owner is not HARNESS and c_owner not in silent:
+            if len(st.to_client.data) >= SIGNATURE:
+                owed: float | None = max(t for off, t in st.to_client.times if off < SIGNATURE)
+            elif s_owner is HARNESS and not st.to_client.data:
+                owed = st.first_seen
+            else:
+                owed = None
+            if owed is not None and (not st.to_server.data or st.to_server.times[0][1] - owed >= SILENT_FOR):
+                silent.append(c_owner)
         skip = tuple(side for side, owner in (("client", c_owner), ("server", s_owner)) if owner is HARNESS)
         if len(skip) == 2:
             continue
@@ -182,7 +188,7 @@ def check(
 def declared_stall(client: str, wire: WireResult | None, spec: PeerSpec | None) -> KnownStall | None:
     """The reviewed stall of the cell's client peer that this capture shows, if any: that peer
     connected, the other side's signature reached it (or the other side is the raw peer, waiting for
-    the client's first octets), and it sent nothing (`silent`), and its
+    the client's first octets), and it sent nothing, or nothing for SILENT_FOR seconds (`silent`), and its
     registry entry declares a stall on the client side. No capture (--pcap off), a capture that
     failed, a peer that spoke at all, or a peer that declares nothing: None, and the cell's
     verdict is the ordinary one."""
