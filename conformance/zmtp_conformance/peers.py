@@ -461,31 +461,34 @@ class AgentPool:
         key = (peer, side)
         agent = self.agents.get(key)
         if agent is None or not agent.alive:
-            host = self.hosts.pop(key, None)
             if agent is not None:
                 # A dead agent's leftovers go, except a container whose agent a fault killed: its
                 # relay is starting the successor.
-                left = await agent.recycle()
-                if left is not None:
-                    if host is not None:
-                        await host.close()
-                    host = left
-            agent = make_agent(
-                self.specs[peer], name=f"{peer}/{side}", extra_args=self.extra_args.get(peer), keylog=self.keylog
-            )
+                await self._keep(key, await agent.recycle())
+            host = self.hosts.pop(key, None)
+            agent = self._new_agent(peer, side)
             if host is not None:
                 try:
                     await agent.succeed(host)  # type: ignore[attr-defined]
                 except protocol.AgentError:
                     # An image whose relay does not respawn, or a container that ended: start afresh.
-                    agent = make_agent(
-                        self.specs[peer], name=f"{peer}/{side}", extra_args=self.extra_args.get(peer), keylog=self.keylog
-                    )
+                    agent = self._new_agent(peer, side)
                     await agent.start()
             else:
                 await agent.start()
             self.agents[key] = agent
         return agent
+
+    def _new_agent(self, peer: str, side: str) -> AgentProcess:
+        return make_agent(self.specs[peer], name=f"{peer}/{side}", extra_args=self.extra_args.get(peer), keylog=self.keylog)
+
+    async def _keep(self, key: tuple[str, str], host: Any) -> None:
+        """Keep what a recycled agent left for the next agent of `key` (nothing: None)."""
+        if host is not None:
+            stale = self.hosts.pop(key, None)
+            if stale is not None:
+                await stale.close()
+            self.hosts[key] = host
 
     async def discard(self, *peers: str) -> None:
         """Stop these peers' agents on both sides, so the next use starts them afresh.
@@ -513,12 +516,7 @@ class AgentPool:
         for key in keys:
             agent = self.agents.pop(key, None)
             if agent is not None:
-                host = await agent.recycle()
-                if host is not None:
-                    stale = self.hosts.pop(key, None)
-                    if stale is not None:
-                        await stale.close()
-                    self.hosts[key] = host
+                await self._keep(key, await agent.recycle())
 
     async def close(self) -> None:
         for agent in self.agents.values():

@@ -374,7 +374,7 @@ class CellRun:
         quiet = 0.0  # seconds without a message, waited MARKER_INTERVAL at a time while markers go
         marked = False  # a marker was sent: one arriving ends the run
         while previous < last:
-            step = min(MARKER_INTERVAL, timeout - quiet) if mark is not None else timeout
+            step = timeout - quiet if mark is None else min(MARKER_INTERVAL, timeout - quiet)
             frames = await receive(step)
             if frames is None:
                 quiet += step
@@ -383,12 +383,8 @@ class CellRun:
                 sent = await mark()
                 marked = marked or sent
                 if not sent:
-                    mark = None  # the rest of the quiet period as before
-                    frames = await receive(timeout - quiet)
-                    if frames is None:
-                        break
-                else:
-                    continue
+                    mark = None  # the rest of the quiet period as without markers
+                continue
             if marked and frames[-1] == END_MARKER:
                 self.t.add(role.name, "recv", "the end marker: nothing more of the run is on its way")
                 break

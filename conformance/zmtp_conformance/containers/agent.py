@@ -157,19 +157,23 @@ class ContainerAgent(AgentProcess):
             await self.stop()
             return None
         self.stopping = True
-        assert self.reader is not None and self.writer is not None
+        assert self.reader is not None
         try:
-            self.writer.write(protocol.dump({"id": 0, "op": "quit"}))
-            await asyncio.wait_for(self.writer.drain(), 2)
+            await self._ask_to_quit()
             # Its end-of-file: the process is gone, and the relay starts the next one.
             while await asyncio.wait_for(self.reader.read(1 << 16), 2):
                 pass
         except (TimeoutError, ConnectionError):
             await self.stop()  # an agent that will not quit takes its container with it
             return None
-        self.writer.close()
+        self.writer.close()  # type: ignore[union-attr]
         self.host = None
         return host
+
+    async def _ask_to_quit(self) -> None:
+        assert self.writer is not None
+        self.writer.write(protocol.dump({"id": 0, "op": "quit"}))
+        await asyncio.wait_for(self.writer.drain(), 2)
 
     def _container(self) -> Any:
         assert self.host is not None
@@ -220,8 +224,7 @@ class ContainerAgent(AgentProcess):
         self.stopping = True
         if self.writer is not None and not self.writer.is_closing():
             try:
-                self.writer.write(protocol.dump({"id": 0, "op": "quit"}))
-                await asyncio.wait_for(self.writer.drain(), 2)
+                await self._ask_to_quit()
             except (TimeoutError, ConnectionError):
                 pass
             self.writer.close()
