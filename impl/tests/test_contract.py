@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 import zmtp
-from zmtp.engine import READ_MAX, Engine, EngineOwner
+from zmtp.engine import READ_MAX, WRITE_MAX, Engine, EngineOwner
 from zmtp.mechanisms.curve import CookieKeys
 from zmtp.patterns import SOCKET_CLASSES, Pull
 from zmtp.socket import Socket
@@ -90,6 +90,32 @@ async def test_read_size_grows_while_reads_fill_it_and_shrinks_when_they_do_not(
     big = Engine(Pull(None, zmtp.SocketOptions(recv_buffer_size=2 * READ_MAX)), as_server=True, endpoint="x")
     big._adapt_read_size(len(big._view))
     assert len(big._view) == 2 * READ_MAX  # a preset above the bound is kept as it is
+
+
+async def test_write_gather_grows_while_a_sender_streams_and_shrinks_when_it_does_not(ctx):
+    pull = ctx.socket(zmtp.PULL, zmtp.SocketOptions(linger=0))
+    ep = await pull.bind("tcp://127.0.0.1:0")
+    push = ctx.socket(zmtp.PUSH, zmtp.SocketOptions(linger=0))  # the 8 KiB preset
+    await push.connect(ep)
+    await push.send(b"hello")
+    assert await asyncio.wait_for(pull.recv_multipart(), 5) == [b"hello"]
+    (engine,) = push._engines
+    assert engine._wlimit == 8192
+    for _ in range(200):  # one loop turn: the sender never yields
+        await push.send(b"x" * 1024)
+    assert engine._wlimit == WRITE_MAX
+    for _ in range(200):
+        await asyncio.wait_for(pull.recv_multipart(), 5)
+    for _ in range(8):  # quiet turns, one small message each
+        await push.send(b"ping")
+        assert await asyncio.wait_for(pull.recv_multipart(), 5) == [b"ping"]
+    assert engine._wlimit == 8192  # back to the preset, never below
+    big = ctx.socket(zmtp.PUSH, zmtp.SocketOptions(linger=0, send_buffer_size=2 * WRITE_MAX))
+    await big.connect(ep)
+    await big.send(b"x" * (2 * WRITE_MAX))
+    assert len((await asyncio.wait_for(pull.recv_multipart(), 5))[0]) == 2 * WRITE_MAX
+    (engine,) = big._engines
+    assert engine._wlimit == 2 * WRITE_MAX  # a preset above the bound is kept as it is
 
 
 async def test_req_and_rep_write_at_once_instead_of_at_the_end_of_the_loop_turn(ctx):

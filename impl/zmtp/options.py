@@ -44,7 +44,10 @@ class SocketOptions:
     # to recv_buffer_size, if larger) and halves it again once reads come back
     # mostly empty, so a backlog of small messages costs few reads whatever
     # the preset. send_buffer_size is how many bytes of small messages are
-    # gathered before they are written (fewer system calls for small messages).
+    # gathered before they are written (fewer system calls for small messages);
+    # likewise, while a sender fills it without yielding, the engine doubles it
+    # up to 64 KiB (or send_buffer_size, if larger) and halves it again once
+    # the loop's turns end with little gathered. A lone message is not held.
     send_buffer_size: int = 8 * KiB
     recv_buffer_size: int = 8 * KiB
     # Patterns
