@@ -75,6 +75,19 @@ def _append_boxes(
         append(encrypt(1 if i < last else 0, f))
 
 
+def _box_encoder(encrypt: Callable[[int, bytes], bytes]) -> Callable[[list[bytes]], list[bytes]]:
+    """`_append_boxes` for one message at a time, a one-frame message in a single step."""
+
+    def boxes(frames: list[bytes]) -> list[bytes]:
+        if len(frames) == 1:
+            return [encrypt(0, frames[0])]
+        out: list[bytes] = []
+        _append_boxes(encrypt, frames, out.append)
+        return out
+
+    return boxes
+
+
 class State(enum.Enum):
     GREETING = "greeting"
     HANDSHAKE = "handshake"
@@ -217,8 +230,10 @@ class Connection:
         checks: the plain framer when nothing (legacy framing, a mechanism that encrypts,
         a ProtocolBugs knob) changes the bytes. Callers pass messages of at least one frame."""
         self._require_traffic()
-        if self.version == (1, 0) or self.mechanism.encrypts or self._buggy_framing:
+        if self.version == (1, 0) or self._buggy_framing:
             return self.encode_message
+        if self.mechanism.encrypts:
+            return _box_encoder(self.mechanism.encrypt)  # type: ignore[attr-defined]
         return encode_message
 
     def encode_messages(self, messages: list[list[bytes]]) -> list[bytes]:
