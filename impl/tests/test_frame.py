@@ -121,5 +121,7 @@ def test_large_frame_read_in_place_through_big_buffer():
 def test_batch_encoding_equals_one_by_one():
     from zmtp.frame import encode_message, encode_messages
 
-    messages = [[b""], [b"a", b"b" * 300], [b"x" * 255, b"", b"y" * 256]]
+    messages = [[b""], [b"a", b"b" * 300], [b"x" * 255, b"", b"y" * 256], [b"z" * 256], [b"z" * 70000]]
+    messages += [[b"w" * n] for n in range(256, 1400)]  # more sizes than the long-header cache keeps
+    messages += [[b"z" * 256], [b"v" * 300, b"z" * 256]]
     assert b"".join(encode_messages(messages)) == b"".join(b"".join(encode_message(m)) for m in messages)

@@ -31,6 +31,7 @@ _unpack_long_from = struct.Struct(">Q").unpack_from
 # Short headers are built by table lookup: one bytes object per (flags, size).
 _SHORT_HEADERS = [[bytes((flags, size)) for size in range(256)] for flags in range(8)]
 _LONG_HEADER = bytes((LONG,))
+_LONG_HEADERS: dict[int, bytes] = {}  # see _long_header
 
 
 def frame_header(size: int, flags: int = 0) -> bytes:
@@ -80,15 +81,36 @@ def encode_messages(messages: list[list[bytes]]) -> list[bytes]:
     """Chunks for many messages at once: the batch path of `encode_message`."""
     chunks: list[bytes] = []
     append = chunks.append
-    short = _SHORT_HEADERS
+    short = _SHORT_HEADERS[0]
+    long_headers = _LONG_HEADERS
     for frames in messages:
+        if len(frames) == 1:  # the common case, without the inner loop
+            body = frames[0]
+            size = len(body)
+            if size < 256:
+                append(short[size])
+            else:
+                header = long_headers.get(size)
+                append(header if header is not None else _long_header(size))
+            append(body)
+            continue
         last = len(frames) - 1
         for i, body in enumerate(frames):
             size = len(body)
             flags = MORE if i < last else 0
-            append(short[flags][size] if size < 256 else bytes((flags | LONG,)) + _pack_long(size))
+            append(_SHORT_HEADERS[flags][size] if size < 256 else bytes((flags | LONG,)) + _pack_long(size))
             append(body)
     return chunks
+
+
+def _long_header(size: int) -> bytes:
+    # A batch's messages are usually alike, so last-frame long headers are kept by size
+    # (building one costs twice as much as the rest of a message's encoding); bounded,
+    # as sizes may all differ.
+    if len(_LONG_HEADERS) >= 1024:
+        _LONG_HEADERS.clear()
+    header = _LONG_HEADERS[size] = _LONG_HEADER + _pack_long(size)
+    return header
 
 
 def encode_message_bytes(frames: list[bytes] | tuple[bytes, ...]) -> bytes:
