@@ -64,7 +64,10 @@ def encode_message(frames: list[bytes] | tuple[bytes, ...]) -> list[bytes]:
     if not last:  # one frame: the common case, without the loop
         body = frames[0]
         size = len(body)
-        return [_SHORT_HEADERS[0][size] if size < 256 else _LONG_HEADER + _pack_long(size), body]
+        if size < 256:
+            return [_SHORT_HEADERS[0][size], body]
+        header = _LONG_HEADERS.get(size)
+        return [header if header is not None else _long_header(size), body]
     chunks: list[bytes] = []
     for i, body in enumerate(frames):
         size = len(body)
