@@ -48,7 +48,7 @@ from .events import (
 from .frame import COMMAND, LONG, MORE, FrameDecoder, encode_message, encode_messages
 from .greeting import GREETING_SIZE, SIGNATURE_SIZE, Greeting, encode_signature
 from .legacy import V1FrameDecoder, encode_message_v1
-from .mechanisms.base import Mechanism, ZapSettings
+from .mechanisms.base import FRAME_FLAGS, Mechanism, ZapSettings
 from .mechanisms.null import NullMechanism
 from .metadata import Metadata
 from .socket_type import SENDS_IDENTITY, THREAD_SAFE, ZMTP20_TYPE_NUMBERS, ZMTP20_TYPES_BY_NUMBER, SocketType
@@ -59,8 +59,6 @@ MechanismFactory = Callable[..., Mechanism]
 GREETING_CLAUSE = "23/ZMTP#version-negotiation"
 LEGACY_CLAUSE = "37/ZMTP#backwards-interoperability"
 TYPE_CLAUSE = "37/ZMTP#the-socket-type-property"
-# The flags inside a CURVE MESSAGE box (01 MORE, 02 COMMAND) as frame flags.
-_INNER_FLAGS = (0, MORE, COMMAND, MORE | COMMAND)
 
 
 def _append_boxes(
@@ -770,7 +768,7 @@ class Connection:
                 partial.clear()
 
     def _opened_frames(self) -> Iterator[tuple[int, bytes]]:
-        """The frames read so far, each opened (`_decrypt`) only when asked for: every frame
+        """The frames read so far, each opened only when asked for: every frame of a window
         is cut first, so a framing error raises before any box is opened, and a command is
         acted on before the box after it is opened."""
         decoder = self._decoder
@@ -778,11 +776,7 @@ class Connection:
         decrypt = self._decrypt
         open_window = self.mechanism.open_window  # type: ignore[attr-defined]
         for data, spans in decoder.read_spans():
-            for (flags, start, end), opened in zip(spans, open_window(data, spans), strict=True):
-                if opened is None:
-                    yield decrypt(flags, data[start:end])
-                else:
-                    yield _INNER_FLAGS[opened[0]], opened[1]
+            yield from open_window(data, spans, decrypt)
 
     def _decrypt(self, flags: int, body: bytes) -> tuple[int, bytes]:
         """A MESSAGE command's frame, with its inner flags mapped to frame flags."""
@@ -793,7 +787,7 @@ class Connection:
             if flags & COMMAND and flags & MORE:
                 raise ProtocolError("command frame has the MORE flag set", clause="23/ZMTP#framing")
             inner, frame = self.mechanism.open_message(body)  # type: ignore[attr-defined]
-            return _INNER_FLAGS[inner], frame
+            return FRAME_FLAGS[inner], frame
         if not flags & COMMAND:
             raise ProtocolError(
                 f"cleartext message frame of {len(body)} octets after the {self.mechanism.name} handshake",
@@ -803,7 +797,7 @@ class Connection:
             raise ProtocolError("command frame has the MORE flag set", clause="23/ZMTP#framing")
         name, data = command.parse_command(body)
         inner, frame = self.mechanism.decrypt(name, data)  # type: ignore[attr-defined]
-        return _INNER_FLAGS[inner], frame
+        return FRAME_FLAGS[inner], frame
 
     def _receive_command(self, flags: int, body: bytes, events: list[Event]) -> None:
         if flags & MORE:

@@ -21,12 +21,17 @@ from dataclasses import dataclass
 from .. import command
 from ..bugs import NO_BUGS, ProtocolBugs
 from ..errors import AuthenticationFailed, HandshakeError, PeerRefused, ProtocolError
+from ..frame import COMMAND, MORE
 from ..metadata import Metadata
 from ..zap import SUCCESS, TEMPORARY, ZapRequest, ZapResponse
 
 # Called with the peer's metadata as soon as it is known, before we answer:
 # raises HandshakeError (whose text becomes the ERROR reason) to refuse.
 PeerCheck = Callable[[Metadata], None]
+
+# A mechanism that encrypts carries each frame's flags inside its box (RFC 26: MORE 01,
+# COMMAND 02); these are the frame flags they stand for, by their value.
+FRAME_FLAGS = (0, MORE, COMMAND, MORE | COMMAND)
 
 
 @dataclass(frozen=True)
