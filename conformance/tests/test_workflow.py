@@ -81,3 +81,18 @@ def test_the_plan_lists_every_version_of_the_version_matrix():
     with contextlib.redirect_stdout(out):
         assert main(["images", "needed", "--json"]) == 0
     assert json.loads(out.getvalue()) == sorted(versions)
+
+
+def test_a_bench_job_records_the_benchmarks_as_an_artifact():
+    wf = yaml.safe_load(WORKFLOW.read_text())
+    job = wf["jobs"]["bench"]
+    run = " ".join(step.get("run", "") for step in job["steps"])
+    # Both option sets of zmtp's own rows, and the harness's bench against the C reference.
+    assert "bench/throughput.py |" in run and "bench/throughput.py --options default" in run
+    assert "zmtp-conformance bench --peers czmq," in run and "--report-dir reports" in run
+    upload = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/upload-artifact"))
+    kept = upload["with"]["path"].split()
+    assert {"reports/bench.json", "reports/bench.html", "reports/throughput-tuned.txt"} <= set(kept)
+    assert upload["with"]["if-no-files-found"] == "error"
+    # A record, not a gate: nothing in it compares a timing.
+    assert "--baseline" not in run
