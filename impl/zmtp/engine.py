@@ -182,8 +182,9 @@ class Engine(asyncio.BufferedProtocol):
     # -- asyncio protocol --------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A stream transport, though not necessarily an asyncio.Transport subclass: uvloop's
+        # (and other loops') implement the interface without inheriting from it.
+        self.transport = transport  # type: ignore[assignment]
         self._started = self._loop.time()
         if self._metrics is not None:
             self._metrics.connections.inc()
