@@ -1,6 +1,7 @@
 """Throughput and latency of zmtp against libzmq (pyzmq), measured in the same run.
 
-    python bench/throughput.py [--quick] [--transport tcp|ipc] [--options tuned|default] [--rows ...]
+    python bench/throughput.py [--quick] [--transport tcp|ipc] [--options tuned|default] [--loop asyncio|uvloop]
+                               [--rows ...]
 
 Sender and receiver run in separate processes for both implementations, so
 each side gets a core, as it would in production. Every row prints the
@@ -25,11 +26,22 @@ import statistics
 import sys
 import tempfile
 import time
+from typing import Any
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "impl"))
 
 SIZES = [64, 1024, 64 * 1024, 1024 * 1024]
 TUNED = True  # set from --options before any process is forked
+LOOP = "asyncio"  # zmtp's event loop, set from --loop before any process is forked
+
+
+def run_zmtp(main: Any) -> Any:
+    """Run a zmtp side's coroutine on the event loop --loop names."""
+    if LOOP == "uvloop":
+        import uvloop
+
+        return uvloop.run(main)
+    return asyncio.run(main)
 
 
 def count_for(size: int, quick: bool) -> int:
@@ -135,9 +147,12 @@ class LoopTurns:
     """Counts the event loop's iterations (one selector poll each) from now on."""
 
     def __init__(self) -> None:
-        selector = asyncio.get_running_loop()._selector  # type: ignore[attr-defined]
         self.turns = 0
         self.woken = 0  # polls that returned I/O events
+        selector = getattr(asyncio.get_running_loop(), "_selector", None)
+        if selector is None:  # uvloop polls inside libuv, out of Python's sight
+            self.turns = self.woken = -1
+            return
         poll = selector.select
 
         def select(timeout: float | None = None) -> list:  # type: ignore[type-arg]
@@ -172,7 +187,7 @@ def impl_pull(ep: str, count: int, q: mp.Queue, batch: bool, curve: bool = False
         q.put(time.perf_counter() - t0)
         await ctx.term()
 
-    asyncio.run(main())
+    run_zmtp(main())
 
 
 def impl_push(ep: str, count: int, size: int, batch: bool, curve: bool = False) -> None:
@@ -197,7 +212,7 @@ def impl_push(ep: str, count: int, size: int, batch: bool, curve: bool = False) 
                 await s.send_multipart(msg)
         await s.close()
 
-    asyncio.run(main())
+    run_zmtp(main())
 
 
 def impl_rep(ep: str, q: mp.Queue) -> None:
@@ -218,7 +233,7 @@ def impl_rep(ep: str, q: mp.Queue) -> None:
         q.put((turns.turns, turns.woken))
         await ctx.term()
 
-    asyncio.run(main())
+    run_zmtp(main())
 
 
 def impl_req_latencies(ep: str, count: int, size: int, turns: list[int]) -> list[float]:
@@ -244,7 +259,7 @@ def impl_req_latencies(ep: str, count: int, size: int, turns: list[int]) -> list
         await ctx.term()
         return out
 
-    return asyncio.run(main())
+    return run_zmtp(main())
 
 
 # -- runner -----------------------------------------------------------------------------
@@ -282,6 +297,8 @@ def latency(kind: str, size: int, count: int, transport: str) -> tuple[list[floa
     lat = impl_req_latencies(ep, count, size, turns)
     rep_turns, rep_woken = q.get(timeout=30)
     server.join(30)
+    if rep_turns < 0:
+        return lat, "loop turns per round trip: not counted on uvloop"
     # The REP counts one request more (STOP) than the REQ's timed loop.
     return lat, (
         f"loop turns per round trip: REQ {turns[0] / count:.2f} ({turns[1] / count:.2f} woken by I/O),"
@@ -339,9 +356,16 @@ def main() -> None:
         help="which tables to print (default: all)",
     )
     ap.add_argument("--sizes", type=int, nargs="+", default=None, help="message sizes of the NULL throughput rows")
+    ap.add_argument(
+        "--loop",
+        choices=["asyncio", "uvloop"],
+        default="asyncio",
+        help="zmtp's event loop: asyncio's own (default) or uvloop (pip install uvloop)",
+    )
     args = ap.parse_args()
-    global TUNED
+    global TUNED, LOOP
     TUNED = args.options == "tuned"
+    LOOP = args.loop
     reps = args.repeat or (1 if args.quick else 3)
     if "null" in args.rows:
         null_rows(args, reps)
@@ -353,7 +377,7 @@ def main() -> None:
 
 def null_rows(args: argparse.Namespace, reps: int) -> None:
     print(
-        f"PUSH/PULL throughput over {args.transport}, {args.options} options, msgs/s (median of {reps};"
+        f"PUSH/PULL throughput over {args.transport}, {args.options} options, zmtp on {LOOP}, msgs/s (median of {reps};"
         " spread in brackets; ratios: median of the per-repetition ratios)"
     )
     print(f"{'size':>8} {'libzmq':>24} {'zmtp per-msg':>24} {'ratio':>6} {'zmtp batch':>24} {'ratio':>6}")
@@ -367,7 +391,7 @@ def null_rows(args: argparse.Namespace, reps: int) -> None:
 
 
 def curve_rows(args: argparse.Namespace, reps: int) -> None:
-    print(f"PUSH/PULL throughput with CURVE over {args.transport}, {args.options} options, msgs/s")
+    print(f"PUSH/PULL throughput with CURVE over {args.transport}, {args.options} options, zmtp on {LOOP}, msgs/s")
     print(f"{'size':>8} {'libzmq':>24} {'zmtp per-msg':>24} {'ratio':>6} {'zmtp batch':>24} {'ratio':>6}")
     for size in (1024, 64 * 1024):
         row = interleaved(size, count_for(size, True), args.transport, reps, curve=True)
@@ -386,7 +410,7 @@ def latency_rows(args: argparse.Namespace) -> None:
     rounds = 1 if args.quick else 5
     count = 2000
     print(
-        f"REQ/REP round trips over {args.transport}, default options, microseconds"
+        f"REQ/REP round trips over {args.transport}, default options, zmtp on {LOOP}, microseconds"
         f" ({rounds} rounds of {count}, alternating; ratio: median of the per-round p50 ratios)"
     )
     print(f"{'size':>8} {'impl':>8} {'p50':>8} {'p95':>8} {'p99':>8}   ratio p50 (zmtp/libzmq)")
