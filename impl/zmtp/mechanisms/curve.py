@@ -177,7 +177,7 @@ class CurveMechanism(Mechanism):
 
     def _next_nonce(self) -> bytes:
         n = self._send_nonce
-        if not self.bugs.curve_repeat_nonce:
+        if not self._repeat_nonce:
             self._send_nonce += 1
         return _pack_nonce(n)
 
