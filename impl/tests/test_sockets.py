@@ -7,6 +7,7 @@ import contextlib
 from collections import Counter
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 import zmtp
 from zmtp.connection import Connection
@@ -253,6 +254,87 @@ async def test_empty_subscription_matches_everything(ctx):
     await subscribed(pub, sub, b"anything")
     await pub.send(b"")
     assert await recv(sub) == [b""]
+
+
+async def test_unsubscribing_from_everything_filters_again(ctx):
+    # Subscribed to "", a SUB reads its queue without judging each message; once "" is
+    # cancelled, what is already queued and what comes next is filtered by the topics left.
+    pub, sub, _ = await pair(ctx, zmtp.PUB, zmtp.SUB)
+    sub.subscribe(b"")
+    sub.subscribe(b"A")
+    await subscribed(pub, sub, b"probe")
+    await drain(sub)
+    await pub.send_many([[b"A1"], [b"B1"]])
+    assert await recv(sub) == [b"A1"]
+    assert await recv(sub) == [b"B1"]
+    await pub.send_many([[b"B2"], [b"A2"], [b"B3"]])
+    await asyncio.sleep(0.2)  # queued at the SUB before the cancel below
+    sub.unsubscribe(b"")
+    got = await asyncio.wait_for(sub.recv_many(10), T)
+    assert got == [[b"A2"]]
+    sub.subscribe(b"")
+    await subscribed(pub, sub, b"B-probe")  # unfiltered again
+
+
+async def test_pub_send_many_gives_each_subscriber_its_own_share_in_order(ctx):
+    pub = ctx.socket(zmtp.PUB, opts())
+    ep = await pub.bind("tcp://127.0.0.1:0")
+    # An XSUB does not filter again what arrives: it reads what the PUB chose to send it.
+    only_a, every = ctx.socket(zmtp.XSUB, opts()), ctx.socket(zmtp.SUB, opts())
+    every.subscribe(b"")
+    for sub in (only_a, every):
+        await sub.connect(ep)
+    await only_a.send(b"\x01A")
+    await subscribed(pub, only_a, b"A-probe")
+    await subscribed(pub, every, b"A-probe")
+    for sub in (only_a, every):
+        await drain(sub)
+    batch = [[b"A%d" % i, b"body"] if i % 3 else [b"B%d" % i] for i in range(300)]
+    assert await pub.send_many(batch) == 300
+    for sub, expected in ((only_a, [m for m in batch if m[0].startswith(b"A")]), (every, batch)):
+        got = []
+        while len(got) < len(expected):
+            got += await asyncio.wait_for(sub.recv_many(1000), T)
+        assert got == expected
+        assert await nothing_arrives(sub)
+    with pytest.raises(ValueError, match="at least one frame"):
+        await pub.send_many([[b"ok"], []])
+
+
+async def test_pub_send_many_honours_the_ignore_subscriptions_knob(ctx):
+    # An XSUB does not filter what arrives, so what the PUB chose to send is what it reads.
+    pub = ctx.socket(zmtp.PUB, opts(bugs=zmtp.ProtocolBugs(pub_ignore_subscriptions=True)))
+    xsub = ctx.socket(zmtp.XSUB, opts())
+    await xsub.connect(await pub.bind("tcp://127.0.0.1:0"))
+    await xsub.send(b"\x01A")
+    await subscribed(pub, xsub, b"A-probe")
+    await drain(xsub)
+    await pub.send_many([[b"B-not-asked-for"], [b"A-asked-for"]])
+    assert await recv(xsub) == [b"B-not-asked-for"]
+    assert await recv(xsub) == [b"A-asked-for"]
+
+
+async def test_pub_send_many_drops_what_a_full_subscriber_cannot_take(ctx):
+    registry = CollectorRegistry()
+    mctx = zmtp.Context(metrics=zmtp.Metrics(registry))
+    pub = mctx.socket(zmtp.PUB, opts(sndhwm=5))
+    sub = mctx.socket(zmtp.SUB, opts(rcvhwm=5, recv_buffer_size=4096))
+    await sub.connect(await pub.bind("tcp://127.0.0.1:0"))
+    sub.subscribe(b"")
+    await subscribed(pub, sub, b"probe")
+    await drain(sub)
+    assert await pub.send_many([[b"x" * 60000]] * 2000) == 2000  # never waits
+    received = 0
+    while not await nothing_arrives(sub, 0.3):
+        received += 1
+    assert 0 < received < 2000
+    dropped = {
+        kind: registry.get_sample_value("zmtp_messages_dropped_total", {"socket_type": kind, "reason": "hwm"}) or 0
+        for kind in ("PUB", "SUB")
+    }
+    assert dropped["PUB"] > 0  # the publisher's queue for this peer was full
+    assert received + dropped["PUB"] + dropped["SUB"] == 2000
+    await mctx.term()
 
 
 async def test_xpub_sees_subscriptions_and_their_end(ctx):

@@ -39,6 +39,11 @@ class Subscriptions:
         self._counts[topic] = n - 1
         return False
 
+    @property
+    def everything(self) -> bool:
+        """Subscribed to the empty topic: every message matches."""
+        return bool(self._all)
+
     def matches(self, data: bytes) -> bool:
         if self._all:
             return True

@@ -38,12 +38,16 @@ class Sub(Socket):
         self._check_open()
         topic = _topic(topic)
         if self._subs.add(topic):
+            self._subscriptions_changed()
             self._broadcast_subscription(topic, True)
 
     def unsubscribe(self, topic: bytes | str = b"") -> None:
         self._check_open()
         topic = _topic(topic)
-        if self._subs.remove(topic) and not self.options.bugs.cancel_never_sent:
+        if not self._subs.remove(topic):
+            return
+        self._subscriptions_changed()
+        if not self.options.bugs.cancel_never_sent:
             self._broadcast_subscription(topic, False)
 
     def pipe_attached(self, pipe: Pipe) -> bool:
@@ -60,6 +64,14 @@ class Sub(Socket):
 
     def filter_in(self, pipe: Pipe, frames: list[bytes]) -> list[bytes] | None:
         return frames if self._subs.matches(frames[0]) else None
+
+    def _subscriptions_changed(self) -> None:
+        # Subscribed to everything, nothing is filtered: no filter_in lets take_many move a
+        # backlog in bulk instead of judging each message (a fifth of a busy SUB's time).
+        if self._subs.everything:
+            self.filter_in = None  # type: ignore[assignment]
+        elif "filter_in" in self.__dict__:
+            del self.filter_in
 
     def send_now(self, frames: list[bytes]) -> bool:
         raise NotSupported("SUB sockets cannot send; use subscribe() or an XSUB socket")
