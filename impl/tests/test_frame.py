@@ -124,4 +124,8 @@ def test_batch_encoding_equals_one_by_one():
     messages = [[b""], [b"a", b"b" * 300], [b"x" * 255, b"", b"y" * 256], [b"z" * 256], [b"z" * 70000]]
     messages += [[b"w" * n] for n in range(256, 1400)]  # more sizes than the long-header cache keeps
     messages += [[b"z" * 256], [b"v" * 300, b"z" * 256]]
-    assert b"".join(encode_messages(messages)) == b"".join(b"".join(encode_message(m)) for m in messages)
+    chunks, total = encode_messages(messages)
+    assert b"".join(chunks) == b"".join(b"".join(encode_message(m)) for m in messages)
+    assert total == sum(len(f) for m in messages for f in m)
+    with pytest.raises(ValueError, match="at least one frame"):
+        encode_messages([[b"ok"], []])

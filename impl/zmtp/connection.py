@@ -234,27 +234,29 @@ class Connection:
             return _box_encoder(self.mechanism.encrypt)  # type: ignore[attr-defined]
         return encode_message
 
-    def encode_messages(self, messages: list[list[bytes]]) -> list[bytes]:
-        """The chunks of many messages; the same bytes as encoding them one by one."""
+    def encode_messages(self, messages: list[list[bytes]]) -> tuple[list[bytes], int]:
+        """The chunks of many messages (the same bytes as encoding them one by one), and the
+        total size of their bodies."""
         if self.mechanism.encrypts and self.state is State.TRAFFIC and self.version != (1, 0):
             # Under CURVE each frame is its own box: one call per frame, nothing else per message.
             encrypt = self.mechanism.encrypt  # type: ignore[attr-defined]
-            boxes = []
+            boxes: list[bytes] = []
             append = boxes.append
+            total = 0
             for frames in messages:
                 if not frames:
                     raise ValueError("a message has at least one frame")
                 _append_boxes(encrypt, frames, append)
-            return boxes
+                total += sum(map(len, frames))
+            return boxes, total
         if self.state is not State.TRAFFIC or self.version == (1, 0) or self.mechanism.encrypts or self._buggy_framing:
             chunks: list[bytes] = []
+            total = 0
             for frames in messages:
                 chunks.extend(self.encode_message(frames))
-            return chunks
-        for frames in messages:
-            if not frames:
-                raise ValueError("a message has at least one frame")
-        return encode_messages(messages)
+                total += sum(map(len, frames))
+            return chunks, total
+        return encode_messages(messages)  # which refuses an empty message itself
 
     def _encode_message_buggy(self, frames: list[bytes] | tuple[bytes, ...]) -> list[bytes]:
         chunks: list[bytes] = []

@@ -454,14 +454,14 @@ class Engine(asyncio.BufferedProtocol):
 
     def write_messages(self, messages: list[list[bytes]]) -> None:
         assert self.conn is not None
-        self._wchunks.extend(self.conn.encode_messages(messages))
-        size = self._wsize
-        for frames in messages:
-            for f in frames:
-                size += len(f)
+        chunks, sent = self.conn.encode_messages(messages)
+        if self._wchunks:
+            self._wchunks.extend(chunks)
+        else:
+            self._wchunks = chunks  # ours alone: no copy into the empty list
         if self._metrics is not None:
-            self._metrics.sent(len(messages), size - self._wsize)
-        self._wsize = size
+            self._metrics.sent(len(messages), sent)
+        size = self._wsize = self._wsize + sent
         if size >= self._wlimit:
             self._gathered_enough()
         elif self._flush_handle is None:

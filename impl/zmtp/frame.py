@@ -80,16 +80,19 @@ def encode_message(frames: list[bytes] | tuple[bytes, ...]) -> list[bytes]:
     return chunks
 
 
-def encode_messages(messages: list[list[bytes]]) -> list[bytes]:
-    """Chunks for many messages at once: the batch path of `encode_message`."""
+def encode_messages(messages: list[list[bytes]]) -> tuple[list[bytes], int]:
+    """Chunks for many messages at once (the batch path of `encode_message`), and the total
+    size of their bodies, counted on the way rather than in a second pass over the batch."""
     chunks: list[bytes] = []
     append = chunks.append
     short = _SHORT_HEADERS[0]
     long_headers = _LONG_HEADERS
+    total = 0
     for frames in messages:
         if len(frames) == 1:  # the common case, without the inner loop
             body = frames[0]
             size = len(body)
+            total += size
             if size < 256:
                 append(short[size])
             else:
@@ -97,13 +100,16 @@ def encode_messages(messages: list[list[bytes]]) -> list[bytes]:
                 append(header if header is not None else _long_header(size))
             append(body)
             continue
+        if not frames:
+            raise ValueError("a message has at least one frame")
         last = len(frames) - 1
         for i, body in enumerate(frames):
             size = len(body)
+            total += size
             flags = MORE if i < last else 0
             append(_SHORT_HEADERS[flags][size] if size < 256 else bytes((flags | LONG,)) + _pack_long(size))
             append(body)
-    return chunks
+    return chunks, total
 
 
 def _long_header(size: int) -> bytes:
