@@ -406,8 +406,10 @@ def latency_rows(args: argparse.Namespace) -> None:
     # Rounds alternate libzmq and zmtp, each with fresh processes: a round trip's time on a
     # small machine depends mostly on where the scheduler puts the two processes (on one
     # core a round trip here took half as long as across two), which changes from one pair
-    # of processes to the next; a ratio taken within a round compares like with like.
-    rounds = 1 if args.quick else 5
+    # of processes to the next; a ratio taken within a round compares like with like. A
+    # round's ratio still spreads by a third either way, so the median takes eleven of them
+    # (a round costs well under a second).
+    rounds = 1 if args.quick else 11
     count = 2000
     print(
         f"REQ/REP round trips over {args.transport}, default options, zmtp on {LOOP}, microseconds"
