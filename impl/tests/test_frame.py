@@ -81,6 +81,24 @@ def test_max_size_exactly_is_allowed():
         dec.next_frame()
 
 
+@pytest.mark.parametrize("limit", [100, 255, None])
+def test_batch_reader_stops_at_a_frame_over_the_limit_and_cuts_the_rest(limit):
+    # The batch reader (feed_messages) takes short frames on a path of their own; a limit
+    # below 255 must still stop it at a short frame over the limit, where next_frame refuses.
+    dec = FrameDecoder(max_size=limit)
+    stream = encode_message_bytes([b"t", b"a" * 100]) + encode_message_bytes([b"b" * 100]) + encode_frame(b"c" * 101)
+    partial: list[bytes] = []
+    got = dec.feed_messages(stream, partial)
+    assert got[:2] == [[b"t", b"a" * 100], [b"b" * 100]]
+    if limit == 100:
+        assert len(got) == 2
+        with pytest.raises(MessageTooLarge):
+            dec.next_frame()
+    else:
+        assert got[2:] == [[b"c" * 101]]
+    assert partial == []
+
+
 def test_incomplete_frames_wait():
     dec = FrameDecoder()
     dec.feed(b"\x02\x00\x00")

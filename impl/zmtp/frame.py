@@ -133,19 +133,28 @@ def _cut_messages(
     returns the offset of the first frame not taken."""
     dn = len(data)
     i = 0
+    # Flags 0 or 1 (MORE alone) make a short plain data frame, whose body of at most 255
+    # octets no limit of 255 or more refuses: one test instead of three for small frames.
+    short = 2 if limit >= 255 else 0
     while i + 2 <= dn:
         flags = data[i]
-        if flags & LONG:
-            if i + 9 > dn:
-                break
-            size = _unpack_long_from(data, i + 1)[0]
-            start = i + 9
-        else:
-            size = data[i + 1]
+        if flags < short:
             start = i + 2
-        end = start + size
-        if end > dn or size > limit or flags & _NOT_PLAIN:
-            break
+            end = start + data[i + 1]
+            if end > dn:
+                break
+        else:
+            if flags & LONG:
+                if i + 9 > dn:
+                    break
+                size = _unpack_long_from(data, i + 1)[0]
+                start = i + 9
+            else:
+                size = data[i + 1]
+                start = i + 2
+            end = start + size
+            if end > dn or size > limit or flags & _NOT_PLAIN:
+                break
         i = end
         if flags & MORE:
             partial.append(data[start:end])
