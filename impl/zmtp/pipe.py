@@ -137,7 +137,11 @@ class Pipe:
 
     def pop_inbound_many(self, n: int) -> list[list[bytes]]:
         inbound = self.inbound
-        out = [inbound.popleft() for _ in range(n)]
+        if n >= len(inbound):  # all of it (recv_many on a backlog): copied in C, not popped one by one
+            out = list(inbound)
+            inbound.clear()
+        else:
+            out = [inbound.popleft() for _ in range(n)]
         engine = self.engine
         if engine is not None and engine.reading_paused and len(inbound) < self.resume_at:
             engine.resume_reading()
