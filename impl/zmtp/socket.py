@@ -565,6 +565,16 @@ class Socket:
                 " message with send or send_multipart before send_many"
             )
 
+    def _whole_batch(self, messages: Iterable[Iterable[bytes]]) -> list[list[bytes]]:
+        """A send_many batch as lists of frames, checked before any of it goes out."""
+        self._check_open()
+        self._refuse_held()
+        batch = [m if isinstance(m, list) else list(m) for m in messages]
+        for msg in batch:
+            if not msg:
+                raise ValueError("a message has at least one frame")
+        return batch
+
     def _check_open(self) -> None:
         if self._closed:
             raise SocketClosed(f"{self.type.value} socket is closed")

@@ -37,12 +37,7 @@ class LoadBalanced(Socket):
         written at once; with several, messages are dealt out one by one."""
         if len(self._out_pipes) != 1:
             return await super().send_many(messages)
-        self._check_open()
-        self._refuse_held()
-        batch = [m if isinstance(m, list) else list(m) for m in messages]
-        for msg in batch:
-            if not msg:
-                raise ValueError("a message has at least one frame")
+        batch = self._whole_batch(messages)
         done = 0
         while done < len(batch):
             pipes = self._out_pipes

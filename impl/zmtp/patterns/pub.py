@@ -38,12 +38,7 @@ class Pub(Socket):
     async def send_many(self, messages: Iterable[Iterable[bytes]]) -> int:
         """Each subscriber gets its share of the batch in one go (the batch encoder's path),
         rather than every message being dealt to every subscriber in turn."""
-        self._check_open()
-        self._refuse_held()
-        batch = [m if isinstance(m, list) else list(m) for m in messages]
-        for msg in batch:
-            if not msg:
-                raise ValueError("a message has at least one frame")
+        batch = self._whole_batch(messages)
         everything = self.options.bugs.pub_ignore_subscriptions
         for pipe in self._pipes:
             if not pipe.live:
