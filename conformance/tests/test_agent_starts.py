@@ -7,12 +7,13 @@ import asyncio
 import re
 import sys
 
+import pytest
 from scenario_samples import push_pull, write
 
-from zmtp_conformance import peers
+from zmtp_conformance import deviations, peers
 from zmtp_conformance.cells import Cell
 from zmtp_conformance.peers import AgentPool, PeerSpec
-from zmtp_conformance.runner import CellRun, run_cell
+from zmtp_conformance.runner import CellRun, name_the_dead, run_cell
 from zmtp_conformance.scenario import load_file
 from zmtp_conformance.vocabulary import Outcome
 
@@ -165,3 +166,40 @@ def test_a_paused_agent_is_not_asked_whether_it_died(tmp_path):
             await pool.close()
 
     assert asyncio.run(go()) == ([], True)
+
+
+# How a sanity exchange finds a crashed server, as two runs of the same cell reported it.
+_FOUND_DEAD = "sanity exchange after hostile input failed: {peer}/server: failed: agent {how}; agent stderr: {words}"
+
+
+@pytest.mark.parametrize("how", ["is not running", "exited during recv"])
+@pytest.mark.parametrize(
+    ("peer", "words", "entry"),
+    [
+        ("zmq4-0.17.0", "panic: runtime error: makeslice: len out of range", "zmq4-process-panics-on-hostile-input"),
+        ("zmqrs-0.7.0", "memory allocation of 1384576509934960476 bytes failed", "zmqrs-aborts-on-huge-frame-size"),
+    ],
+)
+def test_a_crash_is_named_the_same_way_however_the_step_found_it_out(how, peer, words, entry):
+    # One run's sanity exchange found the zmq4 agent already gone and quoted its stderr in the
+    # agent error; the rerun found it through a reset handshake, and the harness added the death.
+    # Both must end alike, or the entry for the crash excuses one run and not the other.
+    found = _FOUND_DEAD.format(peer=peer, how=how, words=words)
+    reset = "sanity exchange after hostile input failed: handshake as SUB did not complete: [Errno 104] Connection reset by peer"
+    died = [(f"{peer}/server", words)]
+    named = [name_the_dead(found, died), name_the_dead(reset, died)]
+    for reason in named:
+        assert reason.endswith(f"({peer}/server died: {words})"), reason
+        assert reason.count(words) == 1, reason
+    table = deviations.load()
+    scenario = "23/hostile/garbage-after-handshake"
+    for reason in named:
+        failure = deviations.Failure("sanity", "sanity", reason, "the peer serves a fresh connection", found)
+        family = peer.split("-")[0]  # entries name the implementation, cells the image
+        hit = deviations.find(table, scenario, family, "raw", failure, "NULL", "tcp")
+        assert hit is not None and hit.id == entry, reason
+
+
+def test_an_agent_that_died_silently_is_still_named():
+    assert name_the_dead("step 3 failed", [("impl/server", "")]) == "step 3 failed (impl/server died: nothing on its stderr)"
+    assert name_the_dead("step 3 failed", []) == "step 3 failed"

@@ -1058,6 +1058,23 @@ RAW_STEPS: dict[str, Callable[[CellRun, Role, RawPeer, Any], Awaitable[None]]] =
 }
 
 
+def name_the_dead(reason: str, died: list[tuple[str, str]]) -> str:
+    """`reason` ending with "(<agent> died: <its last words>)" for each agent that died on its own.
+
+    However a step found the death out (a reset, a refused connect, an agent that answered
+    nothing or was already gone), the reason ends the same way, so that one deviation entry
+    matches the crash however it was noticed. Last words the step already quoted as the agent's
+    stderr move into that ending rather than being said twice.
+    """
+    said = []
+    for name, words in died:
+        hint = f"; agent stderr: {words}"
+        if words and hint in reason:
+            reason = reason.replace(hint, "")
+        said.append(f"{name} died: {words or 'nothing on its stderr'}")
+    return f"{reason} ({'; '.join(said)})" if said else reason
+
+
 async def run_cell(
     cell: Cell,
     pool: AgentPool,
@@ -1104,10 +1121,7 @@ async def run_cell(
             died = await run.deaths() if result.outcome == Outcome.FAILED else []
             await run.teardown()
     if result.outcome == Outcome.FAILED:
-        # An agent's last words are already in the reason when the step that failed saw it die.
-        said = [f"{name} died: {words or 'nothing on its stderr'}" for name, words in died if words not in result.reason]
-        if said:
-            result.reason = f"{result.reason} ({'; '.join(said)})"
+        result.reason = name_the_dead(result.reason, died)
         result.step, result.action = where, action
         failure = Failure(where, action, result.reason, result.expected, result.seen)
         dev = find(deviations, cell.scenario.id, cell.server, cell.client, failure, cell.mechanism, cell.transport)
